@@ -1,0 +1,51 @@
+use async_graphql::ID;
+use sqlx::PgPool;
+
+use crate::auth::{Caller, Scope};
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::guards;
+use crate::ids::{self, NodeKind};
+use crate::store::api_keys::{self, ApiKeyRow};
+use crate::tenants::KEY_PREFIX_CHARS;
+use crate::validation::{self, MAX_NAME_CHARS};
+use canopy_core::secrets::{self, SecretKind};
+
+/// Creates a key with `scopes` (no more than the caller holds) and returns it
+/// with its secret, which is not stored and cannot be shown again.
+pub async fn create(
+    pool: &PgPool,
+    caller: &Caller,
+    name: &str,
+    scopes: &[Scope],
+) -> ApiResult<(ApiKeyRow, String)> {
+    let name = validation::required("name", name, MAX_NAME_CHARS)?;
+    if scopes.is_empty() {
+        return Err(ApiError::bad_input(
+            "scopes",
+            "a key needs at least one scope",
+        ));
+    }
+    let mut scopes = scopes.to_vec();
+    scopes.sort_by_key(|s| s.as_str());
+    scopes.dedup();
+    guards::may_grant(caller, &scopes)?;
+    let secret = secrets::mint(SecretKind::ApiKey, caller.tenant_id);
+    let mut conn = pool.acquire().await?;
+    let row = api_keys::insert(
+        &mut conn,
+        caller.tenant_id,
+        &name,
+        &scopes,
+        &secret.plaintext[..KEY_PREFIX_CHARS],
+        &secret.hash,
+    )
+    .await?;
+    Ok((row, secret.plaintext))
+}
+
+pub async fn revoke(pool: &PgPool, tenant_id: i64, id: &ID) -> ApiResult<ApiKeyRow> {
+    let id = ids::expect(id, NodeKind::ApiKey, "id")?;
+    api_keys::revoke(pool, tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))
+}

@@ -1,0 +1,264 @@
+//! Creating, editing, moving and deleting customers, and assigning their
+//! administrators.
+
+use async_graphql::{ID, MaybeUndefined};
+use sqlx::{PgConnection, PgPool};
+
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::types::{CreateCustomerInput, UpdateCustomerInput};
+use crate::ids::{self, NodeKind};
+use crate::store::customers::{self, CustomerRow, Deleted, Fields};
+use crate::store::{tree_lock, users};
+use crate::validation::{self as v, *};
+
+const NUMBER_TAKEN: &str = "a customer with this number already exists";
+
+/// Loads a customer of the tenant, or NOT_FOUND.
+async fn existing(conn: &mut PgConnection, tenant_id: i64, id: i64) -> ApiResult<CustomerRow> {
+    customers::by_id(conn, tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(NodeKind::Customer.noun()))
+}
+
+fn number(value: &str) -> ApiResult<String> {
+    v::required("number", value, MAX_NUMBER_CHARS)
+}
+
+fn title(value: &str) -> ApiResult<String> {
+    v::required("title", value, MAX_TITLE_CHARS)
+}
+
+pub async fn create(
+    pool: &PgPool,
+    tenant_id: i64,
+    input: CreateCustomerInput,
+) -> ApiResult<CustomerRow> {
+    let parent_id = input
+        .parent_id
+        .as_ref()
+        .map(|id| ids::expect(id, NodeKind::Customer, "parentId"))
+        .transpose()?;
+    let number = input.number.as_deref().map(number).transpose()?;
+    let fields = Fields {
+        title: title(&input.title)?,
+        info: optional_text("info", input.info.as_deref(), MAX_INFO_CHARS)?,
+        email: optional_email("email", input.email.as_deref())?,
+        phone: optional_phone("phone", input.phone.as_deref())?,
+        country: optional("country", input.country.as_deref(), MAX_PLACE_CHARS)?,
+        state: optional("state", input.state.as_deref(), MAX_PLACE_CHARS)?,
+        city: optional("city", input.city.as_deref(), MAX_PLACE_CHARS)?,
+        address: optional("address", input.address.as_deref(), MAX_ADDRESS_CHARS)?,
+        address2: optional("address2", input.address2.as_deref(), MAX_ADDRESS_CHARS)?,
+        zip: optional("zip", input.zip.as_deref(), MAX_ZIP_CHARS)?,
+    };
+
+    let mut tx = pool.begin().await?;
+    tree_lock::shared(&mut tx, tenant_id).await?;
+    let parent = match parent_id {
+        Some(id) => Some(
+            customers::by_id(&mut tx, tenant_id, id)
+                .await?
+                .ok_or_else(|| ApiError::bad_input("parentId", "parentId names no customer"))?,
+        ),
+        None => None,
+    };
+    let row = customers::insert(
+        &mut tx,
+        tenant_id,
+        parent.as_ref(),
+        number.as_deref(),
+        &fields,
+    )
+    .await
+    .map_err(|e| ApiError::on_constraint(e, "customers_number_key", "number", NUMBER_TAKEN))?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Applies one field of an update: left out keeps `current`, null clears it.
+fn patch(
+    field: &str,
+    change: &MaybeUndefined<String>,
+    current: &Option<String>,
+    check: impl Fn(&str, Option<&str>) -> ApiResult<Option<String>>,
+) -> ApiResult<Option<String>> {
+    match change {
+        MaybeUndefined::Undefined => Ok(current.clone()),
+        MaybeUndefined::Null => Ok(None),
+        MaybeUndefined::Value(value) => check(field, Some(value)),
+    }
+}
+
+/// Applies a change to a field that cannot be cleared.
+fn patch_required(
+    field: &str,
+    change: &MaybeUndefined<String>,
+    current: &str,
+    check: impl Fn(&str) -> ApiResult<String>,
+) -> ApiResult<String> {
+    match change {
+        MaybeUndefined::Undefined => Ok(current.to_owned()),
+        MaybeUndefined::Null => Err(ApiError::bad_input(
+            field,
+            format!("{field} cannot be cleared"),
+        )),
+        MaybeUndefined::Value(value) => check(value),
+    }
+}
+
+pub async fn update(
+    pool: &PgPool,
+    tenant_id: i64,
+    id: &ID,
+    input: UpdateCustomerInput,
+) -> ApiResult<CustomerRow> {
+    let id = ids::expect(id, NodeKind::Customer, "id")?;
+    let resorts = !input.title.is_undefined() || !input.number.is_undefined();
+    let mut tx = pool.begin().await?;
+    if resorts {
+        // A new title or number moves the subtree in the sort order.
+        tree_lock::exclusive(&mut tx, tenant_id).await?;
+    }
+    let current = existing(&mut tx, tenant_id, id).await?;
+    let place = |max| move |f: &str, v: Option<&str>| optional(f, v, max);
+    let new_number = patch_required("number", &input.number, &current.number, number)?;
+    let fields = Fields {
+        title: patch_required("title", &input.title, &current.title, title)?,
+        info: patch("info", &input.info, &current.info, |f, v| {
+            optional_text(f, v, MAX_INFO_CHARS)
+        })?,
+        email: patch("email", &input.email, &current.email, optional_email)?,
+        phone: patch("phone", &input.phone, &current.phone, optional_phone)?,
+        country: patch(
+            "country",
+            &input.country,
+            &current.country,
+            place(MAX_PLACE_CHARS),
+        )?,
+        state: patch(
+            "state",
+            &input.state,
+            &current.state,
+            place(MAX_PLACE_CHARS),
+        )?,
+        city: patch("city", &input.city, &current.city, place(MAX_PLACE_CHARS))?,
+        address: patch(
+            "address",
+            &input.address,
+            &current.address,
+            place(MAX_ADDRESS_CHARS),
+        )?,
+        address2: patch(
+            "address2",
+            &input.address2,
+            &current.address2,
+            place(MAX_ADDRESS_CHARS),
+        )?,
+        zip: patch("zip", &input.zip, &current.zip, place(MAX_ZIP_CHARS))?,
+    };
+    let row = customers::update(&mut tx, tenant_id, id, &new_number, &fields)
+        .await
+        .map_err(|e| ApiError::on_constraint(e, "customers_number_key", "number", NUMBER_TAKEN))?;
+    let row = if row.sort_key != current.sort_key {
+        customers::move_subtree(&mut tx, tenant_id, id, row.parent_id).await?;
+        existing(&mut tx, tenant_id, id).await?
+    } else {
+        row
+    };
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Moves a customer with its subtree below `new_parent_id` (to the roots
+/// when `None`), refusing to put it below itself.
+pub async fn move_to(
+    pool: &PgPool,
+    tenant_id: i64,
+    id: &ID,
+    new_parent_id: Option<&ID>,
+) -> ApiResult<CustomerRow> {
+    let id = ids::expect(id, NodeKind::Customer, "id")?;
+    let new_parent = new_parent_id
+        .map(|p| ids::expect(p, NodeKind::Customer, "newParentId"))
+        .transpose()?;
+    let mut tx = pool.begin().await?;
+    tree_lock::exclusive(&mut tx, tenant_id).await?;
+    let current = existing(&mut tx, tenant_id, id).await?;
+    if let Some(parent) = new_parent {
+        if customers::by_id(&mut tx, tenant_id, parent)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::bad_input(
+                "newParentId",
+                "newParentId names no customer",
+            ));
+        }
+        if customers::is_in_subtree(&mut tx, tenant_id, id, parent).await? {
+            return Err(ApiError::bad_input(
+                "newParentId",
+                "a customer cannot move below itself or one of its inner customers",
+            ));
+        }
+    }
+    if current.parent_id == new_parent {
+        return Ok(current);
+    }
+    customers::move_subtree(&mut tx, tenant_id, id, new_parent).await?;
+    let row = existing(&mut tx, tenant_id, id).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn delete(pool: &PgPool, tenant_id: i64, id: &ID, cascade: bool) -> ApiResult<Deleted> {
+    let id = ids::expect(id, NodeKind::Customer, "id")?;
+    let mut tx = pool.begin().await?;
+    tree_lock::exclusive(&mut tx, tenant_id).await?;
+    let root = existing(&mut tx, tenant_id, id).await?;
+    let census = customers::census(&mut tx, &root).await?;
+    if census.customers > 1 && !cascade {
+        return Err(ApiError::precondition(format!(
+            "the customer has {} customers below it; pass cascade: true to delete them too",
+            census.customers - 1
+        )));
+    }
+    if census.cloud_accounts > 0 {
+        return Err(ApiError::precondition(format!(
+            "{} cloud account(s) are attached in what would be deleted; detach them first",
+            census.cloud_accounts
+        )));
+    }
+    let mut deleted = customers::delete_subtree(&mut tx, &root).await?;
+    tx.commit().await?;
+    deleted.customer_ids.sort_unstable();
+    deleted.user_ids.sort_unstable();
+    deleted.detached_entitlement_ids.sort_unstable();
+    Ok(deleted)
+}
+
+/// Assigns (or, with `assign == false`, removes) an administrator by email.
+/// The user must already be registered in the tenant.
+pub async fn set_administrator(
+    pool: &PgPool,
+    tenant_id: i64,
+    customer_id: &ID,
+    email: &str,
+    assign: bool,
+) -> ApiResult<CustomerRow> {
+    let customer_id = ids::expect(customer_id, NodeKind::Customer, "customerId")?;
+    let email = v::email("email", email)?;
+    let mut tx = pool.begin().await?;
+    let customer = existing(&mut tx, tenant_id, customer_id).await?;
+    let user = users::by_email(&mut tx, tenant_id, &email)
+        .await?
+        .ok_or_else(|| ApiError::bad_input("email", "no user with this email is registered"))?;
+    if assign {
+        users::add_administrator(&mut tx, tenant_id, customer.id, user.id).await?;
+    } else if !users::remove_administrator(&mut tx, tenant_id, customer.id, user.id).await? {
+        return Err(ApiError::precondition(
+            "this user is not an administrator of the customer",
+        ));
+    }
+    tx.commit().await?;
+    Ok(customer)
+}

@@ -1,0 +1,65 @@
+use async_graphql::ID;
+use sqlx::PgPool;
+
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::types::EntitlementKind;
+use crate::ids::{self, NodeKind};
+use crate::store::customers;
+use crate::store::entitlements::{self, EntitlementRow};
+use crate::validation::{self, MAX_REFERENCE_CHARS};
+
+pub async fn attach(
+    pool: &PgPool,
+    tenant_id: i64,
+    customer_id: &ID,
+    kind: EntitlementKind,
+    reference: &str,
+) -> ApiResult<EntitlementRow> {
+    let customer_id = ids::expect(customer_id, NodeKind::Customer, "customerId")?;
+    let reference = validation::required("reference", reference, MAX_REFERENCE_CHARS)?;
+    let mut tx = pool.begin().await?;
+    let customer = customers::by_id(&mut tx, tenant_id, customer_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("customer"))?;
+    let id = entitlements::attach(
+        &mut tx,
+        tenant_id,
+        customer.id,
+        &customer.number,
+        kind.as_str(),
+        &reference,
+    )
+    .await
+    .map_err(|e| {
+        ApiError::on_constraint(
+            e,
+            "entitlements_reference_key",
+            "reference",
+            "an entitlement of this kind with this reference already exists",
+        )
+    })?;
+    let row = entitlements::by_id(&mut tx, tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("entitlement"))?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn detach(pool: &PgPool, tenant_id: i64, id: &ID) -> ApiResult<EntitlementRow> {
+    let id = ids::expect(id, NodeKind::Entitlement, "id")?;
+    let mut tx = pool.begin().await?;
+    let current = entitlements::by_id(&mut tx, tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("entitlement"))?;
+    if current.customer_id.is_none() {
+        return Err(ApiError::precondition(
+            "the entitlement is already detached",
+        ));
+    }
+    entitlements::detach(&mut tx, tenant_id, id).await?;
+    let row = entitlements::by_id(&mut tx, tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("entitlement"))?;
+    tx.commit().await?;
+    Ok(row)
+}

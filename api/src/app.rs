@@ -1,0 +1,190 @@
+//! The HTTP application: `app(state)` builds the router (tests use it
+//! without a socket), `run` serves it until SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::auth::{self, AuthError};
+use crate::graphql::{self, CanopySchema, loaders::Loaders};
+use canopy_core::config::Config;
+use canopy_core::{db, shutdown};
+
+/// The largest request body accepted, in bytes.
+const MAX_BODY_BYTES: usize = 256 * 1024;
+/// How long /readyz waits for each dependency.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub redis: redis::Client,
+    pub config: Arc<Config>,
+    pub schema: CanopySchema,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, config: Arc<Config>) -> Result<Self> {
+        let redis =
+            redis::Client::open(config.redis_url.as_str()).context("REDIS_URL is invalid")?;
+        Ok(Self {
+            pool,
+            redis,
+            config,
+            schema: graphql::schema(),
+            metrics: crate::metrics::install(),
+        })
+    }
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql_handler))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+/// A request id from `x-request-id` (if sane) or a fresh one, for the logs.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:016x}", rand_id()))
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+async fn graphql_handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let span = tracing::info_span!("graphql_request", request_id = %request_id(&headers));
+    async move {
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let caller = match auth::authenticate(&state.pool, authorization).await {
+            Ok(caller) => caller,
+            Err(AuthError::Invalid) => {
+                return error_response(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHENTICATED",
+                    "the bearer secret is not a valid API key or session",
+                );
+            }
+            Err(AuthError::Database(error)) => {
+                tracing::error!(%error, "cannot authenticate");
+                return error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "INTERNAL",
+                    "internal error",
+                );
+            }
+        };
+        let mut request = request
+            .into_inner()
+            .data(state.clone())
+            .data(Loaders::new(&state.pool));
+        if let Some(caller) = caller {
+            request = request.data(caller);
+        }
+        GraphQLResponse::from(state.schema.execute(request).await).into_response()
+    }
+    .instrument(span)
+    .await
+}
+
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body =
+        json!({ "data": null, "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, Json(body)).into_response()
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let postgres =
+        tokio::time::timeout(READY_TIMEOUT, sqlx::query("SELECT 1").execute(&state.pool))
+            .await
+            .is_ok_and(|r| r.is_ok());
+    let redis = tokio::time::timeout(READY_TIMEOUT, async {
+        let mut conn = state.redis.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    })
+    .await
+    .is_ok_and(|r| r.is_ok());
+    let status = if postgres && redis {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    (
+        status,
+        Json(json!({ "postgres": word(postgres), "redis": word(redis) })),
+    )
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// Serves HTTP until SIGTERM, with the relay and worker in-process unless
+/// `CANOPY_EMBEDDED_WORKER=false`; in-flight requests finish first.
+pub async fn run(config: Config) -> Result<()> {
+    let config = Arc::new(config);
+    let pool = db::connect_and_migrate(&config.database_url).await?;
+    let state = AppState::new(pool.clone(), config.clone())?;
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    tracing::info!(addr = %config.addr, "serving /graphql");
+
+    let stop = CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown::signal().await;
+        on_signal.cancel();
+    });
+    let worker = config
+        .embedded_worker
+        .then(|| tokio::spawn(canopy_worker::run(pool, config.clone(), stop.clone())));
+
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .await?;
+    stop.cancel();
+    if let Some(worker) = worker {
+        worker.await??;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! The API's one error type. Each variant maps to a stable `extensions.code`;
+//! internal causes are logged with an id and never sent to the caller.
+
+use std::sync::Arc;
+
+use async_graphql::ErrorExtensions;
+
+#[derive(Clone, Debug)]
+pub enum ApiError {
+    /// Input that can never succeed; `field` names the offending input field.
+    BadInput {
+        field: String,
+        message: String,
+    },
+    Unauthenticated,
+    Forbidden(String),
+    /// Also what a caller gets for something outside its reach.
+    NotFound(String),
+    /// A uniqueness rule decided against the input.
+    Conflict {
+        field: String,
+        message: String,
+    },
+    /// The input is well formed but the current state forbids the change.
+    FailedPrecondition(String),
+    Internal(Arc<anyhow::Error>),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::NotFound(format!("{what} not found"))
+    }
+
+    pub fn precondition(message: impl Into<String>) -> Self {
+        Self::FailedPrecondition(message.into())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadInput { .. } => "BAD_USER_INPUT",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::Conflict { .. } => "CONFLICT",
+            Self::FailedPrecondition(_) => "FAILED_PRECONDITION",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// Maps a unique violation on `constraint` to a conflict on `field`;
+    /// any other database error stays internal.
+    pub fn on_constraint(error: sqlx::Error, constraint: &str, field: &str, message: &str) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.constraint() == Some(constraint) => {
+                Self::conflict(field, message)
+            }
+            _ => error.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Internal(Arc::new(error.into()))
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::Internal(Arc::new(error))
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(error: ApiError) -> Self {
+        let code = error.code();
+        let (message, field) = match error {
+            ApiError::BadInput { field, message } | ApiError::Conflict { field, message } => {
+                (message, Some(field))
+            }
+            ApiError::Unauthenticated => ("authentication required".to_owned(), None),
+            ApiError::Forbidden(message)
+            | ApiError::NotFound(message)
+            | ApiError::FailedPrecondition(message) => (message, None),
+            ApiError::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                ("internal error".to_owned(), None)
+            }
+        };
+        async_graphql::Error::new(message).extend_with(|_, extensions| {
+            extensions.set("code", code);
+            if let Some(field) = field {
+                extensions.set("field", field);
+            }
+        })
+    }
+}

@@ -1,0 +1,242 @@
+//! DataLoaders, built per request (a shared cache would serve one caller's
+//! rows to another). Keys carry the tenant, so a loader can never return
+//! another tenant's rows whatever asks it. Each `load` is one statement per
+//! distinct set of arguments, however many objects asked.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use sqlx::PgPool;
+use tracing::Instrument;
+
+use crate::error::ApiError;
+use crate::pagination::Page;
+use crate::store::customers::{self, CustomerRow};
+use crate::store::entitlements::{self, EntitlementRow};
+use crate::store::users::{self, UserRow};
+
+/// A row of one tenant: `(tenant_id, id)`.
+pub type Key = (i64, i64);
+
+pub struct Loaders {
+    pub customers: DataLoader<CustomerLoader>,
+    pub users: DataLoader<UserLoader>,
+    pub children: DataLoader<ChildrenLoader>,
+    pub child_counts: DataLoader<ChildCountLoader>,
+    pub descendant_counts: DataLoader<DescendantCountLoader>,
+    pub administrators: DataLoader<AdministratorsLoader>,
+    pub administered: DataLoader<AdministeredLoader>,
+    pub entitlements: DataLoader<EntitlementsLoader>,
+}
+
+impl Loaders {
+    pub fn new(pool: &PgPool) -> Self {
+        fn loader<T: Loader<K>, K>(loader: T) -> DataLoader<T>
+        where
+            K: Send + Sync + Hash + Eq + Clone + 'static,
+        {
+            // Batches run in their own task; keep the request's span on them.
+            DataLoader::new(loader, |future| tokio::spawn(future.in_current_span()))
+        }
+        let pool = pool.clone();
+        Self {
+            customers: loader(CustomerLoader(pool.clone())),
+            users: loader(UserLoader(pool.clone())),
+            children: loader(ChildrenLoader(pool.clone())),
+            child_counts: loader(ChildCountLoader(pool.clone())),
+            descendant_counts: loader(DescendantCountLoader(pool.clone())),
+            administrators: loader(AdministratorsLoader(pool.clone())),
+            administered: loader(AdministeredLoader(pool.clone())),
+            entitlements: loader(EntitlementsLoader(pool)),
+        }
+    }
+}
+
+/// Groups keys by a batch criterion (at least the tenant), so that each
+/// group is one statement.
+fn batches<K, G: Hash + Eq>(keys: &[K], group: impl Fn(&K) -> G) -> HashMap<G, Vec<&K>> {
+    let mut map: HashMap<G, Vec<&K>> = HashMap::new();
+    for key in keys {
+        map.entry(group(key)).or_default().push(key);
+    }
+    map
+}
+
+fn ids_by_tenant(keys: &[Key]) -> HashMap<i64, Vec<i64>> {
+    batches(keys, |(tenant, _)| *tenant)
+        .into_iter()
+        .map(|(tenant, keys)| (tenant, keys.into_iter().map(|(_, id)| *id).collect()))
+        .collect()
+}
+
+/// Runs `load` once per tenant and keys the answers by `(tenant, id)`.
+async fn per_tenant<V, F, Fut>(keys: &[Key], load: F) -> Result<HashMap<Key, V>, ApiError>
+where
+    F: Fn(i64, Vec<i64>) -> Fut,
+    Fut: Future<Output = sqlx::Result<HashMap<i64, V>>>,
+{
+    let mut out = HashMap::new();
+    for (tenant, ids) in ids_by_tenant(keys) {
+        for (id, value) in load(tenant, ids).await? {
+            out.insert((tenant, id), value);
+        }
+    }
+    Ok(out)
+}
+
+pub struct CustomerLoader(PgPool);
+
+impl Loader<Key> for CustomerLoader {
+    type Value = CustomerRow;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, CustomerRow>, ApiError> {
+        per_tenant(keys, |tenant, ids| async move {
+            let rows = customers::by_ids(&self.0, tenant, &ids).await?;
+            Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+        })
+        .await
+    }
+}
+
+pub struct UserLoader(PgPool);
+
+impl Loader<Key> for UserLoader {
+    type Value = UserRow;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, UserRow>, ApiError> {
+        per_tenant(keys, |tenant, ids| async move {
+            let rows = users::by_ids(&self.0, tenant, &ids).await?;
+            Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+        })
+        .await
+    }
+}
+
+/// A page of a parent's inner customers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChildrenKey {
+    pub tenant_id: i64,
+    pub parent_id: i64,
+    pub search: Option<String>,
+    pub page: Page,
+}
+
+pub struct ChildrenLoader(PgPool);
+
+impl Loader<ChildrenKey> for ChildrenLoader {
+    type Value = Vec<CustomerRow>;
+    type Error = ApiError;
+
+    async fn load(
+        &self,
+        keys: &[ChildrenKey],
+    ) -> Result<HashMap<ChildrenKey, Vec<CustomerRow>>, ApiError> {
+        let mut out = HashMap::new();
+        for ((tenant, search, page), group) in
+            batches(keys, |k| (k.tenant_id, k.search.clone(), k.page.clone()))
+        {
+            let parents: Vec<i64> = group.iter().map(|k| k.parent_id).collect();
+            let mut pages =
+                customers::children_pages(&self.0, tenant, &parents, search.as_deref(), &page)
+                    .await?;
+            for key in group {
+                let rows = pages.remove(&key.parent_id).unwrap_or_default();
+                out.insert(key.clone(), rows);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// How many inner customers a parent has (matching a search).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChildCountKey {
+    pub tenant_id: i64,
+    pub parent_id: i64,
+    pub search: Option<String>,
+}
+
+pub struct ChildCountLoader(PgPool);
+
+impl Loader<ChildCountKey> for ChildCountLoader {
+    type Value = i64;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[ChildCountKey]) -> Result<HashMap<ChildCountKey, i64>, ApiError> {
+        let mut out = HashMap::new();
+        for ((tenant, search), group) in batches(keys, |k| (k.tenant_id, k.search.clone())) {
+            let parents: Vec<i64> = group.iter().map(|k| k.parent_id).collect();
+            let counts =
+                customers::child_counts(&self.0, tenant, &parents, search.as_deref()).await?;
+            for key in group {
+                out.insert(
+                    key.clone(),
+                    counts.get(&key.parent_id).copied().unwrap_or(0),
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub struct DescendantCountLoader(PgPool);
+
+impl Loader<Key> for DescendantCountLoader {
+    type Value = i64;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, i64>, ApiError> {
+        per_tenant(keys, |tenant, ids| async move {
+            customers::descendant_counts(&self.0, tenant, &ids).await
+        })
+        .await
+    }
+}
+
+/// The administrators of a customer.
+pub struct AdministratorsLoader(PgPool);
+
+impl Loader<Key> for AdministratorsLoader {
+    type Value = Vec<UserRow>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, Vec<UserRow>>, ApiError> {
+        per_tenant(keys, |tenant, ids| async move {
+            users::administrators(&self.0, tenant, &ids).await
+        })
+        .await
+    }
+}
+
+/// The ids of the customers a user administers.
+pub struct AdministeredLoader(PgPool);
+
+impl Loader<Key> for AdministeredLoader {
+    type Value = Vec<i64>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, Vec<i64>>, ApiError> {
+        per_tenant(keys, |tenant, ids| async move {
+            users::administered_customer_ids(&self.0, tenant, &ids).await
+        })
+        .await
+    }
+}
+
+/// The entitlements a customer holds.
+pub struct EntitlementsLoader(PgPool);
+
+impl Loader<Key> for EntitlementsLoader {
+    type Value = Vec<EntitlementRow>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, Vec<EntitlementRow>>, ApiError> {
+        per_tenant(keys, |tenant, ids| async move {
+            entitlements::by_customers(&self.0, tenant, &ids).await
+        })
+        .await
+    }
+}

@@ -1,0 +1,41 @@
+//! The GraphQL schema. `query` and `mutation` are thin: they check access
+//! through `guards` and delegate to `crate::actions` or the `store`; `types`
+//! are the objects callers see, resolved through the per-request `loaders`.
+
+pub mod extensions;
+pub mod guards;
+pub mod loaders;
+pub mod mutation;
+pub mod query;
+pub mod types;
+
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+
+pub use mutation::Mutation;
+pub use query::Query;
+
+pub type CanopySchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The deepest selection accepted.
+pub const MAX_DEPTH: usize = 16;
+/// The largest query cost accepted; a connection costs its children once per
+/// row it may return (`first`, or the default page size).
+pub const MAX_COMPLEXITY: usize = 50_000;
+
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_recursive_depth(64)
+        .limit_directives(16)
+}
+
+/// The schema served over HTTP.
+pub fn schema() -> CanopySchema {
+    builder().extension(extensions::Observability).finish()
+}
+
+/// The schema in SDL, as checked in at `schema.graphql`.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}

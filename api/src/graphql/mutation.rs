@@ -1,0 +1,187 @@
+use async_graphql::{Context, ID, Object};
+
+use super::guards;
+use super::types::{
+    ApiKey, CreateApiKeyPayload, CreateCustomerInput, Customer, CustomerPayload,
+    DeleteCustomerPayload, Entitlement, EntitlementKind, UpdateCustomerInput,
+};
+use crate::AppState;
+use crate::actions;
+use crate::auth::Scope;
+use crate::error::ApiResult;
+use crate::ids::{self, NodeKind};
+
+pub struct Mutation;
+
+fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+fn payload(row: crate::store::customers::CustomerRow) -> CustomerPayload {
+    CustomerPayload {
+        customer: Customer(row),
+    }
+}
+
+#[Object]
+impl Mutation {
+    async fn create_customer(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateCustomerInput,
+    ) -> ApiResult<CustomerPayload> {
+        let caller = guards::require(ctx, Scope::CustomersWrite)?;
+        actions::customers::create(&state(ctx).pool, caller.tenant_id, input)
+            .await
+            .map(payload)
+    }
+
+    async fn update_customer(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateCustomerInput,
+    ) -> ApiResult<CustomerPayload> {
+        let caller = guards::require(ctx, Scope::CustomersWrite)?;
+        actions::customers::update(&state(ctx).pool, caller.tenant_id, &id, input)
+            .await
+            .map(payload)
+    }
+
+    /// Moves the customer with its subtree; refuses to create a cycle.
+    /// `newParentId` null makes it a root customer.
+    async fn move_customer(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        new_parent_id: Option<ID>,
+    ) -> ApiResult<CustomerPayload> {
+        let caller = guards::require(ctx, Scope::CustomersWrite)?;
+        actions::customers::move_to(
+            &state(ctx).pool,
+            caller.tenant_id,
+            &id,
+            new_parent_id.as_ref(),
+        )
+        .await
+        .map(payload)
+    }
+
+    /// Irreversible. Without cascade it refuses a customer that has inner
+    /// customers. Refuses while a CLOUD_ACCOUNT is attached anywhere in what would
+    /// be deleted. Deletes the customers' users; detaches their other entitlements;
+    /// their administrators get no further email about them.
+    async fn delete_customer(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default = false)] cascade: bool,
+    ) -> ApiResult<DeleteCustomerPayload> {
+        let caller = guards::require(ctx, Scope::CustomersWrite)?;
+        let deleted =
+            actions::customers::delete(&state(ctx).pool, caller.tenant_id, &id, cascade).await?;
+        let encode =
+            |kind, ids: Vec<i64>| ids.into_iter().map(|id| ids::encode(kind, id)).collect();
+        Ok(DeleteCustomerPayload {
+            deleted_customer_ids: encode(NodeKind::Customer, deleted.customer_ids),
+            deleted_user_ids: encode(NodeKind::User, deleted.user_ids),
+            detached_entitlement_ids: encode(
+                NodeKind::Entitlement,
+                deleted.detached_entitlement_ids,
+            ),
+        })
+    }
+
+    /// The user must already be registered in the tenant. Assigning an
+    /// administrator twice is harmless.
+    async fn assign_customer_administrator(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: ID,
+        email: String,
+    ) -> ApiResult<CustomerPayload> {
+        let caller = guards::require(ctx, Scope::CustomersWrite)?;
+        actions::customers::set_administrator(
+            &state(ctx).pool,
+            caller.tenant_id,
+            &customer_id,
+            &email,
+            true,
+        )
+        .await
+        .map(payload)
+    }
+
+    /// Refuses (FAILED_PRECONDITION) when the user is not an administrator
+    /// of the customer.
+    async fn remove_customer_administrator(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: ID,
+        email: String,
+    ) -> ApiResult<CustomerPayload> {
+        let caller = guards::require(ctx, Scope::CustomersWrite)?;
+        actions::customers::set_administrator(
+            &state(ctx).pool,
+            caller.tenant_id,
+            &customer_id,
+            &email,
+            false,
+        )
+        .await
+        .map(payload)
+    }
+
+    /// `reference` is unique per kind within the tenant, at most 200 characters.
+    async fn attach_entitlement(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: ID,
+        kind: EntitlementKind,
+        reference: String,
+    ) -> ApiResult<Entitlement> {
+        let caller = guards::require(ctx, Scope::CustomersWrite)?;
+        actions::entitlements::attach(
+            &state(ctx).pool,
+            caller.tenant_id,
+            &customer_id,
+            kind,
+            &reference,
+        )
+        .await
+        .map(Entitlement)
+    }
+
+    /// Detaches it, keeping the number of the customer that held it.
+    async fn detach_entitlement(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Entitlement> {
+        let caller = guards::require(ctx, Scope::CustomersWrite)?;
+        actions::entitlements::detach(&state(ctx).pool, caller.tenant_id, &id)
+            .await
+            .map(Entitlement)
+    }
+
+    /// The secret is shown once, here. A key may only be given scopes its
+    /// creator holds; `name` is at most 100 characters.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        scopes: Vec<Scope>,
+    ) -> ApiResult<CreateApiKeyPayload> {
+        let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
+        let (row, secret) =
+            actions::api_keys::create(&state(ctx).pool, caller, &name, &scopes).await?;
+        Ok(CreateApiKeyPayload {
+            api_key: ApiKey(row),
+            secret,
+        })
+    }
+
+    /// The key stops working at once. Revoking a revoked key changes nothing.
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ApiKey> {
+        let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
+        actions::api_keys::revoke(&state(ctx).pool, caller.tenant_id, &id)
+            .await
+            .map(ApiKey)
+    }
+}

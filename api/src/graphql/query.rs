@@ -1,0 +1,192 @@
+use async_graphql::{Context, ID, Object};
+
+use super::guards;
+use super::loaders::Loaders;
+use super::types::{
+    ApiKey, Customer, CustomerConnection, CustomerTotal, Entitlement, Node, Tenant, User,
+    UserConnection, UserStatus, Viewer,
+};
+use crate::AppState;
+use crate::auth::Scope;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{self, NodeKind};
+use crate::pagination::{Page, connection_cost, search_pattern};
+use crate::store::{api_keys, customers, entitlements, tenants, users};
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// Any object by its global id; null when it does not exist or is out of
+    /// the caller's reach.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Node>> {
+        let caller = guards::caller(ctx)?;
+        let tenant = caller.tenant_id;
+        let Some((kind, number)) = ids::decode(&id) else {
+            return Err(ApiError::bad_input("id", "id is not a valid id"));
+        };
+        let state = ctx.data_unchecked::<AppState>();
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(match kind {
+            NodeKind::Tenant if number == tenant => tenants::by_id(&state.pool, tenant)
+                .await?
+                .map(|row| Node::Tenant(Tenant(row))),
+            NodeKind::Tenant => None,
+            NodeKind::Customer => {
+                guards::require(ctx, Scope::CustomersRead)?;
+                loaders
+                    .customers
+                    .load_one((tenant, number))
+                    .await?
+                    .map(|row| Node::Customer(Customer(row)))
+            }
+            NodeKind::User => {
+                guards::require(ctx, Scope::UsersRead)?;
+                loaders
+                    .users
+                    .load_one((tenant, number))
+                    .await?
+                    .map(|row| Node::User(User(row)))
+            }
+            NodeKind::ApiKey => {
+                guards::require(ctx, Scope::ApiKeysWrite)?;
+                api_keys::by_id(&state.pool, tenant, number)
+                    .await?
+                    .map(|row| Node::ApiKey(ApiKey(row)))
+            }
+            NodeKind::Entitlement => {
+                guards::require(ctx, Scope::CustomersRead)?;
+                let mut conn = state.pool.acquire().await?;
+                entitlements::by_id(&mut conn, tenant, number)
+                    .await?
+                    .map(|row| Node::Entitlement(Entitlement(row)))
+            }
+        })
+    }
+
+    async fn viewer(&self, ctx: &Context<'_>) -> ApiResult<Viewer> {
+        Ok(Viewer(guards::caller(ctx)?.clone()))
+    }
+
+    async fn customer(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Customer>> {
+        let caller = guards::require(ctx, Scope::CustomersRead)?;
+        let Some((kind, number)) = ids::decode(&id) else {
+            return Err(ApiError::bad_input("id", "id is not a valid id"));
+        };
+        if kind != NodeKind::Customer {
+            return Ok(None);
+        }
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(loaders
+            .customers
+            .load_one((caller.tenant_id, number))
+            .await?
+            .map(Customer))
+    }
+
+    async fn customer_by_number(
+        &self,
+        ctx: &Context<'_>,
+        number: String,
+    ) -> ApiResult<Option<Customer>> {
+        let caller = guards::require(ctx, Scope::CustomersRead)?;
+        let state = ctx.data_unchecked::<AppState>();
+        Ok(
+            customers::by_number(&state.pool, caller.tenant_id, number.trim())
+                .await?
+                .map(Customer),
+        )
+    }
+
+    /// Customers the caller may see. search matches the number or the title,
+    /// case-insensitively, anywhere in it (at most 200 characters); absent
+    /// or blank lists them all. Ordered by title then number. `first`
+    /// defaults to 20 and may be at most 100.
+    #[graphql(complexity = "connection_cost(first, child_complexity)")]
+    async fn customers(
+        &self,
+        ctx: &Context<'_>,
+        search: Option<String>,
+        #[graphql(default = false)] roots_only: bool,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<CustomerConnection> {
+        let caller = guards::require(ctx, Scope::CustomersRead)?;
+        let page = Page::new(first, after)?;
+        let filter = customers::Filter {
+            search: search_pattern(search.as_deref())?,
+            roots_only,
+        };
+        let state = ctx.data_unchecked::<AppState>();
+        let rows = customers::list(&state.pool, caller.tenant_id, &filter, &page).await?;
+        Ok(CustomerConnection::new(
+            &page,
+            rows,
+            CustomerTotal::List {
+                tenant_id: caller.tenant_id,
+                filter,
+            },
+        ))
+    }
+
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<User>> {
+        let caller = guards::require(ctx, Scope::UsersRead)?;
+        let Some((kind, number)) = ids::decode(&id) else {
+            return Err(ApiError::bad_input("id", "id is not a valid id"));
+        };
+        if kind != NodeKind::User {
+            return Ok(None);
+        }
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(loaders
+            .users
+            .load_one((caller.tenant_id, number))
+            .await?
+            .map(User))
+    }
+
+    /// Compared case-insensitively.
+    async fn user_by_email(&self, ctx: &Context<'_>, email: String) -> ApiResult<Option<User>> {
+        let caller = guards::require(ctx, Scope::UsersRead)?;
+        let state = ctx.data_unchecked::<AppState>();
+        let mut conn = state.pool.acquire().await?;
+        Ok(users::by_email(&mut conn, caller.tenant_id, email.trim())
+            .await?
+            .map(User))
+    }
+
+    /// Users by email address; `search` matches email or names anywhere,
+    /// case-insensitively. `first` defaults to 20 and may be at most 100.
+    #[graphql(complexity = "connection_cost(first, child_complexity)")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: Option<ID>,
+        status: Option<UserStatus>,
+        search: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<UserConnection> {
+        let caller = guards::require(ctx, Scope::UsersRead)?;
+        let customer_id = customer_id
+            .map(|id| ids::expect(&id, NodeKind::Customer, "customerId"))
+            .transpose()?;
+        let filter = users::Filter {
+            customer_id,
+            status: status.map(UserStatus::as_str),
+            search: search_pattern(search.as_deref())?,
+        };
+        UserConnection::load(ctx, caller.tenant_id, filter, Page::new(first, after)?).await
+    }
+
+    /// The tenant's API keys, newest first, revoked ones included.
+    async fn api_keys(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiKey>> {
+        let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
+        let state = ctx.data_unchecked::<AppState>();
+        Ok(api_keys::list(&state.pool, caller.tenant_id)
+            .await?
+            .into_iter()
+            .map(ApiKey)
+            .collect())
+    }
+}

@@ -1,0 +1,405 @@
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::{Entitlement, PageInfo, User, UserConnection, UserStatus};
+use crate::AppState;
+use crate::auth::Scope;
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::guards;
+use crate::graphql::loaders::{ChildCountKey, ChildrenKey, Loaders};
+use crate::ids::{self, NodeKind};
+use crate::pagination::{self, Page, PageInfoParts, connection_cost, search_pattern};
+use crate::store::customers::{self, CustomerRow, Filter};
+use crate::store::users;
+
+/// A business entity, an individual or a division. Customers form a tree:
+/// a customer may have inner customers, to any depth.
+#[derive(Clone)]
+pub struct Customer(pub CustomerRow);
+
+#[Object]
+impl Customer {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeKind::Customer, self.0.id)
+    }
+
+    /// Unique within the tenant; assigned when not given (`C-000001`, …).
+    async fn number(&self) -> &str {
+        &self.0.number
+    }
+
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+
+    /// Free text for other administrators, e.g. the primary contact.
+    async fn info(&self) -> Option<&str> {
+        self.0.info.as_deref()
+    }
+
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+
+    async fn country(&self) -> Option<&str> {
+        self.0.country.as_deref()
+    }
+
+    async fn state(&self) -> Option<&str> {
+        self.0.state.as_deref()
+    }
+
+    async fn city(&self) -> Option<&str> {
+        self.0.city.as_deref()
+    }
+
+    async fn address(&self) -> Option<&str> {
+        self.0.address.as_deref()
+    }
+
+    async fn address2(&self) -> Option<&str> {
+        self.0.address2.as_deref()
+    }
+
+    async fn zip(&self) -> Option<&str> {
+        self.0.zip.as_deref()
+    }
+
+    async fn parent_id(&self) -> Option<ID> {
+        self.0
+            .parent_id
+            .map(|id| ids::encode(NodeKind::Customer, id))
+    }
+
+    async fn parent(&self, ctx: &Context<'_>) -> ApiResult<Option<Customer>> {
+        let Some(parent_id) = self.0.parent_id else {
+            return Ok(None);
+        };
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(loaders
+            .customers
+            .load_one((self.0.tenant_id, parent_id))
+            .await?
+            .map(Customer))
+    }
+
+    /// From the root down to the parent; empty for a root customer.
+    async fn ancestors(&self, ctx: &Context<'_>) -> ApiResult<Vec<Customer>> {
+        let loaders = ctx.data_unchecked::<Loaders>();
+        let ids = self.0.ancestor_ids();
+        let mut found = loaders
+            .customers
+            .load_many(ids.iter().map(|id| (self.0.tenant_id, *id)))
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| found.remove(&(self.0.tenant_id, *id)))
+            .map(Customer)
+            .collect())
+    }
+
+    /// 0 for a root customer.
+    async fn depth(&self) -> i32 {
+        self.0.depth()
+    }
+
+    /// Direct inner customers, ordered by title then number. `first`
+    /// defaults to 20 and may be at most 100; `search` matches the number or
+    /// the title anywhere, case-insensitively (at most 200 characters).
+    #[graphql(complexity = "connection_cost(first, child_complexity)")]
+    async fn inner_customers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        search: Option<String>,
+    ) -> ApiResult<CustomerConnection> {
+        let page = Page::new(first, after)?;
+        let search = search_pattern(search.as_deref())?;
+        let loaders = ctx.data_unchecked::<Loaders>();
+        let rows = loaders
+            .children
+            .load_one(ChildrenKey {
+                tenant_id: self.0.tenant_id,
+                parent_id: self.0.id,
+                search: search.clone(),
+                page: page.clone(),
+            })
+            .await?
+            .unwrap_or_default();
+        Ok(CustomerConnection::new(
+            &page,
+            rows,
+            CustomerTotal::Children {
+                tenant_id: self.0.tenant_id,
+                parent_id: self.0.id,
+                search,
+            },
+        ))
+    }
+
+    async fn inner_customer_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(loaders
+            .child_counts
+            .load_one(ChildCountKey {
+                tenant_id: self.0.tenant_id,
+                parent_id: self.0.id,
+                search: None,
+            })
+            .await?
+            .unwrap_or(0))
+    }
+
+    /// All customers below this one.
+    async fn descendant_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(loaders
+            .descendant_counts
+            .load_one((self.0.tenant_id, self.0.id))
+            .await?
+            .unwrap_or(0))
+    }
+
+    /// The subtree below this customer in depth-first pre-order, children by
+    /// title then number; `maxDepth` 1 means inner customers only.
+    #[graphql(complexity = "connection_cost(first, child_complexity)")]
+    async fn descendants(
+        &self,
+        ctx: &Context<'_>,
+        max_depth: Option<i32>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<CustomerConnection> {
+        if max_depth.is_some_and(|d| d < 1) {
+            return Err(ApiError::bad_input(
+                "maxDepth",
+                "maxDepth must be at least 1",
+            ));
+        }
+        let page = Page::new(first, after)?;
+        let state = ctx.data_unchecked::<AppState>();
+        let rows = customers::descendants(&state.pool, &self.0, max_depth, &page).await?;
+        Ok(CustomerConnection::new(
+            &page,
+            rows,
+            CustomerTotal::Descendants {
+                root: Box::new(self.0.clone()),
+                max_depth,
+            },
+        ))
+    }
+
+    /// The customer's own users, by email; `search` matches email or names.
+    #[graphql(complexity = "connection_cost(first, child_complexity)")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        status: Option<UserStatus>,
+        search: Option<String>,
+    ) -> ApiResult<UserConnection> {
+        guards::require(ctx, Scope::UsersRead)?;
+        let filter = users::Filter {
+            customer_id: Some(self.0.id),
+            status: status.map(UserStatus::as_str),
+            search: search_pattern(search.as_deref())?,
+        };
+        UserConnection::load(ctx, self.0.tenant_id, filter, Page::new(first, after)?).await
+    }
+
+    /// Registered users who manage this customer and receive its notifications.
+    async fn administrators(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
+        guards::require(ctx, Scope::UsersRead)?;
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(loaders
+            .administrators
+            .load_one((self.0.tenant_id, self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(User)
+            .collect())
+    }
+
+    async fn entitlements(&self, ctx: &Context<'_>) -> ApiResult<Vec<Entitlement>> {
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(loaders
+            .entitlements
+            .load_one((self.0.tenant_id, self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Entitlement)
+            .collect())
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct CustomerEdge {
+    pub cursor: String,
+    pub node: Customer,
+}
+
+/// Which set a connection pages through, so `totalCount` is computed only
+/// when asked, and through a loader where many connections ask at once.
+pub enum CustomerTotal {
+    List {
+        tenant_id: i64,
+        filter: Filter,
+    },
+    Children {
+        tenant_id: i64,
+        parent_id: i64,
+        search: Option<String>,
+    },
+    Descendants {
+        root: Box<CustomerRow>,
+        max_depth: Option<i32>,
+    },
+}
+
+pub struct CustomerConnection {
+    rows: Vec<CustomerRow>,
+    cursors: Vec<String>,
+    info: PageInfoParts,
+    total: CustomerTotal,
+}
+
+impl CustomerConnection {
+    pub fn new(page: &Page, rows: Vec<CustomerRow>, total: CustomerTotal) -> Self {
+        let (rows, info) = page.finish(rows);
+        let in_tree_order = matches!(total, CustomerTotal::Descendants { .. });
+        let cursors = rows
+            .iter()
+            .map(|row| {
+                pagination::encode_cursor(if in_tree_order {
+                    &row.tree_sort
+                } else {
+                    &row.sort_key
+                })
+            })
+            .collect();
+        Self {
+            rows,
+            cursors,
+            info,
+            total,
+        }
+    }
+}
+
+#[Object]
+impl CustomerConnection {
+    async fn edges(&self) -> Vec<CustomerEdge> {
+        self.rows
+            .iter()
+            .zip(&self.cursors)
+            .map(|(row, cursor)| CustomerEdge {
+                cursor: cursor.clone(),
+                node: Customer(row.clone()),
+            })
+            .collect()
+    }
+
+    async fn nodes(&self) -> Vec<Customer> {
+        self.rows.iter().cloned().map(Customer).collect()
+    }
+
+    async fn page_info(&self) -> PageInfo {
+        PageInfo::new(self.info, &self.cursors)
+    }
+
+    /// All matching customers, not just this page.
+    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        let state = ctx.data_unchecked::<AppState>();
+        match &self.total {
+            CustomerTotal::List { tenant_id, filter } => {
+                Ok(customers::count(&state.pool, *tenant_id, filter).await?)
+            }
+            CustomerTotal::Children {
+                tenant_id,
+                parent_id,
+                search,
+            } => {
+                let loaders = ctx.data_unchecked::<Loaders>();
+                Ok(loaders
+                    .child_counts
+                    .load_one(ChildCountKey {
+                        tenant_id: *tenant_id,
+                        parent_id: *parent_id,
+                        search: search.clone(),
+                    })
+                    .await?
+                    .unwrap_or(0))
+            }
+            CustomerTotal::Descendants { root, max_depth } => {
+                Ok(customers::descendants_count(&state.pool, root, *max_depth).await?)
+            }
+        }
+    }
+}
+
+/// A new customer. Limits: title and address lines at most 200 characters,
+/// number at most 64, info at most 4000, email at most 254, phone at most 32,
+/// country, state and city at most 100, zip at most 20. Blank optional
+/// values are stored as absent.
+#[derive(InputObject)]
+pub struct CreateCustomerInput {
+    /// Null for a root customer.
+    pub parent_id: Option<ID>,
+    /// Unique within the tenant; assigned from the tenant's sequence when absent.
+    pub number: Option<String>,
+    pub title: String,
+    pub info: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub country: Option<String>,
+    pub state: Option<String>,
+    pub city: Option<String>,
+    pub address: Option<String>,
+    pub address2: Option<String>,
+    pub zip: Option<String>,
+}
+
+/// Fields left out are unchanged; a field given as null is cleared. Title
+/// and number cannot be cleared. Limits as for `CreateCustomerInput`.
+#[derive(InputObject)]
+pub struct UpdateCustomerInput {
+    pub number: MaybeUndefined<String>,
+    pub title: MaybeUndefined<String>,
+    pub info: MaybeUndefined<String>,
+    pub email: MaybeUndefined<String>,
+    pub phone: MaybeUndefined<String>,
+    pub country: MaybeUndefined<String>,
+    pub state: MaybeUndefined<String>,
+    pub city: MaybeUndefined<String>,
+    pub address: MaybeUndefined<String>,
+    pub address2: MaybeUndefined<String>,
+    pub zip: MaybeUndefined<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct CustomerPayload {
+    pub customer: Customer,
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteCustomerPayload {
+    pub deleted_customer_ids: Vec<ID>,
+    pub deleted_user_ids: Vec<ID>,
+    pub detached_entitlement_ids: Vec<ID>,
+}

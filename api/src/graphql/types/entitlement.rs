@@ -1,0 +1,77 @@
+use async_graphql::{Context, Enum, ID, Object};
+use chrono::{DateTime, Utc};
+
+use super::Customer;
+use crate::error::ApiResult;
+use crate::graphql::loaders::Loaders;
+use crate::ids::{self, NodeKind};
+use crate::store::entitlements::EntitlementRow;
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EntitlementKind {
+    /// Survives the customer's deletion, detached.
+    AuthorizationCode,
+    /// Survives the customer's deletion, detached.
+    ActivationKey,
+    /// Blocks the customer's deletion while attached.
+    CloudAccount,
+}
+
+impl EntitlementKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntitlementKind::AuthorizationCode => "AUTHORIZATION_CODE",
+            EntitlementKind::ActivationKey => "ACTIVATION_KEY",
+            EntitlementKind::CloudAccount => "CLOUD_ACCOUNT",
+        }
+    }
+
+    fn parse(value: &str) -> Self {
+        match value {
+            "AUTHORIZATION_CODE" => EntitlementKind::AuthorizationCode,
+            "ACTIVATION_KEY" => EntitlementKind::ActivationKey,
+            _ => EntitlementKind::CloudAccount,
+        }
+    }
+}
+
+/// Something the customer holds outside this service.
+pub struct Entitlement(pub EntitlementRow);
+
+#[Object]
+impl Entitlement {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeKind::Entitlement, self.0.id)
+    }
+
+    async fn kind(&self) -> EntitlementKind {
+        EntitlementKind::parse(&self.0.kind)
+    }
+
+    /// The code, key or account id; unique per kind in the tenant.
+    async fn reference(&self) -> &str {
+        &self.0.reference
+    }
+
+    /// Null once detached, e.g. after its customer was deleted.
+    async fn customer(&self, ctx: &Context<'_>) -> ApiResult<Option<Customer>> {
+        let Some(customer_id) = self.0.customer_id else {
+            return Ok(None);
+        };
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(loaders
+            .customers
+            .load_one((self.0.tenant_id, customer_id))
+            .await?
+            .map(Customer))
+    }
+
+    /// The number of the customer it was last attached to.
+    async fn customer_number(&self) -> Option<&str> {
+        self.0.customer_number.as_deref()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}

@@ -1,0 +1,54 @@
+//! The objects callers see.
+
+mod api_key;
+mod customer;
+mod entitlement;
+mod tenant;
+mod user;
+
+use async_graphql::{Interface, SimpleObject};
+
+pub use api_key::{ApiKey, CreateApiKeyPayload};
+pub use customer::{
+    CreateCustomerInput, Customer, CustomerConnection, CustomerPayload, CustomerTotal,
+    DeleteCustomerPayload, UpdateCustomerInput,
+};
+pub use entitlement::{Entitlement, EntitlementKind};
+pub use tenant::{Tenant, Viewer};
+pub use user::{User, UserConnection, UserRole, UserStatus};
+
+use crate::pagination::PageInfoParts;
+
+/// Anything with a global id, fetched by `node(id:)`.
+#[derive(Interface)]
+#[graphql(field(
+    name = "id",
+    ty = "async_graphql::ID",
+    desc = "Opaque, globally unique."
+))]
+pub enum Node {
+    Tenant(Tenant),
+    ApiKey(ApiKey),
+    Customer(Customer),
+    User(User),
+    Entitlement(Entitlement),
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
+}
+
+impl PageInfo {
+    pub fn new(parts: PageInfoParts, cursors: &[String]) -> Self {
+        Self {
+            has_next_page: parts.has_next_page,
+            has_previous_page: parts.has_previous_page,
+            start_cursor: cursors.first().cloned(),
+            end_cursor: cursors.last().cloned(),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+use async_graphql::{Context, ID, Object};
+
+use super::{ApiKey, User};
+use crate::AppState;
+use crate::auth::{Caller, Principal, Scope};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{self, NodeKind};
+use crate::store::api_keys;
+use crate::store::tenants::TenantRow;
+
+/// A tenant (a reseller, a vendor): everything else belongs to exactly one.
+pub struct Tenant(pub TenantRow);
+
+#[Object]
+impl Tenant {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeKind::Tenant, self.0.id)
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Self sign-ups wait in the approval queue after validating their email.
+    async fn require_approval(&self) -> bool {
+        self.0.require_approval
+    }
+
+    /// Base URL of the customer portal; links in emails point below it.
+    async fn portal_url(&self) -> &str {
+        &self.0.portal_url
+    }
+}
+
+/// Who is calling.
+pub struct Viewer(pub Caller);
+
+#[Object]
+impl Viewer {
+    async fn tenant(&self, ctx: &Context<'_>) -> ApiResult<Tenant> {
+        let state = ctx.data_unchecked::<AppState>();
+        crate::store::tenants::by_id(&state.pool, self.0.tenant_id)
+            .await?
+            .map(Tenant)
+            .ok_or_else(|| ApiError::not_found("tenant"))
+    }
+
+    /// Set when the caller is a signed-in user.
+    async fn user(&self) -> Option<User> {
+        None
+    }
+
+    /// Set when the caller is an API key.
+    async fn api_key(&self, ctx: &Context<'_>) -> ApiResult<Option<ApiKey>> {
+        let Principal::ApiKey { id, .. } = &self.0.principal;
+        let state = ctx.data_unchecked::<AppState>();
+        Ok(api_keys::by_id(&state.pool, self.0.tenant_id, *id)
+            .await?
+            .map(ApiKey))
+    }
+
+    async fn scopes(&self) -> Vec<Scope> {
+        self.0.scopes().to_vec()
+    }
+}

@@ -1,0 +1,22 @@
+//! Canopy's API: GraphQL over HTTP for customers, their inner customers and
+//! their users.
+//!
+//! - `app` builds the router and runs the server (and, by default, the worker);
+//! - `auth` turns a bearer secret into a `Caller`;
+//! - `graphql` is the schema: queries, mutations, types, loaders and guards;
+//! - `store` is every SQL statement, grouped by table;
+//! - `tenants` creates a tenant with its first administrator (the CLI's job).
+
+pub mod actions;
+pub mod app;
+pub mod auth;
+pub mod error;
+pub mod graphql;
+pub mod ids;
+pub mod metrics;
+pub mod pagination;
+pub mod store;
+pub mod tenants;
+pub mod validation;
+
+pub use app::{AppState, app, run};

@@ -1,0 +1,68 @@
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use canopy_api::tenants::{self, NewTenant};
+use canopy_core::{config::Config, db, telemetry};
+
+/// Canopy's API server. With no command it serves HTTP (and, unless
+/// CANOPY_EMBEDDED_WORKER=false, runs the relay and a worker in-process).
+#[derive(Parser)]
+#[command(name = "canopy-api", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates a tenant and its first TENANT_ADMIN; prints tenantId,
+    /// adminUserId, apiKey (every scope, shown once) and activationLink as JSON.
+    CreateTenant {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long, default_value = "http://localhost:3000")]
+        portal_url: String,
+        #[arg(long)]
+        require_approval: bool,
+    },
+    /// Prints the GraphQL schema (SDL), as checked in at schema.graphql.
+    Schema,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    telemetry::init();
+    let cli = Cli::parse();
+    match cli.command {
+        None => canopy_api::run(Config::from_env()?).await,
+        Some(Command::Schema) => {
+            print!("{}", canopy_api::graphql::sdl());
+            Ok(())
+        }
+        Some(Command::CreateTenant {
+            name,
+            admin_email,
+            portal_url,
+            require_approval,
+        }) => {
+            let config = Config::from_env()?;
+            let pool = db::connect_and_migrate(&config.database_url).await?;
+            let created = tenants::create(
+                &pool,
+                &config.secret,
+                NewTenant {
+                    name,
+                    admin_email,
+                    portal_url,
+                    require_approval,
+                },
+            )
+            .await
+            .map_err(|error| anyhow::anyhow!("{}", tenants::describe(&error)))?;
+            println!("{}", serde_json::to_string_pretty(&created)?);
+            Ok(())
+        }
+    }
+}

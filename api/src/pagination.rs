@@ -1,0 +1,137 @@
+//! Relay cursor pagination: opaque cursors over a unique sort key, a default
+//! page size and a maximum.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Page size when `first` is not given.
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+/// The largest `first` accepted; more is refused, not silently cut.
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+/// A validated page request: how many rows, after which sort key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Page {
+    pub first: i64,
+    pub after: Option<String>,
+}
+
+impl Page {
+    pub fn new(first: Option<i32>, after: Option<String>) -> ApiResult<Self> {
+        let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(0..=MAX_PAGE_SIZE).contains(&first) {
+            return Err(ApiError::bad_input(
+                "first",
+                format!("first must be between 0 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        let after = after.map(|cursor| decode_cursor(&cursor)).transpose()?;
+        Ok(Self {
+            first: i64::from(first),
+            after,
+        })
+    }
+
+    /// Rows to fetch: one more than the page, to learn whether more follow.
+    pub fn limit(&self) -> i64 {
+        self.first + 1
+    }
+
+    /// Cuts the extra row off and reports whether there was one.
+    pub fn finish<T>(&self, mut rows: Vec<T>) -> (Vec<T>, PageInfoParts) {
+        let has_next_page = rows.len() as i64 > self.first;
+        rows.truncate(self.first as usize);
+        (
+            rows,
+            PageInfoParts {
+                has_next_page,
+                has_previous_page: self.after.is_some(),
+            },
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PageInfoParts {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+}
+
+/// The complexity of a connection field: its children cost once per row.
+pub fn connection_cost(first: Option<i32>, child_complexity: usize) -> usize {
+    let rows = first.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE) as usize;
+    rows.saturating_mul(child_complexity).saturating_add(1)
+}
+
+pub fn encode_cursor(sort_key: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("k:{sort_key}"))
+}
+
+fn decode_cursor(cursor: &str) -> ApiResult<String> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix("k:").map(str::to_owned))
+        .ok_or_else(|| ApiError::bad_input("after", "after is not a cursor from this API"))
+}
+
+/// Turns a search term into an ILIKE pattern matching it anywhere;
+/// a blank term means no search.
+pub fn search_pattern(search: Option<&str>) -> ApiResult<Option<String>> {
+    let Some(term) = search.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if term.chars().count() > crate::validation::MAX_SEARCH_CHARS {
+        return Err(ApiError::bad_input(
+            "search",
+            format!(
+                "search must be at most {} characters",
+                crate::validation::MAX_SEARCH_CHARS
+            ),
+        ));
+    }
+    let mut pattern = String::with_capacity(term.len() + 2);
+    pattern.push('%');
+    for c in term.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    Ok(Some(pattern))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_sizes_have_a_default_and_a_maximum() {
+        assert_eq!(Page::new(None, None).unwrap().first, 20);
+        assert_eq!(Page::new(Some(100), None).unwrap().first, 100);
+        for bad in [-1, 101] {
+            let error = Page::new(Some(bad), None).unwrap_err();
+            assert!(matches!(error, ApiError::BadInput { ref field, .. } if field == "first"));
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_foreign_ones_are_refused() {
+        let page = Page::new(Some(5), Some(encode_cursor("acme\u{1f}C-1"))).unwrap();
+        assert_eq!(page.after.as_deref(), Some("acme\u{1f}C-1"));
+        assert!(Page::new(None, Some("garbage!".into())).is_err());
+    }
+
+    #[test]
+    fn search_escapes_wildcards() {
+        assert_eq!(search_pattern(Some("  ")).unwrap(), None);
+        assert_eq!(
+            search_pattern(Some("50%_a\\")).unwrap().unwrap(),
+            "%50\\%\\_a\\\\%"
+        );
+    }
+}

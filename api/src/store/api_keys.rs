@@ -1,0 +1,119 @@
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+use crate::auth::Scope;
+
+/// How often `last_used_at` is written: at most once a minute per key, so a
+/// busy integration does not cost a write per request.
+const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub tenant_id: i64,
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub prefix: String,
+    pub secret_hash: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKeyRow {
+    pub fn scopes(&self) -> Vec<Scope> {
+        self.scopes.iter().filter_map(|s| Scope::parse(s)).collect()
+    }
+}
+
+const COLUMNS: &str =
+    "tenant_id, id, name, scopes, prefix, secret_hash, created_at, last_used_at, revoked_at";
+
+pub async fn find_live_by_hash(
+    pool: &PgPool,
+    tenant_id: i64,
+    hash: &[u8],
+) -> sqlx::Result<Option<ApiKeyRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys
+         WHERE tenant_id = $1 AND secret_hash = $2 AND revoked_at IS NULL"
+    ))
+    .bind(tenant_id)
+    .bind(hash)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Records use, unless it was recorded within the last minute. The condition
+/// sits in the statement, so concurrent requests and processes agree.
+pub async fn touch(pool: &PgPool, key: &ApiKeyRow) -> sqlx::Result<()> {
+    let stale = key.last_used_at.is_none_or(|at| {
+        Utc::now().signed_duration_since(at).num_seconds() >= LAST_USED_RESOLUTION_SECONDS
+    });
+    if stale {
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = now()
+             WHERE tenant_id = $1 AND id = $2
+               AND (last_used_at IS NULL OR last_used_at < now() - make_interval(secs => $3))",
+        )
+        .bind(key.tenant_id)
+        .bind(key.id)
+        .bind(LAST_USED_RESOLUTION_SECONDS as f64)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn by_id(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Option<ApiKeyRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn list(pool: &PgPool, tenant_id: i64) -> sqlx::Result<Vec<ApiKeyRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC"
+    ))
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn insert(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    name: &str,
+    scopes: &[Scope],
+    prefix: &str,
+    secret_hash: &[u8],
+) -> sqlx::Result<ApiKeyRow> {
+    let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    sqlx::query_as(&format!(
+        "INSERT INTO api_keys (tenant_id, name, scopes, prefix, secret_hash)
+         VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+    ))
+    .bind(tenant_id)
+    .bind(name)
+    .bind(scopes)
+    .bind(prefix)
+    .bind(secret_hash)
+    .fetch_one(conn)
+    .await
+}
+
+/// Revokes the key; revoking a revoked key keeps its first revocation time.
+pub async fn revoke(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Option<ApiKeyRow>> {
+    sqlx::query_as(&format!(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}

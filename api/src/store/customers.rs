@@ -1,0 +1,520 @@
+//! The customer tree. See the migration for how `path`, `sort_key` and
+//! `tree_sort` make every tree question one indexed statement.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+
+use super::{Grouped, by_group};
+use crate::pagination::Page;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct CustomerRow {
+    pub tenant_id: i64,
+    pub id: i64,
+    pub parent_id: Option<i64>,
+    pub path: String,
+    pub number: String,
+    pub title: String,
+    pub sort_key: String,
+    pub tree_sort: String,
+    pub info: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub country: Option<String>,
+    pub state: Option<String>,
+    pub city: Option<String>,
+    pub address: Option<String>,
+    pub address2: Option<String>,
+    pub zip: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CustomerRow {
+    /// 0 for a root customer.
+    pub fn depth(&self) -> i32 {
+        self.path.matches('.').count() as i32
+    }
+
+    /// Ids from the root down to the parent, read off the path.
+    pub fn ancestor_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self
+            .path
+            .split('.')
+            .filter_map(|l| l.parse().ok())
+            .collect();
+        ids.pop();
+        ids
+    }
+}
+
+/// The columns of `CustomerRow`, qualified by `c`.
+const COLUMNS: &str = "c.tenant_id, c.id, c.parent_id, c.path::text AS path, c.number, c.title, \
+     c.sort_key, c.tree_sort, c.info, c.email, c.phone, c.country, c.state, c.city, \
+     c.address, c.address2, c.zip, c.created_at, c.updated_at";
+
+/// The editable fields of a customer, already validated.
+#[derive(Clone, Debug, Default)]
+pub struct Fields {
+    pub title: String,
+    pub info: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub country: Option<String>,
+    pub state: Option<String>,
+    pub city: Option<String>,
+    pub address: Option<String>,
+    pub address2: Option<String>,
+    pub zip: Option<String>,
+}
+
+/// Which customers a list shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Filter {
+    /// An ILIKE pattern on number or title.
+    pub search: Option<String>,
+    pub roots_only: bool,
+}
+
+pub async fn by_ids(pool: &PgPool, tenant_id: i64, ids: &[i64]) -> sqlx::Result<Vec<CustomerRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = $1 AND c.id = ANY($2)"
+    ))
+    .bind(tenant_id)
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn by_id(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+) -> sqlx::Result<Option<CustomerRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = $1 AND c.id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn by_number(
+    pool: &PgPool,
+    tenant_id: i64,
+    number: &str,
+) -> sqlx::Result<Option<CustomerRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = $1 AND c.number = $2"
+    ))
+    .bind(tenant_id)
+    .bind(number)
+    .fetch_optional(pool)
+    .await
+}
+
+fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
+    if let Some(pattern) = &filter.search {
+        query
+            .push(" AND (c.title ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR c.number ILIKE ")
+            .push_bind(pattern.clone())
+            .push(")");
+    }
+    if filter.roots_only {
+        query.push(" AND c.parent_id IS NULL");
+    }
+}
+
+/// A page of the tenant's customers, by title then number.
+pub async fn list(
+    pool: &PgPool,
+    tenant_id: i64,
+    filter: &Filter,
+    page: &Page,
+) -> sqlx::Result<Vec<CustomerRow>> {
+    let mut query = QueryBuilder::new(format!(
+        "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = "
+    ));
+    query.push_bind(tenant_id);
+    push_filter(&mut query, filter);
+    if let Some(after) = &page.after {
+        query.push(" AND c.sort_key > ").push_bind(after.clone());
+    }
+    query
+        .push(" ORDER BY c.sort_key LIMIT ")
+        .push_bind(page.limit());
+    query.build_query_as().fetch_all(pool).await
+}
+
+pub async fn count(pool: &PgPool, tenant_id: i64, filter: &Filter) -> sqlx::Result<i64> {
+    let mut query = QueryBuilder::new("SELECT count(*) FROM customers c WHERE c.tenant_id = ");
+    query.push_bind(tenant_id);
+    push_filter(&mut query, filter);
+    query.build_query_scalar().fetch_one(pool).await
+}
+
+/// A page of inner customers for each parent, in one statement.
+pub async fn children_pages(
+    pool: &PgPool,
+    tenant_id: i64,
+    parent_ids: &[i64],
+    search: Option<&str>,
+    page: &Page,
+) -> sqlx::Result<HashMap<i64, Vec<CustomerRow>>> {
+    let mut query = QueryBuilder::new(format!(
+        "SELECT p.id AS group_id, {} FROM unnest(",
+        COLUMNS.replace("c.", "x.")
+    ));
+    query
+        .push_bind(parent_ids.to_vec())
+        .push("::bigint[]) AS p(id) CROSS JOIN LATERAL (SELECT c.* FROM customers c WHERE c.tenant_id = ")
+        .push_bind(tenant_id)
+        .push(" AND c.parent_id = p.id");
+    push_filter(
+        &mut query,
+        &Filter {
+            search: search.map(str::to_owned),
+            roots_only: false,
+        },
+    );
+    if let Some(after) = &page.after {
+        query.push(" AND c.sort_key > ").push_bind(after.clone());
+    }
+    query
+        .push(" ORDER BY c.sort_key LIMIT ")
+        .push_bind(page.limit())
+        .push(") x ORDER BY p.id, x.sort_key");
+    let rows: Vec<Grouped<CustomerRow>> = query.build_query_as().fetch_all(pool).await?;
+    Ok(by_group(rows))
+}
+
+/// The number of inner customers of each parent (matching `search`).
+pub async fn child_counts(
+    pool: &PgPool,
+    tenant_id: i64,
+    parent_ids: &[i64],
+    search: Option<&str>,
+) -> sqlx::Result<HashMap<i64, i64>> {
+    let mut query =
+        QueryBuilder::new("SELECT c.parent_id, count(*) FROM customers c WHERE c.tenant_id = ");
+    query
+        .push_bind(tenant_id)
+        .push(" AND c.parent_id = ANY(")
+        .push_bind(parent_ids.to_vec())
+        .push(")");
+    push_filter(
+        &mut query,
+        &Filter {
+            search: search.map(str::to_owned),
+            roots_only: false,
+        },
+    );
+    query.push(" GROUP BY c.parent_id");
+    let rows: Vec<(i64, i64)> = query.build_query_as().fetch_all(pool).await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The number of customers below each of `ids`, each a GiST index lookup.
+pub async fn descendant_counts(
+    pool: &PgPool,
+    tenant_id: i64,
+    ids: &[i64],
+) -> sqlx::Result<HashMap<i64, i64>> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT c.id, (SELECT count(*) - 1 FROM customers d
+                       WHERE d.tenant_id = c.tenant_id AND d.path <@ c.path)
+         FROM customers c WHERE c.tenant_id = $1 AND c.id = ANY($2)",
+    )
+    .bind(tenant_id)
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+fn push_descendants(
+    query: &mut QueryBuilder<'_, Postgres>,
+    root: &CustomerRow,
+    max_depth: Option<i32>,
+) {
+    query
+        .push(" FROM customers c WHERE c.tenant_id = ")
+        .push_bind(root.tenant_id)
+        .push(" AND c.path <@ ")
+        .push_bind(root.path.clone())
+        .push("::ltree AND c.id <> ")
+        .push_bind(root.id);
+    if let Some(max_depth) = max_depth {
+        query
+            .push(" AND nlevel(c.path) <= nlevel(")
+            .push_bind(root.path.clone())
+            .push("::ltree) + ")
+            .push_bind(max_depth);
+    }
+}
+
+/// A page of the subtree below `root` in depth-first pre-order, children by
+/// title then number, at most `max_depth` levels down.
+pub async fn descendants(
+    pool: &PgPool,
+    root: &CustomerRow,
+    max_depth: Option<i32>,
+    page: &Page,
+) -> sqlx::Result<Vec<CustomerRow>> {
+    let mut query = QueryBuilder::new(format!("SELECT {COLUMNS}"));
+    push_descendants(&mut query, root, max_depth);
+    if let Some(after) = &page.after {
+        query.push(" AND c.tree_sort > ").push_bind(after.clone());
+    }
+    query
+        .push(" ORDER BY c.tree_sort LIMIT ")
+        .push_bind(page.limit());
+    query.build_query_as().fetch_all(pool).await
+}
+
+pub async fn descendants_count(
+    pool: &PgPool,
+    root: &CustomerRow,
+    max_depth: Option<i32>,
+) -> sqlx::Result<i64> {
+    let mut query = QueryBuilder::new("SELECT count(*)");
+    push_descendants(&mut query, root, max_depth);
+    query.build_query_scalar().fetch_one(pool).await
+}
+
+/// Takes the next number from the tenant's counter, in a readable form.
+async fn next_number(conn: &mut PgConnection, tenant_id: i64) -> sqlx::Result<String> {
+    let n: i64 = sqlx::query_scalar(
+        "INSERT INTO tenant_counters (tenant_id, customer_number) VALUES ($1, 1)
+         ON CONFLICT (tenant_id) DO UPDATE
+         SET customer_number = tenant_counters.customer_number + 1
+         RETURNING customer_number",
+    )
+    .bind(tenant_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(format!("C-{n:06}"))
+}
+
+/// Inserts a customer below `parent` (a root when `None`). With no number,
+/// numbers are drawn from the tenant's counter until one is free (a caller
+/// may have taken one by hand); a given number that is taken fails on the
+/// unique constraint `customers_number_key`.
+pub async fn insert(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    parent: Option<&CustomerRow>,
+    number: Option<&str>,
+    fields: &Fields,
+) -> sqlx::Result<CustomerRow> {
+    // The id is drawn first because the path ends with it.
+    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('customers', 'id'))")
+        .fetch_one(&mut *conn)
+        .await?;
+    let path = match parent {
+        Some(parent) => format!("{}.{id}", parent.path),
+        None => id.to_string(),
+    };
+    loop {
+        let (number, assigned) = match number {
+            Some(number) => (number.to_owned(), false),
+            None => (next_number(&mut *conn, tenant_id).await?, true),
+        };
+        let on_conflict = if assigned {
+            "ON CONFLICT ON CONSTRAINT customers_number_key DO NOTHING"
+        } else {
+            ""
+        };
+        let row: Option<CustomerRow> = sqlx::query_as(&format!(
+            "INSERT INTO customers AS c (tenant_id, id, parent_id, path, tree_sort, number, title,
+                 info, email, phone, country, state, city, address, address2, zip)
+             OVERRIDING SYSTEM VALUE
+             VALUES ($1, $2, $3, $4::ltree, coalesce($5 || chr(30), '') || lower($7) || chr(31) || $6,
+                     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             {on_conflict} RETURNING {COLUMNS}"
+        ))
+        .bind(tenant_id)
+        .bind(id)
+        .bind(parent.map(|p| p.id))
+        .bind(&path)
+        .bind(parent.map(|p| p.tree_sort.clone()))
+        .bind(&number)
+        .bind(&fields.title)
+        .bind(&fields.info)
+        .bind(&fields.email)
+        .bind(&fields.phone)
+        .bind(&fields.country)
+        .bind(&fields.state)
+        .bind(&fields.city)
+        .bind(&fields.address)
+        .bind(&fields.address2)
+        .bind(&fields.zip)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = row {
+            return Ok(row);
+        }
+    }
+}
+
+/// Writes a customer's fields and number. The caller refreshes the subtree's
+/// `tree_sort` when the title or number changed (`resort_subtree`).
+pub async fn update(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    number: &str,
+    fields: &Fields,
+) -> sqlx::Result<CustomerRow> {
+    sqlx::query_as(&format!(
+        "UPDATE customers AS c SET number = $3, title = $4, info = $5, email = $6, phone = $7,
+             country = $8, state = $9, city = $10, address = $11, address2 = $12, zip = $13,
+             updated_at = now()
+         WHERE c.tenant_id = $1 AND c.id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .bind(number)
+    .bind(&fields.title)
+    .bind(&fields.info)
+    .bind(&fields.email)
+    .bind(&fields.phone)
+    .bind(&fields.country)
+    .bind(&fields.state)
+    .bind(&fields.city)
+    .bind(&fields.address)
+    .bind(&fields.address2)
+    .bind(&fields.zip)
+    .fetch_one(conn)
+    .await
+}
+
+/// Moves `id` and its subtree below `new_parent` (to the roots when `None`)
+/// and, in the same statement, rebuilds the subtree's `tree_sort` from the
+/// new parent's. With `new_parent == current parent` it only re-sorts, which
+/// is what a changed title or number needs.
+pub async fn move_subtree(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    new_parent: Option<i64>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE customers d SET
+             path = CASE WHEN d.id = $2 THEN n.new_path
+                         ELSE n.new_path || subpath(d.path, nlevel(n.old_path)) END,
+             tree_sort = n.new_sort || substr(d.tree_sort, length(n.old_sort) + 1),
+             parent_id = CASE WHEN d.id = $2 THEN $3 ELSE d.parent_id END,
+             updated_at = CASE WHEN d.id = $2 AND d.parent_id IS DISTINCT FROM $3
+                               THEN now() ELSE d.updated_at END
+         FROM (SELECT c.path AS old_path, c.tree_sort AS old_sort,
+                      CASE WHEN p.path IS NULL THEN text2ltree(c.id::text)
+                           ELSE p.path || text2ltree(c.id::text) END AS new_path,
+                      coalesce(p.tree_sort || chr(30), '') || c.sort_key AS new_sort
+               FROM customers c
+               LEFT JOIN customers p ON p.tenant_id = c.tenant_id AND p.id = $3
+               WHERE c.tenant_id = $1 AND c.id = $2) n
+         WHERE d.tenant_id = $1 AND d.path <@ n.old_path",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(new_parent)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether `candidate` is `id` itself or lies below it.
+pub async fn is_in_subtree(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    candidate: i64,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM customers c, customers r
+                        WHERE c.tenant_id = $1 AND c.id = $3
+                          AND r.tenant_id = $1 AND r.id = $2 AND c.path <@ r.path)",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(candidate)
+    .fetch_one(conn)
+    .await
+}
+
+/// What deleting the subtree of `root` would take with it.
+pub struct SubtreeCensus {
+    pub customers: i64,
+    pub cloud_accounts: i64,
+}
+
+pub async fn census(conn: &mut PgConnection, root: &CustomerRow) -> sqlx::Result<SubtreeCensus> {
+    let (customers, cloud_accounts): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM customers c
+                 WHERE c.tenant_id = $1 AND c.path <@ $2::ltree),
+                (SELECT count(*) FROM entitlements e
+                 JOIN customers c ON c.tenant_id = e.tenant_id AND c.id = e.customer_id
+                 WHERE e.tenant_id = $1 AND e.kind = 'CLOUD_ACCOUNT' AND c.path <@ $2::ltree)",
+    )
+    .bind(root.tenant_id)
+    .bind(&root.path)
+    .fetch_one(conn)
+    .await?;
+    Ok(SubtreeCensus {
+        customers,
+        cloud_accounts,
+    })
+}
+
+/// What a subtree deletion removed and detached.
+pub struct Deleted {
+    pub customer_ids: Vec<i64>,
+    pub user_ids: Vec<i64>,
+    pub detached_entitlement_ids: Vec<i64>,
+}
+
+/// Deletes `root` and everything below it: their users go, their
+/// entitlements are detached keeping the customer's number, their
+/// administrator assignments go with them.
+pub async fn delete_subtree(conn: &mut PgConnection, root: &CustomerRow) -> sqlx::Result<Deleted> {
+    let user_ids: Vec<i64> = sqlx::query_scalar(
+        "DELETE FROM users u USING customers c
+         WHERE u.tenant_id = $1 AND c.tenant_id = $1 AND u.customer_id = c.id
+           AND c.path <@ $2::ltree
+         RETURNING u.id",
+    )
+    .bind(root.tenant_id)
+    .bind(&root.path)
+    .fetch_all(&mut *conn)
+    .await?;
+    let detached_entitlement_ids: Vec<i64> = sqlx::query_scalar(
+        "UPDATE entitlements e SET customer_id = NULL, customer_number = c.number
+         FROM customers c
+         WHERE e.tenant_id = $1 AND c.tenant_id = $1 AND e.customer_id = c.id
+           AND c.path <@ $2::ltree
+         RETURNING e.id",
+    )
+    .bind(root.tenant_id)
+    .bind(&root.path)
+    .fetch_all(&mut *conn)
+    .await?;
+    let customer_ids: Vec<i64> = sqlx::query_scalar(
+        "DELETE FROM customers c WHERE c.tenant_id = $1 AND c.path <@ $2::ltree
+         RETURNING c.id",
+    )
+    .bind(root.tenant_id)
+    .bind(&root.path)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Deleted {
+        customer_ids,
+        user_ids,
+        detached_entitlement_ids,
+    })
+}

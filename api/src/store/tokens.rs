@@ -1,0 +1,70 @@
+//! One-time secrets behind email links.
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::PgConnection;
+
+use canopy_core::config::Secret;
+use canopy_core::secrets;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    EmailValidation,
+    Activation,
+    PasswordReset,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::EmailValidation => "EMAIL_VALIDATION",
+            Purpose::Activation => "ACTIVATION",
+            Purpose::PasswordReset => "PASSWORD_RESET",
+        }
+    }
+}
+
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Issues a token for `purpose`, revoking the user's earlier ones of the same
+/// purpose: only the newest link works. The link's token is derived from the
+/// row id under the server secret; only its hash is stored.
+pub async fn issue(
+    conn: &mut PgConnection,
+    secret: &Secret,
+    tenant_id: i64,
+    user_id: i64,
+    purpose: Purpose,
+    ttl: Duration,
+) -> sqlx::Result<IssuedToken> {
+    sqlx::query(
+        "UPDATE user_tokens SET revoked_at = now()
+         WHERE tenant_id = $1 AND user_id = $2 AND purpose = $3
+           AND consumed_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(purpose.as_str())
+    .execute(&mut *conn)
+    .await?;
+    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('user_tokens', 'id'))")
+        .fetch_one(&mut *conn)
+        .await?;
+    let token = secrets::link_token(secret, tenant_id, id, purpose.as_str());
+    let expires_at = Utc::now() + ttl;
+    sqlx::query(
+        "INSERT INTO user_tokens (tenant_id, id, user_id, purpose, token_hash, expires_at)
+         OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(user_id)
+    .bind(purpose.as_str())
+    .bind(secrets::sha256(token.as_bytes()))
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(IssuedToken { token, expires_at })
+}

@@ -1,0 +1,224 @@
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+
+use super::{Grouped, by_group};
+use crate::pagination::Page;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UserRow {
+    pub tenant_id: i64,
+    pub id: i64,
+    pub customer_id: Option<i64>,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub role: String,
+    pub status: String,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The address as compared and ordered: lower-cased by Postgres.
+    pub email_key: String,
+}
+
+const COLUMNS: &str = "u.tenant_id, u.id, u.customer_id, u.email, u.first_name, u.last_name, \
+     u.phone, u.role, u.status, u.last_login_at, u.created_at, u.updated_at, \
+     lower(u.email) AS email_key";
+
+/// Which users a list shows.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub customer_id: Option<i64>,
+    pub status: Option<&'static str>,
+    /// An ILIKE pattern on email, first and last name.
+    pub search: Option<String>,
+}
+
+pub async fn by_ids(pool: &PgPool, tenant_id: i64, ids: &[i64]) -> sqlx::Result<Vec<UserRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users u WHERE u.tenant_id = $1 AND u.id = ANY($2)"
+    ))
+    .bind(tenant_id)
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+}
+
+/// Finds a user by address, compared case-insensitively.
+pub async fn by_email(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    email: &str,
+) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users u WHERE u.tenant_id = $1 AND lower(u.email) = lower($2)"
+    ))
+    .bind(tenant_id)
+    .bind(email)
+    .fetch_optional(conn)
+    .await
+}
+
+fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
+    if let Some(customer_id) = filter.customer_id {
+        query.push(" AND u.customer_id = ").push_bind(customer_id);
+    }
+    if let Some(status) = filter.status {
+        query.push(" AND u.status = ").push_bind(status);
+    }
+    if let Some(pattern) = &filter.search {
+        query
+            .push(" AND (u.email ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR u.first_name ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR u.last_name ILIKE ")
+            .push_bind(pattern.clone())
+            .push(")");
+    }
+}
+
+/// A page of users ordered by address; the cursor is the lower-cased address.
+pub async fn list(
+    pool: &PgPool,
+    tenant_id: i64,
+    filter: &Filter,
+    page: &Page,
+) -> sqlx::Result<Vec<UserRow>> {
+    let mut query = QueryBuilder::new(format!(
+        "SELECT {COLUMNS} FROM users u WHERE u.tenant_id = "
+    ));
+    query.push_bind(tenant_id);
+    push_filter(&mut query, filter);
+    if let Some(after) = &page.after {
+        query
+            .push(" AND lower(u.email) > ")
+            .push_bind(after.clone());
+    }
+    query
+        .push(" ORDER BY lower(u.email) LIMIT ")
+        .push_bind(page.limit());
+    query.build_query_as().fetch_all(pool).await
+}
+
+pub async fn count(pool: &PgPool, tenant_id: i64, filter: &Filter) -> sqlx::Result<i64> {
+    let mut query = QueryBuilder::new("SELECT count(*) FROM users u WHERE u.tenant_id = ");
+    query.push_bind(tenant_id);
+    push_filter(&mut query, filter);
+    query.build_query_scalar().fetch_one(pool).await
+}
+
+/// The administrators of each customer, by address.
+pub async fn administrators(
+    pool: &PgPool,
+    tenant_id: i64,
+    customer_ids: &[i64],
+) -> sqlx::Result<HashMap<i64, Vec<UserRow>>> {
+    let rows: Vec<Grouped<UserRow>> = sqlx::query_as(&format!(
+        "SELECT a.customer_id AS group_id, {COLUMNS}
+         FROM customer_administrators a
+         JOIN users u ON u.tenant_id = a.tenant_id AND u.id = a.user_id
+         WHERE a.tenant_id = $1 AND a.customer_id = ANY($2)
+         ORDER BY lower(u.email)"
+    ))
+    .bind(tenant_id)
+    .bind(customer_ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(by_group(rows))
+}
+
+/// The customers each user administers, as ids.
+pub async fn administered_customer_ids(
+    pool: &PgPool,
+    tenant_id: i64,
+    user_ids: &[i64],
+) -> sqlx::Result<HashMap<i64, Vec<i64>>> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT a.user_id, a.customer_id FROM customer_administrators a
+         JOIN customers c ON c.tenant_id = a.tenant_id AND c.id = a.customer_id
+         WHERE a.tenant_id = $1 AND a.user_id = ANY($2) ORDER BY c.sort_key",
+    )
+    .bind(tenant_id)
+    .bind(user_ids)
+    .fetch_all(pool)
+    .await?;
+    let mut map: HashMap<i64, Vec<i64>> = HashMap::new();
+    for (user_id, customer_id) in rows {
+        map.entry(user_id).or_default().push(customer_id);
+    }
+    Ok(map)
+}
+
+/// Makes `user_id` an administrator of `customer_id`; true when it was not one.
+pub async fn add_administrator(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    customer_id: i64,
+    user_id: i64,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "INSERT INTO customer_administrators (tenant_id, customer_id, user_id)
+         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(customer_id)
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// True when the user was an administrator of the customer.
+pub async fn remove_administrator(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    customer_id: i64,
+    user_id: i64,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "DELETE FROM customer_administrators
+         WHERE tenant_id = $1 AND customer_id = $2 AND user_id = $3",
+    )
+    .bind(tenant_id)
+    .bind(customer_id)
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// A new user, already validated.
+pub struct NewUser<'a> {
+    pub customer_id: Option<i64>,
+    pub email: &'a str,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub role: &'static str,
+    pub status: &'static str,
+}
+
+/// Inserts a user; an address already taken (case-insensitively) fails on
+/// the unique index `users_email_key`.
+pub async fn insert(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    user: &NewUser<'_>,
+) -> sqlx::Result<UserRow> {
+    sqlx::query_as(&format!(
+        "INSERT INTO users AS u (tenant_id, customer_id, email, first_name, last_name, role, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+    ))
+    .bind(tenant_id)
+    .bind(user.customer_id)
+    .bind(user.email)
+    .bind(user.first_name)
+    .bind(user.last_name)
+    .bind(user.role)
+    .bind(user.status)
+    .fetch_one(conn)
+    .await
+}

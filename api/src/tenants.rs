@@ -1,0 +1,138 @@
+//! Creating a tenant with its first administrator: how a fresh installation
+//! gets its first caller (`canopy-api create-tenant`).
+
+use chrono::Duration;
+use serde::Serialize;
+use sqlx::PgPool;
+use url::Url;
+
+use crate::auth::Scope;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{self, NodeKind};
+use crate::store::{api_keys, tenants, tokens, users};
+use crate::validation;
+use canopy_core::config::Secret;
+use canopy_core::secrets::{self, SecretKind};
+
+/// How long an activation link works unless the caller says otherwise.
+pub const ACTIVATION_TTL_HOURS: i64 = 168;
+
+pub struct NewTenant {
+    pub name: String,
+    pub admin_email: String,
+    pub portal_url: String,
+    pub require_approval: bool,
+}
+
+/// What `create-tenant` prints: the only time the API key is shown.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedTenant {
+    pub tenant_id: String,
+    pub admin_user_id: String,
+    pub api_key: String,
+    pub activation_link: String,
+}
+
+/// The number of characters of a secret kept to tell keys apart.
+pub const KEY_PREFIX_CHARS: usize = 16;
+
+pub async fn create(pool: &PgPool, secret: &Secret, new: NewTenant) -> ApiResult<CreatedTenant> {
+    let name = validation::required("name", &new.name, validation::MAX_TITLE_CHARS)?;
+    let admin_email = validation::email("adminEmail", &new.admin_email)?;
+    let portal_url = portal_url(&new.portal_url)?;
+
+    let mut tx = pool.begin().await?;
+    let tenant = tenants::insert(&mut tx, &name, portal_url.as_str(), new.require_approval).await?;
+    let admin = users::insert(
+        &mut tx,
+        tenant.id,
+        &users::NewUser {
+            customer_id: None,
+            email: &admin_email,
+            first_name: None,
+            last_name: None,
+            role: "TENANT_ADMIN",
+            status: "PENDING_EMAIL_VALIDATION",
+        },
+    )
+    .await?;
+    let activation = tokens::issue(
+        &mut tx,
+        secret,
+        tenant.id,
+        admin.id,
+        tokens::Purpose::Activation,
+        Duration::hours(ACTIVATION_TTL_HOURS),
+    )
+    .await?;
+    let key = secrets::mint(SecretKind::ApiKey, tenant.id);
+    api_keys::insert(
+        &mut tx,
+        tenant.id,
+        "Initial key",
+        &Scope::ALL,
+        &key.plaintext[..KEY_PREFIX_CHARS],
+        &key.hash,
+    )
+    .await?;
+    tx.commit().await?;
+
+    Ok(CreatedTenant {
+        tenant_id: ids::encode(NodeKind::Tenant, tenant.id).0,
+        admin_user_id: ids::encode(NodeKind::User, admin.id).0,
+        api_key: key.plaintext,
+        activation_link: link(&portal_url, "activate", &activation.token),
+    })
+}
+
+/// A one-line account of why creating a tenant failed, for the CLI.
+pub fn describe(error: &ApiError) -> String {
+    match error {
+        ApiError::BadInput { field, message } | ApiError::Conflict { field, message } => {
+            format!("{field}: {message}")
+        }
+        ApiError::Internal(cause) => format!("{cause:#}"),
+        other => other.code().to_owned(),
+    }
+}
+
+fn portal_url(value: &str) -> ApiResult<Url> {
+    let bad = || ApiError::bad_input("portalUrl", "portalUrl must be an http(s) URL");
+    let url = Url::parse(value.trim()).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(bad());
+    }
+    Ok(url)
+}
+
+/// A link below the portal URL carrying `token`, e.g. `…/activate?token=…`.
+pub fn link(portal_url: &Url, page: &str, token: &str) -> String {
+    let mut url = portal_url.clone();
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.pop_if_empty().push(page);
+    }
+    url.query_pairs_mut().clear().append_pair("token", token);
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_go_below_the_portal_url() {
+        let portal = Url::parse("https://portal.example.com/app/").unwrap();
+        assert_eq!(
+            link(&portal, "activate", "7.abc"),
+            "https://portal.example.com/app/activate?token=7.abc"
+        );
+        let bare = Url::parse("http://localhost:3000").unwrap();
+        assert_eq!(
+            link(&bare, "activate", "x"),
+            "http://localhost:3000/activate?token=x"
+        );
+        assert!(portal_url("ftp://x").is_err());
+        assert!(portal_url("nonsense").is_err());
+    }
+}

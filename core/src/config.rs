@@ -1,0 +1,132 @@
+//! Configuration from the environment, each value with a working local default
+//! (see the table in README.md).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+/// The development secret used when `CANOPY_SECRET` is unset. Links signed
+/// with it are only as safe as this line is secret: never in production.
+const DEV_SECRET: &str = "canopy-development-secret-do-not-use-in-production";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: String,
+    pub redis_url: String,
+    /// Prefix of every Redis key.
+    pub queue: String,
+    pub addr: SocketAddr,
+    pub embedded_worker: bool,
+    pub smtp_url: Option<String>,
+    pub mail_dir: PathBuf,
+    pub secret: Secret,
+    pub mail_from: String,
+}
+
+/// The server secret; its `Debug` never prints it.
+#[derive(Clone)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests can supply values
+    /// without touching the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str, default: &str| {
+            lookup(name)
+                .filter(|value| !value.trim().is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        let addr = get("CANOPY_ADDR", "127.0.0.1:8080");
+        let embedded_worker = get("CANOPY_EMBEDDED_WORKER", "true");
+        let secret = match lookup("CANOPY_SECRET").filter(|s| !s.is_empty()) {
+            Some(secret) => Secret::new(secret),
+            None => {
+                tracing::warn!(
+                    "CANOPY_SECRET is unset: using the development secret; set it in production"
+                );
+                Secret::new(DEV_SECRET)
+            }
+        };
+        Ok(Self {
+            database_url: get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/canopy"),
+            redis_url: get("REDIS_URL", "redis://127.0.0.1:6379"),
+            queue: get("CANOPY_QUEUE", "canopy"),
+            addr: addr
+                .parse()
+                .with_context(|| format!("CANOPY_ADDR is not an address: {addr}"))?,
+            embedded_worker: parse_bool(&embedded_worker).with_context(|| {
+                format!("CANOPY_EMBEDDED_WORKER is not a boolean: {embedded_worker}")
+            })?,
+            smtp_url: lookup("SMTP_URL").filter(|s| !s.trim().is_empty()),
+            mail_dir: PathBuf::from(get("CANOPY_MAIL_DIR", "./mail")),
+            secret,
+            mail_from: get("CANOPY_MAIL_FROM", "Canopy <no-reply@localhost>"),
+        })
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_locally() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(
+            config.database_url,
+            "postgres://postgres@127.0.0.1:5432/canopy"
+        );
+        assert_eq!(config.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(config.queue, "canopy");
+        assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
+        assert!(config.embedded_worker);
+        assert!(config.smtp_url.is_none());
+        assert_eq!(config.mail_dir, PathBuf::from("./mail"));
+        assert_eq!(config.mail_from, "Canopy <no-reply@localhost>");
+    }
+
+    #[test]
+    fn values_override_defaults_and_bad_ones_are_refused() {
+        let config = Config::from_lookup(|name| match name {
+            "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
+            "CANOPY_ADDR" => Some("0.0.0.0:9000".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(!config.embedded_worker);
+        assert_eq!(config.addr.port(), 9000);
+
+        let bad = Config::from_lookup(|name| (name == "CANOPY_ADDR").then(|| "nowhere".into()));
+        assert!(bad.unwrap_err().to_string().contains("CANOPY_ADDR"));
+    }
+}

@@ -1,0 +1,9 @@
+//! Code both Canopy binaries share: configuration, the database, domain types
+//! and secrets. Keeping it in one crate means the API and the worker cannot
+//! drift apart on what a row or a token means.
+
+pub mod config;
+pub mod db;
+pub mod secrets;
+pub mod shutdown;
+pub mod telemetry;

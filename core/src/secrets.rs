@@ -1,0 +1,126 @@
+//! Secrets handed to callers (API keys, session tokens, email-link tokens).
+//! Only their SHA-256 hash is stored; a lookup finds the row by hash and the
+//! hashes are compared again in constant time.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::Secret;
+
+/// A freshly minted secret: what the caller sees once, and what we store.
+pub struct NewSecret {
+    pub plaintext: String,
+    pub hash: Vec<u8>,
+}
+
+/// What kind of secret a string is; the kind is its visible prefix, so a
+/// leaked secret is easy to recognise and to route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretKind {
+    ApiKey,
+    Session,
+}
+
+impl SecretKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            SecretKind::ApiKey => "cnpk",
+            SecretKind::Session => "cnps",
+        }
+    }
+}
+
+/// Mints `<kind>_<tenant>_<256 random bits, base64url>`. The tenant id in
+/// the clear lets every lookup filter by tenant; it is not a secret.
+pub fn mint(kind: SecretKind, tenant_id: i64) -> NewSecret {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let plaintext = format!(
+        "{}_{}_{}",
+        kind.prefix(),
+        tenant_id,
+        URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let hash = sha256(plaintext.as_bytes());
+    NewSecret { plaintext, hash }
+}
+
+/// Splits a presented secret into its kind and tenant without trusting it:
+/// the hash lookup decides whether it is real.
+pub fn parse(presented: &str) -> Option<(SecretKind, i64)> {
+    let mut parts = presented.splitn(3, '_');
+    let kind = match parts.next()? {
+        "cnpk" => SecretKind::ApiKey,
+        "cnps" => SecretKind::Session,
+        _ => return None,
+    };
+    let tenant_id = parts.next()?.parse().ok()?;
+    let rest = parts.next()?;
+    (rest.len() == 43).then_some((kind, tenant_id))
+}
+
+pub fn sha256(bytes: &[u8]) -> Vec<u8> {
+    Sha256::digest(bytes).to_vec()
+}
+
+/// Compares two hashes in constant time.
+pub fn hashes_match(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// The token behind an email link: an HMAC of the token row's identity under
+/// the server secret, so a retried email rebuilds the same link while only
+/// the token's hash is stored. `<tenant>.<base64url hmac>`.
+pub fn link_token(secret: &Secret, tenant_id: i64, token_id: i64, purpose: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose()).expect("HMAC takes any key");
+    mac.update(format!("{purpose}:{tenant_id}:{token_id}").as_bytes());
+    format!(
+        "{}.{}",
+        tenant_id,
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// The tenant named by a link token, before its hash is looked up.
+pub fn link_token_tenant(token: &str) -> Option<i64> {
+    token.split_once('.')?.0.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_secrets_parse_back_and_differ() {
+        let a = mint(SecretKind::ApiKey, 42);
+        let b = mint(SecretKind::ApiKey, 42);
+        assert_ne!(a.plaintext, b.plaintext);
+        assert!(a.plaintext.starts_with("cnpk_42_"));
+        assert_eq!(parse(&a.plaintext), Some((SecretKind::ApiKey, 42)));
+        assert_eq!(a.hash, sha256(a.plaintext.as_bytes()));
+        assert!(hashes_match(&a.hash, &sha256(a.plaintext.as_bytes())));
+        assert!(!hashes_match(&a.hash, &b.hash));
+    }
+
+    #[test]
+    fn malformed_secrets_do_not_parse() {
+        for bad in ["", "cnpk", "cnpk_x_abc", "nope_1_abc", "cnpk_1_short"] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn link_tokens_are_stable_per_row_and_secret() {
+        let secret = Secret::new("s1");
+        let token = link_token(&secret, 7, 99, "activation");
+        assert_eq!(token, link_token(&secret, 7, 99, "activation"));
+        assert_ne!(token, link_token(&secret, 7, 100, "activation"));
+        assert_ne!(token, link_token(&secret, 7, 99, "reset"));
+        assert_ne!(token, link_token(&Secret::new("s2"), 7, 99, "activation"));
+        assert_eq!(link_token_tenant(&token), Some(7));
+    }
+}
