@@ -47,20 +47,19 @@ async fn main() -> Result<()> {
             portal_url,
             require_approval,
         }) => {
+            let new = NewTenant {
+                name,
+                admin_email,
+                portal_url,
+                require_approval,
+            };
+            let refuse = |error| anyhow::anyhow!("{}", tenants::describe(&error));
+            new.validate().map_err(refuse)?;
             let config = Config::from_env()?;
             let pool = db::connect_and_migrate(&config.database_url).await?;
-            let created = tenants::create(
-                &pool,
-                &config.secret,
-                NewTenant {
-                    name,
-                    admin_email,
-                    portal_url,
-                    require_approval,
-                },
-            )
-            .await
-            .map_err(|error| anyhow::anyhow!("{}", tenants::describe(&error)))?;
+            let created = tenants::create(&pool, &config.secret, new)
+                .await
+                .map_err(refuse)?;
             println!("{}", serde_json::to_string_pretty(&created)?);
             Ok(())
         }

@@ -37,6 +37,17 @@ pub struct CreatedTenant {
 /// The number of characters of a secret kept to tell keys apart.
 pub const KEY_PREFIX_CHARS: usize = 16;
 
+impl NewTenant {
+    /// Checks every field, so a caller can refuse bad input before it
+    /// touches the database.
+    pub fn validate(&self) -> ApiResult<()> {
+        validation::required("name", &self.name, validation::MAX_TITLE_CHARS)?;
+        validation::email("adminEmail", &self.admin_email)?;
+        portal_url(&self.portal_url)?;
+        Ok(())
+    }
+}
+
 pub async fn create(pool: &PgPool, secret: &Secret, new: NewTenant) -> ApiResult<CreatedTenant> {
     let name = validation::required("name", &new.name, validation::MAX_TITLE_CHARS)?;
     let admin_email = validation::email("adminEmail", &new.admin_email)?;
@@ -89,9 +100,7 @@ pub async fn create(pool: &PgPool, secret: &Secret, new: NewTenant) -> ApiResult
 /// A one-line account of why creating a tenant failed, for the CLI.
 pub fn describe(error: &ApiError) -> String {
     match error {
-        ApiError::BadInput { field, message } | ApiError::Conflict { field, message } => {
-            format!("{field}: {message}")
-        }
+        ApiError::BadInput { message, .. } | ApiError::Conflict { message, .. } => message.clone(),
         ApiError::Internal(cause) => format!("{cause:#}"),
         other => other.code().to_owned(),
     }

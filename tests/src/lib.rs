@@ -1,1 +1,257 @@
+//! The harness for Canopy's end-to-end tests: the real app on a database of
+//! the test's own (from `#[sqlx::test]`), under a Redis prefix of its own,
+//! spoken to as a client would: GraphQL over HTTP.
 
+pub mod statements;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use canopy_api::tenants::{self, CreatedTenant, NewTenant};
+use canopy_api::{AppState, app};
+use canopy_core::config::Config;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub pool: PgPool,
+    pub config: Arc<Config>,
+    pub client: reqwest::Client,
+    /// The tenant every test starts with, and its all-scopes key.
+    pub tenant: CreatedTenant,
+}
+
+/// A GraphQL error as a caller sees it.
+#[derive(Debug, Clone)]
+pub struct GqlError {
+    pub code: String,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl TestApp {
+    /// Serves the app on a free port, with one tenant ("Acme") created.
+    pub async fn spawn(pool: PgPool) -> Self {
+        statements::install();
+        let queue = format!("canopy-test-{:016x}", rand::random::<u64>());
+        let config = Arc::new(
+            Config::from_lookup(|name| match name {
+                "CANOPY_QUEUE" => Some(queue.clone()),
+                "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
+                "CANOPY_SECRET" => Some("test-secret".into()),
+                _ => None,
+            })
+            .expect("test configuration"),
+        );
+        let state = AppState::new(pool.clone(), config.clone()).expect("app state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app(state)).await });
+        let mut app = Self {
+            addr,
+            pool,
+            config,
+            client: reqwest::Client::new(),
+            tenant: placeholder(),
+        };
+        app.tenant = app.create_tenant("Acme").await;
+        app
+    }
+
+    pub async fn create_tenant(&self, name: &str) -> CreatedTenant {
+        tenants::create(
+            &self.pool,
+            &self.config.secret,
+            NewTenant {
+                name: name.into(),
+                admin_email: format!("admin@{}.test", name.to_lowercase()),
+                portal_url: "https://portal.example.com".into(),
+                require_approval: false,
+            },
+        )
+        .await
+        .expect("create tenant")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Posts a GraphQL request with `key` (if any); returns the whole body.
+    pub async fn post(&self, key: Option<&str>, query: &str, variables: Value) -> Value {
+        self.post_with(key, query, variables, None).await
+    }
+
+    pub async fn post_with(
+        &self,
+        key: Option<&str>,
+        query: &str,
+        variables: Value,
+        request_id: Option<&str>,
+    ) -> Value {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(id) = request_id {
+            request = request.header("x-request-id", id);
+        }
+        let response = request.send().await.expect("request sent");
+        response.json().await.expect("JSON body")
+    }
+
+    /// Runs `query` with the tenant's key and returns `data`, failing the
+    /// test on any error.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let key = self.tenant.api_key.clone();
+        data_of(self.post(Some(&key), query, variables).await)
+    }
+
+    /// Runs `query` with `key` and returns `data`, failing on any error.
+    pub async fn data_as(&self, key: &str, query: &str, variables: Value) -> Value {
+        data_of(self.post(Some(key), query, variables).await)
+    }
+
+    /// Runs `query` with the tenant's key and returns its one error.
+    pub async fn error(&self, query: &str, variables: Value) -> GqlError {
+        let key = self.tenant.api_key.clone();
+        error_of(self.post(Some(&key), query, variables).await)
+    }
+
+    /// Runs `query` with `key` (or none) and returns its one error.
+    pub async fn error_as(&self, key: Option<&str>, query: &str, variables: Value) -> GqlError {
+        error_of(self.post(key, query, variables).await)
+    }
+
+    /// Creates a customer and returns its id.
+    pub async fn customer(&self, title: &str, parent: Option<&str>) -> String {
+        let data = self
+            .data(
+                "mutation($input: CreateCustomerInput!) {
+                   createCustomer(input: $input) { customer { id } } }",
+                json!({ "input": { "title": title, "parentId": parent } }),
+            )
+            .await;
+        data["createCustomer"]["customer"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Creates an API key with `scopes` and returns its secret.
+    pub async fn key_with(&self, scopes: &[&str]) -> String {
+        let data = self
+            .data(
+                "mutation($scopes: [Scope!]!) { createApiKey(name: \"test\", scopes: $scopes) { secret } }",
+                json!({ "scopes": scopes }),
+            )
+            .await;
+        data["createApiKey"]["secret"].as_str().unwrap().to_owned()
+    }
+
+    /// Counts the rows of `table`, to prove a refused mutation changed nothing.
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// A digest of every row of the tenant-owned tables: equal before and
+    /// after a refused mutation means nothing changed.
+    pub async fn snapshot(&self) -> String {
+        let mut out = String::new();
+        // Every column but api_keys.last_used_at, which records reads too.
+        for table in [
+            "customers",
+            "entitlements",
+            "users",
+            "customer_administrators",
+            "user_tokens",
+            "(SELECT tenant_id, id, name, scopes, prefix, secret_hash, created_at, revoked_at
+              FROM api_keys) AS keys",
+            "tenant_counters",
+        ] {
+            let rows: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT t::text FROM (SELECT * FROM {table}) t ORDER BY t::text"
+            ))
+            .fetch_all(&self.pool)
+            .await
+            .unwrap();
+            out.push_str(&format!("{table}: {rows:?}\n"));
+        }
+        out
+    }
+}
+
+fn placeholder() -> CreatedTenant {
+    CreatedTenant {
+        tenant_id: String::new(),
+        admin_user_id: String::new(),
+        api_key: String::new(),
+        activation_link: String::new(),
+    }
+}
+
+pub fn data_of(body: Value) -> Value {
+    assert!(
+        body.get("errors").is_none(),
+        "unexpected errors: {}",
+        serde_json::to_string_pretty(&body).unwrap()
+    );
+    body["data"].clone()
+}
+
+pub fn error_of(body: Value) -> GqlError {
+    let errors = body["errors"].as_array().unwrap_or_else(|| {
+        panic!(
+            "expected an error, got {}",
+            serde_json::to_string_pretty(&body).unwrap()
+        )
+    });
+    assert_eq!(errors.len(), 1, "expected one error: {body}");
+    let error = &errors[0];
+    GqlError {
+        code: error["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("error without a code: {error}"))
+            .to_owned(),
+        field: error["extensions"]["field"].as_str().map(str::to_owned),
+        message: error["message"].as_str().unwrap_or_default().to_owned(),
+    }
+}
+
+impl TestApp {
+    /// Registers a user of the tenant directly in the database (creating
+    /// users through the API belongs to the user lifecycle); returns its id.
+    pub async fn insert_user(&self, email: &str, customer_id: Option<&str>) -> String {
+        let tenant = global_id_number(&self.tenant.tenant_id);
+        let customer = customer_id.map(global_id_number);
+        let role = if customer.is_some() {
+            "CUSTOMER_USER"
+        } else {
+            "TENANT_ADMIN"
+        };
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (tenant_id, customer_id, email, role, status)
+             VALUES ($1, $2, $3, $4, 'ACTIVE') RETURNING id",
+        )
+        .bind(tenant)
+        .bind(customer)
+        .bind(email)
+        .bind(role)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        canopy_api::ids::encode(canopy_api::ids::NodeKind::User, id).0
+    }
+}
+
+/// The row id inside one of our global ids.
+pub fn global_id_number(id: &str) -> i64 {
+    canopy_api::ids::decode(id).expect("a global id").1
+}

@@ -50,14 +50,11 @@ impl Extension for RequestObserver {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        if let DocumentOperations::Multiple(operations) = &document.operations {
-            if operations.len() == 1 {
-                if let (Ok(mut slot), Some(name)) =
-                    (self.operation.lock(), operations.keys().next())
-                {
-                    *slot = Some(name.to_string());
-                }
-            }
+        if let DocumentOperations::Multiple(operations) = &document.operations
+            && operations.len() == 1
+            && let (Ok(mut slot), Some(name)) = (self.operation.lock(), operations.keys().next())
+        {
+            *slot = Some(name.to_string());
         }
         Ok(document)
     }
@@ -72,18 +69,25 @@ impl Extension for RequestObserver {
             *slot = Some(name.to_owned());
         }
         let mut response = next.run(ctx, operation_name).await;
-        // During execution every deliberate error carries a code (ApiError);
-        // one without is an unexpected failure whose text may say too much.
+        // During execution every deliberate error carries a code (ApiError).
+        // An uncoded one with a Rust error behind it is an unexpected
+        // failure whose text may say too much; one without is async-graphql
+        // refusing an argument value, which is the caller's input.
         for error in &mut response.errors {
             if error
                 .extensions
                 .as_ref()
                 .and_then(|e| e.get("code"))
-                .is_none()
+                .is_some()
             {
+                continue;
+            }
+            if error.source.is_some() {
                 tracing::error!(message = %error.message, path = ?error.path, "uncoded resolver error");
                 error.message = "internal error".to_owned();
                 ensure_code(error, "INTERNAL");
+            } else {
+                ensure_code(error, "BAD_USER_INPUT");
             }
         }
         response

@@ -75,11 +75,16 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         id: ID,
-        #[graphql(default = false)] cascade: bool,
+        #[graphql(default_with = "Some(false)")] cascade: Option<bool>,
     ) -> ApiResult<DeleteCustomerPayload> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        let deleted =
-            actions::customers::delete(&state(ctx).pool, caller.tenant_id, &id, cascade).await?;
+        let deleted = actions::customers::delete(
+            &state(ctx).pool,
+            caller.tenant_id,
+            &id,
+            cascade.unwrap_or(false),
+        )
+        .await?;
         let encode =
             |kind, ids: Vec<i64>| ids.into_iter().map(|id| ids::encode(kind, id)).collect();
         Ok(DeleteCustomerPayload {

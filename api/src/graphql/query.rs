@@ -107,7 +107,7 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         search: Option<String>,
-        #[graphql(default = false)] roots_only: bool,
+        #[graphql(default_with = "Some(false)")] roots_only: Option<bool>,
         first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<CustomerConnection> {
@@ -115,7 +115,7 @@ impl Query {
         let page = Page::new(first, after)?;
         let filter = customers::Filter {
             search: search_pattern(search.as_deref())?,
-            roots_only,
+            roots_only: roots_only.unwrap_or(false),
         };
         let state = ctx.data_unchecked::<AppState>();
         let rows = customers::list(&state.pool, caller.tenant_id, &filter, &page).await?;

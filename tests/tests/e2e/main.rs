@@ -1,1 +1,9 @@
+//! End-to-end tests: GraphQL over HTTP against the real app, each on a
+//! database of its own.
 
+mod api_keys;
+mod customers;
+mod http;
+mod schema;
+mod statements;
+mod tree;

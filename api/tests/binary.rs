@@ -1,0 +1,357 @@
+//! The `canopy-api` binary as an operator runs it: `create-tenant` on a fresh
+//! database, then the server with no arguments, queried over HTTP with the
+//! printed key, and stopped with SIGTERM.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+const BIN: &str = env!("CARGO_BIN_EXE_canopy-api");
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+const SECRET: &str = "x";
+
+fn random_hex() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// A database of the test's own, named but not created (the binary creates
+/// it); dropped by `drop_now`, or on `Drop` when a test fails first.
+struct Database {
+    name: String,
+    dropped: bool,
+}
+
+impl Database {
+    fn new() -> Self {
+        Self {
+            name: format!("canopy_bin_{}", random_hex()),
+            dropped: false,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("{POSTGRES}/{}", self.name)
+    }
+
+    async fn connect(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(&self.url())
+            .await
+            .expect("connect to the test database")
+    }
+
+    async fn drop_now(mut self) {
+        drop_database(&self.name)
+            .await
+            .expect("drop the test database");
+        self.dropped = true;
+    }
+}
+
+async fn drop_database(name: &str) -> sqlx::Result<()> {
+    let mut admin = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres")).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // Drop cannot await: a thread with a runtime of its own does it.
+        let name = self.name.clone();
+        let done = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(drop_database(&name))
+        })
+        .join();
+        if !matches!(done, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}: {done:?}", self.name);
+        }
+    }
+}
+
+/// A scratch directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("canopy-bin-{}", random_hex()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The running server; killed on drop if still running, and its log shown
+/// when the test is failing.
+struct Server {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Server {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- canopy-api log ---\n{}", self.log());
+        }
+    }
+}
+
+async fn create_tenant(db: &Database, admin_email: &str) -> Output {
+    tokio::process::Command::new(BIN)
+        .args(["create-tenant", "--name", "Bin Test", "--admin-email"])
+        .arg(admin_email)
+        .args(["--portal-url", "https://portal.bin.test"])
+        .env("DATABASE_URL", db.url())
+        .env("CANOPY_SECRET", SECRET)
+        .env_remove("CANOPY_LOG_FORMAT")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run canopy-api create-tenant")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn string_field<'a>(object: &'a Value, name: &str) -> &'a str {
+    object[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} is not a string in {object}"))
+}
+
+async fn graphql(
+    client: &reqwest::Client,
+    base: &str,
+    bearer: Option<&str>,
+    query: &str,
+) -> (reqwest::StatusCode, Value) {
+    let mut request = client
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": query }));
+    if let Some(secret) = bearer {
+        request = request.bearer_auth(secret);
+    }
+    let response = request.send().await.expect("POST /graphql");
+    let status = response.status();
+    let body = response.json().await.expect("a JSON body");
+    (status, body)
+}
+
+fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+const VIEWER: &str = "{ viewer { tenant { id name } scopes } }";
+
+#[tokio::test]
+async fn create_tenant_then_serve_and_query_with_the_printed_key() {
+    let db = Database::new();
+    let scratch = TempDir::new();
+
+    // create-tenant: one JSON object on stdout.
+    let output = create_tenant(&db, "admin@bin.test").await;
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8 stdout");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "create-tenant failed: {}\nstdout: {stdout}\nstderr: {stderr}",
+        output.status
+    );
+    let mut values = serde_json::Deserializer::from_str(&stdout).into_iter::<Value>();
+    let created = values
+        .next()
+        .expect("a JSON value on stdout")
+        .expect("valid JSON on stdout");
+    assert!(
+        values.next().is_none(),
+        "more than one JSON value on stdout: {stdout}"
+    );
+    assert!(created.is_object(), "not a JSON object: {stdout}");
+    let tenant_id = string_field(&created, "tenantId");
+    string_field(&created, "adminUserId");
+    let api_key = string_field(&created, "apiKey");
+    let activation_link = string_field(&created, "activationLink");
+    assert!(
+        activation_link.starts_with("https://portal.bin.test/activate?token="),
+        "{activation_link}"
+    );
+
+    // The server, on a free port.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let log = scratch.0.join("canopy-api.log");
+    let mail_dir = scratch.0.join("mail");
+    let log_file = File::create(&log).expect("log file");
+    let child = Command::new(BIN)
+        .env("DATABASE_URL", db.url())
+        .env("CANOPY_ADDR", format!("127.0.0.1:{port}"))
+        .env("CANOPY_QUEUE", format!("canopy-bin-{}", random_hex()))
+        .env("CANOPY_MAIL_DIR", &mail_dir)
+        .env("CANOPY_SECRET", SECRET)
+        .env_remove("CANOPY_LOG_FORMAT")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("log file"))
+        .stderr(log_file)
+        .spawn()
+        .expect("start canopy-api");
+    let mut server = Server { child, log };
+
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = server.exited() {
+            panic!("canopy-api exited before serving: {status}");
+        }
+        let healthy = client
+            .get(format!("{base}/healthz"))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == reqwest::StatusCode::OK);
+        if healthy {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "/healthz did not answer 200 within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The printed key works and holds every scope.
+    let (status, body) = graphql(&client, &base, Some(api_key), VIEWER).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    let viewer = &body["data"]["viewer"];
+    assert_eq!(viewer["tenant"]["id"], tenant_id, "{body}");
+    assert_eq!(viewer["tenant"]["name"], "Bin Test", "{body}");
+    let mut scopes: Vec<&str> = viewer["scopes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("scopes is not a list: {body}"))
+        .iter()
+        .map(|s| s.as_str().expect("a scope name"))
+        .collect();
+    scopes.sort_unstable();
+    assert_eq!(
+        scopes,
+        [
+            "API_KEYS_WRITE",
+            "CUSTOMERS_READ",
+            "CUSTOMERS_WRITE",
+            "JOBS_READ",
+            "JOBS_WRITE",
+            "USERS_READ",
+            "USERS_WRITE",
+        ]
+    );
+
+    // No header: an anonymous call, refused by the field.
+    let (_, body) = graphql(&client, &base, None, VIEWER).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+
+    // A bogus bearer: refused outright, well-formed or not.
+    let tenant_number = api_key.split('_').nth(1).expect("cnpk_<tenant>_<secret>");
+    let forged = format!("cnpk_{tenant_number}_{}{}", random_hex(), random_hex());
+    for bogus in ["not-a-key", forged.as_str()] {
+        let (status, body) = graphql(&client, &base, Some(bogus), VIEWER).await;
+        assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "{bogus}: {body}");
+        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{bogus}: {body}");
+    }
+
+    // SIGTERM: a clean exit, promptly.
+    let terminated = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(terminated.success(), "kill -TERM failed: {terminated}");
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(status) = server.exited() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "canopy-api still running 10 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        status.success(),
+        "canopy-api exited with {status} after SIGTERM"
+    );
+
+    drop(server);
+    db.drop_now().await;
+}
+
+#[tokio::test]
+async fn create_tenant_refuses_bad_input() {
+    let db = Database::new();
+
+    let output = create_tenant(&db, "not-an-email").await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "create-tenant accepted a bad email; stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "stdout is not empty: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(stderr.contains("adminEmail"), "stderr: {stderr}");
+
+    // The database was created and migrated, but holds no tenant.
+    let mut conn = db.connect().await;
+    let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count tenants");
+    assert_eq!(tenants, 0);
+    conn.close().await.expect("close");
+
+    db.drop_now().await;
+}

@@ -1,0 +1,91 @@
+//! No N+1: a nested query over a page of customers runs at most one SQL
+//! statement per database-backed field in the query, whatever the page
+//! size. (Loaders of different depths may share a batch when their timing
+//! allows, so the exact count can be lower; it can never be higher.)
+
+use canopy_tests::{TestApp, statements};
+use serde_json::json;
+use sqlx::PgPool;
+
+const NESTED: &str = "query($first: Int!) {
+  customers(rootsOnly: true, first: $first) {
+    totalCount
+    nodes {
+      id number title depth
+      parent { id }
+      ancestors { id }
+      innerCustomerCount
+      descendantCount
+      administrators { email administeredCustomers { id } }
+      entitlements { kind reference customer { id } }
+      innerCustomers(first: 5) {
+        totalCount
+        nodes { title parent { title } ancestors { title } innerCustomerCount descendantCount entitlements { reference } }
+      }
+    }
+  }
+}";
+
+/// The statements NESTED may need: the key lookup, the page and its
+/// totalCount, then per customer level the fields that read the database
+/// (parent, ancestors, innerCustomerCount, descendantCount, administrators,
+/// their administeredCustomers (ids, then customers), entitlements, their
+/// customer, innerCustomers and its totalCount), and below: parent,
+/// ancestors, innerCustomerCount, descendantCount, entitlements.
+const DB_BACKED_FIELDS: usize = 3 + 11 + 5;
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn statement_count_does_not_grow_with_the_page(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    for i in 0..50 {
+        let root = app.customer(&format!("Root {i:02}"), None).await;
+        let child = app.customer(&format!("Child {i:02}"), Some(&root)).await;
+        app.customer(&format!("Grandchild {i:02}"), Some(&child))
+            .await;
+        app.data(
+            "mutation($id: ID!, $ref: String!) {
+               a: attachEntitlement(customerId: $id, kind: ACTIVATION_KEY, reference: $ref) { id }
+               b: assignCustomerAdministrator(customerId: $id, email: \"admin@acme.test\") { customer { id } } }",
+            json!({ "id": root, "ref": format!("KEY-{i}") }),
+        )
+        .await;
+    }
+
+    let mut counts = Vec::new();
+    for first in [1, 10, 50] {
+        let request_id = format!("n-plus-one-{first}-{}", app.addr.port());
+        let body = app
+            .post_with(
+                Some(&app.tenant.api_key),
+                NESTED,
+                json!({ "first": first }),
+                Some(&request_id),
+            )
+            .await;
+        let data = canopy_tests::data_of(body);
+        let nodes = data["customers"]["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), first);
+        assert_eq!(
+            nodes[0]["innerCustomers"]["nodes"][0]["parent"]["title"],
+            nodes[0]["title"]
+        );
+        assert_eq!(
+            nodes[0]["administrators"][0]["administeredCustomers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            50
+        );
+        counts.push(statements::recorded(&request_id));
+    }
+    let sizes: Vec<usize> = counts.iter().map(Vec::len).collect();
+    assert!(sizes[0] > 5, "the counter sees the statements: {counts:#?}");
+    for (first, statements) in [1, 10, 50].iter().zip(&counts) {
+        assert!(
+            statements.len() <= DB_BACKED_FIELDS,
+            "{} statements for {first} customers, more than the {DB_BACKED_FIELDS} fields: {statements:#?}",
+            statements.len()
+        );
+    }
+    println!("statements per nested query over 1, 10, 50 customers: {sizes:?}");
+}

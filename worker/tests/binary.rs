@@ -1,0 +1,206 @@
+//! The `canopy-worker` binary as an operator runs it: it creates and migrates
+//! its database, connects to Redis, and stops cleanly on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use tokio::sync::mpsc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_canopy-worker");
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+
+fn random_hex() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// A database of the test's own, named but not created (the binary creates
+/// it); dropped by `drop_now`, or on `Drop` when the test fails first.
+struct Database {
+    name: String,
+    dropped: bool,
+}
+
+impl Database {
+    fn new() -> Self {
+        Self {
+            name: format!("canopy_bin_{}", random_hex()),
+            dropped: false,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("{POSTGRES}/{}", self.name)
+    }
+
+    async fn drop_now(mut self) {
+        drop_database(&self.name)
+            .await
+            .expect("drop the test database");
+        self.dropped = true;
+    }
+}
+
+async fn drop_database(name: &str) -> sqlx::Result<()> {
+    let mut admin = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres")).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // Drop cannot await: a thread with a runtime of its own does it.
+        let name = self.name.clone();
+        let done = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(drop_database(&name))
+        })
+        .join();
+        if !matches!(done, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}: {done:?}", self.name);
+        }
+    }
+}
+
+/// The running worker; killed on drop if still running, and what it logged
+/// shown when the test is failing.
+struct Worker {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
+}
+
+impl Worker {
+    fn start(db: &Database) -> Self {
+        let mut child = Command::new(BIN)
+            .env("DATABASE_URL", db.url())
+            .env("CANOPY_QUEUE", format!("canopy-bin-{}", random_hex()))
+            .env("RUST_LOG", "info")
+            .env_remove("CANOPY_LOG_FORMAT")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start canopy-worker");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (send, lines) = mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until a logged line contains `text`; false if the log ends or
+    /// `within` passes first.
+    async fn wait_for_line(&mut self, text: &str, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        if self.seen.iter().any(|line| line.contains(text)) {
+            return true;
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => {
+                    let found = line.contains(text);
+                    self.seen.push(line);
+                    if found {
+                        return true;
+                    }
+                }
+                Ok(None) | Err(_) => return false,
+            }
+        }
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed: {status}");
+    }
+
+    async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if started.elapsed() >= within {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        self.seen.join("\n")
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            while let Ok(line) = self.lines.try_recv() {
+                self.seen.push(line);
+            }
+            eprintln!("--- canopy-worker log ---\n{}", self.log());
+        }
+    }
+}
+
+#[tokio::test]
+async fn worker_starts_connects_and_stops_on_sigterm() {
+    let db = Database::new();
+    let mut worker = Worker::start(&db);
+
+    assert!(
+        worker
+            .wait_for_line("worker connected to Redis", Duration::from_secs(20))
+            .await,
+        "canopy-worker did not log \"worker connected to Redis\" within 20 s"
+    );
+
+    worker.terminate();
+    let status = worker
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("canopy-worker still running 10 s after SIGTERM");
+    assert!(
+        status.success(),
+        "canopy-worker exited with {status} after SIGTERM"
+    );
+    // The process has exited, so its stderr closes and the reader drains.
+    assert!(
+        worker
+            .wait_for_line("worker stopped", Duration::from_secs(5))
+            .await,
+        "canopy-worker did not log \"worker stopped\"; log:\n{}",
+        worker.log()
+    );
+
+    drop(worker);
+    db.drop_now().await;
+}
