@@ -38,12 +38,6 @@ impl Database {
         format!("{POSTGRES}/{}", self.name)
     }
 
-    async fn connect(&self) -> sqlx::PgConnection {
-        sqlx::PgConnection::connect(&self.url())
-            .await
-            .expect("connect to the test database")
-    }
-
     async fn drop_now(mut self) {
         drop_database(&self.name)
             .await
@@ -344,14 +338,19 @@ async fn create_tenant_refuses_bad_input() {
     );
     assert!(stderr.contains("adminEmail"), "stderr: {stderr}");
 
-    // The database was created and migrated, but holds no tenant.
-    let mut conn = db.connect().await;
-    let tenants: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
-        .fetch_one(&mut conn)
+    // Input is checked before anything is touched: not even the database
+    // was created.
+    let mut admin = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres"))
         .await
-        .expect("count tenants");
-    assert_eq!(tenants, 0);
-    conn.close().await.expect("close");
+        .expect("connect to postgres");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&db.name)
+            .fetch_one(&mut admin)
+            .await
+            .expect("look up the database");
+    assert!(!exists, "create-tenant created a database for bad input");
+    admin.close().await.expect("close");
 
     db.drop_now().await;
 }

@@ -55,3 +55,50 @@ async fn readiness_fails_when_redis_is_unreachable(pool: PgPool) {
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body, json!({ "postgres": "ok", "redis": "unavailable" }));
 }
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn deep_and_costly_queries_are_refused_before_running(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.customer("Acme", None).await;
+
+    // Depth: innerCustomers nested past the limit.
+    let mut deep = String::from("id");
+    for _ in 0..9 {
+        deep = format!("innerCustomers(first: 1) {{ nodes {{ {deep} }} }}");
+    }
+    let error = app
+        .error(
+            &format!("{{ customers(first: 1) {{ nodes {{ {deep} }} }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(error.code, "BAD_USER_INPUT", "{error:?}");
+    assert!(error.message.contains("too deep"), "{}", error.message);
+
+    // Cost: connections multiply by their page size.
+    let costly = "{ customers(first: 100) { nodes { innerCustomers(first: 100) { nodes {
+        innerCustomers(first: 100) { nodes { id } } } } } } }";
+    let error = app.error(costly, json!({})).await;
+    assert_eq!(error.code, "BAD_USER_INPUT");
+    assert!(error.message.contains("complex"), "{}", error.message);
+
+    // The same shape with small pages is fine.
+    let modest = "{ customers(first: 10) { nodes { innerCustomers(first: 10) { nodes {
+        innerCustomers(first: 10) { nodes { id } } } } } } }";
+    app.data(modest, json!({})).await;
+
+    // Oversized bodies are refused outright.
+    let huge = format!(
+        "{{ customers(search: \"{}\") {{ totalCount }} }}",
+        "x".repeat(300_000)
+    );
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.tenant.api_key)
+        .json(&json!({ "query": huge }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+}
