@@ -34,9 +34,6 @@ pub struct CreatedTenant {
     pub activation_link: String,
 }
 
-/// The number of characters of a secret kept to tell keys apart.
-pub const KEY_PREFIX_CHARS: usize = 16;
-
 impl NewTenant {
     /// Checks every field, so a caller can refuse bad input before it
     /// touches the database.
@@ -83,7 +80,7 @@ pub async fn create(pool: &PgPool, secret: &Secret, new: NewTenant) -> ApiResult
         tenant.id,
         "Initial key",
         &Scope::ALL,
-        &key.plaintext[..KEY_PREFIX_CHARS],
+        secrets::visible_prefix(&key.plaintext),
         &key.hash,
     )
     .await?;

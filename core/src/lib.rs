@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod db;
+pub mod lifecycle;
 pub mod secrets;
 pub mod shutdown;
 pub mod telemetry;

@@ -63,6 +63,14 @@ pub fn parse(presented: &str) -> Option<(SecretKind, i64)> {
     (rest.len() == 43).then_some((kind, tenant_id))
 }
 
+/// The start of a secret kept in the clear to tell keys apart: the kind,
+/// the tenant and the first 8 random characters.
+pub fn visible_prefix(secret: &str) -> &str {
+    let random_start = secret.match_indices('_').nth(1).map_or(0, |(at, _)| at + 1);
+    let end = (random_start + 8).min(secret.len());
+    &secret[..end]
+}
+
 pub fn sha256(bytes: &[u8]) -> Vec<u8> {
     Sha256::digest(bytes).to_vec()
 }
@@ -100,6 +108,8 @@ mod tests {
         let b = mint(SecretKind::ApiKey, 42);
         assert_ne!(a.plaintext, b.plaintext);
         assert!(a.plaintext.starts_with("cnpk_42_"));
+        assert_eq!(visible_prefix(&a.plaintext).len(), "cnpk_42_".len() + 8);
+        assert!(a.plaintext.starts_with(visible_prefix(&a.plaintext)));
         assert_eq!(parse(&a.plaintext), Some((SecretKind::ApiKey, 42)));
         assert_eq!(a.hash, sha256(a.plaintext.as_bytes()));
         assert!(hashes_match(&a.hash, &sha256(a.plaintext.as_bytes())));

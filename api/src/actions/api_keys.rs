@@ -6,7 +6,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::ids::{self, NodeKind};
 use crate::store::api_keys::{self, ApiKeyRow};
-use crate::tenants::KEY_PREFIX_CHARS;
 use crate::validation::{self, MAX_NAME_CHARS};
 use canopy_core::secrets::{self, SecretKind};
 
@@ -36,16 +35,22 @@ pub async fn create(
         caller.tenant_id,
         &name,
         &scopes,
-        &secret.plaintext[..KEY_PREFIX_CHARS],
+        secrets::visible_prefix(&secret.plaintext),
         &secret.hash,
     )
     .await?;
     Ok((row, secret.plaintext))
 }
 
-pub async fn revoke(pool: &PgPool, tenant_id: i64, id: &ID) -> ApiResult<ApiKeyRow> {
+/// Revokes a key; a caller may only revoke keys whose scopes it holds, so a
+/// narrow key cannot switch off a broader one.
+pub async fn revoke(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<ApiKeyRow> {
     let id = ids::expect(id, NodeKind::ApiKey, "id")?;
-    api_keys::revoke(pool, tenant_id, id)
+    let key = api_keys::by_id(pool, caller.tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    guards::may_grant(caller, &key.scopes())?;
+    api_keys::revoke(pool, caller.tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))
 }

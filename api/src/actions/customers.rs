@@ -13,6 +13,10 @@ use crate::validation::{self as v, *};
 
 const NUMBER_TAKEN: &str = "a customer with this number already exists";
 
+/// How deep the tree may grow: depth 0 is a root. Deeper trees would make
+/// every path, cursor and ancestor list long for no business need.
+pub const MAX_DEPTH: i32 = 100;
+
 /// Loads a customer of the tenant, or NOT_FOUND.
 async fn existing(conn: &mut PgConnection, tenant_id: i64, id: i64) -> ApiResult<CustomerRow> {
     customers::by_id(conn, tenant_id, id)
@@ -62,6 +66,12 @@ pub async fn create(
         ),
         None => None,
     };
+    if parent.as_ref().is_some_and(|p| p.depth() + 1 > MAX_DEPTH) {
+        return Err(ApiError::bad_input(
+            "parentId",
+            format!("customers may be at most {MAX_DEPTH} levels deep"),
+        ));
+    }
     let row = customers::insert(
         &mut tx,
         tenant_id,
@@ -119,7 +129,9 @@ pub async fn update(
         // A new title or number moves the subtree in the sort order.
         tree_lock::exclusive(&mut tx, tenant_id).await?;
     }
-    let current = existing(&mut tx, tenant_id, id).await?;
+    let current = customers::lock(&mut tx, tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(NodeKind::Customer.noun()))?;
     let place = |max| move |f: &str, v: Option<&str>| optional(f, v, max);
     let new_number = patch_required("number", &input.number, &current.number, number)?;
     let fields = Fields {
@@ -185,19 +197,23 @@ pub async fn move_to(
     tree_lock::exclusive(&mut tx, tenant_id).await?;
     let current = existing(&mut tx, tenant_id, id).await?;
     if let Some(parent) = new_parent {
-        if customers::by_id(&mut tx, tenant_id, parent)
-            .await?
-            .is_none()
-        {
+        let Some(parent_row) = customers::by_id(&mut tx, tenant_id, parent).await? else {
             return Err(ApiError::bad_input(
                 "newParentId",
                 "newParentId names no customer",
             ));
-        }
+        };
         if customers::is_in_subtree(&mut tx, tenant_id, id, parent).await? {
             return Err(ApiError::bad_input(
                 "newParentId",
                 "a customer cannot move below itself or one of its inner customers",
+            ));
+        }
+        let height = customers::subtree_height(&mut tx, &current).await?;
+        if parent_row.depth() + 1 + height > MAX_DEPTH {
+            return Err(ApiError::bad_input(
+                "newParentId",
+                format!("customers may be at most {MAX_DEPTH} levels deep"),
             ));
         }
     }
@@ -248,6 +264,8 @@ pub async fn set_administrator(
     let customer_id = ids::expect(customer_id, NodeKind::Customer, "customerId")?;
     let email = v::email("email", email)?;
     let mut tx = pool.begin().await?;
+    // Shares the tree lock: a customer being deleted gains no administrator.
+    tree_lock::shared(&mut tx, tenant_id).await?;
     let customer = existing(&mut tx, tenant_id, customer_id).await?;
     let user = users::by_email(&mut tx, tenant_id, &email)
         .await?

@@ -4,8 +4,8 @@ use sqlx::PgPool;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::types::EntitlementKind;
 use crate::ids::{self, NodeKind};
-use crate::store::customers;
 use crate::store::entitlements::{self, EntitlementRow};
+use crate::store::{customers, tree_lock};
 use crate::validation::{self, MAX_REFERENCE_CHARS};
 
 pub async fn attach(
@@ -18,6 +18,8 @@ pub async fn attach(
     let customer_id = ids::expect(customer_id, NodeKind::Customer, "customerId")?;
     let reference = validation::required("reference", reference, MAX_REFERENCE_CHARS)?;
     let mut tx = pool.begin().await?;
+    // A deletion holds the tree lock alone: what it counted stays true.
+    tree_lock::shared(&mut tx, tenant_id).await?;
     let customer = customers::by_id(&mut tx, tenant_id, customer_id)
         .await?
         .ok_or_else(|| ApiError::not_found("customer"))?;

@@ -98,13 +98,15 @@ impl Mutation {
     }
 
     /// The user must already be registered in the tenant. Assigning an
-    /// administrator twice is harmless.
+    /// administrator twice is harmless. Needs CUSTOMERS_WRITE and USERS_READ.
     async fn assign_customer_administrator(
         &self,
         ctx: &Context<'_>,
         customer_id: ID,
         email: String,
     ) -> ApiResult<CustomerPayload> {
+        // Naming a user by address reveals whether it exists: users are read.
+        guards::require(ctx, Scope::UsersRead)?;
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
         actions::customers::set_administrator(
             &state(ctx).pool,
@@ -118,13 +120,15 @@ impl Mutation {
     }
 
     /// Refuses (FAILED_PRECONDITION) when the user is not an administrator
-    /// of the customer.
+    /// of the customer. Needs CUSTOMERS_WRITE and USERS_READ.
     async fn remove_customer_administrator(
         &self,
         ctx: &Context<'_>,
         customer_id: ID,
         email: String,
     ) -> ApiResult<CustomerPayload> {
+        // Naming a user by address reveals whether it exists: users are read.
+        guards::require(ctx, Scope::UsersRead)?;
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
         actions::customers::set_administrator(
             &state(ctx).pool,
@@ -185,7 +189,7 @@ impl Mutation {
     /// The key stops working at once. Revoking a revoked key changes nothing.
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ApiKey> {
         let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
-        actions::api_keys::revoke(&state(ctx).pool, caller.tenant_id, &id)
+        actions::api_keys::revoke(&state(ctx).pool, caller, &id)
             .await
             .map(ApiKey)
     }

@@ -102,6 +102,35 @@ pub async fn by_id(
     .await
 }
 
+/// Loads and locks the row until the transaction ends, so concurrent edits
+/// of the same customer apply one after the other.
+pub async fn lock(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+) -> sqlx::Result<Option<CustomerRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = $1 AND c.id = $2 FOR UPDATE"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The depth of the deepest customer in the subtree of `root`, below it
+/// (0 for a leaf).
+pub async fn subtree_height(conn: &mut PgConnection, root: &CustomerRow) -> sqlx::Result<i32> {
+    sqlx::query_scalar(
+        "SELECT max(nlevel(c.path)) - nlevel($2::ltree) FROM customers c
+         WHERE c.tenant_id = $1 AND c.path <@ $2::ltree",
+    )
+    .bind(root.tenant_id)
+    .bind(&root.path)
+    .fetch_one(conn)
+    .await
+}
+
 pub async fn by_number(
     pool: &PgPool,
     tenant_id: i64,
@@ -254,7 +283,7 @@ fn push_descendants(
             .push(" AND nlevel(c.path) <= nlevel(")
             .push_bind(root.path.clone())
             .push("::ltree) + ")
-            .push_bind(max_depth);
+            .push_bind(i64::from(max_depth));
     }
 }
 
@@ -363,7 +392,7 @@ pub async fn insert(
 }
 
 /// Writes a customer's fields and number. The caller refreshes the subtree's
-/// `tree_sort` when the title or number changed (`resort_subtree`).
+/// `tree_sort` when the title or number changed (`move_subtree` in place).
 pub async fn update(
     conn: &mut PgConnection,
     tenant_id: i64,

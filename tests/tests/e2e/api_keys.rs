@@ -176,6 +176,16 @@ async fn create_and_revoke_refuse_bad_input(pool: PgPool) {
         .to_owned();
     let error = app.error(revoke, json!({ "id": theirs })).await;
     assert_eq!(error.code, "NOT_FOUND", "another tenant's key");
+    // A narrow key cannot switch off a broader one.
+    let own: String = app.data("{ viewer { apiKey { id } } }", json!({})).await["viewer"]["apiKey"]
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let error = app
+        .error_as(Some(&readonly), revoke, json!({ "id": own }))
+        .await;
+    assert_eq!(error.code, "FORBIDDEN");
     let error = app.error(revoke, json!({ "id": "junk" })).await;
     assert_eq!(
         (error.code.as_str(), error.field.as_deref()),
@@ -246,6 +256,39 @@ async fn scopes_guard_every_field(pool: PgPool) {
         assert_eq!(code, "FORBIDDEN", "{query}: {body}");
     }
     assert_eq!(app.snapshot().await, before);
+
+    // A write-only key gets its mutation's payload, but not the tree behind it.
+    let write_only = app.key_with(&["CUSTOMERS_WRITE"]).await;
+    for nested in [
+        "parent { id }",
+        "ancestors { id }",
+        "descendants { totalCount }",
+        "innerCustomers { totalCount }",
+        "entitlements { id }",
+        "descendantCount",
+    ] {
+        let query = format!(
+            "mutation($id: ID!) {{ updateCustomer(id: $id, input: {{ info: \"x\" }}) {{ customer {{ title {nested} }} }} }}"
+        );
+        let body = app
+            .post(Some(&write_only), &query, json!({ "id": customer }))
+            .await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+            "{nested}: {body}"
+        );
+    }
+    let body = app
+        .post(
+            Some(&write_only),
+            "mutation($id: ID!) { assignCustomerAdministrator(customerId: $id, email: \"admin@acme.test\") { customer { id } } }",
+            json!({ "id": customer }),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "naming users needs USERS_READ"
+    );
 
     // What the scope does allow works.
     let data = app

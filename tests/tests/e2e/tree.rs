@@ -445,3 +445,51 @@ async fn a_leaf_is_deleted_without_cascade(pool: PgPool) {
         ("BAD_USER_INPUT", Some("id"))
     );
 }
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn the_tree_is_at_most_a_hundred_levels_deep(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let mut chain = vec![app.customer("Level 0", None).await];
+    for level in 1..=100 {
+        let parent = chain.last().cloned();
+        chain.push(
+            app.customer(&format!("Level {level}"), parent.as_deref())
+                .await,
+        );
+    }
+    let other = app.customer("Other root", None).await;
+    let child = app.customer("Other child", Some(&other)).await;
+    let before = app.snapshot().await;
+
+    let error = app
+        .error(
+            "mutation($p: ID!) { createCustomer(input: { title: \"Too deep\", parentId: $p }) { customer { id } } }",
+            json!({ "p": chain[100] }),
+        )
+        .await;
+    assert_eq!(
+        (error.code.as_str(), error.field.as_deref()),
+        ("BAD_USER_INPUT", Some("parentId"))
+    );
+    // A two-level subtree fits below depth 98 (ending at 100), not below 99.
+    let error = app
+        .error(MOVE, json!({ "id": other, "parent": chain[99] }))
+        .await;
+    assert_eq!(
+        (error.code.as_str(), error.field.as_deref()),
+        ("BAD_USER_INPUT", Some("newParentId"))
+    );
+    assert_eq!(app.snapshot().await, before);
+    let data = app
+        .data(MOVE, json!({ "id": other, "parent": chain[98] }))
+        .await;
+    assert_eq!(data["moveCustomer"]["customer"]["depth"], 99);
+    let data = app
+        .data(
+            "query($id: ID!) { customer(id: $id) { depth ancestors { id } } }",
+            json!({ "id": child }),
+        )
+        .await;
+    assert_eq!(data["customer"]["depth"], 100);
+    assert_eq!(data["customer"]["ancestors"].as_array().unwrap().len(), 100);
+}

@@ -76,6 +76,7 @@ impl Customer {
     }
 
     async fn parent(&self, ctx: &Context<'_>) -> ApiResult<Option<Customer>> {
+        guards::require(ctx, Scope::CustomersRead)?;
         let Some(parent_id) = self.0.parent_id else {
             return Ok(None);
         };
@@ -89,6 +90,7 @@ impl Customer {
 
     /// From the root down to the parent; empty for a root customer.
     async fn ancestors(&self, ctx: &Context<'_>) -> ApiResult<Vec<Customer>> {
+        guards::require(ctx, Scope::CustomersRead)?;
         let loaders = ctx.data_unchecked::<Loaders>();
         let ids = self.0.ancestor_ids();
         let mut found = loaders
@@ -118,6 +120,7 @@ impl Customer {
         after: Option<String>,
         search: Option<String>,
     ) -> ApiResult<CustomerConnection> {
+        guards::require(ctx, Scope::CustomersRead)?;
         let page = Page::new(first, after)?;
         let search = search_pattern(search.as_deref())?;
         let loaders = ctx.data_unchecked::<Loaders>();
@@ -143,6 +146,7 @@ impl Customer {
     }
 
     async fn inner_customer_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        guards::require(ctx, Scope::CustomersRead)?;
         let loaders = ctx.data_unchecked::<Loaders>();
         Ok(loaders
             .child_counts
@@ -157,6 +161,7 @@ impl Customer {
 
     /// All customers below this one.
     async fn descendant_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        guards::require(ctx, Scope::CustomersRead)?;
         let loaders = ctx.data_unchecked::<Loaders>();
         Ok(loaders
             .descendant_counts
@@ -175,6 +180,7 @@ impl Customer {
         first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<CustomerConnection> {
+        guards::require(ctx, Scope::CustomersRead)?;
         if max_depth.is_some_and(|d| d < 1) {
             return Err(ApiError::bad_input(
                 "maxDepth",
@@ -228,6 +234,7 @@ impl Customer {
     }
 
     async fn entitlements(&self, ctx: &Context<'_>) -> ApiResult<Vec<Entitlement>> {
+        guards::require(ctx, Scope::CustomersRead)?;
         let loaders = ctx.data_unchecked::<Loaders>();
         Ok(loaders
             .entitlements

@@ -1,0 +1,380 @@
+//! Canopy's benchmark: seeds a tenant with a realistic customer tree (a
+//! million customers by default), serves the real app, and times what
+//! frontends and partners do over HTTP.
+//!
+//! cargo run --release -p canopy-tests --bin bench -- [customers] [database-url]
+//!
+//! The database (default `canopy_bench`) is dropped and recreated.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use canopy_api::tenants::{self, NewTenant};
+use canopy_api::{AppState, app};
+use canopy_core::config::Config;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+/// Customers below each root, and below each of those.
+const CHILDREN: i64 = 10;
+const GRANDCHILDREN: i64 = 9;
+/// The one large subtree: children under "Big Root", and their children.
+const BIG_CHILDREN: i64 = 200;
+const BIG_GRANDCHILDREN: i64 = 100;
+const ITERATIONS: usize = 50;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let customers: i64 = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
+    let url = args
+        .next()
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/canopy_bench".to_owned());
+
+    reset_database(&url).await?;
+    let pool = canopy_core::db::connect_and_migrate(&url).await?;
+    let config = Arc::new(Config::from_lookup(|name| match name {
+        "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
+        "CANOPY_SECRET" => Some("bench".into()),
+        "CANOPY_QUEUE" => Some("canopy-bench".into()),
+        _ => None,
+    })?);
+    let tenant = tenants::create(
+        &pool,
+        &config.secret,
+        NewTenant {
+            name: "Bench".into(),
+            admin_email: "admin@bench.test".into(),
+            portal_url: "http://localhost:3000".into(),
+            require_approval: false,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", tenants::describe(&e)))?;
+    let tenant_id = canopy_api::ids::decode(&tenant.tenant_id)
+        .context("tenant id")?
+        .1;
+
+    let started = Instant::now();
+    let seeded = seed(&pool, tenant_id, customers).await?;
+    println!(
+        "seeded {seeded} customers in {:.1} s (roots of {} descendants, one root of {})",
+        started.elapsed().as_secs_f64(),
+        CHILDREN + CHILDREN * GRANDCHILDREN,
+        BIG_CHILDREN + BIG_CHILDREN * BIG_GRANDCHILDREN
+    );
+
+    let state = AppState::new(pool.clone(), config)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    let bench = Bench {
+        client: reqwest::Client::new(),
+        url: format!("http://{addr}/graphql"),
+        key: tenant.api_key,
+    };
+
+    let root = bench
+        .data(
+            "{ customerByNumber(number: \"C-0000001\") { id } }",
+            json!({}),
+        )
+        .await?["customerByNumber"]["id"]
+        .clone();
+    let big = bench
+        .data("{ customerByNumber(number: \"BIG\") { id } }", json!({}))
+        .await?["customerByNumber"]["id"]
+        .clone();
+    let deep_cursor = bench
+        .data(
+            "query($id: ID!) { customer(id: $id) { descendants(first: 100) { pageInfo { endCursor } } } }",
+            json!({ "id": big }),
+        )
+        .await?["customer"]["descendants"]["pageInfo"]["endCursor"]
+        .clone();
+
+    println!(
+        "\n| operation | mean ms | p50 ms | p95 ms | p99 ms |\n| --- | --- | --- | --- | --- |"
+    );
+    let cases: Vec<(&str, &str, Value)> = vec![
+        (
+            "search, selective (`C-00012`), 20 + totalCount",
+            "{ customers(search: \"C-00012\", first: 20) { totalCount nodes { id number title } } }",
+            json!({}),
+        ),
+        (
+            "search, broad (`globex`), 20 + totalCount",
+            "{ customers(search: \"globex\", first: 20) { totalCount nodes { id number title } } }",
+            json!({}),
+        ),
+        (
+            "search, no match (`zzqx`), totalCount",
+            "{ customers(search: \"zzqx\", first: 20) { totalCount nodes { id } } }",
+            json!({}),
+        ),
+        (
+            "first page of all customers, 100",
+            "{ customers(first: 100) { totalCount nodes { id number title depth } } }",
+            json!({}),
+        ),
+        (
+            "frontend tree page: 50 roots with counts, admins, 5 children each",
+            "{ customers(rootsOnly: true, first: 50) { nodes { id title depth innerCustomerCount
+                descendantCount administrators { email } entitlements { reference }
+                innerCustomers(first: 5) { totalCount nodes { id title innerCustomerCount } } } } }",
+            json!({}),
+        ),
+        (
+            "customerByNumber with ancestors",
+            "{ customerByNumber(number: \"C-0500000\") { id ancestors { title } depth } }",
+            json!({}),
+        ),
+        (
+            "descendants of a root (100), pre-order",
+            "query($id: ID!) { customer(id: $id) { descendantCount descendants(first: 100) { totalCount nodes { id title depth } } } }",
+            json!({ "id": root }),
+        ),
+        (
+            "descendants of the 20,200-customer root, first 100",
+            "query($id: ID!) { customer(id: $id) { descendants(first: 100) { nodes { id title depth } } } }",
+            json!({ "id": big }),
+        ),
+        (
+            "descendants of the 20,200-customer root, next 100 by cursor",
+            "query($id: ID!, $after: String) { customer(id: $id) { descendants(first: 100, after: $after) { nodes { id } } } }",
+            json!({ "id": big, "after": deep_cursor }),
+        ),
+    ];
+    for (name, query, variables) in cases {
+        bench.time(name, query, &variables).await?;
+    }
+
+    // Writes: creating customers, and moving a 10-customer subtree between roots.
+    let create = "mutation($p: ID) { createCustomer(input: { title: \"Bench New\", parentId: $p }) { customer { id } } }";
+    bench
+        .time("createCustomer below a root", create, &json!({ "p": root }))
+        .await?;
+    let mover = bench
+        .data("{ customerByNumber(number: \"C-0000002\") { innerCustomers(first: 1) { nodes { id } } } }", json!({}))
+        .await?["customerByNumber"]["innerCustomers"]["nodes"][0]["id"]
+        .clone();
+    let other_root = bench
+        .data(
+            "{ customerByNumber(number: \"C-0000003\") { id } }",
+            json!({}),
+        )
+        .await?["customerByNumber"]["id"]
+        .clone();
+    let targets = [other_root, root];
+    let mut samples = Vec::new();
+    for i in 0..ITERATIONS {
+        let began = Instant::now();
+        bench
+            .data(
+                "mutation($id: ID!, $p: ID) { moveCustomer(id: $id, newParentId: $p) { customer { depth } } }",
+                json!({ "id": mover, "p": targets[i % 2] }),
+            )
+            .await?;
+        samples.push(began.elapsed());
+    }
+    report("moveCustomer of a 10-customer subtree", samples);
+
+    println!("\nplan of the broad search:");
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT c.id FROM customers c WHERE c.tenant_id = $1
+           AND (c.title ILIKE '%globex%' OR c.number ILIKE '%globex%') ORDER BY c.sort_key LIMIT 21",
+    )
+    .bind(tenant_id)
+    .fetch_all(&pool)
+    .await?;
+    for line in plan {
+        println!("    {line}");
+    }
+    Ok(())
+}
+
+struct Bench {
+    client: reqwest::Client,
+    url: String,
+    key: String,
+}
+
+impl Bench {
+    async fn data(&self, query: &str, variables: Value) -> Result<Value> {
+        let body: Value = self
+            .client
+            .post(&self.url)
+            .bearer_auth(&self.key)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if let Some(errors) = body.get("errors") {
+            anyhow::bail!("{query}: {errors}");
+        }
+        Ok(body["data"].clone())
+    }
+
+    async fn time(&self, name: &str, query: &str, variables: &Value) -> Result<()> {
+        for _ in 0..3 {
+            self.data(query, variables.clone()).await?;
+        }
+        let mut samples = Vec::with_capacity(ITERATIONS);
+        for _ in 0..ITERATIONS {
+            let began = Instant::now();
+            self.data(query, variables.clone()).await?;
+            samples.push(began.elapsed());
+        }
+        report(name, samples);
+        Ok(())
+    }
+}
+
+fn report(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let at = |q: f64| ms(samples[((samples.len() as f64 - 1.0) * q).round() as usize]);
+    let mean = samples.iter().map(|d| ms(*d)).sum::<f64>() / samples.len() as f64;
+    println!(
+        "| {name} | {mean:.1} | {:.1} | {:.1} | {:.1} |",
+        at(0.5),
+        at(0.95),
+        at(0.99)
+    );
+}
+
+async fn reset_database(url: &str) -> Result<()> {
+    let (server, name) = url.rsplit_once('/').context("database URL")?;
+    let admin = PgPool::connect(&format!("{server}/postgres")).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    Ok(())
+}
+
+/// Seeds roots of CHILDREN × GRANDCHILDREN customers until about `total`,
+/// plus one large root, with set-based SQL; returns how many were made.
+async fn seed(pool: &PgPool, tenant: i64, total: i64) -> Result<i64> {
+    let per_root = 1 + CHILDREN + CHILDREN * GRANDCHILDREN;
+    let roots = (total / per_root).max(3);
+    // Titles from a small vocabulary, so searches match many or few.
+    let title = "(ARRAY['Acme','Globex','Initech','Umbrella','Hooli','Stark','Wayne','Wonka',
+                        'Tyrell','Cyberdyne','Soylent','Aperture','Vandelay','Oscorp','Gringotts',
+                        'Monarch','Dunder','Pied Piper','Massive','Prestige'])[1 + (g % 20)]
+                 || ' ' || (ARRAY['Holdings','GmbH','Ltd','Inc','Labs','Group','Partners',
+                        'Systems','Trading','Services'])[1 + (g / 20 % 10)] || ' ' || g";
+    let mut tx = pool.begin().await?;
+    // Level 0: ids 1..=roots.
+    sqlx::query(&format!(
+        "INSERT INTO customers (tenant_id, id, parent_id, path, tree_sort, number, title)
+         OVERRIDING SYSTEM VALUE
+         SELECT $1, g, NULL, g::text::ltree, lower(t) || chr(31) || n, n, t
+         FROM generate_series(1, $2::bigint) g,
+              LATERAL (SELECT {title} AS t, 'C-' || lpad(g::text, 7, '0') AS n) x"
+    ))
+    .bind(tenant)
+    .bind(roots)
+    .execute(&mut *tx)
+    .await?;
+    // Each further level hangs `per` customers below every customer of the
+    // previous id range.
+    let level = |from: i64, to: i64, per: i64, first_id: i64| {
+        let sql = format!(
+            "INSERT INTO customers (tenant_id, id, parent_id, path, tree_sort, number, title)
+             OVERRIDING SYSTEM VALUE
+             SELECT $1, g, p.id, p.path || g::text::ltree,
+                    p.tree_sort || chr(30) || lower(t) || chr(31) || n, n, t
+             FROM customers p, generate_series(1, $4::bigint) k,
+                  LATERAL (SELECT $5::bigint + (p.id - $2) * $4 + k - 1 AS g) i,
+                  LATERAL (SELECT {title} AS t, 'C-' || lpad(g::text, 7, '0') AS n) x
+             WHERE p.tenant_id = $1 AND p.id BETWEEN $2 AND $3"
+        );
+        (sql, from, to, per, first_id)
+    };
+    let level1 = roots + 1;
+    let level2 = level1 + roots * CHILDREN;
+    let after = level2 + roots * CHILDREN * GRANDCHILDREN;
+    for (sql, from, to, per, first) in [
+        level(1, roots, CHILDREN, level1),
+        level(level1, level2 - 1, GRANDCHILDREN, level2),
+    ] {
+        sqlx::query(&sql)
+            .bind(tenant)
+            .bind(from)
+            .bind(to)
+            .bind(per)
+            .bind(first)
+            .execute(&mut *tx)
+            .await?;
+    }
+    // The large root and its subtree.
+    let big = after;
+    sqlx::query(
+        "INSERT INTO customers (tenant_id, id, parent_id, path, tree_sort, number, title)
+         OVERRIDING SYSTEM VALUE VALUES ($1, $2, NULL, $2::text::ltree,
+                 'big root' || chr(31) || 'BIG', 'BIG', 'Big Root')",
+    )
+    .bind(tenant)
+    .bind(big)
+    .execute(&mut *tx)
+    .await?;
+    let big_children = big + 1;
+    let big_grandchildren = big_children + BIG_CHILDREN;
+    for (sql, from, to, per, first) in [
+        level(big, big, BIG_CHILDREN, big_children),
+        level(
+            big_children,
+            big_grandchildren - 1,
+            BIG_GRANDCHILDREN,
+            big_grandchildren,
+        ),
+    ] {
+        sqlx::query(&sql)
+            .bind(tenant)
+            .bind(from)
+            .bind(to)
+            .bind(per)
+            .bind(first)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let last = big_grandchildren + BIG_CHILDREN * BIG_GRANDCHILDREN - 1;
+    sqlx::query("SELECT setval(pg_get_serial_sequence('customers', 'id'), $1)")
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE tenant_counters SET customer_number = $2 WHERE tenant_id = $1")
+        .bind(tenant)
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
+    // Every root has the tenant admin as administrator and an activation key.
+    sqlx::query(
+        "INSERT INTO customer_administrators (tenant_id, customer_id, user_id)
+         SELECT $1, c.id, u.id FROM customers c, users u
+         WHERE c.tenant_id = $1 AND c.parent_id IS NULL AND u.tenant_id = $1",
+    )
+    .bind(tenant)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO entitlements (tenant_id, kind, reference, customer_id, customer_number)
+         SELECT $1, 'ACTIVATION_KEY', 'KEY-' || c.id, c.id, c.number
+         FROM customers c WHERE c.tenant_id = $1 AND c.parent_id IS NULL",
+    )
+    .bind(tenant)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    sqlx::query("ANALYZE").execute(pool).await?;
+    Ok(sqlx::query_scalar("SELECT count(*) FROM customers")
+        .fetch_one(pool)
+        .await?)
+}
