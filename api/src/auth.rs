@@ -3,7 +3,7 @@
 use async_graphql::Enum;
 use sqlx::PgPool;
 
-use crate::store::api_keys;
+use crate::store::{api_keys, sessions};
 use canopy_core::secrets::{self, SecretKind};
 
 /// What an API key may do. A tenant administrator holds every scope.
@@ -56,13 +56,24 @@ pub struct Caller {
 
 #[derive(Clone, Debug)]
 pub enum Principal {
-    ApiKey { id: i64, scopes: Vec<Scope> },
+    ApiKey {
+        id: i64,
+        scopes: Vec<Scope>,
+    },
+    /// A signed-in user. A tenant administrator holds every scope. Customer
+    /// users hold none yet: what they may reach (their own customer, what
+    /// they administer) is granted field by field, never by scope.
+    User {
+        id: i64,
+        session_id: i64,
+        scopes: Vec<Scope>,
+    },
 }
 
 impl Caller {
     pub fn scopes(&self) -> &[Scope] {
         match &self.principal {
-            Principal::ApiKey { scopes, .. } => scopes,
+            Principal::ApiKey { scopes, .. } | Principal::User { scopes, .. } => scopes,
         }
     }
 
@@ -106,7 +117,25 @@ pub async fn authenticate(
                 },
             }))
         }
-        SecretKind::Session => Err(AuthError::Invalid),
+        SecretKind::Session => {
+            let session = sessions::find_live(pool, tenant_id, &hash)
+                .await
+                .map_err(AuthError::Database)?
+                .ok_or(AuthError::Invalid)?;
+            let scopes = if session.user.role == "TENANT_ADMIN" {
+                Scope::ALL.to_vec()
+            } else {
+                Vec::new()
+            };
+            Ok(Some(Caller {
+                tenant_id,
+                principal: Principal::User {
+                    id: session.user.id,
+                    session_id: session.session_id,
+                    scopes,
+                },
+            }))
+        }
     }
 }
 

@@ -13,6 +13,8 @@ pub enum ApiError {
         message: String,
     },
     Unauthenticated,
+    /// UNAUTHENTICATED with a message of its own (a refused login).
+    UnauthenticatedBecause(String),
     Forbidden(String),
     /// Also what a caller gets for something outside its reach.
     NotFound(String),
@@ -54,7 +56,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadInput { .. } => "BAD_USER_INPUT",
-            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Unauthenticated | Self::UnauthenticatedBecause(_) => "UNAUTHENTICATED",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict { .. } => "CONFLICT",
@@ -95,7 +97,8 @@ impl From<ApiError> for async_graphql::Error {
                 (message, Some(field))
             }
             ApiError::Unauthenticated => ("authentication required".to_owned(), None),
-            ApiError::Forbidden(message)
+            ApiError::UnauthenticatedBecause(message)
+            | ApiError::Forbidden(message)
             | ApiError::NotFound(message)
             | ApiError::FailedPrecondition(message) => (message, None),
             ApiError::Internal(cause) => {

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod db;
 pub mod lifecycle;
+pub mod passwords;
 pub mod secrets;
 pub mod shutdown;
 pub mod telemetry;

@@ -172,6 +172,8 @@ impl TestApp {
             "users",
             "customer_administrators",
             "user_tokens",
+            "sessions",
+            "email_claims",
             "(SELECT tenant_id, id, name, scopes, prefix, secret_hash, created_at, revoked_at
               FROM api_keys) AS keys",
             "tenant_counters",
@@ -247,6 +249,15 @@ impl TestApp {
         .fetch_one(&self.pool)
         .await
         .unwrap();
+        sqlx::query(
+            "INSERT INTO email_claims (tenant_id, address, user_id) VALUES ($1, lower($2), $3)",
+        )
+        .bind(tenant)
+        .bind(email)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .unwrap();
         canopy_api::ids::encode(canopy_api::ids::NodeKind::User, id).0
     }
 }
@@ -254,4 +265,10 @@ impl TestApp {
 /// The row id inside one of our global ids.
 pub fn global_id_number(id: &str) -> i64 {
     canopy_api::ids::decode(id).expect("a global id").1
+}
+
+/// The `token` query parameter of an email link.
+pub fn link_token(link: &str) -> String {
+    let (_, query) = link.split_once("token=").expect("a link with a token");
+    query.split('&').next().unwrap().to_owned()
 }

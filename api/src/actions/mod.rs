@@ -4,3 +4,4 @@
 pub mod api_keys;
 pub mod customers;
 pub mod entitlements;
+pub mod sessions;

@@ -2,7 +2,7 @@ use async_graphql::{Context, ID, Object};
 
 use super::guards;
 use super::types::{
-    ApiKey, CreateApiKeyPayload, CreateCustomerInput, Customer, CustomerPayload,
+    ApiKey, AuthPayload, CreateApiKeyPayload, CreateCustomerInput, Customer, CustomerPayload,
     DeleteCustomerPayload, Entitlement, EntitlementKind, UpdateCustomerInput,
 };
 use crate::AppState;
@@ -167,6 +167,39 @@ impl Mutation {
         actions::entitlements::detach(&state(ctx).pool, caller.tenant_id, &id)
             .await
             .map(Entitlement)
+    }
+
+    /// Public. Signs in; every refusal (unknown address, wrong password, a
+    /// user who may not sign in) answers the same UNAUTHENTICATED.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        email: String,
+        password: String,
+    ) -> ApiResult<AuthPayload> {
+        actions::sessions::login(&state(ctx).pool, &tenant_id, &email, &password)
+            .await
+            .map(AuthPayload::from)
+    }
+
+    /// Ends the caller's session at once; false for an API key, which has none.
+    async fn logout(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let caller = guards::caller(ctx)?;
+        actions::sessions::logout(&state(ctx).pool, caller).await
+    }
+
+    /// Public. Sets the password from an activation link (8 to 128
+    /// characters) and signs in.
+    async fn activate_account(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        password: String,
+    ) -> ApiResult<AuthPayload> {
+        actions::sessions::activate_account(&state(ctx).pool, &token, &password)
+            .await
+            .map(AuthPayload::from)
     }
 
     /// The secret is shown once, here. A key may only be given scopes its

@@ -68,3 +68,40 @@ pub async fn issue(
     .await?;
     Ok(IssuedToken { token, expires_at })
 }
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct TokenRow {
+    pub tenant_id: i64,
+    pub id: i64,
+    pub user_id: i64,
+    pub purpose: String,
+    pub email: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub consumed_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Finds a token by its hash and locks it, so it can be used only once.
+pub async fn lock_by_hash(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    token_hash: &[u8],
+) -> sqlx::Result<Option<TokenRow>> {
+    sqlx::query_as(
+        "SELECT tenant_id, id, user_id, purpose, email, expires_at, consumed_at, revoked_at
+         FROM user_tokens WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE",
+    )
+    .bind(tenant_id)
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn consume(conn: &mut PgConnection, tenant_id: i64, id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE user_tokens SET consumed_at = now() WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

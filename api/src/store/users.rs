@@ -24,7 +24,7 @@ pub struct UserRow {
     pub email_key: String,
 }
 
-const COLUMNS: &str = "u.tenant_id, u.id, u.customer_id, u.email, u.first_name, u.last_name, \
+pub const COLUMNS: &str = "u.tenant_id, u.id, u.customer_id, u.email, u.first_name, u.last_name, \
      u.phone, u.role, u.status, u.last_login_at, u.created_at, u.updated_at, \
      lower(u.email) AS email_key";
 
@@ -201,14 +201,14 @@ pub struct NewUser<'a> {
     pub status: &'static str,
 }
 
-/// Inserts a user; an address already taken (case-insensitively) fails on
-/// the unique index `users_email_key`.
+/// Inserts a user and claims its address; an address already held or
+/// reserved (case-insensitively) fails on `email_claims_pkey`.
 pub async fn insert(
     conn: &mut PgConnection,
     tenant_id: i64,
     user: &NewUser<'_>,
 ) -> sqlx::Result<UserRow> {
-    sqlx::query_as(&format!(
+    let row: UserRow = sqlx::query_as(&format!(
         "INSERT INTO users AS u (tenant_id, customer_id, email, first_name, last_name, role, status)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
     ))
@@ -219,6 +219,100 @@ pub async fn insert(
     .bind(user.last_name)
     .bind(user.role)
     .bind(user.status)
+    .fetch_one(&mut *conn)
+    .await?;
+    claim_email(conn, tenant_id, row.id, user.email).await?;
+    Ok(row)
+}
+
+/// A user found by address for signing in, with its password hash.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Credentials {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub password_hash: Option<String>,
+}
+
+pub async fn credentials(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    email: &str,
+) -> sqlx::Result<Option<Credentials>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, u.password_hash FROM users u
+         WHERE u.tenant_id = $1 AND lower(u.email) = lower($2)"
+    ))
+    .bind(tenant_id)
+    .bind(email)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Loads and locks a user until the transaction ends.
+pub async fn lock(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users u WHERE u.tenant_id = $1 AND u.id = $2 FOR UPDATE"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Sets the status (as the lifecycle decided) and, when given, the password.
+pub async fn set_status(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    status: &str,
+    password_hash: Option<&str>,
+) -> sqlx::Result<UserRow> {
+    sqlx::query_as(&format!(
+        "UPDATE users u SET status = $3, password_hash = coalesce($4, u.password_hash),
+             updated_at = now()
+         WHERE u.tenant_id = $1 AND u.id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .bind(status)
+    .bind(password_hash)
     .fetch_one(conn)
     .await
+}
+
+pub async fn record_login(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+) -> sqlx::Result<UserRow> {
+    sqlx::query_as(&format!(
+        "UPDATE users u SET last_login_at = now() WHERE u.tenant_id = $1 AND u.id = $2
+         RETURNING {COLUMNS}"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_one(conn)
+    .await
+}
+
+/// Claims an address for a user; a taken one fails on `email_claims_pkey`.
+pub async fn claim_email(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    user_id: i64,
+    email: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO email_claims (tenant_id, address, user_id) VALUES ($1, lower($2), $3)",
+    )
+    .bind(tenant_id)
+    .bind(email)
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -5,5 +5,6 @@ mod api_keys;
 mod customers;
 mod http;
 mod schema;
+mod sessions;
 mod statements;
 mod tree;

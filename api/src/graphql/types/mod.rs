@@ -15,7 +15,7 @@ pub use customer::{
 };
 pub use entitlement::{Entitlement, EntitlementKind};
 pub use tenant::{Tenant, Viewer};
-pub use user::{User, UserConnection, UserRole, UserStatus};
+pub use user::{AuthPayload, User, UserConnection, UserRole, UserStatus};
 
 use crate::pagination::PageInfoParts;
 

@@ -4,6 +4,7 @@ use super::{ApiKey, User};
 use crate::AppState;
 use crate::auth::{Caller, Principal, Scope};
 use crate::error::{ApiError, ApiResult};
+use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
 use crate::store::api_keys;
 use crate::store::tenants::TenantRow;
@@ -46,13 +47,23 @@ impl Viewer {
     }
 
     /// Set when the caller is a signed-in user.
-    async fn user(&self) -> Option<User> {
-        None
+    async fn user(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        let Principal::User { id, .. } = &self.0.principal else {
+            return Ok(None);
+        };
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(loaders
+            .users
+            .load_one((self.0.tenant_id, *id))
+            .await?
+            .map(User))
     }
 
     /// Set when the caller is an API key.
     async fn api_key(&self, ctx: &Context<'_>) -> ApiResult<Option<ApiKey>> {
-        let Principal::ApiKey { id, .. } = &self.0.principal;
+        let Principal::ApiKey { id, .. } = &self.0.principal else {
+            return Ok(None);
+        };
         let state = ctx.data_unchecked::<AppState>();
         Ok(api_keys::by_id(&state.pool, self.0.tenant_id, *id)
             .await?

@@ -204,3 +204,21 @@ impl UserConnection {
         Ok(users::count(&state.pool, self.tenant_id, &self.filter).await?)
     }
 }
+
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    /// Bearer token for the Authorization header.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: User,
+}
+
+impl From<crate::actions::sessions::Session> for AuthPayload {
+    fn from(session: crate::actions::sessions::Session) -> Self {
+        Self {
+            token: session.token,
+            expires_at: session.expires_at,
+            user: User(session.user),
+        }
+    }
+}

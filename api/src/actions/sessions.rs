@@ -1,0 +1,156 @@
+//! Signing in and out, and the links that set a password.
+
+use async_graphql::ID;
+use chrono::{Duration, Utc};
+use sqlx::{PgConnection, PgPool};
+
+use crate::auth::{Caller, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{self, NodeKind};
+use crate::store::sessions;
+use crate::store::tokens::{self, Purpose, TokenRow};
+use crate::store::users::{self, UserRow};
+use canopy_core::lifecycle::{self, Event, UserStatus};
+use canopy_core::passwords;
+use canopy_core::secrets::{self, SecretKind};
+
+/// How long a session works after signing in.
+pub const SESSION_TTL_HOURS: i64 = 24;
+
+/// Every refused login gets this, whatever the reason.
+const LOGIN_REFUSED: &str = "the email or password is not correct, or the account cannot sign in";
+
+/// A new session: the bearer token (shown once) and its user.
+pub struct Session {
+    pub token: String,
+    pub expires_at: chrono::DateTime<Utc>,
+    pub user: UserRow,
+}
+
+async fn open_session(conn: &mut PgConnection, user: &UserRow) -> ApiResult<Session> {
+    let secret = secrets::mint(SecretKind::Session, user.tenant_id);
+    let expires_at = Utc::now() + Duration::hours(SESSION_TTL_HOURS);
+    sessions::insert(conn, user.tenant_id, user.id, &secret.hash, expires_at).await?;
+    let user = users::record_login(conn, user.tenant_id, user.id).await?;
+    Ok(Session {
+        token: secret.plaintext,
+        expires_at,
+        user,
+    })
+}
+
+/// Hashes off the async threads: Argon2 is slow on purpose.
+pub async fn hash_password(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || passwords::hash(&password))
+        .await
+        .map_err(|e| ApiError::from(anyhow::Error::from(e)))
+}
+
+pub fn check_password(password: &str) -> ApiResult<()> {
+    match passwords::policy_violation(password) {
+        Some(message) => Err(ApiError::bad_input("password", message)),
+        None => Ok(()),
+    }
+}
+
+/// Signs in with address and password. Any refusal (unknown tenant or
+/// address, wrong password, a user who may not sign in) answers the same,
+/// after the same Argon2 work.
+pub async fn login(
+    pool: &PgPool,
+    tenant_id: &ID,
+    email: &str,
+    password: &str,
+) -> ApiResult<Session> {
+    let refused = || ApiError::UnauthenticatedBecause(LOGIN_REFUSED.to_owned());
+    let tenant_id = ids::decode(tenant_id)
+        .filter(|(kind, _)| *kind == NodeKind::Tenant)
+        .map(|(_, id)| id);
+    let mut conn = pool.acquire().await?;
+    let found = match tenant_id {
+        Some(tenant_id) if password.chars().count() <= passwords::MAX_CHARS => {
+            users::credentials(&mut conn, tenant_id, email.trim()).await?
+        }
+        _ => None,
+    };
+    let stored = found.as_ref().and_then(|c| c.password_hash.clone());
+    let attempt = password
+        .chars()
+        .take(passwords::MAX_CHARS)
+        .collect::<String>();
+    let matched =
+        tokio::task::spawn_blocking(move || passwords::verify(&attempt, stored.as_deref()))
+            .await
+            .map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
+    let Some(credentials) = found.filter(|_| matched) else {
+        return Err(refused());
+    };
+    let may_sign_in =
+        UserStatus::parse(&credentials.user.status).is_some_and(UserStatus::may_sign_in);
+    if !may_sign_in {
+        return Err(refused());
+    }
+    let mut tx = pool.begin().await?;
+    let session = open_session(&mut tx, &credentials.user).await?;
+    tx.commit().await?;
+    Ok(session)
+}
+
+/// Ends the caller's session; an API key has none to end.
+pub async fn logout(pool: &PgPool, caller: &Caller) -> ApiResult<bool> {
+    match caller.principal {
+        Principal::User { session_id, .. } => {
+            Ok(sessions::delete(pool, caller.tenant_id, session_id).await?)
+        }
+        Principal::ApiKey { .. } => Ok(false),
+    }
+}
+
+/// Finds the live token behind a link and locks it. Every way a link can
+/// fail is bad input on `token`, each with its own message.
+pub async fn redeem(conn: &mut PgConnection, token: &str, purpose: Purpose) -> ApiResult<TokenRow> {
+    let invalid = |message: &str| ApiError::bad_input("token", message);
+    let tenant_id = secrets::link_token_tenant(token.trim())
+        .ok_or_else(|| invalid("this link is not valid"))?;
+    let row = tokens::lock_by_hash(conn, tenant_id, &secrets::sha256(token.trim().as_bytes()))
+        .await?
+        .filter(|row| row.purpose == purpose.as_str())
+        .ok_or_else(|| invalid("this link is not valid"))?;
+    if row.consumed_at.is_some() {
+        return Err(invalid("this link has already been used"));
+    }
+    if row.revoked_at.is_some() {
+        return Err(invalid("this link was replaced by a newer one or revoked"));
+    }
+    if row.expires_at <= Utc::now() {
+        return Err(invalid("this link has expired"));
+    }
+    Ok(row)
+}
+
+/// Sets the password from an activation link, activates the user and
+/// signs it in.
+pub async fn activate_account(pool: &PgPool, token: &str, password: &str) -> ApiResult<Session> {
+    check_password(password)?;
+    let password_hash = hash_password(password.to_owned()).await?;
+    let mut tx = pool.begin().await?;
+    let link = redeem(&mut tx, token, Purpose::Activation).await?;
+    let user = users::lock(&mut tx, link.tenant_id, link.user_id)
+        .await?
+        .ok_or_else(|| ApiError::bad_input("token", "this link is not valid"))?;
+    let status = UserStatus::parse(&user.status).unwrap_or(UserStatus::Suspended);
+    let next = lifecycle::next(status, Event::Activated)
+        .map_err(|refused| ApiError::precondition(refused.to_string()))?;
+    let user = users::set_status(
+        &mut tx,
+        user.tenant_id,
+        user.id,
+        next.as_str(),
+        Some(&password_hash),
+    )
+    .await?;
+    tokens::consume(&mut tx, link.tenant_id, link.id).await?;
+    let session = open_session(&mut tx, &user).await?;
+    tx.commit().await?;
+    Ok(session)
+}
