@@ -160,17 +160,32 @@ fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
 }
 
 /// A page of the tenant's customers, by title then number.
+///
+/// With a search, the matches are found first through the trigram indexes
+/// and only they are sorted: walking the sort index and filtering would
+/// scan every customer that sorts before the first match.
 pub async fn list(
     pool: &PgPool,
     tenant_id: i64,
     filter: &Filter,
     page: &Page,
 ) -> sqlx::Result<Vec<CustomerRow>> {
-    let mut query = QueryBuilder::new(format!(
-        "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = "
-    ));
-    query.push_bind(tenant_id);
-    push_filter(&mut query, filter);
+    let mut query = if filter.search.is_some() {
+        let mut query = QueryBuilder::new(
+            "WITH matches AS MATERIALIZED (SELECT c.* FROM customers c WHERE c.tenant_id = ",
+        );
+        query.push_bind(tenant_id);
+        push_filter(&mut query, filter);
+        query.push(format!(") SELECT {COLUMNS} FROM matches c WHERE true"));
+        query
+    } else {
+        let mut query = QueryBuilder::new(format!(
+            "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = "
+        ));
+        query.push_bind(tenant_id);
+        push_filter(&mut query, filter);
+        query
+    };
     if let Some(after) = &page.after {
         query.push(" AND c.sort_key > ").push_bind(after.clone());
     }
