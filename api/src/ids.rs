@@ -14,15 +14,17 @@ pub enum NodeKind {
     Customer,
     User,
     Entitlement,
+    Job,
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 5] = [
+    const ALL: [NodeKind; 6] = [
         NodeKind::Tenant,
         NodeKind::ApiKey,
         NodeKind::Customer,
         NodeKind::User,
         NodeKind::Entitlement,
+        NodeKind::Job,
     ];
 
     fn name(self) -> &'static str {
@@ -32,6 +34,7 @@ impl NodeKind {
             NodeKind::Customer => "Customer",
             NodeKind::User => "User",
             NodeKind::Entitlement => "Entitlement",
+            NodeKind::Job => "Job",
         }
     }
 
@@ -43,6 +46,7 @@ impl NodeKind {
             NodeKind::Customer => "customer",
             NodeKind::User => "user",
             NodeKind::Entitlement => "entitlement",
+            NodeKind::Job => "job",
         }
     }
 }

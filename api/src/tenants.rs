@@ -12,6 +12,7 @@ use crate::ids::{self, NodeKind};
 use crate::store::{api_keys, tenants, tokens, users};
 use crate::validation;
 use canopy_core::config::Secret;
+use canopy_core::links;
 use canopy_core::secrets::{self, SecretKind};
 
 /// How long an activation link works unless the caller says otherwise.
@@ -60,6 +61,7 @@ pub async fn create(pool: &PgPool, secret: &Secret, new: NewTenant) -> ApiResult
             email: &admin_email,
             first_name: None,
             last_name: None,
+            phone: None,
             role: "TENANT_ADMIN",
             status: "PENDING_EMAIL_VALIDATION",
         },
@@ -68,10 +70,14 @@ pub async fn create(pool: &PgPool, secret: &Secret, new: NewTenant) -> ApiResult
     let activation = tokens::issue(
         &mut tx,
         secret,
-        tenant.id,
-        admin.id,
-        tokens::Purpose::Activation,
-        Duration::hours(ACTIVATION_TTL_HOURS),
+        tokens::TokenRequest {
+            tenant_id: tenant.id,
+            user_id: admin.id,
+            purpose: tokens::Purpose::Activation,
+            ttl: Duration::hours(ACTIVATION_TTL_HOURS),
+            method: Some("DISPLAY_ACTIVATION_LINK"),
+            email: None,
+        },
     )
     .await?;
     let key = secrets::mint(SecretKind::ApiKey, tenant.id);
@@ -90,7 +96,7 @@ pub async fn create(pool: &PgPool, secret: &Secret, new: NewTenant) -> ApiResult
         tenant_id: ids::encode(NodeKind::Tenant, tenant.id).0,
         admin_user_id: ids::encode(NodeKind::User, admin.id).0,
         api_key: key.plaintext,
-        activation_link: link(&portal_url, "activate", &activation.token),
+        activation_link: links::link(&portal_url, links::ACTIVATE, &activation.token),
     })
 }
 
@@ -112,32 +118,13 @@ fn portal_url(value: &str) -> ApiResult<Url> {
     Ok(url)
 }
 
-/// A link below the portal URL carrying `token`, e.g. `…/activate?token=…`.
-pub fn link(portal_url: &Url, page: &str, token: &str) -> String {
-    let mut url = portal_url.clone();
-    if let Ok(mut segments) = url.path_segments_mut() {
-        segments.pop_if_empty().push(page);
-    }
-    url.query_pairs_mut().clear().append_pair("token", token);
-    url.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn links_go_below_the_portal_url() {
-        let portal = Url::parse("https://portal.example.com/app/").unwrap();
-        assert_eq!(
-            link(&portal, "activate", "7.abc"),
-            "https://portal.example.com/app/activate?token=7.abc"
-        );
-        let bare = Url::parse("http://localhost:3000").unwrap();
-        assert_eq!(
-            link(&bare, "activate", "x"),
-            "http://localhost:3000/activate?token=x"
-        );
+    fn portal_urls_must_be_http() {
+        assert!(portal_url("https://portal.example.com/app/").is_ok());
         assert!(portal_url("ftp://x").is_err());
         assert!(portal_url("nonsense").is_err());
     }

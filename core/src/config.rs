@@ -22,6 +22,13 @@ pub struct Config {
     pub mail_dir: PathBuf,
     pub secret: Secret,
     pub mail_from: String,
+    /// Attempts before a job is KILLED (`CANOPY_JOB_MAX_ATTEMPTS`).
+    pub job_max_attempts: i32,
+    /// How long a dispatched or running job may stay silent before the relay
+    /// hands it out again (`CANOPY_JOB_LEASE_SECONDS`).
+    pub job_lease: std::time::Duration,
+    /// Jobs one worker process runs at once (`CANOPY_WORKER_CONCURRENCY`).
+    pub worker_concurrency: usize,
 }
 
 /// The server secret; its `Debug` never prints it.
@@ -60,6 +67,10 @@ impl Config {
         };
         let addr = get("CANOPY_ADDR", "127.0.0.1:8080");
         let embedded_worker = get("CANOPY_EMBEDDED_WORKER", "true");
+        let max_attempts = get(
+            "CANOPY_JOB_MAX_ATTEMPTS",
+            &crate::jobs::DEFAULT_MAX_ATTEMPTS.to_string(),
+        );
         let secret = match lookup("CANOPY_SECRET").filter(|s| !s.is_empty()) {
             Some(secret) => Secret::new(secret),
             None => {
@@ -69,7 +80,24 @@ impl Config {
                 Secret::new(DEV_SECRET)
             }
         };
+        let lease = get("CANOPY_JOB_LEASE_SECONDS", "60");
+        let concurrency = get("CANOPY_WORKER_CONCURRENCY", "8");
         Ok(Self {
+            job_lease: lease
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s >= 1)
+                .map(std::time::Duration::from_secs)
+                .with_context(|| {
+                    format!("CANOPY_JOB_LEASE_SECONDS must be a whole number of seconds: {lease}")
+                })?,
+            worker_concurrency: concurrency
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .with_context(|| {
+                    format!("CANOPY_WORKER_CONCURRENCY must be 1 to 256: {concurrency}")
+                })?,
             database_url: get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/canopy"),
             redis_url: get("REDIS_URL", "redis://127.0.0.1:6379"),
             queue: get("CANOPY_QUEUE", "canopy"),
@@ -83,6 +111,13 @@ impl Config {
             mail_dir: PathBuf::from(get("CANOPY_MAIL_DIR", "./mail")),
             secret,
             mail_from: get("CANOPY_MAIL_FROM", "Canopy <no-reply@localhost>"),
+            job_max_attempts: max_attempts
+                .parse()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .with_context(|| {
+                    format!("CANOPY_JOB_MAX_ATTEMPTS must be 1 to 100: {max_attempts}")
+                })?,
         })
     }
 }

@@ -4,7 +4,9 @@
 
 pub mod config;
 pub mod db;
+pub mod jobs;
 pub mod lifecycle;
+pub mod links;
 pub mod passwords;
 pub mod secrets;
 pub mod shutdown;

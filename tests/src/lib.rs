@@ -2,6 +2,7 @@
 //! the test's own (from `#[sqlx::test]`), under a Redis prefix of its own,
 //! spoken to as a client would: GraphQL over HTTP.
 
+pub mod mail;
 pub mod statements;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use canopy_api::{AppState, app};
 use canopy_core::config::Config;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -20,6 +22,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The tenant every test starts with, and its all-scopes key.
     pub tenant: CreatedTenant,
+    /// The SMTP server the worker sends to, when the test has one.
+    pub smtp: Option<mail::SmtpSink>,
+    worker: Option<CancellationToken>,
 }
 
 /// A GraphQL error as a caller sees it.
@@ -33,17 +38,40 @@ pub struct GqlError {
 impl TestApp {
     /// Serves the app on a free port, with one tenant ("Acme") created.
     pub async fn spawn(pool: PgPool) -> Self {
+        Self::start(pool, None).await
+    }
+
+    /// Like `spawn`, with the relay and a worker running and sending to an
+    /// SMTP server of the test's own.
+    pub async fn spawn_with_mail(pool: PgPool) -> Self {
+        let sink = mail::SmtpSink::start().await;
+        Self::start(pool, Some(sink)).await
+    }
+
+    async fn start(pool: PgPool, smtp: Option<mail::SmtpSink>) -> Self {
         statements::install();
         let queue = format!("canopy-test-{:016x}", rand::random::<u64>());
+        let smtp_url = smtp.as_ref().map(mail::SmtpSink::url);
         let config = Arc::new(
             Config::from_lookup(|name| match name {
                 "CANOPY_QUEUE" => Some(queue.clone()),
                 "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
                 "CANOPY_SECRET" => Some("test-secret".into()),
+                "SMTP_URL" => smtp_url.clone(),
+                "CANOPY_JOB_LEASE_SECONDS" => Some("5".into()),
                 _ => None,
             })
             .expect("test configuration"),
         );
+        let worker = smtp.as_ref().map(|_| {
+            let stop = CancellationToken::new();
+            tokio::spawn(canopy_worker::run(
+                pool.clone(),
+                config.clone(),
+                stop.clone(),
+            ));
+            stop
+        });
         let state = AppState::new(pool.clone(), config.clone()).expect("app state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -54,6 +82,8 @@ impl TestApp {
             config,
             client: reqwest::Client::new(),
             tenant: placeholder(),
+            smtp,
+            worker,
         };
         app.tenant = app.create_tenant("Acme").await;
         app
@@ -188,6 +218,60 @@ impl TestApp {
         }
         out
     }
+}
+
+impl TestApp {
+    /// The test's SMTP sink.
+    pub fn mail(&self) -> &mail::SmtpSink {
+        self.smtp.as_ref().expect("started with spawn_with_mail")
+    }
+
+    /// Waits until every job has finished (DONE or KILLED), polling.
+    pub async fn jobs_settled(&self) {
+        let started = std::time::Instant::now();
+        loop {
+            let open: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM jobs WHERE state NOT IN ('DONE', 'KILLED')",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+            if open == 0 {
+                return;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "{open} jobs still open"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(worker) = &self.worker {
+            worker.cancel();
+        }
+        // The test's Redis keys go with it.
+        let prefix = self.config.queue.clone();
+        let url = self.config.redis_url.clone();
+        let _ = std::thread::spawn(move || delete_redis_namespace(&url, &prefix)).join();
+    }
+}
+
+fn delete_redis_namespace(url: &str, prefix: &str) -> redis::RedisResult<()> {
+    let mut conn = redis::Client::open(url)?.get_connection()?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query(&mut conn)?;
+    if !keys.is_empty() {
+        redis::cmd("DEL").arg(&keys).query::<()>(&mut conn)?;
+    }
+    redis::cmd("ZREM")
+        .arg("core:apalis:queues:list")
+        .arg(format!("{prefix}:jobs:workers"))
+        .query::<()>(&mut conn)
 }
 
 fn placeholder() -> CreatedTenant {

@@ -1,45 +1,33 @@
-//! Canopy's worker: it will carry the email jobs from Redis to SMTP. For now
-//! it connects to Redis, reports readiness and stops cleanly on shutdown.
+//! Canopy's worker: the relay that hands committed jobs to Redis, and the
+//! consumer that turns each job into an email.
+//!
+//! - `relay`: jobs table → Redis (FOR UPDATE SKIP LOCKED; task id from the job id)
+//! - `queue`: the Redis side (apalis-redis storage, task ids, polling)
+//! - `consumer`: the apalis worker; each delivery is claimed in the ledger,
+//!   composed by its kind's module in `jobs`, sent by `mail`, and recorded
+//! - `ledger`: every change of a job's state
+
+pub mod consumer;
+pub mod jobs;
+pub mod ledger;
+pub mod mail;
+pub mod queue;
+pub mod relay;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
 use canopy_core::config::Config;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-/// Runs until `shutdown` is cancelled. A Redis that is down is waited for
-/// with backoff rather than treated as fatal, so the worker survives a
-/// Redis restart.
+/// Runs the relay and the consumer until `shutdown` is cancelled; a job in
+/// progress finishes first. Redis being down is waited out, never fatal.
 pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken) -> Result<()> {
-    let client = redis::Client::open(config.redis_url.as_str())?;
-    let mut delay = Duration::from_millis(200);
-    loop {
-        let attempt = async {
-            let mut conn = client.get_multiplexed_async_connection().await?;
-            redis::cmd("PING").query_async::<String>(&mut conn).await
-        };
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            result = attempt => match result {
-                Ok(_) => {
-                    tracing::info!(queue = %config.queue, "worker connected to Redis");
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, retry_in = ?delay, "worker cannot reach Redis");
-                    tokio::select! {
-                        () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
-            }
-        }
-    }
-    shutdown.cancelled().await;
-    drop(pool);
+    let mailer = Arc::new(mail::Mailer::from_config(&config)?);
+    let relay = tokio::spawn(relay::run(pool.clone(), config.clone(), shutdown.clone()));
+    consumer::run(pool, config, mailer, shutdown).await;
+    relay.await?;
     tracing::info!("worker stopped");
     Ok(())
 }

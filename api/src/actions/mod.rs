@@ -5,3 +5,4 @@ pub mod api_keys;
 pub mod customers;
 pub mod entitlements;
 pub mod sessions;
+pub mod users;

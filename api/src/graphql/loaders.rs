@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::pagination::Page;
 use crate::store::customers::{self, CustomerRow};
 use crate::store::entitlements::{self, EntitlementRow};
+use crate::store::tokens::{self, InvitationRow};
 use crate::store::users::{self, UserRow};
 
 /// A row of one tenant: `(tenant_id, id)`.
@@ -28,6 +29,7 @@ pub struct Loaders {
     pub administrators: DataLoader<AdministratorsLoader>,
     pub administered: DataLoader<AdministeredLoader>,
     pub entitlements: DataLoader<EntitlementsLoader>,
+    pub invitations: DataLoader<InvitationLoader>,
 }
 
 impl Loaders {
@@ -48,7 +50,8 @@ impl Loaders {
             descendant_counts: loader(DescendantCountLoader(pool.clone())),
             administrators: loader(AdministratorsLoader(pool.clone())),
             administered: loader(AdministeredLoader(pool.clone())),
-            entitlements: loader(EntitlementsLoader(pool)),
+            entitlements: loader(EntitlementsLoader(pool.clone())),
+            invitations: loader(InvitationLoader(pool)),
         }
     }
 }
@@ -236,6 +239,21 @@ impl Loader<Key> for EntitlementsLoader {
     async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, Vec<EntitlementRow>>, ApiError> {
         per_tenant(keys, |tenant, ids| async move {
             entitlements::by_customers(&self.0, tenant, &ids).await
+        })
+        .await
+    }
+}
+
+/// The latest activation link of a user.
+pub struct InvitationLoader(PgPool);
+
+impl Loader<Key> for InvitationLoader {
+    type Value = InvitationRow;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, InvitationRow>, ApiError> {
+        per_tenant(keys, |tenant, ids| async move {
+            tokens::latest_invitations(&self.0, tenant, &ids).await
         })
         .await
     }

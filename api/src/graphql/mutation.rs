@@ -2,8 +2,10 @@ use async_graphql::{Context, ID, Object};
 
 use super::guards;
 use super::types::{
-    ApiKey, AuthPayload, CreateApiKeyPayload, CreateCustomerInput, Customer, CustomerPayload,
-    DeleteCustomerPayload, Entitlement, EntitlementKind, UpdateCustomerInput,
+    ActivationMethod, ApiKey, AuthPayload, CreateApiKeyPayload, CreateCustomerInput,
+    CreateUserInput, CreateUserPayload, Customer, CustomerPayload, DeleteCustomerPayload,
+    DeleteUserPayload, Entitlement, EntitlementKind, SignUpInput, SignUpPayload,
+    UpdateCustomerInput, UpdateUserInput, User, UserPayload, UserStatus,
 };
 use crate::AppState;
 use crate::actions;
@@ -15,6 +17,10 @@ pub struct Mutation;
 
 fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
     ctx.data_unchecked::<AppState>()
+}
+
+fn user_payload(result: ApiResult<crate::store::users::UserRow>) -> ApiResult<UserPayload> {
+    result.map(|row| UserPayload { user: User(row) })
 }
 
 fn payload(row: crate::store::customers::CustomerRow) -> CustomerPayload {
@@ -167,6 +173,137 @@ impl Mutation {
         actions::entitlements::detach(&state(ctx).pool, caller.tenant_id, &id)
             .await
             .map(Entitlement)
+    }
+
+    /// Creates a user who must activate the account from an activation link
+    /// (emailed, or returned to display).
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUserInput,
+    ) -> ApiResult<CreateUserPayload> {
+        let caller = guards::require(ctx, Scope::UsersWrite)?;
+        let state = state(ctx);
+        let created = actions::users::create(&state.pool, &state.config, caller, input).await?;
+        Ok(CreateUserPayload {
+            user: User(created.user),
+            activation_link: created.activation_link,
+        })
+    }
+
+    /// Fields left out are unchanged; a field given as null is cleared. A new
+    /// email takes effect once its validation link is used.
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateUserInput,
+    ) -> ApiResult<UserPayload> {
+        let caller = guards::require(ctx, Scope::UsersWrite)?;
+        let state = state(ctx);
+        user_payload(actions::users::update(&state.pool, &state.config, caller, &id, input).await)
+    }
+
+    /// An administrator may set any status. SUSPENDED cannot sign in and its
+    /// sessions stop working at once.
+    async fn set_user_status(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        status: UserStatus,
+    ) -> ApiResult<UserPayload> {
+        let caller = guards::require(ctx, Scope::UsersWrite)?;
+        let state = state(ctx);
+        user_payload(
+            actions::users::set_status(&state.pool, &state.config, caller, &id, status.into())
+                .await,
+        )
+    }
+
+    /// Moves a PENDING_APPROVAL user to ACTIVE.
+    async fn approve_user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<UserPayload> {
+        let caller = guards::require(ctx, Scope::UsersWrite)?;
+        user_payload(actions::users::approve(&state(ctx).pool, caller, &id).await)
+    }
+
+    /// Invalidates earlier activation links and issues a new one.
+    async fn resend_activation(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        method: ActivationMethod,
+        activation_ttl_hours: Option<i32>,
+    ) -> ApiResult<CreateUserPayload> {
+        let caller = guards::require(ctx, Scope::UsersWrite)?;
+        let state = state(ctx);
+        let created = actions::users::resend_activation(
+            &state.pool,
+            &state.config,
+            caller,
+            &id,
+            method,
+            activation_ttl_hours,
+        )
+        .await?;
+        Ok(CreateUserPayload {
+            user: User(created.user),
+            activation_link: created.activation_link,
+        })
+    }
+
+    /// Makes the user's pending activation link stop working.
+    async fn revoke_invitation(&self, ctx: &Context<'_>, id: ID) -> ApiResult<UserPayload> {
+        let caller = guards::require(ctx, Scope::UsersWrite)?;
+        user_payload(actions::users::revoke_invitation(&state(ctx).pool, caller, &id).await)
+    }
+
+    /// Deletes the user; its sessions end and its links stop working.
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeleteUserPayload> {
+        let caller = guards::require(ctx, Scope::UsersWrite)?;
+        let state = state(ctx);
+        let deleted = actions::users::delete(&state.pool, &state.config, caller, &id).await?;
+        Ok(DeleteUserPayload {
+            deleted_user_id: ids::encode(NodeKind::User, deleted),
+        })
+    }
+
+    /// Public. Creates a root customer and its first user, and sends a
+    /// validation email. Title at most 200 characters, password 8 to 128.
+    async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> ApiResult<SignUpPayload> {
+        let state = state(ctx);
+        let (user, customer) = actions::users::sign_up(&state.pool, &state.config, input).await?;
+        Ok(SignUpPayload {
+            user: User(user),
+            customer: Customer(customer),
+        })
+    }
+
+    /// Public. Uses the link of a validation email.
+    async fn validate_email(&self, ctx: &Context<'_>, token: String) -> ApiResult<UserPayload> {
+        let state = state(ctx);
+        user_payload(actions::users::validate_email(&state.pool, &state.config, &token).await)
+    }
+
+    /// Public. Answers true whether or not the address is known.
+    async fn request_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        email: String,
+    ) -> ApiResult<bool> {
+        let state = state(ctx);
+        actions::users::request_password_reset(&state.pool, &state.config, &tenant_id, &email).await
+    }
+
+    /// Public. Sets a new password (8 to 128 characters) from a reset link and
+    /// ends every session of the user.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        password: String,
+    ) -> ApiResult<bool> {
+        actions::users::reset_password(&state(ctx).pool, &token, &password).await
     }
 
     /// Public. Signs in; every refusal (unknown address, wrong password, a

@@ -3,7 +3,7 @@ use async_graphql::{Context, ID, Object};
 use super::guards;
 use super::loaders::Loaders;
 use super::types::{
-    ApiKey, Customer, CustomerConnection, CustomerTotal, Entitlement, Node, Tenant, User,
+    ApiKey, Customer, CustomerConnection, CustomerTotal, Entitlement, Job, Node, Tenant, User,
     UserConnection, UserStatus, Viewer,
 };
 use crate::AppState;
@@ -11,7 +11,7 @@ use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
 use crate::pagination::{Page, connection_cost, search_pattern};
-use crate::store::{api_keys, customers, entitlements, tenants, users};
+use crate::store::{api_keys, customers, entitlements, jobs, tenants, users};
 
 pub struct Query;
 
@@ -53,6 +53,12 @@ impl Query {
                 api_keys::by_id(&state.pool, tenant, number)
                     .await?
                     .map(|row| Node::ApiKey(ApiKey(row)))
+            }
+            NodeKind::Job => {
+                guards::require(ctx, Scope::JobsRead)?;
+                jobs::by_id(&state.pool, tenant, number)
+                    .await?
+                    .map(|row| Node::Job(Job(row)))
             }
             NodeKind::Entitlement => {
                 guards::require(ctx, Scope::CustomersRead)?;
@@ -177,6 +183,19 @@ impl Query {
             search: search_pattern(search.as_deref())?,
         };
         UserConnection::load(ctx, caller.tenant_id, filter, Page::new(first, after)?).await
+    }
+
+    /// The request queue: users waiting for approval that the caller may
+    /// approve, oldest first. `first` defaults to 20 and may be at most 100.
+    #[graphql(complexity = "connection_cost(first, child_complexity)")]
+    async fn approval_requests(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<UserConnection> {
+        let caller = guards::require(ctx, Scope::UsersWrite)?;
+        UserConnection::approvals(ctx, caller.tenant_id, Page::new(first, after)?).await
     }
 
     /// The tenant's API keys, newest first, revoked ones included.

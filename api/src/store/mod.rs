@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod customers;
 pub mod entitlements;
+pub mod jobs;
 pub mod sessions;
 pub mod tenants;
 pub mod tokens;

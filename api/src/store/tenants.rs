@@ -31,3 +31,10 @@ pub async fn insert(
     .fetch_one(conn)
     .await
 }
+
+pub async fn by_id_on(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<TenantRow>> {
+    sqlx::query_as("SELECT id, name, require_approval, portal_url FROM tenants WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}

@@ -24,49 +24,105 @@ impl Purpose {
 }
 
 pub struct IssuedToken {
+    pub id: i64,
     pub token: String,
     pub expires_at: DateTime<Utc>,
 }
 
-/// Issues a token for `purpose`, revoking the user's earlier ones of the same
-/// purpose: only the newest link works. The link's token is derived from the
-/// row id under the server secret; only its hash is stored.
+/// A token to issue.
+pub struct TokenRequest<'a> {
+    pub tenant_id: i64,
+    pub user_id: i64,
+    pub purpose: Purpose,
+    pub ttl: Duration,
+    /// How an activation link is handed out.
+    pub method: Option<&'a str>,
+    /// The address a validation link proves, for an email change.
+    pub email: Option<&'a str>,
+}
+
+/// Issues a token, revoking the user's earlier ones of the same purpose:
+/// only the newest link works. The link's token is derived from the row id
+/// under the server secret; only its hash is stored.
 pub async fn issue(
     conn: &mut PgConnection,
     secret: &Secret,
-    tenant_id: i64,
-    user_id: i64,
-    purpose: Purpose,
-    ttl: Duration,
+    request: TokenRequest<'_>,
 ) -> sqlx::Result<IssuedToken> {
-    sqlx::query(
-        "UPDATE user_tokens SET revoked_at = now()
-         WHERE tenant_id = $1 AND user_id = $2 AND purpose = $3
-           AND consumed_at IS NULL AND revoked_at IS NULL",
-    )
-    .bind(tenant_id)
-    .bind(user_id)
-    .bind(purpose.as_str())
-    .execute(&mut *conn)
-    .await?;
+    revoke_pending(conn, request.tenant_id, request.user_id, request.purpose).await?;
     let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('user_tokens', 'id'))")
         .fetch_one(&mut *conn)
         .await?;
-    let token = secrets::link_token(secret, tenant_id, id, purpose.as_str());
-    let expires_at = Utc::now() + ttl;
+    let token = secrets::link_token(secret, request.tenant_id, id, request.purpose.as_str());
+    let expires_at = Utc::now() + request.ttl;
     sqlx::query(
-        "INSERT INTO user_tokens (tenant_id, id, user_id, purpose, token_hash, expires_at)
-         OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO user_tokens (tenant_id, id, user_id, purpose, token_hash, expires_at, method, email)
+         OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(tenant_id)
+    .bind(request.tenant_id)
     .bind(id)
-    .bind(user_id)
-    .bind(purpose.as_str())
+    .bind(request.user_id)
+    .bind(request.purpose.as_str())
     .bind(secrets::sha256(token.as_bytes()))
     .bind(expires_at)
+    .bind(request.method)
+    .bind(request.email)
     .execute(conn)
     .await?;
-    Ok(IssuedToken { token, expires_at })
+    Ok(IssuedToken {
+        id,
+        token,
+        expires_at,
+    })
+}
+
+/// Makes the user's unused links of `purpose` stop working; true if any did.
+pub async fn revoke_pending(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    user_id: i64,
+    purpose: Purpose,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE user_tokens SET revoked_at = now()
+         WHERE tenant_id = $1 AND user_id = $2 AND purpose = $3
+           AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > now()",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(purpose.as_str())
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// The latest activation link of each user, for User.invitation.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct InvitationRow {
+    pub user_id: i64,
+    pub method: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub consumed_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn latest_invitations(
+    pool: &sqlx::PgPool,
+    tenant_id: i64,
+    user_ids: &[i64],
+) -> sqlx::Result<std::collections::HashMap<i64, InvitationRow>> {
+    let rows: Vec<InvitationRow> = sqlx::query_as(
+        "SELECT DISTINCT ON (user_id) user_id, method, expires_at, consumed_at, revoked_at, created_at
+         FROM user_tokens
+         WHERE tenant_id = $1 AND user_id = ANY($2) AND purpose = 'ACTIVATION'
+         ORDER BY user_id, id DESC",
+    )
+    .bind(tenant_id)
+    .bind(user_ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.user_id, row)).collect())
 }
 
 #[derive(Debug, sqlx::FromRow)]

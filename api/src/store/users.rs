@@ -197,6 +197,7 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     pub first_name: Option<&'a str>,
     pub last_name: Option<&'a str>,
+    pub phone: Option<&'a str>,
     pub role: &'static str,
     pub status: &'static str,
 }
@@ -209,14 +210,15 @@ pub async fn insert(
     user: &NewUser<'_>,
 ) -> sqlx::Result<UserRow> {
     let row: UserRow = sqlx::query_as(&format!(
-        "INSERT INTO users AS u (tenant_id, customer_id, email, first_name, last_name, role, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+        "INSERT INTO users AS u (tenant_id, customer_id, email, first_name, last_name, phone, role, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     ))
     .bind(tenant_id)
     .bind(user.customer_id)
     .bind(user.email)
     .bind(user.first_name)
     .bind(user.last_name)
+    .bind(user.phone)
     .bind(user.role)
     .bind(user.status)
     .fetch_one(&mut *conn)
@@ -315,4 +317,136 @@ pub async fn claim_email(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Writes the fields a user may edit (validated by the caller).
+pub async fn update_profile(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    first_name: Option<&str>,
+    last_name: Option<&str>,
+    phone: Option<&str>,
+    pending_email: Option<&str>,
+) -> sqlx::Result<UserRow> {
+    sqlx::query_as(&format!(
+        "UPDATE users u SET first_name = $3, last_name = $4, phone = $5, pending_email = $6,
+             updated_at = now()
+         WHERE u.tenant_id = $1 AND u.id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .bind(first_name)
+    .bind(last_name)
+    .bind(phone)
+    .bind(pending_email)
+    .fetch_one(conn)
+    .await
+}
+
+/// Makes a validated new address the user's own, releasing the old one.
+pub async fn confirm_email(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    email: &str,
+) -> sqlx::Result<UserRow> {
+    sqlx::query(
+        "DELETE FROM email_claims c USING users u
+         WHERE c.tenant_id = $1 AND c.user_id = $2 AND u.tenant_id = $1 AND u.id = $2
+           AND c.address = lower(u.email) AND c.address <> lower($3)",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(email)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_as(&format!(
+        "UPDATE users u SET email = $3, pending_email = NULL, updated_at = now()
+         WHERE u.tenant_id = $1 AND u.id = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .bind(email)
+    .fetch_one(conn)
+    .await
+}
+
+/// Releases a reserved address that will not be used after all.
+pub async fn release_claim(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    user_id: i64,
+    email: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "DELETE FROM email_claims WHERE tenant_id = $1 AND user_id = $2 AND address = lower($3)",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(email)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn pending_email(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT pending_email FROM users WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_password(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+    password_hash: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET password_hash = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(password_hash)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Users waiting for approval, oldest first; the cursor is the id.
+pub async fn approval_requests(
+    pool: &PgPool,
+    tenant_id: i64,
+    page: &Page,
+) -> sqlx::Result<Vec<UserRow>> {
+    let after: i64 = page
+        .after
+        .as_deref()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users u
+         WHERE u.tenant_id = $1 AND u.status = 'PENDING_APPROVAL' AND u.id > $2
+         ORDER BY u.id LIMIT $3"
+    ))
+    .bind(tenant_id)
+    .bind(after)
+    .bind(page.limit())
+    .fetch_all(pool)
+    .await
 }

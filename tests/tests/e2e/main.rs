@@ -8,3 +8,4 @@ mod schema;
 mod sessions;
 mod statements;
 mod tree;
+mod users;

@@ -206,10 +206,14 @@ async fn expired_replaced_and_forged_links_are_refused(pool: PgPool) {
     let newer = canopy_api::store::tokens::issue(
         &mut conn,
         &app.config.secret,
-        tenant,
-        user,
-        canopy_api::store::tokens::Purpose::Activation,
-        chrono::Duration::hours(1),
+        canopy_api::store::tokens::TokenRequest {
+            tenant_id: tenant,
+            user_id: user,
+            purpose: canopy_api::store::tokens::Purpose::Activation,
+            ttl: chrono::Duration::hours(1),
+            method: None,
+            email: None,
+        },
     )
     .await
     .unwrap();

@@ -3,6 +3,7 @@
 mod api_key;
 mod customer;
 mod entitlement;
+mod job;
 mod tenant;
 mod user;
 
@@ -14,8 +15,13 @@ pub use customer::{
     DeleteCustomerPayload, UpdateCustomerInput,
 };
 pub use entitlement::{Entitlement, EntitlementKind};
+pub use job::{Job, JobConnection};
 pub use tenant::{Tenant, Viewer};
-pub use user::{AuthPayload, User, UserConnection, UserRole, UserStatus};
+pub use user::{
+    ActivationMethod, AuthPayload, CreateUserInput, CreateUserPayload, DeleteUserPayload,
+    SignUpInput, SignUpPayload, UpdateUserInput, User, UserConnection, UserPayload, UserRole,
+    UserStatus,
+};
 
 use crate::pagination::PageInfoParts;
 
@@ -32,6 +38,7 @@ pub enum Node {
     Customer(Customer),
     User(User),
     Entitlement(Entitlement),
+    Job(Job),
 }
 
 #[derive(SimpleObject, Clone, Debug)]

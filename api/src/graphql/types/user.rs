@@ -50,6 +50,86 @@ pub enum UserRole {
     CustomerUser,
 }
 
+impl UserRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserRole::TenantAdmin => "TENANT_ADMIN",
+            UserRole::CustomerUser => "CUSTOMER_USER",
+        }
+    }
+}
+
+impl From<UserStatus> for canopy_core::lifecycle::UserStatus {
+    fn from(status: UserStatus) -> Self {
+        use canopy_core::lifecycle::UserStatus as Core;
+        match status {
+            UserStatus::PendingEmailValidation => Core::PendingEmailValidation,
+            UserStatus::PendingApproval => Core::PendingApproval,
+            UserStatus::Active => Core::Active,
+            UserStatus::Suspended => Core::Suspended,
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ActivationMethod {
+    /// Queue an invitation email carrying the activation link.
+    SendActivationEmail,
+    /// Return the activation link in the payload; send nothing.
+    DisplayActivationLink,
+}
+
+impl ActivationMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivationMethod::SendActivationEmail => "SEND_ACTIVATION_EMAIL",
+            ActivationMethod::DisplayActivationLink => "DISPLAY_ACTIVATION_LINK",
+        }
+    }
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum InvitationState {
+    Pending,
+    Accepted,
+    Expired,
+    /// Replaced by a newer link, or revoked.
+    Revoked,
+}
+
+#[derive(SimpleObject)]
+pub struct Invitation {
+    pub state: InvitationState,
+    pub method: ActivationMethod,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<crate::store::tokens::InvitationRow> for Invitation {
+    fn from(row: crate::store::tokens::InvitationRow) -> Self {
+        let state = if row.consumed_at.is_some() {
+            InvitationState::Accepted
+        } else if row.revoked_at.is_some() {
+            InvitationState::Revoked
+        } else if row.expires_at <= Utc::now() {
+            InvitationState::Expired
+        } else {
+            InvitationState::Pending
+        };
+        let method = if row.method.as_deref() == Some("SEND_ACTIVATION_EMAIL") {
+            ActivationMethod::SendActivationEmail
+        } else {
+            ActivationMethod::DisplayActivationLink
+        };
+        Self {
+            state,
+            method,
+            expires_at: row.expires_at,
+            created_at: row.created_at,
+        }
+    }
+}
+
 pub struct User(pub UserRow);
 
 #[Object]
@@ -126,6 +206,30 @@ impl User {
             .collect())
     }
 
+    /// The latest activation link issued to this user, if any.
+    async fn invitation(&self, ctx: &Context<'_>) -> ApiResult<Option<Invitation>> {
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(loaders
+            .invitations
+            .load_one((self.0.tenant_id, self.0.id))
+            .await?
+            .map(Invitation::from))
+    }
+
+    /// Emails addressed to this user, newest first, with their delivery
+    /// state. `first` defaults to 20 and may be at most 100.
+    #[graphql(complexity = "pagination::connection_cost(first, child_complexity)")]
+    async fn email_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<super::JobConnection> {
+        guards::require(ctx, Scope::UsersRead)?;
+        super::JobConnection::for_user(ctx, self.0.tenant_id, self.0.id, Page::new(first, after)?)
+            .await
+    }
+
     async fn last_login_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_login_at
     }
@@ -149,11 +253,17 @@ pub struct UserConnection {
     rows: Vec<UserRow>,
     cursors: Vec<String>,
     info: PageInfoParts,
-    tenant_id: i64,
-    filter: Filter,
+    total: UserTotal,
+}
+
+/// Which set a user connection pages through, for its totalCount.
+enum UserTotal {
+    List { tenant_id: i64, filter: Filter },
+    Approvals { tenant_id: i64 },
 }
 
 impl UserConnection {
+    /// A page of users by address.
     pub async fn load(
         ctx: &Context<'_>,
         tenant_id: i64,
@@ -162,18 +272,43 @@ impl UserConnection {
     ) -> ApiResult<Self> {
         let state = ctx.data_unchecked::<AppState>();
         let rows = users::list(&state.pool, tenant_id, &filter, &page).await?;
+        Ok(Self::new(
+            &page,
+            rows,
+            |row| row.email_key.clone(),
+            UserTotal::List { tenant_id, filter },
+        ))
+    }
+
+    /// A page of the approval queue, oldest first.
+    pub async fn approvals(ctx: &Context<'_>, tenant_id: i64, page: Page) -> ApiResult<Self> {
+        let state = ctx.data_unchecked::<AppState>();
+        let rows = users::approval_requests(&state.pool, tenant_id, &page).await?;
+        Ok(Self::new(
+            &page,
+            rows,
+            |row| row.id.to_string(),
+            UserTotal::Approvals { tenant_id },
+        ))
+    }
+
+    fn new(
+        page: &Page,
+        rows: Vec<UserRow>,
+        key: impl Fn(&UserRow) -> String,
+        total: UserTotal,
+    ) -> Self {
         let (rows, info) = page.finish(rows);
         let cursors = rows
             .iter()
-            .map(|row| pagination::encode_cursor(&row.email_key))
+            .map(|row| pagination::encode_cursor(&key(row)))
             .collect();
-        Ok(Self {
+        Self {
             rows,
             cursors,
             info,
-            tenant_id,
-            filter,
-        })
+            total,
+        }
     }
 }
 
@@ -201,7 +336,19 @@ impl UserConnection {
     /// All matching users, not just this page.
     async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         let state = ctx.data_unchecked::<AppState>();
-        Ok(users::count(&state.pool, self.tenant_id, &self.filter).await?)
+        let filter = match &self.total {
+            UserTotal::List { tenant_id, filter } => {
+                return Ok(users::count(&state.pool, *tenant_id, filter).await?);
+            }
+            UserTotal::Approvals { tenant_id } => (
+                *tenant_id,
+                Filter {
+                    status: Some("PENDING_APPROVAL"),
+                    ..Filter::default()
+                },
+            ),
+        };
+        Ok(users::count(&state.pool, filter.0, &filter.1).await?)
     }
 }
 
@@ -221,4 +368,68 @@ impl From<crate::actions::sessions::Session> for AuthPayload {
             user: User(session.user),
         }
     }
+}
+
+#[derive(SimpleObject)]
+pub struct UserPayload {
+    pub user: User,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateUserPayload {
+    pub user: User,
+    /// Set for DISPLAY_ACTIVATION_LINK.
+    pub activation_link: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct DeleteUserPayload {
+    pub deleted_user_id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct SignUpPayload {
+    pub user: User,
+    pub customer: Customer,
+}
+
+/// A new user. Names at most 100 characters, phone at most 32.
+#[derive(async_graphql::InputObject)]
+pub struct CreateUserInput {
+    /// Required for CUSTOMER_USER, absent for TENANT_ADMIN.
+    pub customer_id: Option<ID>,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    #[graphql(default_with = "Some(UserRole::CustomerUser)")]
+    pub role: Option<UserRole>,
+    pub activation: ActivationMethod,
+    /// How long the activation link works: 1 to 720 hours, default 168 (7 days).
+    pub activation_ttl_hours: Option<i32>,
+}
+
+/// Fields left out are unchanged; a field given as null is cleared.
+#[derive(async_graphql::InputObject)]
+pub struct UpdateUserInput {
+    pub first_name: async_graphql::MaybeUndefined<String>,
+    pub last_name: async_graphql::MaybeUndefined<String>,
+    pub phone: async_graphql::MaybeUndefined<String>,
+    /// Changing it sends a validation email to the new address; the change
+    /// takes effect when its link is used, and the address is reserved
+    /// meanwhile.
+    pub email: async_graphql::MaybeUndefined<String>,
+}
+
+#[derive(async_graphql::InputObject)]
+pub struct SignUpInput {
+    /// The tenant's id.
+    pub tenant_id: ID,
+    /// Title of the new customer that the sign-up creates.
+    pub customer_title: String,
+    pub email: String,
+    /// 8 to 128 characters.
+    pub password: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
 }

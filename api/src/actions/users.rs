@@ -1,0 +1,604 @@
+//! Managing users: invitations, edits, status, approval, deletion, and the
+//! public flows (sign-up, email validation, password reset). Every change
+//! of status goes through `canopy_core::lifecycle`; every email is a job
+//! row written in the same transaction.
+
+use async_graphql::{ID, MaybeUndefined};
+use chrono::Duration;
+use sqlx::{PgConnection, PgPool};
+
+use crate::actions::sessions::{check_password, hash_password, redeem};
+use crate::auth::{Caller, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::types::{
+    ActivationMethod, CreateUserInput, SignUpInput, UpdateUserInput, UserRole,
+};
+use crate::ids::{self, NodeKind};
+use crate::store::customers::{self, Fields};
+use crate::store::jobs::{Notification, notify_administrators};
+use crate::store::tokens::{self, IssuedToken, Purpose, TokenRequest};
+use crate::store::users::{self, NewUser, UserRow};
+use crate::store::{sessions, tenants, tree_lock};
+use crate::tenants::ACTIVATION_TTL_HOURS;
+use crate::validation::{self as v, MAX_NAME_CHARS, MAX_TITLE_CHARS};
+use canopy_core::config::Config;
+use canopy_core::jobs::{self, JobKind, NewJob, Notice, Payload};
+use canopy_core::lifecycle::{self, Event, UserStatus};
+use canopy_core::links;
+
+/// How long links work (DESIGN: validation 24 h, reset 1 h; activation is
+/// the caller's choice, 1 to 720 hours).
+const VALIDATION_TTL_HOURS: i64 = 24;
+const RESET_TTL_HOURS: i64 = 1;
+const MAX_ACTIVATION_TTL_HOURS: i32 = 720;
+
+const EMAIL_TAKEN: &str = "a user with this email already exists";
+
+/// An address held or reserved by another user: decided by the unique keys
+/// on users and on email claims.
+fn email_taken(error: sqlx::Error) -> ApiError {
+    match &error {
+        sqlx::Error::Database(db)
+            if matches!(
+                db.constraint(),
+                Some("users_email_key" | "email_claims_pkey")
+            ) =>
+        {
+            ApiError::conflict("email", EMAIL_TAKEN)
+        }
+        _ => error.into(),
+    }
+}
+
+fn actor(caller: &Caller) -> Option<i64> {
+    match caller.principal {
+        Principal::User { id, .. } => Some(id),
+        Principal::ApiKey { .. } => None,
+    }
+}
+
+fn status_of(user: &UserRow) -> UserStatus {
+    UserStatus::parse(&user.status).unwrap_or(UserStatus::Suspended)
+}
+
+fn refused(refusal: lifecycle::Refused) -> ApiError {
+    ApiError::precondition(refusal.to_string())
+}
+
+async fn existing(conn: &mut PgConnection, tenant_id: i64, id: &ID) -> ApiResult<UserRow> {
+    let id = ids::expect(id, NodeKind::User, "id")?;
+    users::lock(conn, tenant_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))
+}
+
+/// A link email: the job names the user and the token row, so the worker
+/// rebuilds the same link on every attempt.
+async fn queue_link(
+    conn: &mut PgConnection,
+    config: &Config,
+    kind: JobKind,
+    user: &UserRow,
+    to: &str,
+    token: &IssuedToken,
+) -> ApiResult<()> {
+    jobs::enqueue(
+        conn,
+        NewJob {
+            tenant_id: user.tenant_id,
+            kind,
+            payload: Payload::Link {
+                user_id: user.id,
+                token_id: token.id,
+            },
+            recipient: to,
+            user_id: Some(user.id),
+            max_attempts: config.job_max_attempts,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn notify(
+    conn: &mut PgConnection,
+    config: &Config,
+    caller: Option<&Caller>,
+    user: &UserRow,
+    notice: Notice,
+) -> ApiResult<()> {
+    notify_administrators(
+        conn,
+        Notification {
+            tenant_id: user.tenant_id,
+            customer_id: user.customer_id,
+            notice,
+            subject_user_id: Some(user.id),
+            subject_label: &user.email,
+            actor_user_id: caller.and_then(actor),
+            fall_back_to_tenant_admins: notice == Notice::ApprovalRequested,
+            max_attempts: config.job_max_attempts,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn activation_ttl(hours: Option<i32>) -> ApiResult<Duration> {
+    let hours = hours.unwrap_or(ACTIVATION_TTL_HOURS as i32);
+    if !(1..=MAX_ACTIVATION_TTL_HOURS).contains(&hours) {
+        return Err(ApiError::bad_input(
+            "activationTtlHours",
+            format!("activationTtlHours must be 1 to {MAX_ACTIVATION_TTL_HOURS}"),
+        ));
+    }
+    Ok(Duration::hours(i64::from(hours)))
+}
+
+/// Issues an activation link and hands it out as `method` says: queued as
+/// an INVITATION email, or returned to display.
+async fn hand_out_activation(
+    conn: &mut PgConnection,
+    config: &Config,
+    user: &UserRow,
+    method: ActivationMethod,
+    ttl: Duration,
+) -> ApiResult<Option<String>> {
+    let token = tokens::issue(
+        conn,
+        &config.secret,
+        TokenRequest {
+            tenant_id: user.tenant_id,
+            user_id: user.id,
+            purpose: Purpose::Activation,
+            ttl,
+            method: Some(method.as_str()),
+            email: None,
+        },
+    )
+    .await?;
+    match method {
+        ActivationMethod::SendActivationEmail => {
+            queue_link(conn, config, JobKind::Invitation, user, &user.email, &token).await?;
+            Ok(None)
+        }
+        ActivationMethod::DisplayActivationLink => {
+            let tenant = tenants::by_id_on(conn, user.tenant_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("tenant"))?;
+            let portal = url::Url::parse(&tenant.portal_url).map_err(anyhow::Error::from)?;
+            Ok(Some(links::link(&portal, links::ACTIVATE, &token.token)))
+        }
+    }
+}
+
+pub struct CreatedUser {
+    pub user: UserRow,
+    pub activation_link: Option<String>,
+}
+
+pub async fn create(
+    pool: &PgPool,
+    config: &Config,
+    caller: &Caller,
+    input: CreateUserInput,
+) -> ApiResult<CreatedUser> {
+    let email = v::email("email", &input.email)?;
+    let first_name = v::optional("firstName", input.first_name.as_deref(), MAX_NAME_CHARS)?;
+    let last_name = v::optional("lastName", input.last_name.as_deref(), MAX_NAME_CHARS)?;
+    let phone = v::optional_phone("phone", input.phone.as_deref())?;
+    let ttl = activation_ttl(input.activation_ttl_hours)?;
+    let role = input.role.unwrap_or(UserRole::CustomerUser);
+    let customer_id = match (role, &input.customer_id) {
+        (UserRole::CustomerUser, Some(id)) => {
+            Some(ids::expect(id, NodeKind::Customer, "customerId")?)
+        }
+        (UserRole::CustomerUser, None) => {
+            return Err(ApiError::bad_input(
+                "customerId",
+                "a customer user needs customerId",
+            ));
+        }
+        (UserRole::TenantAdmin, Some(_)) => {
+            return Err(ApiError::bad_input(
+                "customerId",
+                "a tenant administrator belongs to no customer",
+            ));
+        }
+        (UserRole::TenantAdmin, None) => None,
+    };
+
+    let mut tx = pool.begin().await?;
+    if let Some(customer_id) = customer_id {
+        // A customer being deleted gains no users.
+        tree_lock::shared(&mut tx, caller.tenant_id).await?;
+        if customers::by_id(&mut tx, caller.tenant_id, customer_id)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::bad_input(
+                "customerId",
+                "customerId names no customer",
+            ));
+        }
+    }
+    let user = users::insert(
+        &mut tx,
+        caller.tenant_id,
+        &NewUser {
+            customer_id,
+            email: &email,
+            first_name: first_name.as_deref(),
+            last_name: last_name.as_deref(),
+            phone: phone.as_deref(),
+            role: role.as_str(),
+            status: UserStatus::PendingEmailValidation.as_str(),
+        },
+    )
+    .await
+    .map_err(email_taken)?;
+    let activation_link =
+        hand_out_activation(&mut tx, config, &user, input.activation, ttl).await?;
+    notify(&mut tx, config, Some(caller), &user, Notice::UserAdded).await?;
+    tx.commit().await?;
+    Ok(CreatedUser {
+        user,
+        activation_link,
+    })
+}
+
+/// Invalidates earlier activation links and issues a new one.
+pub async fn resend_activation(
+    pool: &PgPool,
+    config: &Config,
+    caller: &Caller,
+    id: &ID,
+    method: ActivationMethod,
+    ttl_hours: Option<i32>,
+) -> ApiResult<CreatedUser> {
+    let ttl = activation_ttl(ttl_hours)?;
+    let mut tx = pool.begin().await?;
+    let user = existing(&mut tx, caller.tenant_id, id).await?;
+    if status_of(&user) != UserStatus::PendingEmailValidation {
+        return Err(ApiError::precondition(format!(
+            "the user is {}; only a user who has not activated gets a new link",
+            user.status
+        )));
+    }
+    let activation_link = hand_out_activation(&mut tx, config, &user, method, ttl).await?;
+    tx.commit().await?;
+    Ok(CreatedUser {
+        user,
+        activation_link,
+    })
+}
+
+/// Makes the user's pending activation link stop working.
+pub async fn revoke_invitation(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<UserRow> {
+    let mut tx = pool.begin().await?;
+    let user = existing(&mut tx, caller.tenant_id, id).await?;
+    if !tokens::revoke_pending(&mut tx, user.tenant_id, user.id, Purpose::Activation).await? {
+        return Err(ApiError::precondition("the user has no pending invitation"));
+    }
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Names and phone change at once; a new address takes effect when its
+/// validation link is used, and is reserved until then.
+pub async fn update(
+    pool: &PgPool,
+    config: &Config,
+    caller: &Caller,
+    id: &ID,
+    input: UpdateUserInput,
+) -> ApiResult<UserRow> {
+    let mut tx = pool.begin().await?;
+    let current = existing(&mut tx, caller.tenant_id, id).await?;
+    let text = |field: &str, change: &MaybeUndefined<String>, now: &Option<String>| match change {
+        MaybeUndefined::Undefined => Ok(now.clone()),
+        MaybeUndefined::Null => Ok(None),
+        MaybeUndefined::Value(value) => v::optional(field, Some(value), MAX_NAME_CHARS),
+    };
+    let first_name = text("firstName", &input.first_name, &current.first_name)?;
+    let last_name = text("lastName", &input.last_name, &current.last_name)?;
+    let phone = match &input.phone {
+        MaybeUndefined::Undefined => current.phone.clone(),
+        MaybeUndefined::Null => None,
+        MaybeUndefined::Value(value) => v::optional_phone("phone", Some(value))?,
+    };
+    let previous_pending = users::pending_email(&mut tx, current.tenant_id, current.id).await?;
+    // What the reserved new address becomes: left out keeps it; the current
+    // address withdraws it; another address replaces it.
+    let wanted = match &input.email {
+        MaybeUndefined::Undefined => previous_pending.clone(),
+        MaybeUndefined::Null => {
+            return Err(ApiError::bad_input("email", "email cannot be cleared"));
+        }
+        MaybeUndefined::Value(value) => {
+            let email = v::email("email", value)?;
+            (!email.eq_ignore_ascii_case(&current.email)).then_some(email)
+        }
+    };
+    let unchanged = match (&wanted, &previous_pending) {
+        (Some(wanted), Some(previous)) => wanted.eq_ignore_ascii_case(previous),
+        (None, None) => true,
+        _ => false,
+    };
+    let new_email = if unchanged { None } else { wanted.clone() };
+    if !unchanged && let Some(previous) = &previous_pending {
+        users::release_claim(&mut tx, current.tenant_id, current.id, previous).await?;
+    }
+    if let Some(email) = &new_email {
+        users::claim_email(&mut tx, current.tenant_id, current.id, email)
+            .await
+            .map_err(email_taken)?;
+    }
+    let pending = wanted;
+    let user = users::update_profile(
+        &mut tx,
+        current.tenant_id,
+        current.id,
+        first_name.as_deref(),
+        last_name.as_deref(),
+        phone.as_deref(),
+        pending.as_deref(),
+    )
+    .await?;
+    if let Some(email) = &new_email {
+        let token = tokens::issue(
+            &mut tx,
+            &config.secret,
+            TokenRequest {
+                tenant_id: user.tenant_id,
+                user_id: user.id,
+                purpose: Purpose::EmailValidation,
+                ttl: Duration::hours(VALIDATION_TTL_HOURS),
+                method: None,
+                email: Some(email),
+            },
+        )
+        .await?;
+        queue_link(
+            &mut tx,
+            config,
+            JobKind::EmailValidation,
+            &user,
+            email,
+            &token,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// An administrator sets any status; suspending ends the user's sessions.
+pub async fn set_status(
+    pool: &PgPool,
+    config: &Config,
+    caller: &Caller,
+    id: &ID,
+    status: UserStatus,
+) -> ApiResult<UserRow> {
+    let mut tx = pool.begin().await?;
+    let user = existing(&mut tx, caller.tenant_id, id).await?;
+    let from = status_of(&user);
+    let to = lifecycle::next(from, Event::StatusSet(status)).map_err(refused)?;
+    if from == to {
+        return Ok(user);
+    }
+    if actor(caller) == Some(user.id) && to != UserStatus::Active {
+        return Err(ApiError::precondition("you cannot lock yourself out"));
+    }
+    let user = users::set_status(&mut tx, user.tenant_id, user.id, to.as_str(), None).await?;
+    if !to.may_sign_in() {
+        sessions::delete_for_user(&mut tx, user.tenant_id, user.id).await?;
+    }
+    if to == UserStatus::Suspended {
+        notify(&mut tx, config, Some(caller), &user, Notice::UserSuspended).await?;
+    }
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Moves a PENDING_APPROVAL user to ACTIVE.
+pub async fn approve(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<UserRow> {
+    let mut tx = pool.begin().await?;
+    let user = existing(&mut tx, caller.tenant_id, id).await?;
+    let to = lifecycle::next(status_of(&user), Event::Approved).map_err(refused)?;
+    let user = users::set_status(&mut tx, user.tenant_id, user.id, to.as_str(), None).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Deletes a user: its sessions end and its links stop working (both go
+/// with the row); its administrators are told.
+pub async fn delete(pool: &PgPool, config: &Config, caller: &Caller, id: &ID) -> ApiResult<i64> {
+    let mut tx = pool.begin().await?;
+    let user = existing(&mut tx, caller.tenant_id, id).await?;
+    if actor(caller) == Some(user.id) {
+        return Err(ApiError::precondition("you cannot delete yourself"));
+    }
+    notify(&mut tx, config, Some(caller), &user, Notice::UserDeleted).await?;
+    users::delete(&mut tx, user.tenant_id, user.id).await?;
+    tx.commit().await?;
+    Ok(user.id)
+}
+
+/// Public: a root customer and its first user, who must validate the
+/// address (and, if the tenant says so, wait for approval).
+pub async fn sign_up(
+    pool: &PgPool,
+    config: &Config,
+    input: SignUpInput,
+) -> ApiResult<(UserRow, customers::CustomerRow)> {
+    let tenant_id = ids::expect(&input.tenant_id, NodeKind::Tenant, "tenantId")
+        .map_err(|_| ApiError::bad_input("tenantId", "tenantId names no tenant"))?;
+    let title = v::required("customerTitle", &input.customer_title, MAX_TITLE_CHARS)?;
+    let email = v::email("email", &input.email)?;
+    check_password(&input.password)?;
+    let first_name = v::optional("firstName", input.first_name.as_deref(), MAX_NAME_CHARS)?;
+    let last_name = v::optional("lastName", input.last_name.as_deref(), MAX_NAME_CHARS)?;
+    let password_hash = hash_password(input.password.clone()).await?;
+
+    let mut tx = pool.begin().await?;
+    if tenants::by_id_on(&mut tx, tenant_id).await?.is_none() {
+        return Err(ApiError::bad_input("tenantId", "tenantId names no tenant"));
+    }
+    tree_lock::shared(&mut tx, tenant_id).await?;
+    let customer = customers::insert(
+        &mut tx,
+        tenant_id,
+        None,
+        None,
+        &Fields {
+            title,
+            email: Some(email.clone()),
+            ..Fields::default()
+        },
+    )
+    .await?;
+    let user = users::insert(
+        &mut tx,
+        tenant_id,
+        &NewUser {
+            customer_id: Some(customer.id),
+            email: &email,
+            first_name: first_name.as_deref(),
+            last_name: last_name.as_deref(),
+            phone: None,
+            role: UserRole::CustomerUser.as_str(),
+            status: UserStatus::PendingEmailValidation.as_str(),
+        },
+    )
+    .await
+    .map_err(email_taken)?;
+    users::set_password(&mut tx, tenant_id, user.id, &password_hash).await?;
+    let token = tokens::issue(
+        &mut tx,
+        &config.secret,
+        TokenRequest {
+            tenant_id,
+            user_id: user.id,
+            purpose: Purpose::EmailValidation,
+            ttl: Duration::hours(VALIDATION_TTL_HOURS),
+            method: None,
+            email: None,
+        },
+    )
+    .await?;
+    queue_link(
+        &mut tx,
+        config,
+        JobKind::EmailValidation,
+        &user,
+        &email,
+        &token,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((user, customer))
+}
+
+/// Public: uses a validation link. For a sign-up it moves the user on in
+/// the lifecycle; for an address change it makes the new address the
+/// user's own.
+pub async fn validate_email(pool: &PgPool, config: &Config, token: &str) -> ApiResult<UserRow> {
+    let mut tx = pool.begin().await?;
+    let link = redeem(&mut tx, token, Purpose::EmailValidation).await?;
+    let user = users::lock(&mut tx, link.tenant_id, link.user_id)
+        .await?
+        .ok_or_else(|| ApiError::bad_input("token", "this link is not valid"))?;
+    let user = match &link.email {
+        Some(new_email) => {
+            users::confirm_email(&mut tx, user.tenant_id, user.id, new_email).await?
+        }
+        None => {
+            let tenant = tenants::by_id_on(&mut tx, user.tenant_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("tenant"))?;
+            let to = lifecycle::next(
+                status_of(&user),
+                Event::EmailValidated {
+                    tenant_requires_approval: tenant.require_approval,
+                },
+            )
+            .map_err(refused)?;
+            let user =
+                users::set_status(&mut tx, user.tenant_id, user.id, to.as_str(), None).await?;
+            if to == UserStatus::PendingApproval {
+                notify(&mut tx, config, None, &user, Notice::ApprovalRequested).await?;
+            }
+            user
+        }
+    };
+    tokens::consume(&mut tx, link.tenant_id, link.id).await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+/// Public: answers true for every address; only a known user who is not
+/// suspended gets an email.
+pub async fn request_password_reset(
+    pool: &PgPool,
+    config: &Config,
+    tenant_id: &ID,
+    email: &str,
+) -> ApiResult<bool> {
+    let Some((NodeKind::Tenant, tenant_id)) = ids::decode(tenant_id) else {
+        return Ok(true);
+    };
+    let mut tx = pool.begin().await?;
+    let Some(user) = users::by_email(&mut tx, tenant_id, email.trim()).await? else {
+        return Ok(true);
+    };
+    if status_of(&user) == UserStatus::Suspended {
+        return Ok(true);
+    }
+    let token = tokens::issue(
+        &mut tx,
+        &config.secret,
+        TokenRequest {
+            tenant_id,
+            user_id: user.id,
+            purpose: Purpose::PasswordReset,
+            ttl: Duration::hours(RESET_TTL_HOURS),
+            method: None,
+            email: None,
+        },
+    )
+    .await?;
+    queue_link(
+        &mut tx,
+        config,
+        JobKind::PasswordReset,
+        &user,
+        &user.email,
+        &token,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Public: sets a new password from a reset link and ends every session.
+pub async fn reset_password(pool: &PgPool, token: &str, password: &str) -> ApiResult<bool> {
+    check_password(password)?;
+    let password_hash = hash_password(password.to_owned()).await?;
+    let mut tx = pool.begin().await?;
+    let link = redeem(&mut tx, token, Purpose::PasswordReset).await?;
+    let user = users::lock(&mut tx, link.tenant_id, link.user_id)
+        .await?
+        .ok_or_else(|| ApiError::bad_input("token", "this link is not valid"))?;
+    if status_of(&user) == UserStatus::Suspended {
+        return Err(ApiError::precondition(
+            "a suspended user cannot reset the password",
+        ));
+    }
+    users::set_password(&mut tx, user.tenant_id, user.id, &password_hash).await?;
+    sessions::delete_for_user(&mut tx, user.tenant_id, user.id).await?;
+    tokens::consume(&mut tx, link.tenant_id, link.id).await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -1,0 +1,149 @@
+//! The apalis worker: takes deliveries from Redis, claims each attempt in
+//! the ledger, composes the email and sends it, and records how it went.
+//! A lost Redis connection ends an apalis worker; this module starts a new
+//! one (under a new name) until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
+use canopy_core::config::Config;
+use lettre::message::Mailbox;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::jobs::{self, Composed, Context};
+use crate::ledger::{self, Outcome};
+use crate::mail::templates::Templates;
+use crate::mail::{Mailer, SendError, mask};
+use crate::queue::{self, Delivery, Ticks};
+
+/// How often an idle worker asks Redis for work.
+const POLL: Duration = Duration::from_millis(100);
+
+pub async fn run(
+    pool: PgPool,
+    config: Arc<Config>,
+    mailer: Arc<Mailer>,
+    shutdown: CancellationToken,
+) {
+    let context = match build_context(pool, config.clone(), mailer) {
+        Ok(context) => Arc::new(context),
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "worker cannot start");
+            return;
+        }
+    };
+    // Each process, and each restart within it, gets a name of its own.
+    let instance = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let mut generation = 0u32;
+    while !shutdown.is_cancelled() {
+        generation += 1;
+        let conn = match queue::connect(&config.redis_url).await {
+            Ok(conn) => conn,
+            Err(error) => {
+                tracing::warn!(%error, "worker cannot reach Redis; retrying");
+                pause(&shutdown, Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        tracing::info!(queue = %queue::namespace(&config), "worker connected to Redis");
+        let worker = WorkerBuilder::new(format!("canopy-{instance}-{generation}"))
+            .backend(queue::storage(conn, &config).poll_with_strategy(Ticks::every(POLL)))
+            .data(context.clone())
+            .concurrency(config.worker_concurrency)
+            .build(handle);
+        let stop = shutdown.clone();
+        let ended = worker
+            .run_until(async move {
+                stop.cancelled().await;
+                Ok::<(), std::io::Error>(())
+            })
+            .await;
+        match ended {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::warn!(%error, "worker lost Redis; reconnecting");
+                pause(&shutdown, Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn pause(shutdown: &CancellationToken, duration: Duration) {
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = tokio::time::sleep(duration) => {}
+    }
+}
+
+fn build_context(
+    pool: PgPool,
+    config: Arc<Config>,
+    mailer: Arc<Mailer>,
+) -> anyhow::Result<Context> {
+    let from: Mailbox = config
+        .mail_from
+        .parse()
+        .map_err(|e| anyhow::anyhow!("CANOPY_MAIL_FROM is not an address: {e}"))?;
+    Ok(Context {
+        pool,
+        config,
+        mailer,
+        templates: Templates::new()?,
+        from,
+    })
+}
+
+/// The apalis handler. It always succeeds towards Redis: retries are the
+/// ledger's business, so Redis never retries on its own.
+async fn handle(task: serde_json::Value, context: Data<Arc<Context>>) -> Result<(), BoxDynError> {
+    match serde_json::from_value::<Delivery>(task) {
+        Ok(delivery) => deliver(&context, delivery).await,
+        Err(error) => tracing::error!(%error, "dropped a task that is not a delivery"),
+    }
+    Ok(())
+}
+
+/// Runs one attempt of one job.
+pub async fn deliver(ctx: &Context, delivery: Delivery) {
+    let job = match ledger::claim(&ctx.pool, &delivery, ctx.config.job_lease).await {
+        Ok(Some(job)) => job,
+        Ok(None) => {
+            tracing::debug!(job_id = delivery.job_id, "stale delivery ignored");
+            return;
+        }
+        Err(error) => {
+            // The relay hands it out again when its lease runs out.
+            tracing::warn!(%error, job_id = delivery.job_id, "cannot claim a job");
+            return;
+        }
+    };
+    let span =
+        tracing::info_span!("job", job_id = job.id, kind = %job.kind, attempt = job.attempts);
+    async {
+        let outcome = match jobs::compose(ctx, &job).await {
+            Ok(Composed::Send(email)) => match ctx.mailer.send(&ctx.from, &email).await {
+                Ok(()) => Outcome::Sent {
+                    recipient: email.to.clone(),
+                },
+                Err(SendError::Transient(cause)) => Outcome::Transient(cause),
+                Err(SendError::Permanent(cause)) => Outcome::Permanent(cause),
+            },
+            Ok(Composed::Moot(reason)) => Outcome::Moot(reason),
+            Err(outcome) => outcome,
+        };
+        match &outcome {
+            Outcome::Sent { recipient } => tracing::info!(to = %mask(recipient), "email sent"),
+            Outcome::Moot(reason) => tracing::info!(%reason, "job is moot; nothing sent"),
+            Outcome::Transient(cause) => tracing::warn!(%cause, "attempt failed; will retry"),
+            Outcome::Permanent(cause) => tracing::error!(%cause, "job failed for good"),
+        }
+        if let Err(error) = ledger::finish(&ctx.pool, &job, &outcome).await {
+            tracing::error!(%error, "cannot record the outcome; the lease will retry the job");
+        }
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,29 @@
+//! INVITATION: the activation link for a user an administrator created.
+
+use serde_json::json;
+
+use super::{Composed, Context};
+use crate::ledger::{Claimed, Outcome};
+use canopy_core::links;
+
+pub async fn compose(
+    ctx: &Context,
+    job: &Claimed,
+    user_id: i64,
+    token_id: i64,
+) -> Result<Composed, Outcome> {
+    let link = match super::link(ctx, job, user_id, token_id, links::ACTIVATE).await? {
+        Ok(link) => link,
+        Err(reason) => return Ok(Composed::Moot(reason)),
+    };
+    if link.user.status != "PENDING_EMAIL_VALIDATION" {
+        return Ok(Composed::Moot("the user is already activated".to_owned()));
+    }
+    let context = json!({
+        "tenant": link.tenant.name,
+        "name": link.user.greeting_name(),
+        "link": link.url,
+        "expires_in": link.expires_in,
+    });
+    super::email(ctx, job, "invitation", &link.user.email, context).map(Composed::Send)
+}

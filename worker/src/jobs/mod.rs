@@ -1,0 +1,202 @@
+//! One module per job kind. Each reloads what it needs from Postgres,
+//! decides whether the job is moot (the user is gone, already active, the
+//! customer deleted) and otherwise writes the email.
+
+pub mod admin_notification;
+pub mod email_validation;
+pub mod invitation;
+pub mod password_reset;
+
+use std::sync::Arc;
+
+use canopy_core::config::Config;
+use canopy_core::jobs::{JobKind, Payload};
+use canopy_core::{links, secrets};
+use chrono::{DateTime, Utc};
+use lettre::message::Mailbox;
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::ledger::{Claimed, Outcome};
+use crate::mail::templates::{Templates, in_words};
+use crate::mail::{Email, Mailer};
+
+/// What every job handler may use.
+pub struct Context {
+    pub pool: PgPool,
+    pub config: Arc<Config>,
+    pub mailer: Arc<Mailer>,
+    pub templates: Templates,
+    pub from: Mailbox,
+}
+
+/// What a handler decided.
+pub enum Composed {
+    Send(Email),
+    Moot(String),
+}
+
+pub async fn compose(ctx: &Context, job: &Claimed) -> Result<Composed, Outcome> {
+    let payload: Payload = serde_json::from_value(job.payload.0.clone())
+        .map_err(|e| Outcome::Permanent(format!("unreadable payload: {e}")))?;
+    match (job.kind(), payload) {
+        (Some(JobKind::Invitation), Payload::Link { user_id, token_id }) => {
+            invitation::compose(ctx, job, user_id, token_id).await
+        }
+        (Some(JobKind::EmailValidation), Payload::Link { user_id, token_id }) => {
+            email_validation::compose(ctx, job, user_id, token_id).await
+        }
+        (Some(JobKind::PasswordReset), Payload::Link { user_id, token_id }) => {
+            password_reset::compose(ctx, job, user_id, token_id).await
+        }
+        (Some(JobKind::AdminNotification), payload @ Payload::Notice { .. }) => {
+            admin_notification::compose(ctx, job, payload).await
+        }
+        _ => Err(Outcome::Permanent(format!(
+            "a {} job cannot carry this payload",
+            job.kind
+        ))),
+    }
+}
+
+/// A database error while composing: the job is tried again later.
+pub(crate) fn unavailable(error: sqlx::Error) -> Outcome {
+    tracing::warn!(%error, "database error while composing an email");
+    Outcome::Transient("the database was unavailable".to_owned())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Recipient {
+    pub email: String,
+    pub first_name: Option<String>,
+    pub status: String,
+    pub pending_email: Option<String>,
+}
+
+impl Recipient {
+    pub fn greeting_name(&self) -> String {
+        self.first_name
+            .clone()
+            .unwrap_or_else(|| self.email.clone())
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Tenant {
+    pub name: String,
+    pub portal_url: String,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct LinkToken {
+    pub purpose: String,
+    pub email: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub consumed_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) async fn recipient(
+    pool: &PgPool,
+    tenant_id: i64,
+    user_id: i64,
+) -> Result<Option<Recipient>, Outcome> {
+    sqlx::query_as(
+        "SELECT email, first_name, status, pending_email FROM users WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await
+    .map_err(unavailable)
+}
+
+pub(crate) async fn tenant(pool: &PgPool, tenant_id: i64) -> Result<Tenant, Outcome> {
+    sqlx::query_as("SELECT name, portal_url FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| Outcome::Permanent("the tenant no longer exists".to_owned()))
+}
+
+/// The user a link email goes to and its token, or why it is moot.
+pub(crate) struct Link {
+    pub user: Recipient,
+    pub token: LinkToken,
+    pub tenant: Tenant,
+    pub url: String,
+    pub expires_in: String,
+}
+
+/// Loads a link email's user, token and tenant and rebuilds the link from
+/// the token row's id; `Err(Ok(reason))` when the email is moot.
+pub(crate) async fn link(
+    ctx: &Context,
+    job: &Claimed,
+    user_id: i64,
+    token_id: i64,
+    page: &str,
+) -> Result<Result<Link, String>, Outcome> {
+    let Some(user) = recipient(&ctx.pool, job.tenant_id, user_id).await? else {
+        return Ok(Err("the user no longer exists".to_owned()));
+    };
+    let token: Option<LinkToken> = sqlx::query_as(
+        "SELECT purpose, email, expires_at, created_at, consumed_at, revoked_at
+         FROM user_tokens WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(job.tenant_id)
+    .bind(token_id)
+    .fetch_optional(&ctx.pool)
+    .await
+    .map_err(unavailable)?;
+    let Some(token) = token else {
+        return Ok(Err("the link no longer exists".to_owned()));
+    };
+    if token.consumed_at.is_some() {
+        return Ok(Err("the link was already used".to_owned()));
+    }
+    if token.revoked_at.is_some() {
+        return Ok(Err("the link was replaced or revoked".to_owned()));
+    }
+    if token.expires_at <= Utc::now() {
+        return Ok(Err("the link expired before it could be sent".to_owned()));
+    }
+    let tenant = tenant(&ctx.pool, job.tenant_id).await?;
+    let portal = url::Url::parse(&tenant.portal_url)
+        .map_err(|e| Outcome::Permanent(format!("the tenant's portal URL is invalid: {e}")))?;
+    let secret = secrets::link_token(&ctx.config.secret, job.tenant_id, token_id, &token.purpose);
+    let url = links::link(&portal, page, &secret);
+    let expires_in = in_words(token.expires_at - token.created_at);
+    Ok(Ok(Link {
+        user,
+        token,
+        tenant,
+        url,
+        expires_in,
+    }))
+}
+
+/// Renders `kind`'s templates into an email for `to`, with the job's
+/// stable Message-ID.
+pub(crate) fn email(
+    ctx: &Context,
+    job: &Claimed,
+    kind: &str,
+    to: &str,
+    context: impl Serialize,
+) -> Result<Email, Outcome> {
+    let rendered = ctx
+        .templates
+        .render(kind, context)
+        .map_err(|e| Outcome::Permanent(format!("template error: {e}")))?;
+    let domain = ctx.from.email.domain().to_owned();
+    Ok(Email {
+        to: to.to_owned(),
+        subject: rendered.subject,
+        text: rendered.text,
+        html: rendered.html,
+        message_id: format!("canopy-job-{}-{}@{domain}", job.tenant_id, job.id),
+    })
+}

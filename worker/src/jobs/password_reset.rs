@@ -1,0 +1,29 @@
+//! PASSWORD_RESET: the link to choose a new password.
+
+use serde_json::json;
+
+use super::{Composed, Context};
+use crate::ledger::{Claimed, Outcome};
+use canopy_core::links;
+
+pub async fn compose(
+    ctx: &Context,
+    job: &Claimed,
+    user_id: i64,
+    token_id: i64,
+) -> Result<Composed, Outcome> {
+    let link = match super::link(ctx, job, user_id, token_id, links::RESET_PASSWORD).await? {
+        Ok(link) => link,
+        Err(reason) => return Ok(Composed::Moot(reason)),
+    };
+    if link.user.status == "SUSPENDED" {
+        return Ok(Composed::Moot("the user is suspended".to_owned()));
+    }
+    let context = json!({
+        "tenant": link.tenant.name,
+        "name": link.user.greeting_name(),
+        "link": link.url,
+        "expires_in": link.expires_in,
+    });
+    super::email(ctx, job, "password_reset", &link.user.email, context).map(Composed::Send)
+}
