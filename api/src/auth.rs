@@ -3,7 +3,7 @@
 use async_graphql::Enum;
 use sqlx::PgPool;
 
-use crate::store::{api_keys, sessions};
+use crate::store::{api_keys, sessions, users};
 use canopy_core::secrets::{self, SecretKind};
 
 /// What an API key may do. A tenant administrator holds every scope.
@@ -60,20 +60,64 @@ pub enum Principal {
         id: i64,
         scopes: Vec<Scope>,
     },
-    /// A signed-in user. A tenant administrator holds every scope. Customer
-    /// users hold none yet: what they may reach (their own customer, what
-    /// they administer) is granted field by field, never by scope.
+    /// A signed-in user. A tenant administrator holds every scope and
+    /// reaches the whole tenant; a customer user reads and writes customers
+    /// and users, but only within its reach.
     User {
         id: i64,
         session_id: i64,
         scopes: Vec<Scope>,
+        reach: Reach,
     },
+}
+
+/// The part of a tenant a caller may see and change.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Reach {
+    /// API keys (by scope) and tenant administrators.
+    Tenant,
+    /// A customer user: itself, its own customer, and the subtrees of the
+    /// customers it administers.
+    Customer(CustomerReach),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CustomerReach {
+    pub user_id: i64,
+    pub own_customer: Option<i64>,
+    /// Paths of the customers it administers (their subtrees are in reach).
+    pub administered: Vec<String>,
+}
+
+impl CustomerReach {
+    /// Whether `path` lies in an administered subtree.
+    pub fn manages_path(&self, path: &str) -> bool {
+        self.administered.iter().any(|root| {
+            path == root || (path.starts_with(root.as_str()) && path[root.len()..].starts_with('.'))
+        })
+    }
 }
 
 impl Caller {
     pub fn scopes(&self) -> &[Scope] {
         match &self.principal {
             Principal::ApiKey { scopes, .. } | Principal::User { scopes, .. } => scopes,
+        }
+    }
+
+    pub fn reach(&self) -> &Reach {
+        const TENANT: &Reach = &Reach::Tenant;
+        match &self.principal {
+            Principal::ApiKey { .. } => TENANT,
+            Principal::User { reach, .. } => reach,
+        }
+    }
+
+    /// The signed-in user, if the caller is one.
+    pub fn user_id(&self) -> Option<i64> {
+        match self.principal {
+            Principal::User { id, .. } => Some(id),
+            Principal::ApiKey { .. } => None,
         }
     }
 
@@ -122,10 +166,24 @@ pub async fn authenticate(
                 .await
                 .map_err(AuthError::Database)?
                 .ok_or(AuthError::Invalid)?;
-            let scopes = if session.user.role == "TENANT_ADMIN" {
-                Scope::ALL.to_vec()
+            let (scopes, reach) = if session.user.role == "TENANT_ADMIN" {
+                (Scope::ALL.to_vec(), Reach::Tenant)
             } else {
-                Vec::new()
+                let administered = users::administered_paths(pool, tenant_id, session.user.id)
+                    .await
+                    .map_err(AuthError::Database)?;
+                let scopes = vec![
+                    Scope::CustomersRead,
+                    Scope::CustomersWrite,
+                    Scope::UsersRead,
+                    Scope::UsersWrite,
+                ];
+                let reach = Reach::Customer(CustomerReach {
+                    user_id: session.user.id,
+                    own_customer: session.user.customer_id,
+                    administered,
+                });
+                (scopes, reach)
             };
             Ok(Some(Caller {
                 tenant_id,
@@ -133,6 +191,7 @@ pub async fn authenticate(
                     id: session.user.id,
                     session_id: session.session_id,
                     scopes,
+                    reach,
                 },
             }))
         }

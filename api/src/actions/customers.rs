@@ -4,12 +4,17 @@
 use async_graphql::{ID, MaybeUndefined};
 use sqlx::{PgConnection, PgPool};
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::graphql::guards;
 use crate::graphql::types::{CreateCustomerInput, UpdateCustomerInput};
 use crate::ids::{self, NodeKind};
 use crate::store::customers::{self, CustomerRow, Deleted, Fields};
+use crate::store::jobs::{Notification, notify_administrators};
 use crate::store::{tree_lock, users};
 use crate::validation::{self as v, *};
+use canopy_core::config::Config;
+use canopy_core::jobs::Notice;
 
 const NUMBER_TAKEN: &str = "a customer with this number already exists";
 
@@ -24,6 +29,33 @@ async fn existing(conn: &mut PgConnection, tenant_id: i64, id: i64) -> ApiResult
         .ok_or_else(|| ApiError::not_found(NodeKind::Customer.noun()))
 }
 
+/// Loads a customer the caller may change.
+async fn managed(conn: &mut PgConnection, caller: &Caller, id: i64) -> ApiResult<CustomerRow> {
+    let row = existing(conn, caller.tenant_id, id).await?;
+    guards::must_manage_customer(caller, &row)?;
+    Ok(row)
+}
+
+/// A parent named in input: it must exist and be the caller's to change,
+/// and something it may not see is as absent as something that does not
+/// exist.
+fn parent_in_reach(
+    caller: &Caller,
+    field: &str,
+    parent: Option<CustomerRow>,
+) -> ApiResult<CustomerRow> {
+    match parent {
+        Some(row) if guards::manages_customer(caller, &row) => Ok(row),
+        Some(row) if guards::sees_customer(caller, &row) => Err(ApiError::Forbidden(
+            "you may not add below this customer".into(),
+        )),
+        _ => Err(ApiError::bad_input(
+            field,
+            format!("{field} names no customer"),
+        )),
+    }
+}
+
 fn number(value: &str) -> ApiResult<String> {
     v::required("number", value, MAX_NUMBER_CHARS)
 }
@@ -34,9 +66,10 @@ fn title(value: &str) -> ApiResult<String> {
 
 pub async fn create(
     pool: &PgPool,
-    tenant_id: i64,
+    caller: &Caller,
     input: CreateCustomerInput,
 ) -> ApiResult<CustomerRow> {
+    let tenant_id = caller.tenant_id;
     let parent_id = input
         .parent_id
         .as_ref()
@@ -59,11 +92,16 @@ pub async fn create(
     let mut tx = pool.begin().await?;
     tree_lock::shared(&mut tx, tenant_id).await?;
     let parent = match parent_id {
-        Some(id) => Some(
-            customers::by_id(&mut tx, tenant_id, id)
-                .await?
-                .ok_or_else(|| ApiError::bad_input("parentId", "parentId names no customer"))?,
-        ),
+        Some(id) => Some(parent_in_reach(
+            caller,
+            "parentId",
+            customers::by_id(&mut tx, tenant_id, id).await?,
+        )?),
+        None if guards::limits(caller).is_some() => {
+            return Err(ApiError::Forbidden(
+                "customer users create customers below those they administer".into(),
+            ));
+        }
         None => None,
     };
     if parent.as_ref().is_some_and(|p| p.depth() + 1 > MAX_DEPTH) {
@@ -118,10 +156,11 @@ fn patch_required(
 
 pub async fn update(
     pool: &PgPool,
-    tenant_id: i64,
+    caller: &Caller,
     id: &ID,
     input: UpdateCustomerInput,
 ) -> ApiResult<CustomerRow> {
+    let tenant_id = caller.tenant_id;
     let id = ids::expect(id, NodeKind::Customer, "id")?;
     let resorts = !input.title.is_undefined() || !input.number.is_undefined();
     let mut tx = pool.begin().await?;
@@ -132,6 +171,7 @@ pub async fn update(
     let current = customers::lock(&mut tx, tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found(NodeKind::Customer.noun()))?;
+    guards::must_manage_customer(caller, &current)?;
     let place = |max| move |f: &str, v: Option<&str>| optional(f, v, max);
     let new_number = patch_required("number", &input.number, &current.number, number)?;
     let fields = Fields {
@@ -185,10 +225,11 @@ pub async fn update(
 /// when `None`), refusing to put it below itself.
 pub async fn move_to(
     pool: &PgPool,
-    tenant_id: i64,
+    caller: &Caller,
     id: &ID,
     new_parent_id: Option<&ID>,
 ) -> ApiResult<CustomerRow> {
+    let tenant_id = caller.tenant_id;
     let id = ids::expect(id, NodeKind::Customer, "id")?;
     let new_parent = new_parent_id
         .map(|p| ids::expect(p, NodeKind::Customer, "newParentId"))
@@ -196,13 +237,18 @@ pub async fn move_to(
     let mut tx = pool.begin().await?;
     tree_lock::exclusive(&mut tx, tenant_id).await?;
     let current = existing(&mut tx, tenant_id, id).await?;
+    guards::must_restructure_customer(caller, &current)?;
+    if new_parent.is_none() && guards::limits(caller).is_some() {
+        return Err(ApiError::Forbidden(
+            "customer users cannot make root customers".into(),
+        ));
+    }
     if let Some(parent) = new_parent {
-        let Some(parent_row) = customers::by_id(&mut tx, tenant_id, parent).await? else {
-            return Err(ApiError::bad_input(
-                "newParentId",
-                "newParentId names no customer",
-            ));
-        };
+        let parent_row = parent_in_reach(
+            caller,
+            "newParentId",
+            customers::by_id(&mut tx, tenant_id, parent).await?,
+        )?;
         if customers::is_in_subtree(&mut tx, tenant_id, id, parent).await? {
             return Err(ApiError::bad_input(
                 "newParentId",
@@ -226,11 +272,13 @@ pub async fn move_to(
     Ok(row)
 }
 
-pub async fn delete(pool: &PgPool, tenant_id: i64, id: &ID, cascade: bool) -> ApiResult<Deleted> {
+pub async fn delete(pool: &PgPool, caller: &Caller, id: &ID, cascade: bool) -> ApiResult<Deleted> {
+    let tenant_id = caller.tenant_id;
     let id = ids::expect(id, NodeKind::Customer, "id")?;
     let mut tx = pool.begin().await?;
     tree_lock::exclusive(&mut tx, tenant_id).await?;
     let root = existing(&mut tx, tenant_id, id).await?;
+    guards::must_restructure_customer(caller, &root)?;
     let census = customers::census(&mut tx, &root).await?;
     if census.customers > 1 && !cascade {
         return Err(ApiError::precondition(format!(
@@ -256,26 +304,45 @@ pub async fn delete(pool: &PgPool, tenant_id: i64, id: &ID, cascade: bool) -> Ap
 /// The user must already be registered in the tenant.
 pub async fn set_administrator(
     pool: &PgPool,
-    tenant_id: i64,
+    config: &Config,
+    caller: &Caller,
     customer_id: &ID,
     email: &str,
     assign: bool,
 ) -> ApiResult<CustomerRow> {
+    let tenant_id = caller.tenant_id;
     let customer_id = ids::expect(customer_id, NodeKind::Customer, "customerId")?;
     let email = v::email("email", email)?;
     let mut tx = pool.begin().await?;
     // Shares the tree lock: a customer being deleted gains no administrator.
     tree_lock::shared(&mut tx, tenant_id).await?;
-    let customer = existing(&mut tx, tenant_id, customer_id).await?;
+    let customer = managed(&mut tx, caller, customer_id).await?;
     let user = users::by_email(&mut tx, tenant_id, &email)
         .await?
+        .filter(|user| guards::sees_user(caller, user))
         .ok_or_else(|| ApiError::bad_input("email", "no user with this email is registered"))?;
+    let notice = |notice| Notification {
+        tenant_id,
+        customer_id: Some(customer.id),
+        notice,
+        subject_user_id: Some(user.id),
+        subject_label: &user.email,
+        actor_user_id: caller.user_id(),
+        fall_back_to_tenant_admins: false,
+        max_attempts: config.job_max_attempts,
+    };
     if assign {
-        users::add_administrator(&mut tx, tenant_id, customer.id, user.id).await?;
-    } else if !users::remove_administrator(&mut tx, tenant_id, customer.id, user.id).await? {
-        return Err(ApiError::precondition(
-            "this user is not an administrator of the customer",
-        ));
+        if users::add_administrator(&mut tx, tenant_id, customer.id, user.id).await? {
+            notify_administrators(&mut tx, notice(Notice::AdministratorAssigned)).await?;
+        }
+    } else {
+        // Told before the removal, so the one removed hears of it too.
+        notify_administrators(&mut tx, notice(Notice::AdministratorRemoved)).await?;
+        if !users::remove_administrator(&mut tx, tenant_id, customer.id, user.id).await? {
+            return Err(ApiError::precondition(
+                "this user is not an administrator of the customer",
+            ));
+        }
     }
     tx.commit().await?;
     Ok(customer)

@@ -1,7 +1,9 @@
 use async_graphql::ID;
 use sqlx::PgPool;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::graphql::guards;
 use crate::graphql::types::EntitlementKind;
 use crate::ids::{self, NodeKind};
 use crate::store::entitlements::{self, EntitlementRow};
@@ -10,11 +12,12 @@ use crate::validation::{self, MAX_REFERENCE_CHARS};
 
 pub async fn attach(
     pool: &PgPool,
-    tenant_id: i64,
+    caller: &Caller,
     customer_id: &ID,
     kind: EntitlementKind,
     reference: &str,
 ) -> ApiResult<EntitlementRow> {
+    let tenant_id = caller.tenant_id;
     let customer_id = ids::expect(customer_id, NodeKind::Customer, "customerId")?;
     let reference = validation::required("reference", reference, MAX_REFERENCE_CHARS)?;
     let mut tx = pool.begin().await?;
@@ -23,6 +26,7 @@ pub async fn attach(
     let customer = customers::by_id(&mut tx, tenant_id, customer_id)
         .await?
         .ok_or_else(|| ApiError::not_found("customer"))?;
+    guards::must_manage_customer(caller, &customer)?;
     let id = entitlements::attach(
         &mut tx,
         tenant_id,
@@ -47,12 +51,22 @@ pub async fn attach(
     Ok(row)
 }
 
-pub async fn detach(pool: &PgPool, tenant_id: i64, id: &ID) -> ApiResult<EntitlementRow> {
+pub async fn detach(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<EntitlementRow> {
+    let tenant_id = caller.tenant_id;
     let id = ids::expect(id, NodeKind::Entitlement, "id")?;
     let mut tx = pool.begin().await?;
     let current = entitlements::by_id(&mut tx, tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("entitlement"))?;
+    let holder = match current.customer_id {
+        Some(customer_id) => customers::by_id(&mut tx, tenant_id, customer_id).await?,
+        None => None,
+    };
+    match &holder {
+        Some(customer) => guards::must_manage_customer(caller, customer)?,
+        None if guards::limits(caller).is_some() => return Err(ApiError::not_found("entitlement")),
+        None => {}
+    }
     if current.customer_id.is_none() {
         return Err(ApiError::precondition(
             "the entitlement is already detached",

@@ -10,6 +10,7 @@ use sqlx::{PgConnection, PgPool};
 use crate::actions::sessions::{check_password, hash_password, redeem};
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::graphql::guards;
 use crate::graphql::types::{
     ActivationMethod, CreateUserInput, SignUpInput, UpdateUserInput, UserRole,
 };
@@ -65,11 +66,19 @@ fn refused(refusal: lifecycle::Refused) -> ApiError {
     ApiError::precondition(refusal.to_string())
 }
 
+/// Loads and locks a user of the tenant, or NOT_FOUND.
 async fn existing(conn: &mut PgConnection, tenant_id: i64, id: &ID) -> ApiResult<UserRow> {
     let id = ids::expect(id, NodeKind::User, "id")?;
     users::lock(conn, tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))
+}
+
+/// Loads and locks a user the caller manages.
+async fn managed(conn: &mut PgConnection, caller: &Caller, id: &ID) -> ApiResult<UserRow> {
+    let user = existing(conn, caller.tenant_id, id).await?;
+    guards::must_manage_user(caller, &user)?;
+    Ok(user)
 }
 
 /// A link email: the job names the user and the token row, so the worker
@@ -258,7 +267,7 @@ pub async fn resend_activation(
 ) -> ApiResult<CreatedUser> {
     let ttl = activation_ttl(ttl_hours)?;
     let mut tx = pool.begin().await?;
-    let user = existing(&mut tx, caller.tenant_id, id).await?;
+    let user = managed(&mut tx, caller, id).await?;
     if status_of(&user) != UserStatus::PendingEmailValidation {
         return Err(ApiError::precondition(format!(
             "the user is {}; only a user who has not activated gets a new link",
@@ -276,7 +285,7 @@ pub async fn resend_activation(
 /// Makes the user's pending activation link stop working.
 pub async fn revoke_invitation(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let user = existing(&mut tx, caller.tenant_id, id).await?;
+    let user = managed(&mut tx, caller, id).await?;
     if !tokens::revoke_pending(&mut tx, user.tenant_id, user.id, Purpose::Activation).await? {
         return Err(ApiError::precondition("the user has no pending invitation"));
     }
@@ -295,6 +304,17 @@ pub async fn update(
 ) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
     let current = existing(&mut tx, caller.tenant_id, id).await?;
+    // Users change their own names and phone; managers change the rest.
+    if !guards::manages_user(caller, &current) {
+        if caller.user_id() != Some(current.id) {
+            guards::must_manage_user(caller, &current)?;
+        }
+        if !input.email.is_undefined() {
+            return Err(ApiError::Forbidden(
+                "your administrator changes your email address".into(),
+            ));
+        }
+    }
     let text = |field: &str, change: &MaybeUndefined<String>, now: &Option<String>| match change {
         MaybeUndefined::Undefined => Ok(now.clone()),
         MaybeUndefined::Null => Ok(None),
@@ -382,7 +402,7 @@ pub async fn set_status(
     status: UserStatus,
 ) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let user = existing(&mut tx, caller.tenant_id, id).await?;
+    let user = managed(&mut tx, caller, id).await?;
     let from = status_of(&user);
     let to = lifecycle::next(from, Event::StatusSet(status)).map_err(refused)?;
     if from == to {
@@ -405,7 +425,7 @@ pub async fn set_status(
 /// Moves a PENDING_APPROVAL user to ACTIVE.
 pub async fn approve(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
-    let user = existing(&mut tx, caller.tenant_id, id).await?;
+    let user = managed(&mut tx, caller, id).await?;
     let to = lifecycle::next(status_of(&user), Event::Approved).map_err(refused)?;
     let user = users::set_status(&mut tx, user.tenant_id, user.id, to.as_str(), None).await?;
     tx.commit().await?;
@@ -416,7 +436,7 @@ pub async fn approve(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<UserR
 /// with the row); its administrators are told.
 pub async fn delete(pool: &PgPool, config: &Config, caller: &Caller, id: &ID) -> ApiResult<i64> {
     let mut tx = pool.begin().await?;
-    let user = existing(&mut tx, caller.tenant_id, id).await?;
+    let user = managed(&mut tx, caller, id).await?;
     if actor(caller) == Some(user.id) {
         return Err(ApiError::precondition("you cannot delete yourself"));
     }

@@ -37,7 +37,7 @@ impl Mutation {
         input: CreateCustomerInput,
     ) -> ApiResult<CustomerPayload> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        actions::customers::create(&state(ctx).pool, caller.tenant_id, input)
+        actions::customers::create(&state(ctx).pool, caller, input)
             .await
             .map(payload)
     }
@@ -49,7 +49,7 @@ impl Mutation {
         input: UpdateCustomerInput,
     ) -> ApiResult<CustomerPayload> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        actions::customers::update(&state(ctx).pool, caller.tenant_id, &id, input)
+        actions::customers::update(&state(ctx).pool, caller, &id, input)
             .await
             .map(payload)
     }
@@ -63,14 +63,9 @@ impl Mutation {
         new_parent_id: Option<ID>,
     ) -> ApiResult<CustomerPayload> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        actions::customers::move_to(
-            &state(ctx).pool,
-            caller.tenant_id,
-            &id,
-            new_parent_id.as_ref(),
-        )
-        .await
-        .map(payload)
+        actions::customers::move_to(&state(ctx).pool, caller, &id, new_parent_id.as_ref())
+            .await
+            .map(payload)
     }
 
     /// Irreversible. Without cascade it refuses a customer that has inner
@@ -84,13 +79,9 @@ impl Mutation {
         #[graphql(default_with = "Some(false)")] cascade: Option<bool>,
     ) -> ApiResult<DeleteCustomerPayload> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        let deleted = actions::customers::delete(
-            &state(ctx).pool,
-            caller.tenant_id,
-            &id,
-            cascade.unwrap_or(false),
-        )
-        .await?;
+        let deleted =
+            actions::customers::delete(&state(ctx).pool, caller, &id, cascade.unwrap_or(false))
+                .await?;
         let encode =
             |kind, ids: Vec<i64>| ids.into_iter().map(|id| ids::encode(kind, id)).collect();
         Ok(DeleteCustomerPayload {
@@ -116,7 +107,8 @@ impl Mutation {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
         actions::customers::set_administrator(
             &state(ctx).pool,
-            caller.tenant_id,
+            &state(ctx).config,
+            caller,
             &customer_id,
             &email,
             true,
@@ -138,7 +130,8 @@ impl Mutation {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
         actions::customers::set_administrator(
             &state(ctx).pool,
-            caller.tenant_id,
+            &state(ctx).config,
+            caller,
             &customer_id,
             &email,
             false,
@@ -156,21 +149,15 @@ impl Mutation {
         reference: String,
     ) -> ApiResult<Entitlement> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        actions::entitlements::attach(
-            &state(ctx).pool,
-            caller.tenant_id,
-            &customer_id,
-            kind,
-            &reference,
-        )
-        .await
-        .map(Entitlement)
+        actions::entitlements::attach(&state(ctx).pool, caller, &customer_id, kind, &reference)
+            .await
+            .map(Entitlement)
     }
 
     /// Detaches it, keeping the number of the customer that held it.
     async fn detach_entitlement(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Entitlement> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        actions::entitlements::detach(&state(ctx).pool, caller.tenant_id, &id)
+        actions::entitlements::detach(&state(ctx).pool, caller, &id)
             .await
             .map(Entitlement)
     }

@@ -38,6 +38,7 @@ impl Query {
                     .customers
                     .load_one((tenant, number))
                     .await?
+                    .filter(|row| guards::sees_customer(caller, row))
                     .map(|row| Node::Customer(Customer(row)))
             }
             NodeKind::User => {
@@ -46,6 +47,7 @@ impl Query {
                     .users
                     .load_one((tenant, number))
                     .await?
+                    .filter(|row| guards::sees_user(caller, row))
                     .map(|row| Node::User(User(row)))
             }
             NodeKind::ApiKey => {
@@ -63,8 +65,17 @@ impl Query {
             NodeKind::Entitlement => {
                 guards::require(ctx, Scope::CustomersRead)?;
                 let mut conn = state.pool.acquire().await?;
-                entitlements::by_id(&mut conn, tenant, number)
-                    .await?
+                let row = entitlements::by_id(&mut conn, tenant, number).await?;
+                let holder = match row.as_ref().and_then(|r| r.customer_id) {
+                    Some(id) => loaders.customers.load_one((tenant, id)).await?,
+                    None => None,
+                };
+                // A detached entitlement belongs to the tenant's view only.
+                let visible = match &holder {
+                    Some(customer) => guards::sees_customer(caller, customer),
+                    None => guards::limits(caller).is_none(),
+                };
+                row.filter(|_| visible)
                     .map(|row| Node::Entitlement(Entitlement(row)))
             }
         })
@@ -87,6 +98,7 @@ impl Query {
             .customers
             .load_one((caller.tenant_id, number))
             .await?
+            .filter(|row| guards::sees_customer(caller, row))
             .map(Customer))
     }
 
@@ -122,6 +134,7 @@ impl Query {
         let filter = customers::Filter {
             search: search_pattern(search.as_deref())?,
             roots_only: roots_only.unwrap_or(false),
+            reach: guards::limits(caller).cloned(),
         };
         let state = ctx.data_unchecked::<AppState>();
         let rows = customers::list(&state.pool, caller.tenant_id, &filter, &page).await?;
@@ -148,6 +161,7 @@ impl Query {
             .users
             .load_one((caller.tenant_id, number))
             .await?
+            .filter(|row| guards::sees_user(caller, row))
             .map(User))
     }
 
@@ -158,6 +172,7 @@ impl Query {
         let mut conn = state.pool.acquire().await?;
         Ok(users::by_email(&mut conn, caller.tenant_id, email.trim())
             .await?
+            .filter(|row| guards::sees_user(caller, row))
             .map(User))
     }
 
@@ -181,6 +196,7 @@ impl Query {
             customer_id,
             status: status.map(UserStatus::as_str),
             search: search_pattern(search.as_deref())?,
+            reach: guards::limits(caller).cloned(),
         };
         UserConnection::load(ctx, caller.tenant_id, filter, Page::new(first, after)?).await
     }
@@ -195,7 +211,7 @@ impl Query {
         after: Option<String>,
     ) -> ApiResult<UserConnection> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
-        UserConnection::approvals(ctx, caller.tenant_id, Page::new(first, after)?).await
+        UserConnection::approvals(ctx, caller, Page::new(first, after)?).await
     }
 
     /// The tenant's API keys, newest first, revoked ones included.

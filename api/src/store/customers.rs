@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 use super::{Grouped, by_group};
+use crate::auth::CustomerReach;
 use crate::pagination::Page;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -76,6 +77,8 @@ pub struct Filter {
     /// An ILIKE pattern on number or title.
     pub search: Option<String>,
     pub roots_only: bool,
+    /// A customer user's reach; `None` is the whole tenant.
+    pub reach: Option<CustomerReach>,
 }
 
 pub async fn by_ids(pool: &PgPool, tenant_id: i64, ids: &[i64]) -> sqlx::Result<Vec<CustomerRow>> {
@@ -157,6 +160,14 @@ fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
     if filter.roots_only {
         query.push(" AND c.parent_id IS NULL");
     }
+    if let Some(reach) = &filter.reach {
+        query
+            .push(" AND (c.path <@ ANY(")
+            .push_bind(reach.administered.clone())
+            .push("::ltree[]) OR c.id = ")
+            .push_bind(reach.own_customer)
+            .push(")");
+    }
 }
 
 /// A page of the tenant's customers, by title then number.
@@ -223,7 +234,7 @@ pub async fn children_pages(
         &mut query,
         &Filter {
             search: search.map(str::to_owned),
-            roots_only: false,
+            ..Filter::default()
         },
     );
     if let Some(after) = &page.after {
@@ -255,7 +266,7 @@ pub async fn child_counts(
         &mut query,
         &Filter {
             search: search.map(str::to_owned),
-            roots_only: false,
+            ..Filter::default()
         },
     );
     query.push(" GROUP BY c.parent_id");

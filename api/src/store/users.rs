@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 use super::{Grouped, by_group};
+use crate::auth::CustomerReach;
 use crate::pagination::Page;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -22,11 +23,15 @@ pub struct UserRow {
     pub updated_at: DateTime<Utc>,
     /// The address as compared and ordered: lower-cased by Postgres.
     pub email_key: String,
+    /// The tree path of the user's customer, for deciding who may see it.
+    pub customer_path: Option<String>,
 }
 
 pub const COLUMNS: &str = "u.tenant_id, u.id, u.customer_id, u.email, u.first_name, u.last_name, \
      u.phone, u.role, u.status, u.last_login_at, u.created_at, u.updated_at, \
-     lower(u.email) AS email_key";
+     lower(u.email) AS email_key, \
+     (SELECT c.path::text FROM customers c WHERE c.tenant_id = u.tenant_id AND c.id = u.customer_id) \
+     AS customer_path";
 
 /// Which users a list shows.
 #[derive(Clone, Debug, Default)]
@@ -35,6 +40,8 @@ pub struct Filter {
     pub status: Option<&'static str>,
     /// An ILIKE pattern on email, first and last name.
     pub search: Option<String>,
+    /// A customer user's reach; `None` is the whole tenant.
+    pub reach: Option<CustomerReach>,
 }
 
 pub async fn by_ids(pool: &PgPool, tenant_id: i64, ids: &[i64]) -> sqlx::Result<Vec<UserRow>> {
@@ -78,6 +85,17 @@ fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
             .push(" OR u.last_name ILIKE ")
             .push_bind(pattern.clone())
             .push(")");
+    }
+    if let Some(reach) = &filter.reach {
+        query
+            .push(" AND (u.id = ")
+            .push_bind(reach.user_id)
+            .push(
+                " OR EXISTS (SELECT 1 FROM customers rc WHERE rc.tenant_id = u.tenant_id \
+                 AND rc.id = u.customer_id AND rc.path <@ ANY(",
+            )
+            .push_bind(reach.administered.clone())
+            .push("::ltree[])))");
     }
 }
 
@@ -428,10 +446,12 @@ pub async fn set_password(
     Ok(())
 }
 
-/// Users waiting for approval, oldest first; the cursor is the id.
+/// Users waiting for approval (within `reach`), oldest first; the cursor
+/// is the id.
 pub async fn approval_requests(
     pool: &PgPool,
     tenant_id: i64,
+    reach: Option<&CustomerReach>,
     page: &Page,
 ) -> sqlx::Result<Vec<UserRow>> {
     let after: i64 = page
@@ -439,14 +459,42 @@ pub async fn approval_requests(
         .as_deref()
         .and_then(|a| a.parse().ok())
         .unwrap_or(0);
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM users u
-         WHERE u.tenant_id = $1 AND u.status = 'PENDING_APPROVAL' AND u.id > $2
-         ORDER BY u.id LIMIT $3"
-    ))
+    let filter = approval_filter(reach);
+    let mut query = QueryBuilder::new(format!(
+        "SELECT {COLUMNS} FROM users u WHERE u.tenant_id = "
+    ));
+    query.push_bind(tenant_id);
+    push_filter(&mut query, &filter);
+    query
+        .push(" AND u.id > ")
+        .push_bind(after)
+        .push(" ORDER BY u.id LIMIT ")
+        .push_bind(page.limit());
+    query.build_query_as().fetch_all(pool).await
+}
+
+/// The approval queue as a list filter (for counting).
+pub fn approval_filter(reach: Option<&CustomerReach>) -> Filter {
+    Filter {
+        status: Some("PENDING_APPROVAL"),
+        reach: reach.cloned(),
+        ..Filter::default()
+    }
+}
+
+/// The tree paths of the customers a user administers.
+pub async fn administered_paths(
+    pool: &PgPool,
+    tenant_id: i64,
+    user_id: i64,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT c.path::text FROM customer_administrators a
+         JOIN customers c ON c.tenant_id = a.tenant_id AND c.id = a.customer_id
+         WHERE a.tenant_id = $1 AND a.user_id = $2",
+    )
     .bind(tenant_id)
-    .bind(after)
-    .bind(page.limit())
+    .bind(user_id)
     .fetch_all(pool)
     .await
 }

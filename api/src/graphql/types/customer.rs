@@ -17,6 +17,19 @@ use crate::store::users;
 #[derive(Clone)]
 pub struct Customer(pub CustomerRow);
 
+impl Customer {
+    /// Whether the caller reaches below this customer: its inner customers,
+    /// users and administrators. A customer user sees its own customer but
+    /// nothing below it, unless it administers it.
+    fn opens(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        Ok(guards::manages_customer(guards::caller(ctx)?, &self.0))
+    }
+
+    fn empty(page: &Page, total: CustomerTotal) -> CustomerConnection {
+        CustomerConnection::new(page, Vec::new(), total)
+    }
+}
+
 #[Object]
 impl Customer {
     pub async fn id(&self) -> ID {
@@ -76,7 +89,7 @@ impl Customer {
     }
 
     async fn parent(&self, ctx: &Context<'_>) -> ApiResult<Option<Customer>> {
-        guards::require(ctx, Scope::CustomersRead)?;
+        let caller = guards::require(ctx, Scope::CustomersRead)?;
         let Some(parent_id) = self.0.parent_id else {
             return Ok(None);
         };
@@ -85,12 +98,13 @@ impl Customer {
             .customers
             .load_one((self.0.tenant_id, parent_id))
             .await?
+            .filter(|row| guards::sees_customer(caller, row))
             .map(Customer))
     }
 
     /// From the root down to the parent; empty for a root customer.
     async fn ancestors(&self, ctx: &Context<'_>) -> ApiResult<Vec<Customer>> {
-        guards::require(ctx, Scope::CustomersRead)?;
+        let caller = guards::require(ctx, Scope::CustomersRead)?;
         let loaders = ctx.data_unchecked::<Loaders>();
         let ids = self.0.ancestor_ids();
         let mut found = loaders
@@ -100,6 +114,7 @@ impl Customer {
         Ok(ids
             .iter()
             .filter_map(|id| found.remove(&(self.0.tenant_id, *id)))
+            .filter(|row| guards::sees_customer(caller, row))
             .map(Customer)
             .collect())
     }
@@ -123,6 +138,14 @@ impl Customer {
         guards::require(ctx, Scope::CustomersRead)?;
         let page = Page::new(first, after)?;
         let search = search_pattern(search.as_deref())?;
+        let total = CustomerTotal::Children {
+            tenant_id: self.0.tenant_id,
+            parent_id: self.0.id,
+            search: search.clone(),
+        };
+        if !self.opens(ctx)? {
+            return Ok(Self::empty(&page, CustomerTotal::Nothing));
+        }
         let loaders = ctx.data_unchecked::<Loaders>();
         let rows = loaders
             .children
@@ -134,19 +157,14 @@ impl Customer {
             })
             .await?
             .unwrap_or_default();
-        Ok(CustomerConnection::new(
-            &page,
-            rows,
-            CustomerTotal::Children {
-                tenant_id: self.0.tenant_id,
-                parent_id: self.0.id,
-                search,
-            },
-        ))
+        Ok(CustomerConnection::new(&page, rows, total))
     }
 
     async fn inner_customer_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         guards::require(ctx, Scope::CustomersRead)?;
+        if !self.opens(ctx)? {
+            return Ok(0);
+        }
         let loaders = ctx.data_unchecked::<Loaders>();
         Ok(loaders
             .child_counts
@@ -162,6 +180,9 @@ impl Customer {
     /// All customers below this one.
     async fn descendant_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         guards::require(ctx, Scope::CustomersRead)?;
+        if !self.opens(ctx)? {
+            return Ok(0);
+        }
         let loaders = ctx.data_unchecked::<Loaders>();
         Ok(loaders
             .descendant_counts
@@ -188,6 +209,9 @@ impl Customer {
             ));
         }
         let page = Page::new(first, after)?;
+        if !self.opens(ctx)? {
+            return Ok(Self::empty(&page, CustomerTotal::Nothing));
+        }
         let state = ctx.data_unchecked::<AppState>();
         let rows = customers::descendants(&state.pool, &self.0, max_depth, &page).await?;
         Ok(CustomerConnection::new(
@@ -215,6 +239,7 @@ impl Customer {
             customer_id: Some(self.0.id),
             status: status.map(UserStatus::as_str),
             search: search_pattern(search.as_deref())?,
+            reach: guards::limits(guards::caller(ctx)?).cloned(),
         };
         UserConnection::load(ctx, self.0.tenant_id, filter, Page::new(first, after)?).await
     }
@@ -222,6 +247,9 @@ impl Customer {
     /// Registered users who manage this customer and receive its notifications.
     async fn administrators(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
         guards::require(ctx, Scope::UsersRead)?;
+        if !self.opens(ctx)? {
+            return Ok(Vec::new());
+        }
         let loaders = ctx.data_unchecked::<Loaders>();
         Ok(loaders
             .administrators
@@ -264,6 +292,8 @@ pub struct CustomerEdge {
 /// Which set a connection pages through, so `totalCount` is computed only
 /// when asked, and through a loader where many connections ask at once.
 pub enum CustomerTotal {
+    /// Nothing the caller may see.
+    Nothing,
     List {
         tenant_id: i64,
         filter: Filter,
@@ -334,6 +364,7 @@ impl CustomerConnection {
     async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         let state = ctx.data_unchecked::<AppState>();
         match &self.total {
+            CustomerTotal::Nothing => Ok(0),
             CustomerTotal::List { tenant_id, filter } => {
                 Ok(customers::count(&state.pool, *tenant_id, filter).await?)
             }

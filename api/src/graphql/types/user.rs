@@ -3,8 +3,9 @@ use chrono::{DateTime, Utc};
 
 use super::{Customer, PageInfo};
 use crate::AppState;
+use crate::auth::Caller;
 use crate::auth::Scope;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
@@ -132,6 +133,14 @@ impl From<crate::store::tokens::InvitationRow> for Invitation {
 
 pub struct User(pub UserRow);
 
+impl User {
+    /// Whether the caller manages this user or is it.
+    fn is_managed_or_self(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let caller = guards::caller(ctx)?;
+        Ok(caller.user_id() == Some(self.0.id) || guards::manages_user(caller, &self.0))
+    }
+}
+
 #[Object]
 impl User {
     pub async fn id(&self) -> ID {
@@ -177,17 +186,18 @@ impl User {
         let Some(customer_id) = self.0.customer_id else {
             return Ok(None);
         };
-        guards::require(ctx, Scope::CustomersRead)?;
+        let caller = guards::require(ctx, Scope::CustomersRead)?;
         let loaders = ctx.data_unchecked::<Loaders>();
         Ok(loaders
             .customers
             .load_one((self.0.tenant_id, customer_id))
             .await?
+            .filter(|row| guards::sees_customer(caller, row))
             .map(Customer))
     }
 
     async fn administered_customers(&self, ctx: &Context<'_>) -> ApiResult<Vec<Customer>> {
-        guards::require(ctx, Scope::CustomersRead)?;
+        let caller = guards::require(ctx, Scope::CustomersRead)?;
         let loaders = ctx.data_unchecked::<Loaders>();
         let tenant = self.0.tenant_id;
         let ids = loaders
@@ -202,12 +212,16 @@ impl User {
         Ok(ids
             .iter()
             .filter_map(|id| found.remove(&(tenant, *id)))
+            .filter(|row| guards::sees_customer(caller, row))
             .map(Customer)
             .collect())
     }
 
     /// The latest activation link issued to this user, if any.
     async fn invitation(&self, ctx: &Context<'_>) -> ApiResult<Option<Invitation>> {
+        if !self.is_managed_or_self(ctx)? {
+            return Ok(None);
+        }
         let loaders = ctx.data_unchecked::<Loaders>();
         Ok(loaders
             .invitations
@@ -226,6 +240,11 @@ impl User {
         after: Option<String>,
     ) -> ApiResult<super::JobConnection> {
         guards::require(ctx, Scope::UsersRead)?;
+        if !self.is_managed_or_self(ctx)? {
+            return Err(ApiError::Forbidden(
+                "only the user and its managers see its email".into(),
+            ));
+        }
         super::JobConnection::for_user(ctx, self.0.tenant_id, self.0.id, Page::new(first, after)?)
             .await
     }
@@ -259,7 +278,6 @@ pub struct UserConnection {
 /// Which set a user connection pages through, for its totalCount.
 enum UserTotal {
     List { tenant_id: i64, filter: Filter },
-    Approvals { tenant_id: i64 },
 }
 
 impl UserConnection {
@@ -281,15 +299,15 @@ impl UserConnection {
     }
 
     /// A page of the approval queue, oldest first.
-    pub async fn approvals(ctx: &Context<'_>, tenant_id: i64, page: Page) -> ApiResult<Self> {
+    pub async fn approvals(ctx: &Context<'_>, caller: &Caller, page: Page) -> ApiResult<Self> {
         let state = ctx.data_unchecked::<AppState>();
-        let rows = users::approval_requests(&state.pool, tenant_id, &page).await?;
-        Ok(Self::new(
-            &page,
-            rows,
-            |row| row.id.to_string(),
-            UserTotal::Approvals { tenant_id },
-        ))
+        let reach = guards::limits(caller);
+        let rows = users::approval_requests(&state.pool, caller.tenant_id, reach, &page).await?;
+        let total = UserTotal::List {
+            tenant_id: caller.tenant_id,
+            filter: users::approval_filter(reach),
+        };
+        Ok(Self::new(&page, rows, |row| row.id.to_string(), total))
     }
 
     fn new(
@@ -336,19 +354,8 @@ impl UserConnection {
     /// All matching users, not just this page.
     async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         let state = ctx.data_unchecked::<AppState>();
-        let filter = match &self.total {
-            UserTotal::List { tenant_id, filter } => {
-                return Ok(users::count(&state.pool, *tenant_id, filter).await?);
-            }
-            UserTotal::Approvals { tenant_id } => (
-                *tenant_id,
-                Filter {
-                    status: Some("PENDING_APPROVAL"),
-                    ..Filter::default()
-                },
-            ),
-        };
-        Ok(users::count(&state.pool, filter.0, &filter.1).await?)
+        let UserTotal::List { tenant_id, filter } = &self.total;
+        Ok(users::count(&state.pool, *tenant_id, filter).await?)
     }
 }
 
