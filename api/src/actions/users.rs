@@ -217,18 +217,28 @@ pub async fn create(
         (UserRole::TenantAdmin, None) => None,
     };
 
+    if role == UserRole::TenantAdmin && guards::limits(caller).is_some() {
+        return Err(ApiError::Forbidden(
+            "only tenant administrators create tenant administrators".into(),
+        ));
+    }
     let mut tx = pool.begin().await?;
     if let Some(customer_id) = customer_id {
         // A customer being deleted gains no users.
         tree_lock::shared(&mut tx, caller.tenant_id).await?;
-        if customers::by_id(&mut tx, caller.tenant_id, customer_id)
-            .await?
-            .is_none()
-        {
-            return Err(ApiError::bad_input(
-                "customerId",
-                "customerId names no customer",
-            ));
+        match customers::by_id(&mut tx, caller.tenant_id, customer_id).await? {
+            Some(customer) if guards::manages_customer(caller, &customer) => {}
+            Some(customer) if guards::sees_customer(caller, &customer) => {
+                return Err(ApiError::Forbidden(
+                    "you may not add users to this customer".into(),
+                ));
+            }
+            _ => {
+                return Err(ApiError::bad_input(
+                    "customerId",
+                    "customerId names no customer",
+                ));
+            }
         }
     }
     let user = users::insert(

@@ -112,6 +112,7 @@ impl Query {
         Ok(
             customers::by_number(&state.pool, caller.tenant_id, number.trim())
                 .await?
+                .filter(|row| guards::sees_customer(caller, row))
                 .map(Customer),
         )
     }
