@@ -294,6 +294,50 @@ async fn create_tenant_then_serve_and_query_with_the_printed_key() {
         assert_eq!(error_code(&body), "UNAUTHENTICATED", "{bogus}: {body}");
     }
 
+    // The relay and worker run in-process; without SMTP_URL the invitation
+    // is written as a .eml file carrying the activation link.
+    let create = r#"mutation {
+      c: createCustomer(input: { title: "Bin Customer" }) { customer { id } }
+    }"#;
+    let (_, body) = graphql(&client, &base, Some(api_key), create).await;
+    let customer = body["data"]["c"]["customer"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
+    let invite = format!(
+        r#"mutation {{ createUser(input: {{ customerId: "{customer}", email: "bin.user@bin.test",
+            firstName: "Bin", activation: SEND_ACTIVATION_EMAIL }}) {{ user {{ id }} }} }}"#
+    );
+    let (_, body) = graphql(&client, &base, Some(api_key), &invite).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let started = std::time::Instant::now();
+    let written = loop {
+        let found = std::fs::read_dir(&mail_dir)
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok())
+            .map(|entry| std::fs::read_to_string(entry.path()).unwrap_or_default())
+            .find(|text| text.contains("bin.user@bin.test"));
+        if let Some(text) = found {
+            break text;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no .eml file in {}",
+            mail_dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        written.contains("Subject: Bin Test: set up your account"),
+        "{written}"
+    );
+    assert!(
+        written.contains("https://portal.bin.test/activate?token="),
+        "{written}"
+    );
+    assert!(written.contains("Message-ID: <canopy-job-"), "{written}");
+
     // SIGTERM: a clean exit, promptly.
     let terminated = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])

@@ -44,8 +44,26 @@ impl TestApp {
     /// Like `spawn`, with the relay and a worker running and sending to an
     /// SMTP server of the test's own.
     pub async fn spawn_with_mail(pool: PgPool) -> Self {
+        let mut app = Self::spawn_with_mail_stopped(pool).await;
+        app.start_worker();
+        app
+    }
+
+    /// Like `spawn_with_mail`, but the relay and worker start only when the
+    /// test calls `start_worker`: jobs wait in the ledger until then.
+    pub async fn spawn_with_mail_stopped(pool: PgPool) -> Self {
         let sink = mail::SmtpSink::start().await;
         Self::start(pool, Some(sink)).await
+    }
+
+    pub fn start_worker(&mut self) {
+        let stop = CancellationToken::new();
+        tokio::spawn(canopy_worker::run(
+            self.pool.clone(),
+            self.config.clone(),
+            stop.clone(),
+        ));
+        self.worker = Some(stop);
     }
 
     async fn start(pool: PgPool, smtp: Option<mail::SmtpSink>) -> Self {
@@ -63,15 +81,6 @@ impl TestApp {
             })
             .expect("test configuration"),
         );
-        let worker = smtp.as_ref().map(|_| {
-            let stop = CancellationToken::new();
-            tokio::spawn(canopy_worker::run(
-                pool.clone(),
-                config.clone(),
-                stop.clone(),
-            ));
-            stop
-        });
         let state = AppState::new(pool.clone(), config.clone()).expect("app state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -83,7 +92,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             tenant: placeholder(),
             smtp,
-            worker,
+            worker: None,
         };
         app.tenant = app.create_tenant("Acme").await;
         app

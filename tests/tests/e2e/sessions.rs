@@ -139,6 +139,15 @@ async fn every_refused_login_looks_the_same(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     activate_admin(&app).await;
     let customer = app.customer("Acme", None).await;
+    // A suspended user with the right password.
+    let suspended = app
+        .insert_user("suspended@acme.test", Some(&customer))
+        .await;
+    sqlx::query("UPDATE users SET status = 'SUSPENDED', password_hash = (SELECT password_hash FROM users WHERE email = 'admin@acme.test') WHERE id = $1")
+        .bind(global_id_number(&suspended))
+        .execute(&app.pool)
+        .await
+        .unwrap();
     // A user still pending: it exists but may not sign in.
     app.insert_user("pending@acme.test", Some(&customer)).await;
     sqlx::query("UPDATE users SET status = 'PENDING_EMAIL_VALIDATION', password_hash = (SELECT password_hash FROM users WHERE email = 'admin@acme.test') WHERE email = 'pending@acme.test'")
@@ -153,6 +162,7 @@ async fn every_refused_login_looks_the_same(pool: PgPool) {
         json!({ "tenant": tenant, "email": "admin@acme.test", "password": "wrong password" }),
         json!({ "tenant": tenant, "email": "nobody@acme.test", "password": PASSWORD }),
         json!({ "tenant": tenant, "email": "pending@acme.test", "password": PASSWORD }),
+        json!({ "tenant": tenant, "email": "suspended@acme.test", "password": PASSWORD }),
         json!({ "tenant": other.tenant_id, "email": "admin@acme.test", "password": PASSWORD }),
         json!({ "tenant": "not-a-tenant", "email": "admin@acme.test", "password": PASSWORD }),
         json!({ "tenant": tenant, "email": "admin@acme.test", "password": "x".repeat(500) }),

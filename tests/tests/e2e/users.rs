@@ -798,3 +798,82 @@ async fn a_mutation_that_fails_after_writing_its_job_leaves_no_job_and_no_email(
     app.jobs_settled().await;
     assert!(app.mail().messages_to("ivy@globex.test").is_empty());
 }
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn moot_jobs_send_nothing(pool: PgPool) {
+    let mut app = TestApp::spawn_with_mail_stopped(pool).await;
+    activate_admin(&app).await;
+    let customer = app.customer("Globex", None).await;
+    let doomed_customer = app.customer("Initech", None).await;
+    app.data(
+        "mutation($id: ID!) { assignCustomerAdministrator(customerId: $id, email: \"admin@acme.test\") { customer { id } } }",
+        json!({ "id": doomed_customer }),
+    )
+    .await;
+    let invite = |email: &str, customer: &str| json!({ "input": { "customerId": customer, "email": email, "activation": "SEND_ACTIVATION_EMAIL" } });
+    // Replaced: a newer link was displayed instead.
+    let replaced = app
+        .data(CREATE_USER, invite("kim@globex.test", &customer))
+        .await["createUser"]["user"]["id"]
+        .clone();
+    app.data(
+        "mutation($id: ID!) { resendActivation(id: $id, method: DISPLAY_ACTIVATION_LINK) { activationLink } }",
+        json!({ "id": replaced }),
+    )
+    .await;
+    // Deleted before the email went out.
+    let deleted = app
+        .data(CREATE_USER, invite("lou@globex.test", &customer))
+        .await["createUser"]["user"]["id"]
+        .clone();
+    app.data(
+        "mutation($id: ID!) { deleteUser(id: $id) { deletedUserId } }",
+        json!({ "id": deleted }),
+    )
+    .await;
+    // Its customer deleted: the admin hears no more about it.
+    app.data(CREATE_USER, invite("max@initech.test", &doomed_customer))
+        .await;
+    app.data(
+        "mutation($id: ID!) { deleteCustomer(id: $id) { deletedCustomerIds } }",
+        json!({ "id": doomed_customer }),
+    )
+    .await;
+    let waiting: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'AWAITING_DISPATCH'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let states: Vec<(String, String)> = sqlx::query_as("SELECT kind, state FROM jobs ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert!(waiting >= 4, "the jobs wait in the ledger: {states:?}");
+
+    app.start_worker();
+    app.jobs_settled().await;
+    let sent: Vec<(String, String)> = app
+        .mail()
+        .messages()
+        .into_iter()
+        .map(|m| (m.to, m.subject))
+        .collect();
+    assert!(sent.is_empty(), "nothing to send: {sent:?}");
+    let reasons: Vec<String> =
+        sqlx::query_scalar("SELECT last_error FROM jobs WHERE state = 'DONE' ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        reasons.iter().any(|r| r.contains("replaced")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("no longer exists")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("customer was deleted")),
+        "{reasons:?}"
+    );
+}
