@@ -47,7 +47,7 @@ impl AppState {
             redis,
             config,
             schema: graphql::schema(),
-            metrics: crate::metrics::install(),
+            metrics: canopy_core::metrics::install(),
         })
     }
 }

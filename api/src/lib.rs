@@ -13,7 +13,6 @@ pub mod auth;
 pub mod error;
 pub mod graphql;
 pub mod ids;
-pub mod metrics;
 pub mod pagination;
 pub mod store;
 pub mod tenants;

@@ -29,6 +29,11 @@ pub struct Config {
     pub job_lease: std::time::Duration,
     /// Jobs one worker process runs at once (`CANOPY_WORKER_CONCURRENCY`).
     pub worker_concurrency: usize,
+    /// Where `canopy-worker` serves /healthz, /readyz and /metrics
+    /// (`CANOPY_WORKER_ADDR`).
+    pub worker_addr: SocketAddr,
+    /// DONE jobs older than this are pruned (`CANOPY_JOB_RETENTION_DAYS`).
+    pub job_retention: std::time::Duration,
 }
 
 /// The server secret; its `Debug` never prints it.
@@ -80,9 +85,22 @@ impl Config {
                 Secret::new(DEV_SECRET)
             }
         };
+        let worker_addr = get("CANOPY_WORKER_ADDR", "127.0.0.1:9091");
+        let retention = get("CANOPY_JOB_RETENTION_DAYS", "30");
         let lease = get("CANOPY_JOB_LEASE_SECONDS", "60");
         let concurrency = get("CANOPY_WORKER_CONCURRENCY", "8");
         Ok(Self {
+            worker_addr: worker_addr
+                .parse()
+                .with_context(|| format!("CANOPY_WORKER_ADDR is not an address: {worker_addr}"))?,
+            job_retention: retention
+                .parse::<u64>()
+                .ok()
+                .filter(|days| *days >= 1)
+                .map(|days| std::time::Duration::from_secs(days * 86_400))
+                .with_context(|| {
+                    format!("CANOPY_JOB_RETENTION_DAYS must be a whole number of days: {retention}")
+                })?,
             job_lease: lease
                 .parse::<u64>()
                 .ok()

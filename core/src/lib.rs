@@ -7,6 +7,7 @@ pub mod db;
 pub mod jobs;
 pub mod lifecycle;
 pub mod links;
+pub mod metrics;
 pub mod passwords;
 pub mod secrets;
 pub mod shutdown;

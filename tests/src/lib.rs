@@ -3,6 +3,7 @@
 //! spoken to as a client would: GraphQL over HTTP.
 
 pub mod mail;
+pub mod redis_server;
 pub mod statements;
 
 use std::net::SocketAddr;
@@ -38,7 +39,7 @@ pub struct GqlError {
 impl TestApp {
     /// Serves the app on a free port, with one tenant ("Acme") created.
     pub async fn spawn(pool: PgPool) -> Self {
-        Self::start(pool, None).await
+        Self::start(pool, None, None).await
     }
 
     /// Like `spawn`, with the relay and a worker running and sending to an
@@ -53,7 +54,15 @@ impl TestApp {
     /// test calls `start_worker`: jobs wait in the ledger until then.
     pub async fn spawn_with_mail_stopped(pool: PgPool) -> Self {
         let sink = mail::SmtpSink::start().await;
-        Self::start(pool, Some(sink)).await
+        Self::start(pool, Some(sink), None).await
+    }
+
+    /// Like `spawn_with_mail`, with Redis at `redis_url` (one the test runs).
+    pub async fn spawn_with_mail_and_redis(pool: PgPool, redis_url: &str) -> Self {
+        let sink = mail::SmtpSink::start().await;
+        let mut app = Self::start(pool, Some(sink), Some(redis_url.to_owned())).await;
+        app.start_worker();
+        app
     }
 
     pub fn start_worker(&mut self) {
@@ -66,7 +75,7 @@ impl TestApp {
         self.worker = Some(stop);
     }
 
-    async fn start(pool: PgPool, smtp: Option<mail::SmtpSink>) -> Self {
+    async fn start(pool: PgPool, smtp: Option<mail::SmtpSink>, redis_url: Option<String>) -> Self {
         statements::install();
         let queue = format!("canopy-test-{:016x}", rand::random::<u64>());
         let smtp_url = smtp.as_ref().map(mail::SmtpSink::url);
@@ -77,6 +86,7 @@ impl TestApp {
                 "CANOPY_SECRET" => Some("test-secret".into()),
                 "SMTP_URL" => smtp_url.clone(),
                 "CANOPY_JOB_LEASE_SECONDS" => Some("5".into()),
+                "REDIS_URL" => redis_url.clone(),
                 _ => None,
             })
             .expect("test configuration"),

@@ -26,6 +26,7 @@ pub async fn run(
     pool: PgPool,
     config: Arc<Config>,
     mailer: Arc<Mailer>,
+    worker_id: String,
     shutdown: CancellationToken,
 ) {
     let context = match build_context(pool, config.clone(), mailer) {
@@ -36,7 +37,7 @@ pub async fn run(
         }
     };
     // Each process, and each restart within it, gets a name of its own.
-    let instance = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let instance = worker_id;
     let mut generation = 0u32;
     while !shutdown.is_cancelled() {
         generation += 1;

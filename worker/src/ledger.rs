@@ -20,6 +20,7 @@ pub struct Claimed {
     pub payload: Json<serde_json::Value>,
     pub attempts: i32,
     pub max_attempts: i32,
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Claimed {
@@ -40,7 +41,7 @@ pub async fn claim(
         "UPDATE jobs SET state = 'RUNNING', attempts = $3, updated_at = now(),
              run_at = now() + make_interval(secs => $4)
          WHERE tenant_id = $1 AND id = $2 AND state = 'PENDING' AND attempts = $3 - 1
-         RETURNING tenant_id, id, kind, payload, attempts, max_attempts",
+         RETURNING tenant_id, id, kind, payload, attempts, max_attempts, created_at",
     )
     .bind(delivery.tenant_id)
     .bind(delivery.job_id)
@@ -107,6 +108,24 @@ pub async fn finish(pool: &PgPool, job: &Claimed, outcome: &Outcome) -> sqlx::Re
     .bind(retry_in.unwrap_or_default().as_secs_f64())
     .execute(pool)
     .await?;
+    let kind = job.kind.clone();
+    match (state, outcome) {
+        ("DONE", Outcome::Sent { .. }) => {
+            let since_commit = (chrono::Utc::now() - job.created_at)
+                .to_std()
+                .unwrap_or_default();
+            metrics::histogram!("canopy_job_delivery_seconds", "kind" => kind.clone())
+                .record(since_commit.as_secs_f64());
+            metrics::counter!("canopy_jobs_succeeded_total", "kind" => kind).increment(1);
+        }
+        ("DONE", _) => {
+            metrics::counter!("canopy_jobs_succeeded_total", "kind" => kind).increment(1)
+        }
+        ("FAILED", _) => {
+            metrics::counter!("canopy_jobs_retried_total", "kind" => kind).increment(1)
+        }
+        _ => metrics::counter!("canopy_jobs_killed_total", "kind" => kind).increment(1),
+    }
     Ok(())
 }
 
@@ -119,6 +138,7 @@ fn truncate(text: &str, max: usize) -> String {
 pub struct Due {
     pub tenant_id: i64,
     pub id: i64,
+    pub kind: String,
     pub state: String,
     pub attempts: i32,
     pub max_attempts: i32,
@@ -128,7 +148,7 @@ pub struct Due {
 /// Locks up to `limit` due jobs that no other relay holds.
 pub async fn lock_due(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Due>> {
     sqlx::query_as(
-        "SELECT tenant_id, id, state, attempts, max_attempts, dispatches FROM jobs
+        "SELECT tenant_id, id, kind, state, attempts, max_attempts, dispatches FROM jobs
          WHERE state IN ('AWAITING_DISPATCH', 'PENDING', 'RUNNING', 'FAILED') AND run_at <= now()
          ORDER BY run_at LIMIT $1
          FOR UPDATE SKIP LOCKED",

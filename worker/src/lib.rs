@@ -8,11 +8,14 @@
 //! - `ledger`: every change of a job's state
 
 pub mod consumer;
+pub mod heartbeat;
+pub mod http;
 pub mod jobs;
 pub mod ledger;
 pub mod mail;
 pub mod queue;
 pub mod relay;
+pub mod retention;
 
 use std::sync::Arc;
 
@@ -24,10 +27,24 @@ use tokio_util::sync::CancellationToken;
 /// Runs the relay and the consumer until `shutdown` is cancelled; a job in
 /// progress finishes first. Redis being down is waited out, never fatal.
 pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken) -> Result<()> {
+    canopy_core::metrics::install();
     let mailer = Arc::new(mail::Mailer::from_config(&config)?);
+    let worker_id = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
     let relay = tokio::spawn(relay::run(pool.clone(), config.clone(), shutdown.clone()));
-    consumer::run(pool, config, mailer, shutdown).await;
+    let heartbeat = tokio::spawn(heartbeat::run(
+        pool.clone(),
+        worker_id.clone(),
+        shutdown.clone(),
+    ));
+    let retention = tokio::spawn(retention::run(
+        pool.clone(),
+        config.job_retention,
+        shutdown.clone(),
+    ));
+    consumer::run(pool, config, mailer, worker_id, shutdown).await;
     relay.await?;
+    heartbeat.await?;
+    retention.await?;
     tracing::info!("worker stopped");
     Ok(())
 }

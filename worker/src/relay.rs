@@ -76,6 +76,8 @@ pub async fn dispatch_due(
         let note = match job.state.as_str() {
             "RUNNING" if job.attempts >= job.max_attempts => {
                 ledger::kill(&mut tx, job, "the worker stopped during the last attempt").await?;
+                metrics::counter!("canopy_jobs_killed_total", "kind" => job.kind.clone())
+                    .increment(1);
                 continue;
             }
             "RUNNING" => Some("the worker stopped during the attempt; retrying"),
@@ -84,6 +86,7 @@ pub async fn dispatch_due(
         let delivery = next_delivery(job);
         push(storage, &delivery).await?;
         ledger::dispatched(&mut tx, &delivery, config.job_lease, note).await?;
+        metrics::counter!("canopy_jobs_enqueued_total", "kind" => job.kind.clone()).increment(1);
         tracing::debug!(
             job_id = job.id,
             attempt = delivery.attempt,

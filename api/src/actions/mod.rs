@@ -4,5 +4,6 @@
 pub mod api_keys;
 pub mod customers;
 pub mod entitlements;
+pub mod jobs;
 pub mod sessions;
 pub mod users;

@@ -11,7 +11,7 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
 use async_graphql::{Response, ServerError, ServerResult, Variables};
 
-use crate::metrics;
+use canopy_core::metrics;
 
 pub struct Observability;
 

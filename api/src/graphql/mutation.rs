@@ -4,7 +4,7 @@ use super::guards;
 use super::types::{
     ActivationMethod, ApiKey, AuthPayload, CreateApiKeyPayload, CreateCustomerInput,
     CreateUserInput, CreateUserPayload, Customer, CustomerPayload, DeleteCustomerPayload,
-    DeleteUserPayload, Entitlement, EntitlementKind, SignUpInput, SignUpPayload,
+    DeleteUserPayload, Entitlement, EntitlementKind, Job, SignUpInput, SignUpPayload,
     UpdateCustomerInput, UpdateUserInput, User, UserPayload, UserStatus,
 };
 use crate::AppState;
@@ -324,6 +324,16 @@ impl Mutation {
         actions::sessions::activate_account(&state(ctx).pool, &token, &password)
             .await
             .map(AuthPayload::from)
+    }
+
+    /// Puts a FAILED or KILLED job back in the queue, with a fresh allowance
+    /// of attempts; refuses jobs in any other state (FAILED_PRECONDITION).
+    async fn retry_job(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Job> {
+        let caller = guards::require(ctx, Scope::JobsWrite)?;
+        let state = state(ctx);
+        actions::jobs::retry(&state.pool, &state.config, caller, &id)
+            .await
+            .map(Job)
     }
 
     /// The secret is shown once, here. A key may only be given scopes its

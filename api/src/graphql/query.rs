@@ -3,8 +3,8 @@ use async_graphql::{Context, ID, Object};
 use super::guards;
 use super::loaders::Loaders;
 use super::types::{
-    ApiKey, Customer, CustomerConnection, CustomerTotal, Entitlement, Job, Node, Tenant, User,
-    UserConnection, UserStatus, Viewer,
+    ApiKey, Customer, CustomerConnection, CustomerTotal, Entitlement, Job, JobQueue, Node, Tenant,
+    User, UserConnection, UserStatus, Viewer,
 };
 use crate::AppState;
 use crate::auth::Scope;
@@ -213,6 +213,15 @@ impl Query {
     ) -> ApiResult<UserConnection> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         UserConnection::approvals(ctx, caller, Page::new(first, after)?).await
+    }
+
+    /// The job queue: counts per kind and state, active workers, and the
+    /// jobs themselves. Needs JOBS_READ (tenant administrators hold it).
+    async fn job_queue(&self, ctx: &Context<'_>) -> ApiResult<JobQueue> {
+        let caller = guards::require(ctx, Scope::JobsRead)?;
+        Ok(JobQueue {
+            tenant_id: caller.tenant_id,
+        })
     }
 
     /// The tenant's API keys, newest first, revoked ones included.

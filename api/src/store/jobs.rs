@@ -125,3 +125,91 @@ pub async fn by_id(pool: &sqlx::PgPool, tenant_id: i64, id: i64) -> sqlx::Result
     .fetch_optional(pool)
     .await
 }
+
+/// Jobs per kind and state, for jobQueue: an index-only scan of
+/// `jobs_kind_state_idx`.
+pub async fn counts(
+    pool: &sqlx::PgPool,
+    tenant_id: i64,
+) -> sqlx::Result<Vec<(String, String, i64)>> {
+    sqlx::query_as(
+        "SELECT kind, state, count(*) FROM jobs WHERE tenant_id = $1 GROUP BY kind, state",
+    )
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Worker processes whose heartbeat is recent.
+pub async fn active_workers(pool: &sqlx::PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM worker_heartbeats WHERE last_seen > now() - interval '30 seconds'",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+fn push_filter(
+    query: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>,
+    tenant_id: i64,
+    kind: Option<&'static str>,
+    state: Option<&'static str>,
+) {
+    query.push(" WHERE j.tenant_id = ").push_bind(tenant_id);
+    if let Some(kind) = kind {
+        query.push(" AND j.kind = ").push_bind(kind);
+    }
+    if let Some(state) = state {
+        query.push(" AND j.state = ").push_bind(state);
+    }
+}
+
+/// The tenant's jobs, newest first, by kind and state.
+pub async fn list(
+    pool: &sqlx::PgPool,
+    tenant_id: i64,
+    kind: Option<&'static str>,
+    state: Option<&'static str>,
+    before: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<JobRow>> {
+    let mut query = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM jobs j"));
+    push_filter(&mut query, tenant_id, kind, state);
+    if let Some(before) = before {
+        query.push(" AND j.id < ").push_bind(before);
+    }
+    query.push(" ORDER BY j.id DESC LIMIT ").push_bind(limit);
+    query.build_query_as().fetch_all(pool).await
+}
+
+pub async fn count(
+    pool: &sqlx::PgPool,
+    tenant_id: i64,
+    kind: Option<&'static str>,
+    state: Option<&'static str>,
+) -> sqlx::Result<i64> {
+    let mut query = sqlx::QueryBuilder::new("SELECT count(*) FROM jobs j");
+    push_filter(&mut query, tenant_id, kind, state);
+    query.build_query_scalar().fetch_one(pool).await
+}
+
+/// Puts a FAILED or KILLED job back in the queue with `extra` more
+/// attempts; `None` when the job is in another state (or absent).
+pub async fn retry(
+    pool: &sqlx::PgPool,
+    tenant_id: i64,
+    id: i64,
+    extra_attempts: i32,
+) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(&format!(
+        "UPDATE jobs j SET state = 'AWAITING_DISPATCH', run_at = now(), updated_at = now(),
+             max_attempts = greatest(j.max_attempts, j.attempts + $3)
+         WHERE j.tenant_id = $1 AND j.id = $2 AND j.state IN ('FAILED', 'KILLED')
+         RETURNING {COLUMNS}"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .bind(extra_attempts)
+    .fetch_optional(pool)
+    .await
+}

@@ -4,6 +4,7 @@
 mod api_keys;
 mod customers;
 mod http;
+mod jobs;
 mod permissions;
 mod schema;
 mod sessions;

@@ -19,23 +19,6 @@ use async_graphql_parser::types::{
     TypeKind, TypeSystemDefinition,
 };
 
-/// Contract items the schema does not have yet: the user lifecycle and the
-/// job queue, which come with later work. Each entry is written exactly as
-/// `Problem::Missing` names the item (`type X`, `enum X`, `input X`,
-/// `Type.field`, `Type.field(argument:)`, `Input.field`, `Enum.VALUE`,
-/// `Type implements Interface`). Only the outermost missing item is listed:
-/// the members of a missing type are not reported separately.
-///
-/// The test fails when an entry here is no longer missing: remove it then,
-/// so that this list only ever shrinks.
-const PENDING: &[&str] = &[
-    // The job queue.
-    "type JobKindStats",
-    "type JobQueue",
-    "Query.jobQueue",
-    "Mutation.retryJob",
-];
-
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -118,7 +101,7 @@ fn contract_copy_is_current() {
 fn schema_contains_the_contract() {
     let contract = read(&manifest_dir().join("contract/schema.graphql"));
     let problems = contract_problems(&contract, &canopy_api::graphql::sdl());
-    let failures = against_pending(&problems, PENDING);
+    let failures: Vec<String> = problems.iter().map(ToString::to_string).collect();
     assert!(
         failures.is_empty(),
         "the schema does not meet the contract (tests/contract/schema.graphql):\n{}",
@@ -129,7 +112,7 @@ fn schema_contains_the_contract() {
 /// A way in which the project schema falls short of the contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Problem {
-    /// A contract item the project lacks, named as in `PENDING`.
+    /// A contract item the project lacks (`type X`, `Type.field`, …).
     Missing(String),
     /// A contract item the project has, but not in a compatible form.
     Incompatible(String),
@@ -142,27 +125,6 @@ impl fmt::Display for Problem {
             Problem::Incompatible(message) => f.write_str(message),
         }
     }
-}
-
-/// The failures left once the pending items are accounted for: every problem
-/// except a pending item's absence, and every pending item no longer missing.
-fn against_pending(problems: &[Problem], pending: &[&str]) -> Vec<String> {
-    let mut failures: Vec<String> = problems
-        .iter()
-        .filter(|p| !matches!(p, Problem::Missing(item) if pending.contains(&item.as_str())))
-        .map(ToString::to_string)
-        .collect();
-    for item in pending {
-        let still_missing = problems
-            .iter()
-            .any(|p| matches!(p, Problem::Missing(missing) if missing == item));
-        if !still_missing {
-            failures.push(format!(
-                "{item}: listed in PENDING but no longer missing; remove it from PENDING"
-            ));
-        }
-    }
-    failures
 }
 
 /// Everything in the contract SDL that the project SDL lacks or has in an
@@ -477,20 +439,4 @@ fn contract_comparison_reports_incompatibilities() {
         }
     "#;
     assert_eq!(contract_problems(contract, compatible), Vec::new());
-
-    // Pending items: tolerated while missing, a failure once present.
-    let problems = vec![
-        Problem::Missing("type Gone".to_owned()),
-        Problem::Missing("Thing.at".to_owned()),
-        Problem::Incompatible("Thing.title: narrowed".to_owned()),
-    ];
-    assert_eq!(
-        against_pending(&problems, &["type Gone", "Query.color"]),
-        vec![
-            "Thing.at: missing".to_owned(),
-            "Thing.title: narrowed".to_owned(),
-            "Query.color: listed in PENDING but no longer missing; remove it from PENDING"
-                .to_owned(),
-        ]
-    );
 }

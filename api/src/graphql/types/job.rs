@@ -30,6 +30,22 @@ pub enum JobState {
 }
 
 impl JobKind {
+    pub const ALL: [JobKind; 4] = [
+        JobKind::EmailValidation,
+        JobKind::Invitation,
+        JobKind::AdminNotification,
+        JobKind::PasswordReset,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::EmailValidation => "EMAIL_VALIDATION",
+            JobKind::Invitation => "INVITATION",
+            JobKind::AdminNotification => "ADMIN_NOTIFICATION",
+            JobKind::PasswordReset => "PASSWORD_RESET",
+        }
+    }
+
     fn parse(name: &str) -> Self {
         match name {
             "EMAIL_VALIDATION" => JobKind::EmailValidation,
@@ -41,6 +57,17 @@ impl JobKind {
 }
 
 impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::AwaitingDispatch => "AWAITING_DISPATCH",
+            JobState::Pending => "PENDING",
+            JobState::Running => "RUNNING",
+            JobState::Done => "DONE",
+            JobState::Failed => "FAILED",
+            JobState::Killed => "KILLED",
+        }
+    }
+
     fn parse(name: &str) -> Self {
         match name {
             "AWAITING_DISPATCH" => JobState::AwaitingDispatch,
@@ -107,8 +134,28 @@ pub struct JobEdge {
 pub struct JobConnection {
     rows: Vec<JobRow>,
     info: PageInfoParts,
-    tenant_id: i64,
-    user_id: i64,
+    set: JobSet,
+}
+
+/// Which jobs a connection pages through, for its totalCount.
+enum JobSet {
+    User {
+        tenant_id: i64,
+        user_id: i64,
+    },
+    Queue {
+        tenant_id: i64,
+        kind: Option<&'static str>,
+        state: Option<&'static str>,
+    },
+}
+
+fn before(page: &Page) -> ApiResult<Option<i64>> {
+    page.after
+        .as_deref()
+        .map(|a| a.parse::<i64>())
+        .transpose()
+        .map_err(|_| ApiError::bad_input("after", "after is not a cursor from this API"))
 }
 
 impl JobConnection {
@@ -119,20 +166,52 @@ impl JobConnection {
         user_id: i64,
         page: Page,
     ) -> ApiResult<Self> {
-        let before = page
-            .after
-            .as_deref()
-            .map(|a| a.parse::<i64>())
-            .transpose()
-            .map_err(|_| ApiError::bad_input("after", "after is not a cursor from this API"))?;
         let state = ctx.data_unchecked::<AppState>();
-        let rows = jobs::for_user(&state.pool, tenant_id, user_id, before, page.limit()).await?;
+        let rows = jobs::for_user(
+            &state.pool,
+            tenant_id,
+            user_id,
+            before(&page)?,
+            page.limit(),
+        )
+        .await?;
         let (rows, info) = page.finish(rows);
         Ok(Self {
             rows,
             info,
+            set: JobSet::User { tenant_id, user_id },
+        })
+    }
+
+    /// The tenant's jobs of a kind and state.
+    pub async fn for_queue(
+        ctx: &Context<'_>,
+        tenant_id: i64,
+        kind: Option<JobKind>,
+        job_state: Option<JobState>,
+        page: Page,
+    ) -> ApiResult<Self> {
+        let state = ctx.data_unchecked::<AppState>();
+        let kind = kind.map(JobKind::as_str);
+        let job_state = job_state.map(JobState::as_str);
+        let rows = jobs::list(
+            &state.pool,
             tenant_id,
-            user_id,
+            kind,
+            job_state,
+            before(&page)?,
+            page.limit(),
+        )
+        .await?;
+        let (rows, info) = page.finish(rows);
+        Ok(Self {
+            rows,
+            info,
+            set: JobSet::Queue {
+                tenant_id,
+                kind,
+                state: job_state,
+            },
         })
     }
 
@@ -167,6 +246,104 @@ impl JobConnection {
 
     async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         let state = ctx.data_unchecked::<AppState>();
-        Ok(jobs::count_for_user(&state.pool, self.tenant_id, self.user_id).await?)
+        Ok(match self.set {
+            JobSet::User { tenant_id, user_id } => {
+                jobs::count_for_user(&state.pool, tenant_id, user_id).await?
+            }
+            JobSet::Queue {
+                tenant_id,
+                kind,
+                state: job_state,
+            } => jobs::count(&state.pool, tenant_id, kind, job_state).await?,
+        })
+    }
+}
+
+/// How many jobs of one kind are in each state.
+#[derive(SimpleObject)]
+#[graphql(name = "JobKindStats")]
+pub struct JobKindRow {
+    pub kind: JobKind,
+    pub awaiting_dispatch: i64,
+    pub pending: i64,
+    pub running: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub killed: i64,
+}
+
+/// The job queue as operators see it, read from the ledger.
+pub struct JobQueue {
+    pub tenant_id: i64,
+}
+
+#[Object]
+impl JobQueue {
+    /// Per kind, how many jobs are in each state.
+    async fn kinds(&self, ctx: &Context<'_>) -> ApiResult<Vec<JobKindRow>> {
+        let state = ctx.data_unchecked::<AppState>();
+        let counts = jobs::counts(&state.pool, self.tenant_id).await?;
+        Ok(JobKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let mut row = JobKindRow {
+                    kind,
+                    ..JobKindRow::default()
+                };
+                for (k, s, n) in &counts {
+                    if k == kind.as_str() {
+                        row.add(JobState::parse(s), *n);
+                    }
+                }
+                row
+            })
+            .collect())
+    }
+
+    /// Workers that sent a heartbeat recently (within 30 seconds).
+    async fn active_workers(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        let state = ctx.data_unchecked::<AppState>();
+        Ok(jobs::active_workers(&state.pool).await?)
+    }
+
+    /// The tenant's jobs, newest first. `first` defaults to 20 and may be at most 100.
+    #[graphql(complexity = "pagination::connection_cost(first, child_complexity)")]
+    async fn jobs(
+        &self,
+        ctx: &Context<'_>,
+        kind: Option<JobKind>,
+        state: Option<JobState>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<JobConnection> {
+        JobConnection::for_queue(ctx, self.tenant_id, kind, state, Page::new(first, after)?).await
+    }
+}
+
+impl Default for JobKindRow {
+    fn default() -> Self {
+        Self {
+            kind: JobKind::Invitation,
+            awaiting_dispatch: 0,
+            pending: 0,
+            running: 0,
+            done: 0,
+            failed: 0,
+            killed: 0,
+        }
+    }
+}
+
+impl JobKindRow {
+    fn add(&mut self, state: JobState, count: i64) {
+        let slot = match state {
+            JobState::AwaitingDispatch => &mut self.awaiting_dispatch,
+            JobState::Pending => &mut self.pending,
+            JobState::Running => &mut self.running,
+            JobState::Done => &mut self.done,
+            JobState::Failed => &mut self.failed,
+            JobState::Killed => &mut self.killed,
+        };
+        *slot += count;
     }
 }

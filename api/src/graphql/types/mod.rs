@@ -15,7 +15,7 @@ pub use customer::{
     DeleteCustomerPayload, UpdateCustomerInput,
 };
 pub use entitlement::{Entitlement, EntitlementKind};
-pub use job::{Job, JobConnection};
+pub use job::{Job, JobConnection, JobQueue};
 pub use tenant::{Tenant, Viewer};
 pub use user::{
     ActivationMethod, AuthPayload, CreateUserInput, CreateUserPayload, DeleteUserPayload,

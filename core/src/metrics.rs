@@ -1,4 +1,6 @@
-//! Prometheus metrics. The recorder is process-wide; `/metrics` renders it.
+//! Prometheus metrics for both processes. The recorder is process-wide;
+//! each process's `/metrics` renders it. What every metric means is in
+//! README "Operating Canopy".
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
@@ -37,6 +39,31 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
+    metrics::describe_counter!(
+        "canopy_jobs_enqueued_total",
+        "Job attempts handed to the queue by a relay, by kind"
+    );
+    metrics::describe_counter!(
+        "canopy_jobs_succeeded_total",
+        "Jobs finished: email accepted by the SMTP server (or written), or moot, by kind"
+    );
+    metrics::describe_counter!(
+        "canopy_jobs_retried_total",
+        "Attempts that failed and will be retried, by kind"
+    );
+    metrics::describe_counter!(
+        "canopy_jobs_killed_total",
+        "Jobs given up: a permanent failure or out of attempts, by kind"
+    );
+    metrics::describe_gauge!(
+        "canopy_jobs_queue_depth",
+        "Jobs not yet finished, by state, across tenants (sampled by workers)"
+    );
+    metrics::describe_histogram!(
+        "canopy_job_delivery_seconds",
+        metrics::Unit::Seconds,
+        "Time from the job's commit to the SMTP server's acceptance, by kind"
+    );
     metrics::describe_counter!(
         "canopy_graphql_requests_total",
         "GraphQL operations served, by operation name and outcome (ok or error)"

@@ -1,0 +1,241 @@
+//! The job queue for operators: states, retries, retryJob, jobQueue, and
+//! delivery through real faults (an SMTP server that refuses, a Redis that
+//! goes away).
+
+use std::time::{Duration, Instant};
+
+use canopy_tests::redis_server::RedisServer;
+use canopy_tests::{TestApp, data_of};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+const INVITE: &str = "mutation($c: ID!, $e: String!) {
+  createUser(input: { customerId: $c, email: $e, activation: SEND_ACTIVATION_EMAIL }) { user { id } }
+}";
+
+const DELIVERIES: &str = "query($id: ID!) {
+  user(id: $id) { emailDeliveries { nodes { id kind state attempts maxAttempts lastError recipient } } }
+}";
+
+const QUEUE: &str = "query($kind: JobKind, $state: JobState) {
+  jobQueue {
+    activeWorkers
+    kinds { kind awaitingDispatch pending running done failed killed }
+    jobs(kind: $kind, state: $state, first: 10) { totalCount nodes { id kind state recipient } }
+  }
+}";
+
+const POLL: Duration = Duration::from_millis(50);
+
+async fn invite(app: &TestApp, customer: &str, email: &str) -> String {
+    app.data(INVITE, json!({ "c": customer, "e": email })).await["createUser"]["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The user's one invitation job, once `done` says it is where it should be.
+async fn delivery_when(app: &TestApp, user: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let data = app.data(DELIVERIES, json!({ "id": user })).await;
+        let job = data["user"]["emailDeliveries"]["nodes"][0].clone();
+        if done(&job) {
+            return job;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "job never got there: {job}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_refusing_smtp_server_is_retried_until_it_accepts(pool: PgPool) {
+    let app = TestApp::spawn_with_mail(pool).await;
+    let customer = app.customer("Globex", None).await;
+    app.mail()
+        .refuse_with(Some("451 4.3.0 mailbox busy, try later"));
+    let user = invite(&app, &customer, "ann@globex.test").await;
+
+    let failed = delivery_when(&app, &user, |job| job["state"] == "FAILED").await;
+    assert_eq!(failed["attempts"], 1);
+    assert!(
+        failed["lastError"].as_str().unwrap().contains("451"),
+        "{failed}"
+    );
+    assert!(app.mail().messages_to("ann@globex.test").is_empty());
+
+    app.mail().refuse_with(None);
+    let email = app
+        .mail()
+        .wait_for("ann@globex.test", "set up your account")
+        .await;
+    let done = delivery_when(&app, &user, |job| job["state"] == "DONE").await;
+    assert!(done["attempts"].as_i64().unwrap() >= 2, "{done}");
+    assert_eq!(app.mail().messages_to("ann@globex.test").len(), 1);
+    assert!(email.message_id.starts_with("canopy-job-"));
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_permanent_refusal_kills_the_job_until_an_operator_retries_it(pool: PgPool) {
+    let app = TestApp::spawn_with_mail(pool).await;
+    let customer = app.customer("Globex", None).await;
+    app.mail().refuse_with(Some("550 5.1.1 no such mailbox"));
+    let user = invite(&app, &customer, "bob@globex.test").await;
+
+    let killed = delivery_when(&app, &user, |job| job["state"] == "KILLED").await;
+    assert_eq!(killed["attempts"], 1, "no retries after a 5xx");
+    let cause = killed["lastError"].as_str().unwrap();
+    assert!(
+        cause.contains("SMTP 550") && cause.contains("no such mailbox"),
+        "{cause}"
+    );
+    assert!(!cause.contains("token"), "never a secret: {cause}");
+
+    let data = app.data(QUEUE, json!({ "state": "KILLED" })).await;
+    let queue = &data["jobQueue"];
+    assert!(queue["activeWorkers"].as_i64().unwrap() >= 1);
+    let invitations = queue["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "INVITATION")
+        .unwrap();
+    assert_eq!(invitations["killed"], 1);
+    assert_eq!(queue["jobs"]["totalCount"], 1);
+    assert_eq!(queue["jobs"]["nodes"][0]["recipient"], "bob@globex.test");
+
+    // Only FAILED or KILLED jobs are retried.
+    let retry = "mutation($id: ID!) { retryJob(id: $id) { state maxAttempts } }";
+    let job_id = killed["id"].as_str().unwrap().to_owned();
+    app.mail().refuse_with(None);
+    let data = app.data(retry, json!({ "id": job_id })).await;
+    assert_eq!(data["retryJob"]["state"], "AWAITING_DISPATCH");
+    app.mail()
+        .wait_for("bob@globex.test", "set up your account")
+        .await;
+    let done = delivery_when(&app, &user, |job| job["state"] == "DONE").await;
+    assert_eq!(done["attempts"], 2);
+    let error = app.error(retry, json!({ "id": job_id })).await;
+    assert_eq!(error.code, "FAILED_PRECONDITION");
+    let error = app.error(retry, json!({ "id": user })).await;
+    assert_eq!(error.code, "NOT_FOUND");
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn the_queue_is_read_with_jobs_read_and_per_tenant(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let customer = app.customer("Globex", None).await;
+    invite(&app, &customer, "cy@globex.test").await;
+    let data = app.data(QUEUE, json!({ "kind": "INVITATION" })).await;
+    let invitations = data["jobQueue"]["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "INVITATION")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        invitations["awaitingDispatch"], 1,
+        "no relay runs in this test"
+    );
+    assert_eq!(data["jobQueue"]["jobs"]["totalCount"], 1);
+    assert_eq!(data["jobQueue"]["kinds"].as_array().unwrap().len(), 4);
+
+    let reader = app.key_with(&["JOBS_READ"]).await;
+    let data = app
+        .data_as(&reader, "{ jobQueue { jobs { totalCount } } }", json!({}))
+        .await;
+    assert_eq!(data["jobQueue"]["jobs"]["totalCount"], 1);
+    let other = app.create_tenant("Other").await;
+    let data = app
+        .data_as(
+            &other.api_key,
+            "{ jobQueue { jobs { totalCount } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["jobQueue"]["jobs"]["totalCount"], 0,
+        "another tenant's jobs are not its own"
+    );
+    let stranger = app.key_with(&["CUSTOMERS_READ"]).await;
+    let error = app
+        .error_as(Some(&stranger), "{ jobQueue { activeWorkers } }", json!({}))
+        .await;
+    assert_eq!(error.code, "FORBIDDEN");
+    let job = data_of(app.post(Some(&app.tenant.api_key), QUEUE, json!({})).await)["jobQueue"]["jobs"]["nodes"][0]["id"].clone();
+    let error = app
+        .error_as(
+            Some(&reader),
+            "mutation($id: ID!) { retryJob(id: $id) { id } }",
+            json!({ "id": job }),
+        )
+        .await;
+    assert_eq!(error.code, "FORBIDDEN", "retrying needs JOBS_WRITE");
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_mutation_committed_while_redis_is_down_still_sends_its_email(pool: PgPool) {
+    let mut redis = RedisServer::start();
+    let app = TestApp::spawn_with_mail_and_redis(pool, &redis.url()).await;
+    let customer = app.customer("Globex", None).await;
+    // The pipeline works...
+    invite(&app, &customer, "before@globex.test").await;
+    app.mail()
+        .wait_for("before@globex.test", "set up your account")
+        .await;
+
+    // ...Redis goes away, and the mutation still commits.
+    redis.stop();
+    let user = invite(&app, &customer, "during@globex.test").await;
+    let waiting = delivery_when(&app, &user, |job| job["state"] == "AWAITING_DISPATCH").await;
+    assert_eq!(waiting["attempts"], 0);
+
+    // Once Redis is back (empty), the email arrives.
+    redis.restart();
+    app.mail()
+        .wait_for("during@globex.test", "set up your account")
+        .await;
+    delivery_when(&app, &user, |job| job["state"] == "DONE").await;
+    assert_eq!(app.mail().messages_to("during@globex.test").len(), 1);
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn retention_prunes_old_done_jobs_only(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let customer = app.customer("Globex", None).await;
+    for i in 0..5 {
+        invite(&app, &customer, &format!("u{i}@globex.test")).await;
+    }
+    // Two old DONE jobs, one recent DONE, one old KILLED, one waiting.
+    sqlx::query(
+        "UPDATE jobs SET state = CASE WHEN id <= 3 THEN 'DONE' WHEN id = 4 THEN 'KILLED' ELSE state END,
+                         updated_at = CASE WHEN id IN (1, 2, 4) THEN now() - interval '40 days' ELSE updated_at END",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let pruned = canopy_worker::retention::prune(
+        &app.pool,
+        Duration::from_secs(30 * 86_400),
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pruned, 2);
+    let left: Vec<(i64, String)> = sqlx::query_as("SELECT id, state FROM jobs ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        [
+            (3, "DONE".into()),
+            (4, "KILLED".into()),
+            (5, "AWAITING_DISPATCH".into())
+        ]
+    );
+}

@@ -1,0 +1,52 @@
+//! Retention: DONE jobs older than `CANOPY_JOB_RETENTION_DAYS` are deleted
+//! in small batches, each its own short statement, so the ledger stays
+//! bounded without long locks. Any number of workers may prune at once.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+const BATCH: i64 = 1000;
+const EVERY: Duration = Duration::from_secs(60);
+
+pub async fn run(pool: PgPool, retention: Duration, shutdown: CancellationToken) {
+    loop {
+        match prune(&pool, retention, &shutdown).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned finished jobs"),
+            Err(error) => tracing::warn!(%error, "cannot prune finished jobs"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(EVERY) => {}
+        }
+    }
+}
+
+/// Deletes DONE jobs older than `retention`, a batch at a time; returns how many.
+pub async fn prune(
+    pool: &PgPool,
+    retention: Duration,
+    shutdown: &CancellationToken,
+) -> sqlx::Result<u64> {
+    let mut total = 0;
+    while !shutdown.is_cancelled() {
+        let deleted = sqlx::query(
+            "DELETE FROM jobs WHERE (tenant_id, id) IN (
+                 SELECT tenant_id, id FROM jobs
+                 WHERE state = 'DONE' AND updated_at < now() - make_interval(secs => $1)
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(retention.as_secs_f64())
+        .bind(BATCH)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        total += deleted;
+        if deleted < BATCH as u64 {
+            break;
+        }
+    }
+    Ok(total)
+}
