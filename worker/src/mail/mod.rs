@@ -1,0 +1,137 @@
+//! Sending email: over SMTP when `SMTP_URL` is set, else as `.eml` files
+//! in `CANOPY_MAIL_DIR`. Either way one job is one message with a stable
+//! Message-ID, so a retried send is recognisably the same message.
+
+pub mod smtp;
+pub mod templates;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use canopy_core::config::Config;
+use lettre::Message;
+use lettre::message::{Mailbox, MultiPart};
+
+/// A rendered email for one recipient.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// Without the angle brackets.
+    pub message_id: String,
+}
+
+/// Why a send failed, and whether trying again may help.
+#[derive(Debug, Clone)]
+pub enum SendError {
+    /// 4xx replies, refused connections, timeouts.
+    Transient(String),
+    /// 5xx replies, an address that cannot be written.
+    Permanent(String),
+}
+
+pub enum Mailer {
+    Smtp(smtp::SmtpPool),
+    Files(PathBuf),
+}
+
+impl Mailer {
+    pub fn from_config(config: &Config) -> Result<Self> {
+        match &config.smtp_url {
+            Some(url) => Ok(Mailer::Smtp(smtp::SmtpPool::from_url(
+                url,
+                config.worker_concurrency,
+            )?)),
+            None => {
+                std::fs::create_dir_all(&config.mail_dir).with_context(|| {
+                    format!(
+                        "cannot create CANOPY_MAIL_DIR {}",
+                        config.mail_dir.display()
+                    )
+                })?;
+                Ok(Mailer::Files(config.mail_dir.clone()))
+            }
+        }
+    }
+
+    pub async fn send(&self, from: &Mailbox, email: &Email) -> Result<(), SendError> {
+        let message = build(from, email)?;
+        match self {
+            Mailer::Smtp(pool) => pool.send(&message).await,
+            Mailer::Files(dir) => {
+                // Named after the Message-ID: a retry rewrites the same file.
+                let path = dir.join(format!("{}.eml", email.message_id.replace(['@', '/'], "_")));
+                tokio::fs::write(&path, message.formatted())
+                    .await
+                    .map_err(|e| {
+                        SendError::Transient(format!("cannot write {}: {e}", path.display()))
+                    })
+            }
+        }
+    }
+}
+
+fn build(from: &Mailbox, email: &Email) -> Result<Message, SendError> {
+    let to: Mailbox = email
+        .to
+        .parse()
+        .map_err(|e| SendError::Permanent(format!("cannot address {}: {e}", mask(&email.to))))?;
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(&email.subject)
+        .message_id(Some(format!("<{}>", email.message_id)))
+        .multipart(MultiPart::alternative_plain_html(
+            email.text.clone(),
+            email.html.clone(),
+        ))
+        .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))
+}
+
+/// An address as logs may show it: `a***@example.com`.
+pub fn mask(address: &str) -> String {
+    match address.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_masked() {
+        assert_eq!(mask("ann@example.com"), "a***@example.com");
+        assert_eq!(mask("nonsense"), "***");
+    }
+
+    #[test]
+    fn messages_are_multipart_with_our_message_id() {
+        let email = Email {
+            to: "ann@example.com".into(),
+            subject: "Hello".into(),
+            text: "plain".into(),
+            html: "<p>html</p>".into(),
+            message_id: "canopy-job-1-2@localhost".into(),
+        };
+        let from: Mailbox = "Canopy <no-reply@localhost>".parse().unwrap();
+        let raw = String::from_utf8(build(&from, &email).unwrap().formatted()).unwrap();
+        assert!(
+            raw.contains("Message-ID: <canopy-job-1-2@localhost>"),
+            "{raw}"
+        );
+        assert!(raw.contains("multipart/alternative"));
+        assert!(raw.contains("text/plain") && raw.contains("text/html"));
+        let bad = Email {
+            to: "not an address".into(),
+            ..email
+        };
+        assert!(matches!(build(&from, &bad), Err(SendError::Permanent(_))));
+    }
+}
