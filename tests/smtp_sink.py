@@ -1,13 +1,14 @@
 """An SMTP sink for Canopy's tests, on aiosmtpd.
 
 Accepts every message and stores it as <dir>/<n>.eml. Before each
-message it reads <dir>/reply: if that file holds an SMTP reply (such as
+message it waits <dir>/delay seconds, if that file exists, and reads <dir>/reply: if that file holds an SMTP reply (such as
 "451 4.3.0 try later" or "550 5.1.1 no such user") the message is
 refused with it instead. Prints "ready" once listening; exits when its
 standard input closes, so it never outlives the test that started it.
 """
 
 import argparse
+import asyncio
 import itertools
 import os
 import sys
@@ -27,7 +28,17 @@ class Sink:
         except FileNotFoundError:
             return ""
 
+    def delay(self):
+        try:
+            with open(os.path.join(self.directory, "delay")) as f:
+                return float(f.read().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
     async def handle_DATA(self, server, session, envelope):
+        pause = self.delay()
+        if pause:
+            await asyncio.sleep(pause)
         refusal = self.reply()
         if refusal:
             return refusal

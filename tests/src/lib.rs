@@ -5,6 +5,10 @@
 pub mod mail;
 pub mod redis_server;
 pub mod statements;
+pub mod worker_process;
+
+/// How often tests look again for what they wait for.
+pub const POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -262,7 +266,7 @@ impl TestApp {
                 started.elapsed() < std::time::Duration::from_secs(30),
                 "{open} jobs still open"
             );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 }

@@ -90,6 +90,15 @@ impl SmtpSink {
         std::fs::write(self.dir.join("reply"), reply.unwrap_or("")).unwrap();
     }
 
+    /// Makes the sink wait `seconds` before answering each message.
+    pub fn delay(&self, seconds: Option<f64>) {
+        std::fs::write(
+            self.dir.join("delay"),
+            seconds.map(|s| s.to_string()).unwrap_or_default(),
+        )
+        .unwrap();
+    }
+
     /// Every message received so far, in order.
     pub fn messages(&self) -> Vec<Received> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)
@@ -123,7 +132,7 @@ impl SmtpSink {
                     .map(|m| (&m.to, &m.subject))
                     .collect::<Vec<_>>()
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(crate::POLL).await;
         }
     }
 

@@ -49,7 +49,7 @@ impl RedisServer {
                 started.elapsed() < Duration::from_secs(10),
                 "redis-server did not start"
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(crate::POLL);
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use canopy_tests::redis_server::RedisServer;
-use canopy_tests::{TestApp, data_of};
+use canopy_tests::{POLL, TestApp, data_of};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -24,8 +24,6 @@ const QUEUE: &str = "query($kind: JobKind, $state: JobState) {
     jobs(kind: $kind, state: $state, first: 10) { totalCount nodes { id kind state recipient } }
   }
 }";
-
-const POLL: Duration = Duration::from_millis(50);
 
 async fn invite(app: &TestApp, customer: &str, email: &str) -> String {
     app.data(INVITE, json!({ "c": customer, "e": email })).await["createUser"]["user"]["id"]

@@ -6,6 +6,7 @@ mod customers;
 mod http;
 mod jobs;
 mod permissions;
+mod processes;
 mod schema;
 mod sessions;
 mod statements;
