@@ -54,30 +54,19 @@ impl SmtpSink {
         let dir = std::env::temp_dir().join(format!("canopy-smtp-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
         let port = free_port();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/smtp_sink.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--dir")
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 with aiosmtpd (pip install aiosmtpd)");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("the SMTP sink starts in time")
-            .unwrap();
-        assert_eq!(
-            ready.as_deref(),
-            Some("ready"),
-            "the SMTP sink did not start"
-        );
+        let child = spawn(port, &dir).await;
         Self { port, dir, child }
+    }
+
+    /// Stops the server: connections are refused until `restart`.
+    pub async fn stop(&mut self) {
+        let _ = self.child.kill().await;
+    }
+
+    /// Starts it again on the same port, keeping what it received.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.child = spawn(self.port, &self.dir).await;
     }
 
     pub fn url(&self) -> String {
@@ -150,6 +139,34 @@ impl Drop for SmtpSink {
         let _ = self.child.start_kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Runs `smtp_sink.py` on `port`, storing into `dir`; returns once it listens.
+async fn spawn(port: u16, dir: &std::path::Path) -> Child {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/smtp_sink.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg("--port")
+        .arg(port.to_string())
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 with aiosmtpd (pip install aiosmtpd)");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the SMTP sink starts in time")
+        .unwrap();
+    assert_eq!(
+        ready.as_deref(),
+        Some("ready"),
+        "the SMTP sink did not start"
+    );
+    child
 }
 
 fn free_port() -> u16 {

@@ -80,9 +80,10 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(db: &Database) -> Self {
+    fn start(db: &Database, port: u16) -> Self {
         let mut child = Command::new(BIN)
             .env("DATABASE_URL", db.url())
+            .env("CANOPY_WORKER_ADDR", format!("127.0.0.1:{port}"))
             .env("CANOPY_QUEUE", format!("canopy-bin-{}", random_hex()))
             .env("RUST_LOG", "info")
             .env_remove("CANOPY_LOG_FORMAT")
@@ -174,7 +175,12 @@ impl Drop for Worker {
 #[tokio::test]
 async fn worker_starts_connects_and_stops_on_sigterm() {
     let db = Database::new();
-    let mut worker = Worker::start(&db);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut worker = Worker::start(&db, port);
 
     assert!(
         worker
@@ -182,6 +188,24 @@ async fn worker_starts_connects_and_stops_on_sigterm() {
             .await,
         "canopy-worker did not log \"worker connected to Redis\" within 20 s"
     );
+
+    // Its own health, readiness and metrics, on CANOPY_WORKER_ADDR.
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let ready = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("/readyz answers");
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({ "postgres": "ok", "redis": "ok" }));
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("canopy_jobs_queue_depth"), "{text}");
 
     worker.terminate();
     let status = worker

@@ -237,3 +237,39 @@ async fn retention_prunes_old_done_jobs_only(pool: PgPool) {
         ]
     );
 }
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn an_smtp_server_that_is_down_is_retried_until_it_is_back(pool: PgPool) {
+    let mut app = TestApp::spawn_with_mail(pool).await;
+    let customer = app.customer("Globex", None).await;
+    app.smtp.as_mut().unwrap().stop().await;
+    let user = invite(&app, &customer, "dee@globex.test").await;
+    let failed = delivery_when(&app, &user, |job| job["state"] == "FAILED").await;
+    let cause = failed["lastError"].as_str().unwrap();
+    assert!(cause.contains("connect"), "{cause}");
+
+    app.smtp.as_mut().unwrap().restart().await;
+    app.mail()
+        .wait_for("dee@globex.test", "set up your account")
+        .await;
+    delivery_when(&app, &user, |job| job["state"] == "DONE").await;
+
+    // The worker counted it: the process-wide metrics show the kind.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "canopy_jobs_enqueued_total{kind=\"INVITATION\"}",
+        "canopy_jobs_retried_total{kind=\"INVITATION\"}",
+        "canopy_jobs_succeeded_total{kind=\"INVITATION\"}",
+        "canopy_job_delivery_seconds_bucket{kind=\"INVITATION\"",
+    ] {
+        assert!(metrics.contains(expected), "{expected} in {metrics}");
+    }
+}
