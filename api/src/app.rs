@@ -2,7 +2,6 @@
 //! without a socket), `run` serves it until SIGTERM.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use async_graphql::http::GraphiQLSource;
@@ -22,12 +21,11 @@ use tracing::Instrument;
 use crate::auth::{self, AuthError};
 use crate::graphql::{self, CanopySchema, loaders::Loaders};
 use canopy_core::config::Config;
+use canopy_core::readiness::Readiness;
 use canopy_core::{db, shutdown};
 
 /// The largest request body accepted, in bytes.
 const MAX_BODY_BYTES: usize = 256 * 1024;
-/// How long /readyz waits for each dependency.
-const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -129,26 +127,13 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    let postgres =
-        tokio::time::timeout(READY_TIMEOUT, sqlx::query("SELECT 1").execute(&state.pool))
-            .await
-            .is_ok_and(|r| r.is_ok());
-    let redis = tokio::time::timeout(READY_TIMEOUT, async {
-        let mut conn = state.redis.get_multiplexed_async_connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await
-    })
-    .await
-    .is_ok_and(|r| r.is_ok());
-    let status = if postgres && redis {
+    let readiness = Readiness::check(&state.pool, &state.redis).await;
+    let status = if readiness.ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    (
-        status,
-        Json(json!({ "postgres": word(postgres), "redis": word(redis) })),
-    )
+    (status, Json(readiness.report()))
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

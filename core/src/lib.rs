@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod links;
 pub mod metrics;
 pub mod passwords;
+pub mod readiness;
 pub mod secrets;
 pub mod shutdown;
 pub mod telemetry;

@@ -3,8 +3,11 @@
 //! frontends and partners do over HTTP.
 //!
 //! cargo run --release -p canopy-tests --bin bench -- [customers] [database-url]
+//! cargo run --release -p canopy-tests --bin bench -- pipeline [emails]
 //!
-//! The database (default `canopy_bench`) is dropped and recreated.
+//! The database (default `canopy_bench`) is dropped and recreated. The
+//! pipeline mode times invitations from commit to the SMTP server's
+//! acceptance through the relay, Redis and one worker.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +29,9 @@ const ITERATIONS: usize = 50;
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("pipeline") {
+        return pipeline::run().await;
+    }
     let mut args = std::env::args().skip(1);
     let customers: i64 = args
         .next()
@@ -380,4 +386,109 @@ async fn seed(pool: &PgPool, tenant: i64, total: i64) -> Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM customers")
         .fetch_one(pool)
         .await?)
+}
+
+mod pipeline {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use anyhow::Result;
+    use canopy_core::config::Config;
+    use canopy_tests::mail::SmtpSink;
+    use serde_json::json;
+    use tokio_util::sync::CancellationToken;
+
+    pub async fn run() -> Result<()> {
+        let emails: usize = std::env::args()
+            .nth(2)
+            .map(|a| a.parse())
+            .transpose()?
+            .unwrap_or(2000);
+        let url = "postgres://postgres@127.0.0.1:5432/canopy_bench_pipeline";
+        super::reset_database(url).await?;
+        let pool = canopy_core::db::connect_and_migrate(url).await?;
+        let sink = SmtpSink::start().await;
+        let smtp_url = sink.url();
+        let queue = format!("canopy-bench-{:08x}", rand::random::<u32>());
+        let config = Arc::new(Config::from_lookup(|name| match name {
+            "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
+            "CANOPY_SECRET" => Some("bench".into()),
+            "CANOPY_QUEUE" => Some(queue.clone()),
+            "SMTP_URL" => Some(smtp_url.clone()),
+            _ => None,
+        })?);
+        let tenant = canopy_api::tenants::create(
+            &pool,
+            &config.secret,
+            canopy_api::tenants::NewTenant {
+                name: "Bench".into(),
+                admin_email: "admin@bench.test".into(),
+                portal_url: "http://localhost:3000".into(),
+                require_approval: false,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", canopy_api::tenants::describe(&e)))?;
+        let state = canopy_api::AppState::new(pool.clone(), config.clone())?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move { axum::serve(listener, canopy_api::app(state)).await });
+        let bench = super::Bench {
+            client: reqwest::Client::new(),
+            url: format!("http://{addr}/graphql"),
+            key: tenant.api_key,
+        };
+        let customer = bench
+            .data(
+                "mutation { createCustomer(input: { title: \"Bench\" }) { customer { id } } }",
+                json!({}),
+            )
+            .await?["createCustomer"]["customer"]["id"]
+            .clone();
+
+        // Commit every invitation first, then let one worker drain them.
+        let started = Instant::now();
+        for i in 0..emails {
+            bench
+                .data(
+                    "mutation($c: ID!, $e: String!) { createUser(input: { customerId: $c, email: $e,
+                       activation: SEND_ACTIVATION_EMAIL }) { user { id } } }",
+                    json!({ "c": customer, "e": format!("user{i}@bench.test") }),
+                )
+                .await?;
+        }
+        println!(
+            "committed {emails} invitations in {:.1} s ({:.0}/s through GraphQL)",
+            started.elapsed().as_secs_f64(),
+            emails as f64 / started.elapsed().as_secs_f64()
+        );
+        let stop = CancellationToken::new();
+        let drained = Instant::now();
+        tokio::spawn(canopy_worker::run(
+            pool.clone(),
+            config.clone(),
+            stop.clone(),
+        ));
+        loop {
+            let done: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'DONE'")
+                .fetch_one(&pool)
+                .await?;
+            if done as usize >= emails {
+                break;
+            }
+            tokio::time::sleep(canopy_tests::POLL).await;
+        }
+        let seconds = drained.elapsed().as_secs_f64();
+        stop.cancel();
+        println!(
+            "one worker (concurrency {}) delivered {emails} emails in {seconds:.1} s: {:.0} emails/s",
+            config.worker_concurrency,
+            emails as f64 / seconds
+        );
+        println!(
+            "the SMTP server received {} messages",
+            sink.messages().len()
+        );
+        Ok(())
+    }
 }

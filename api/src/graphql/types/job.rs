@@ -7,8 +7,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
 use crate::pagination::{self, Page, PageInfoParts};
 use crate::store::jobs::{self, JobRow};
+use canopy_core::jobs::JobKind as CoreKind;
 
+/// The GraphQL face of `canopy_core::jobs::JobKind`.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "canopy_core::jobs::JobKind")]
 pub enum JobKind {
     EmailValidation,
     Invitation,
@@ -27,33 +30,6 @@ pub enum JobState {
     Failed,
     /// Out of attempts, or discarded.
     Killed,
-}
-
-impl JobKind {
-    pub const ALL: [JobKind; 4] = [
-        JobKind::EmailValidation,
-        JobKind::Invitation,
-        JobKind::AdminNotification,
-        JobKind::PasswordReset,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::EmailValidation => "EMAIL_VALIDATION",
-            JobKind::Invitation => "INVITATION",
-            JobKind::AdminNotification => "ADMIN_NOTIFICATION",
-            JobKind::PasswordReset => "PASSWORD_RESET",
-        }
-    }
-
-    fn parse(name: &str) -> Self {
-        match name {
-            "EMAIL_VALIDATION" => JobKind::EmailValidation,
-            "INVITATION" => JobKind::Invitation,
-            "PASSWORD_RESET" => JobKind::PasswordReset,
-            _ => JobKind::AdminNotification,
-        }
-    }
 }
 
 impl JobState {
@@ -90,7 +66,9 @@ impl Job {
     }
 
     async fn kind(&self) -> JobKind {
-        JobKind::parse(&self.0.kind)
+        CoreKind::parse(&self.0.kind)
+            .unwrap_or(CoreKind::AdminNotification)
+            .into()
     }
 
     async fn state(&self) -> JobState {
@@ -192,7 +170,7 @@ impl JobConnection {
         page: Page,
     ) -> ApiResult<Self> {
         let state = ctx.data_unchecked::<AppState>();
-        let kind = kind.map(JobKind::as_str);
+        let kind = kind.map(|kind| CoreKind::from(kind).as_str());
         let job_state = job_state.map(JobState::as_str);
         let rows = jobs::list(
             &state.pool,
@@ -283,11 +261,11 @@ impl JobQueue {
     async fn kinds(&self, ctx: &Context<'_>) -> ApiResult<Vec<JobKindRow>> {
         let state = ctx.data_unchecked::<AppState>();
         let counts = jobs::counts(&state.pool, self.tenant_id).await?;
-        Ok(JobKind::ALL
+        Ok(CoreKind::ALL
             .into_iter()
             .map(|kind| {
                 let mut row = JobKindRow {
-                    kind,
+                    kind: kind.into(),
                     ..JobKindRow::default()
                 };
                 for (k, s, n) in &counts {

@@ -11,8 +11,11 @@ use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
 use crate::pagination::{self, Page, PageInfoParts};
 use crate::store::users::{self, Filter, UserRow};
+use canopy_core::lifecycle::UserStatus as CoreStatus;
 
+/// The GraphQL face of the lifecycle's status (`canopy_core::lifecycle`).
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "canopy_core::lifecycle::UserStatus")]
 pub enum UserStatus {
     /// Must open the link in the validation or activation email.
     PendingEmailValidation,
@@ -24,22 +27,13 @@ pub enum UserStatus {
 }
 
 impl UserStatus {
+    /// The stored name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            UserStatus::PendingEmailValidation => "PENDING_EMAIL_VALIDATION",
-            UserStatus::PendingApproval => "PENDING_APPROVAL",
-            UserStatus::Active => "ACTIVE",
-            UserStatus::Suspended => "SUSPENDED",
-        }
+        CoreStatus::from(self).as_str()
     }
 
-    fn parse(value: &str) -> Self {
-        match value {
-            "PENDING_APPROVAL" => UserStatus::PendingApproval,
-            "ACTIVE" => UserStatus::Active,
-            "SUSPENDED" => UserStatus::Suspended,
-            _ => UserStatus::PendingEmailValidation,
-        }
+    fn of(row: &UserRow) -> CoreStatus {
+        CoreStatus::parse(&row.status).unwrap_or(CoreStatus::Suspended)
     }
 }
 
@@ -56,18 +50,6 @@ impl UserRole {
         match self {
             UserRole::TenantAdmin => "TENANT_ADMIN",
             UserRole::CustomerUser => "CUSTOMER_USER",
-        }
-    }
-}
-
-impl From<UserStatus> for canopy_core::lifecycle::UserStatus {
-    fn from(status: UserStatus) -> Self {
-        use canopy_core::lifecycle::UserStatus as Core;
-        match status {
-            UserStatus::PendingEmailValidation => Core::PendingEmailValidation,
-            UserStatus::PendingApproval => Core::PendingApproval,
-            UserStatus::Active => Core::Active,
-            UserStatus::Suspended => Core::Suspended,
         }
     }
 }
@@ -173,12 +155,12 @@ impl User {
     }
 
     async fn status(&self) -> UserStatus {
-        UserStatus::parse(&self.0.status)
+        UserStatus::of(&self.0).into()
     }
 
     /// Whether the user has proven the address, derived from the status.
     async fn email_verified(&self) -> bool {
-        UserStatus::parse(&self.0.status) != UserStatus::PendingEmailValidation
+        UserStatus::of(&self.0).email_verified()
     }
 
     /// Null for tenant administrators.
