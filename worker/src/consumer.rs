@@ -124,16 +124,33 @@ pub async fn deliver(ctx: &Context, delivery: Delivery) {
     let span =
         tracing::info_span!("job", job_id = job.id, kind = %job.kind, attempt = job.attempts);
     async {
-        let outcome = match jobs::compose(ctx, &job).await {
-            Ok(Composed::Send(email)) => match ctx.mailer.send(&ctx.from, &email).await {
-                Ok(()) => Outcome::Sent {
-                    recipient: email.to.clone(),
+        let work = async {
+            match jobs::compose(ctx, &job).await {
+                Ok(Composed::Send(email)) => match ctx.mailer.send(&ctx.from, &email).await {
+                    Ok(()) => Outcome::Sent {
+                        recipient: email.to.clone(),
+                    },
+                    Err(SendError::Transient(cause)) => Outcome::Transient(cause),
+                    Err(SendError::Permanent(cause)) => Outcome::Permanent(cause),
                 },
-                Err(SendError::Transient(cause)) => Outcome::Transient(cause),
-                Err(SendError::Permanent(cause)) => Outcome::Permanent(cause),
-            },
-            Ok(Composed::Moot(reason)) => Outcome::Moot(reason),
-            Err(outcome) => outcome,
+                Ok(Composed::Moot(reason)) => Outcome::Moot(reason),
+                Err(outcome) => outcome,
+            }
+        };
+        // While the attempt runs, its lease is renewed: only a dead worker's
+        // job runs out of lease.
+        let lease = ctx.config.job_lease;
+        let renew = async {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                if let Err(error) = ledger::renew(&ctx.pool, &job, lease).await {
+                    tracing::warn!(%error, "cannot renew the job's lease");
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = work => outcome,
+            () = renew => unreachable!("renewing never ends"),
         };
         match &outcome {
             Outcome::Sent { recipient } => tracing::info!(to = %mask(recipient), "email sent"),

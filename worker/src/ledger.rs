@@ -51,6 +51,22 @@ pub async fn claim(
     .await
 }
 
+/// Extends a running attempt's lease, so a slow send is not taken for a
+/// dead worker.
+pub async fn renew(pool: &PgPool, job: &Claimed, lease: Duration) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET run_at = now() + make_interval(secs => $4)
+         WHERE tenant_id = $1 AND id = $2 AND state = 'RUNNING' AND attempts = $3",
+    )
+    .bind(job.tenant_id)
+    .bind(job.id)
+    .bind(job.attempts)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -180,6 +196,23 @@ pub async fn dispatched(
     .bind(note)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Puts hand-outs whose push failed back to AWAITING_DISPATCH, unless a
+/// worker got to them after all.
+pub async fn undispatched(pool: &PgPool, deliveries: &[Delivery]) -> sqlx::Result<()> {
+    for delivery in deliveries {
+        sqlx::query(
+            "UPDATE jobs SET state = 'AWAITING_DISPATCH', run_at = now(), updated_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND state = 'PENDING' AND dispatches = $3",
+        )
+        .bind(delivery.tenant_id)
+        .bind(delivery.job_id)
+        .bind(delivery.dispatch)
+        .execute(pool)
+        .await?;
+    }
     Ok(())
 }
 

@@ -1,8 +1,7 @@
 //! The relay: moves committed job rows to Redis. Rows are locked with
 //! FOR UPDATE SKIP LOCKED, so any number of relays share the work without
-//! handing out a row twice; a row is marked PENDING in the same transaction
-//! that pushed it, so a push whose commit fails is simply pushed again
-//! under the same task id, which Redis keeps once.
+//! handing out a row twice; each hand-out has a task id of its own (job id
+//! and hand-out number).
 //!
 //! The relay also reconciles: a PENDING job nobody claimed within its lease
 //! (Redis lost it) is handed out again, and a RUNNING job whose lease ran
@@ -65,6 +64,12 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
 }
 
 /// Hands out one batch of due jobs; returns how many.
+///
+/// Rows are marked PENDING under a new hand-out number and committed
+/// first, then pushed: a task in Redis always finds its row PENDING. A push
+/// that fails puts its row (and the rest of the batch) back to
+/// AWAITING_DISPATCH; the hand-out number stays spent, so the next push is
+/// a task id Redis has never seen.
 pub async fn dispatch_due(
     pool: &PgPool,
     storage: &mut RedisStorage<serde_json::Value>,
@@ -72,6 +77,7 @@ pub async fn dispatch_due(
 ) -> Result<usize> {
     let mut tx = pool.begin().await?;
     let due = ledger::lock_due(&mut tx, BATCH).await?;
+    let mut handed_out = Vec::with_capacity(due.len());
     for job in &due {
         let note = match job.state.as_str() {
             "RUNNING" if job.attempts >= job.max_attempts => {
@@ -84,16 +90,23 @@ pub async fn dispatch_due(
             _ => None,
         };
         let delivery = next_delivery(job);
-        push(storage, &delivery).await?;
         ledger::dispatched(&mut tx, &delivery, config.job_lease, note).await?;
-        metrics::counter!("canopy_jobs_enqueued_total", "kind" => job.kind.clone()).increment(1);
+        handed_out.push((delivery, job.kind.clone()));
+    }
+    tx.commit().await?;
+    for (index, (delivery, kind)) in handed_out.iter().enumerate() {
+        if let Err(error) = push(storage, delivery).await {
+            let unsent: Vec<Delivery> = handed_out[index..].iter().map(|(d, _)| *d).collect();
+            ledger::undispatched(pool, &unsent).await?;
+            return Err(error);
+        }
+        metrics::counter!("canopy_jobs_enqueued_total", "kind" => kind.clone()).increment(1);
         tracing::debug!(
-            job_id = job.id,
+            job_id = delivery.job_id,
             attempt = delivery.attempt,
             "job handed to the queue"
         );
     }
-    tx.commit().await?;
     Ok(due.len())
 }
 

@@ -202,10 +202,21 @@ async fn worker_starts_connects_and_stops_on_sigterm() {
     assert_eq!(body, serde_json::json!({ "postgres": "ok", "redis": "ok" }));
     let health = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap();
-    assert_eq!(metrics.status(), 200);
-    let text = metrics.text().await.unwrap();
-    assert!(text.contains("canopy_jobs_queue_depth"), "{text}");
+    // The queue depth appears with the first heartbeat.
+    let started = std::time::Instant::now();
+    loop {
+        let metrics = client.get(format!("{base}/metrics")).send().await.unwrap();
+        assert_eq!(metrics.status(), 200);
+        let text = metrics.text().await.unwrap();
+        if text.contains("canopy_jobs_queue_depth") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no queue depth in {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     worker.terminate();
     let status = worker

@@ -91,7 +91,14 @@ pub async fn login(
         return Err(refused());
     }
     let mut tx = pool.begin().await?;
-    let session = open_session(&mut tx, &credentials.user).await?;
+    // Whatever changed while the password was checked (a reset, a
+    // suspension) wins: the session opens only on what still holds.
+    let current = users::lock_credentials(&mut tx, credentials.user.tenant_id, credentials.user.id)
+        .await?
+        .filter(|now| now.password_hash == credentials.password_hash)
+        .filter(|now| UserStatus::parse(&now.user.status).is_some_and(UserStatus::may_sign_in))
+        .ok_or_else(refused)?;
+    let session = open_session(&mut tx, &current.user).await?;
     tx.commit().await?;
     Ok(session)
 }

@@ -78,7 +78,30 @@ async fn existing(conn: &mut PgConnection, tenant_id: i64, id: &ID) -> ApiResult
 async fn managed(conn: &mut PgConnection, caller: &Caller, id: &ID) -> ApiResult<UserRow> {
     let user = existing(conn, caller.tenant_id, id).await?;
     guards::must_manage_user(caller, &user)?;
+    holds_no_power_beyond(conn, caller, &user).await?;
     Ok(user)
+}
+
+/// A customer administrator may not manage a user who administers
+/// customers outside its own reach: taking over that user's account would
+/// reach them too.
+async fn holds_no_power_beyond(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    user: &UserRow,
+) -> ApiResult<()> {
+    let Some(reach) = guards::limits(caller) else {
+        return Ok(());
+    };
+    let paths = users::administered_paths_on(conn, user.tenant_id, user.id).await?;
+    if paths.iter().all(|path| reach.manages_path(path)) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "this user administers customers beyond your reach; a tenant administrator manages it"
+                .into(),
+        ))
+    }
 }
 
 /// A link email: the job names the user and the token row, so the worker
@@ -315,7 +338,9 @@ pub async fn update(
     let mut tx = pool.begin().await?;
     let current = existing(&mut tx, caller.tenant_id, id).await?;
     // Users change their own names and phone; managers change the rest.
-    if !guards::manages_user(caller, &current) {
+    if guards::manages_user(caller, &current) {
+        holds_no_power_beyond(&mut tx, caller, &current).await?;
+    } else {
         if caller.user_id() != Some(current.id) {
             guards::must_manage_user(caller, &current)?;
         }
@@ -324,6 +349,11 @@ pub async fn update(
                 "your administrator changes your email address".into(),
             ));
         }
+    }
+    if !input.email.is_undefined() && status_of(&current) == UserStatus::PendingEmailValidation {
+        return Err(ApiError::precondition(
+            "the user has not proven its address yet; delete and invite it again to use another",
+        ));
     }
     let text = |field: &str, change: &MaybeUndefined<String>, now: &Option<String>| match change {
         MaybeUndefined::Undefined => Ok(now.clone()),
@@ -358,6 +388,14 @@ pub async fn update(
     let new_email = if unchanged { None } else { wanted.clone() };
     if !unchanged && let Some(previous) = &previous_pending {
         users::release_claim(&mut tx, current.tenant_id, current.id, previous).await?;
+        // Its link must stop working: the address is no longer reserved.
+        tokens::revoke_pending(
+            &mut tx,
+            current.tenant_id,
+            current.id,
+            Purpose::EmailValidation,
+        )
+        .await?;
     }
     if let Some(email) = &new_email {
         users::claim_email(&mut tx, current.tenant_id, current.id, email)
@@ -542,6 +580,15 @@ pub async fn validate_email(pool: &PgPool, config: &Config, token: &str) -> ApiR
         .ok_or_else(|| ApiError::bad_input("token", "this link is not valid"))?;
     let user = match &link.email {
         Some(new_email) => {
+            // Only the change still wanted: a withdrawn or replaced address
+            // is not the user's to take.
+            let pending = users::pending_email(&mut tx, user.tenant_id, user.id).await?;
+            if !pending.is_some_and(|p| p.eq_ignore_ascii_case(new_email)) {
+                return Err(ApiError::bad_input(
+                    "token",
+                    "this address change was withdrawn or replaced",
+                ));
+            }
             users::confirm_email(&mut tx, user.tenant_id, user.id, new_email).await?
         }
         None => {

@@ -498,3 +498,36 @@ pub async fn administered_paths(
     .fetch_all(pool)
     .await
 }
+
+/// As `administered_paths`, inside a transaction.
+pub async fn administered_paths_on(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    user_id: i64,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT c.path::text FROM customer_administrators a
+         JOIN customers c ON c.tenant_id = a.tenant_id AND c.id = a.customer_id
+         WHERE a.tenant_id = $1 AND a.user_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// A user's sign-in state, locked until the transaction ends.
+pub async fn lock_credentials(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+) -> sqlx::Result<Option<Credentials>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, u.password_hash FROM users u
+         WHERE u.tenant_id = $1 AND u.id = $2 FOR UPDATE"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}

@@ -80,7 +80,8 @@ async fn a_refusing_smtp_server_is_retried_until_it_accepts(pool: PgPool) {
 async fn a_permanent_refusal_kills_the_job_until_an_operator_retries_it(pool: PgPool) {
     let app = TestApp::spawn_with_mail(pool).await;
     let customer = app.customer("Globex", None).await;
-    app.mail().refuse_with(Some("550 5.1.1 no such mailbox"));
+    app.mail()
+        .refuse_with(Some("550 5.1.1 <bob@globex.test>: no such mailbox"));
     let user = invite(&app, &customer, "bob@globex.test").await;
 
     let killed = delivery_when(&app, &user, |job| job["state"] == "KILLED").await;
@@ -91,6 +92,10 @@ async fn a_permanent_refusal_kills_the_job_until_an_operator_retries_it(pool: Pg
         "{cause}"
     );
     assert!(!cause.contains("token"), "never a secret: {cause}");
+    assert!(
+        cause.contains("b***@globex.test") && !cause.contains("bob@"),
+        "addresses masked: {cause}"
+    );
 
     let data = app.data(QUEUE, json!({ "state": "KILLED" })).await;
     let queue = &data["jobQueue"];

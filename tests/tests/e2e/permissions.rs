@@ -412,3 +412,30 @@ async fn a_plain_customer_user_reads_itself_and_its_customer_and_edits_its_name(
     }
     assert_eq!(app.snapshot().await, before);
 }
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_user_with_power_elsewhere_is_not_a_subtree_administrators_to_manage(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let w = world(&app).await;
+    // deep (of A1a, in A1's subtree) also administers B, beyond A1's reach.
+    administer(&app, &w.b, "deep@acme.test").await;
+    let before = app.snapshot().await;
+    for query in [
+        "mutation($id: ID!) { updateUser(id: $id, input: { email: \"mine@acme.test\" }) { user { id } } }",
+        "mutation($id: ID!) { setUserStatus(id: $id, status: SUSPENDED) { user { id } } }",
+        "mutation($id: ID!) { resendActivation(id: $id, method: DISPLAY_ACTIVATION_LINK) { activationLink } }",
+        "mutation($id: ID!) { deleteUser(id: $id) { deletedUserId } }",
+    ] {
+        let error = app
+            .error_as(Some(&w.a1_admin), query, json!({ "id": w.deep }))
+            .await;
+        assert_eq!(error.code, "FORBIDDEN", "{query}");
+    }
+    assert_eq!(app.snapshot().await, before);
+    // The tenant administrator still manages it.
+    app.data(
+        "mutation($id: ID!) { updateUser(id: $id, input: { firstName: \"Dee\" }) { user { id } } }",
+        json!({ "id": w.deep }),
+    )
+    .await;
+}

@@ -537,6 +537,44 @@ async fn a_new_address_counts_once_validated_and_is_reserved_meanwhile(pool: PgP
     app.data(CREATE_USER, json!({ "input": { "customerId": customer, "email": "dora@globex.test", "activation": "DISPLAY_ACTIVATION_LINK" } }))
         .await;
 
+    // A change withdrawn (the address set back) voids its link.
+    app.data(
+        update,
+        json!({ "id": user_id, "input": { "email": "mistake@stranger.test" } }),
+    )
+    .await;
+    let stray = app
+        .mail()
+        .wait_for("mistake@stranger.test", "confirm your email address")
+        .await;
+    app.data(
+        update,
+        json!({ "id": user_id, "input": { "email": "dora@new.test" } }),
+    )
+    .await;
+    let error = error_of(
+        app.post(None, VALIDATE, json!({ "token": stray.token() }))
+            .await,
+    );
+    assert_eq!(
+        (error.code.as_str(), error.field.as_deref()),
+        ("BAD_USER_INPUT", Some("token"))
+    );
+    data_of(login(&app, "dora@new.test", PASSWORD).await);
+
+    // An address nobody proved yet is not changed: the invitation went there.
+    let pending = app
+        .data(CREATE_USER, json!({ "input": { "customerId": customer, "email": "eli@globex.test", "activation": "DISPLAY_ACTIVATION_LINK" } }))
+        .await["createUser"]["user"]["id"]
+        .clone();
+    let error = app
+        .error(
+            update,
+            json!({ "id": pending, "input": { "email": "eli@else.test" } }),
+        )
+        .await;
+    assert_eq!(error.code, "FAILED_PRECONDITION");
+
     // Null clears a name; an email cannot be cleared.
     let data = app
         .data(

@@ -40,7 +40,7 @@ pub async fn compose(ctx: &Context, job: &Claimed, payload: Payload) -> Result<C
         notice,
         customer_id,
         subject_label,
-        ..
+        subject_user_id,
     } = payload
     else {
         return Err(Outcome::Permanent("not a notice".to_owned()));
@@ -72,6 +72,18 @@ pub async fn compose(ctx: &Context, job: &Claimed, payload: Payload) -> Result<C
         }
         None => None,
     };
+    if let Some(reason) = moot(
+        ctx,
+        job,
+        notice,
+        recipient_user_id,
+        customer_id,
+        subject_user_id,
+    )
+    .await?
+    {
+        return Ok(Composed::Moot(reason));
+    }
     let tenant = super::tenant(&ctx.pool, job.tenant_id).await?;
     let (headline, sentence) = describe(notice, &subject_label);
     let context = json!({
@@ -84,4 +96,57 @@ pub async fn compose(ctx: &Context, job: &Claimed, payload: Payload) -> Result<C
         "customer": customer,
     });
     super::email(ctx, job, "admin_notification", &recipient.email, context).map(Composed::Send)
+}
+
+/// Why the notice no longer matters, if it does not: an approval already
+/// decided, or a recipient who no longer administers the customer.
+async fn moot(
+    ctx: &Context,
+    job: &Claimed,
+    notice: Notice,
+    recipient: i64,
+    customer_id: Option<i64>,
+    subject: Option<i64>,
+) -> Result<Option<String>, Outcome> {
+    if notice == Notice::ApprovalRequested {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2
+                            AND status = 'PENDING_APPROVAL')",
+        )
+        .bind(job.tenant_id)
+        .bind(subject)
+        .fetch_one(&ctx.pool)
+        .await
+        .map_err(super::unavailable)?;
+        if !waiting {
+            return Ok(Some("the request was already decided".to_owned()));
+        }
+    }
+    // The administrator removed is told even though it no longer is one.
+    let about_itself = notice == Notice::AdministratorRemoved && subject == Some(recipient);
+    if let Some(customer_id) = customer_id
+        && !about_itself
+    {
+        let still: bool = sqlx::query_scalar(
+            "SELECT EXISTS (
+                 SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.id = $2 AND u.role = 'TENANT_ADMIN')
+             OR EXISTS (
+                 SELECT 1 FROM customers target
+                 JOIN customers c ON c.tenant_id = target.tenant_id AND c.path @> target.path
+                 JOIN customer_administrators a ON a.tenant_id = c.tenant_id AND a.customer_id = c.id
+                 WHERE target.tenant_id = $1 AND target.id = $3 AND a.user_id = $2)",
+        )
+        .bind(job.tenant_id)
+        .bind(recipient)
+        .bind(customer_id)
+        .fetch_one(&ctx.pool)
+        .await
+        .map_err(super::unavailable)?;
+        if !still {
+            return Ok(Some(
+                "the recipient no longer administers the customer".to_owned(),
+            ));
+        }
+    }
+    Ok(None)
 }

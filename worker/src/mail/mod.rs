@@ -101,6 +101,22 @@ pub fn mask(address: &str) -> String {
     }
 }
 
+/// `text` with every address in it masked, for causes that reach logs and
+/// the ledger (SMTP replies often quote the recipient).
+pub fn mask_addresses(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            if word.contains('@') {
+                let trimmed = word.trim_matches(|c: char| "<>:;,()[]\"'".contains(c));
+                word.replace(trimmed, &mask(trimmed))
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +125,10 @@ mod tests {
     fn addresses_are_masked() {
         assert_eq!(mask("ann@example.com"), "a***@example.com");
         assert_eq!(mask("nonsense"), "***");
+        assert_eq!(
+            mask_addresses("SMTP 550: 5.1.1 <bob@example.com>: no such user"),
+            "SMTP 550: 5.1.1 <b***@example.com>: no such user"
+        );
     }
 
     #[test]

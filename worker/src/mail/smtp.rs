@@ -120,10 +120,12 @@ fn classify(error: lettre::transport::smtp::Error) -> SendError {
 }
 
 fn first_line(text: &str) -> String {
-    text.lines()
+    let line: String = text
+        .lines()
         .next()
         .unwrap_or_default()
         .chars()
         .take(300)
-        .collect()
+        .collect();
+    super::mask_addresses(&line)
 }
