@@ -38,7 +38,7 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
     ));
     let retention = tokio::spawn(retention::run(
         pool.clone(),
-        config.job_retention,
+        config.clone(),
         shutdown.clone(),
     ));
     consumer::run(pool, config, mailer, worker_id, shutdown).await;

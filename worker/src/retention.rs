@@ -1,21 +1,37 @@
 //! Retention: DONE jobs older than `CANOPY_JOB_RETENTION_DAYS` are deleted
 //! in small batches, each its own short statement, so the ledger stays
 //! bounded without long locks. Any number of workers may prune at once.
+//!
+//! Redis keeps every task it carried; tasks finished over an hour ago are
+//! removed too (their jobs live on in the ledger, and no task id is ever
+//! pushed twice).
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use apalis_core::backend::Vacuum;
+use canopy_core::config::Config;
 use sqlx::PgPool;
+
+use crate::queue;
 use tokio_util::sync::CancellationToken;
 
 const BATCH: i64 = 1000;
 const EVERY: Duration = Duration::from_secs(60);
 
-pub async fn run(pool: PgPool, retention: Duration, shutdown: CancellationToken) {
+/// How long Redis keeps a finished task.
+const REDIS_KEEPS_FINISHED: Duration = Duration::from_secs(3600);
+
+pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken) {
     loop {
-        match prune(&pool, retention, &shutdown).await {
+        match prune(&pool, config.job_retention, &shutdown).await {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "pruned finished jobs"),
             Err(error) => tracing::warn!(%error, "cannot prune finished jobs"),
+        }
+        if let Err(error) = vacuum_redis(&config).await {
+            tracing::warn!(%error, "cannot remove finished tasks from Redis");
         }
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -49,4 +65,14 @@ pub async fn prune(
         }
     }
     Ok(total)
+}
+
+/// Removes tasks Redis finished over an hour ago; returns how many.
+pub async fn vacuum_redis(config: &Config) -> anyhow::Result<usize> {
+    let conn = queue::connect(&config.redis_url).await?;
+    let mut storage = queue::storage(conn, config);
+    storage
+        .vacuum_before(REDIS_KEEPS_FINISHED)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }

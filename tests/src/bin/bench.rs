@@ -489,6 +489,20 @@ mod pipeline {
             "the SMTP server received {} messages",
             sink.messages().len()
         );
+        // Leave nothing behind in Redis.
+        let mut redis = redis::Client::open(config.redis_url.as_str())?
+            .get_multiplexed_async_connection()
+            .await?;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{queue}:*"))
+            .query_async(&mut redis)
+            .await?;
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(&keys)
+                .query_async::<()>(&mut redis)
+                .await?;
+        }
         Ok(())
     }
 }

@@ -278,3 +278,86 @@ async fn an_smtp_server_that_is_down_is_retried_until_it_is_back(pool: PgPool) {
         assert!(metrics.contains(expected), "{expected} in {metrics}");
     }
 }
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn redis_forgets_tasks_finished_long_ago(pool: PgPool) {
+    let app = TestApp::spawn_with_mail(pool).await;
+    let customer = app.customer("Globex", None).await;
+    invite(&app, &customer, "old@globex.test").await;
+    app.mail()
+        .wait_for("old@globex.test", "set up your account")
+        .await;
+    app.jobs_settled().await;
+
+    let namespace = format!("{}:jobs", app.config.queue);
+    let mut redis = redis::Client::open(app.config.redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let carried: i64 = redis::cmd("HLEN")
+        .arg(format!("{namespace}:data"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(carried, 1);
+    // Nothing is old enough yet.
+    assert_eq!(
+        canopy_worker::retention::vacuum_redis(&app.config)
+            .await
+            .unwrap(),
+        0
+    );
+    // Once Redis has recorded the task as done, an hour and more ago...
+    let metas: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{namespace}:meta:*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for meta in &metas {
+        loop {
+            let status: Option<String> = redis::cmd("HGET")
+                .arg(meta)
+                .arg("status")
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            if status.as_deref() == Some("Done") {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the task was never acknowledged"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+    for meta in metas {
+        redis::cmd("HSET")
+            .arg(&meta)
+            .arg("done_at")
+            .arg(1)
+            .query_async::<()>(&mut redis)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        canopy_worker::retention::vacuum_redis(&app.config)
+            .await
+            .unwrap(),
+        1
+    );
+    let carried: i64 = redis::cmd("HLEN")
+        .arg(format!("{namespace}:data"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(carried, 0);
+    // The ledger keeps the job.
+    let done: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'DONE'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(done, 1);
+}
