@@ -174,8 +174,12 @@ pub async fn lock_due(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<D
     .await
 }
 
+/// How much longer than a running attempt's lease a handed-out job may wait
+/// in Redis before it is handed out again: a backlog is not a loss.
+pub const PENDING_LEASE_FACTOR: u32 = 5;
+
 /// Marks a job handed to Redis (as `delivery`), leased until it must be
-/// seen running.
+/// seen running: `PENDING_LEASE_FACTOR` running leases.
 pub async fn dispatched(
     conn: &mut PgConnection,
     delivery: &Delivery,
@@ -192,7 +196,7 @@ pub async fn dispatched(
     .bind(delivery.job_id)
     .bind(delivery.attempt)
     .bind(delivery.dispatch)
-    .bind(lease.as_secs_f64())
+    .bind((lease * PENDING_LEASE_FACTOR).as_secs_f64())
     .bind(note)
     .execute(conn)
     .await?;

@@ -4,6 +4,7 @@
 //!
 //! cargo run --release -p canopy-tests --bin bench -- [customers] [database-url]
 //! cargo run --release -p canopy-tests --bin bench -- pipeline [emails]
+//! cargo run --release -p canopy-tests --bin bench -- jobs [rows]
 //!
 //! The database (default `canopy_bench`) is dropped and recreated. The
 //! pipeline mode times invitations from commit to the SMTP server's
@@ -31,6 +32,9 @@ const ITERATIONS: usize = 50;
 async fn main() -> Result<()> {
     if std::env::args().nth(1).as_deref() == Some("pipeline") {
         return pipeline::run().await;
+    }
+    if std::env::args().nth(1).as_deref() == Some("jobs") {
+        return ledger::run().await;
     }
     let mut args = std::env::args().skip(1);
     let customers: i64 = args
@@ -503,6 +507,99 @@ mod pipeline {
                 .query_async::<()>(&mut redis)
                 .await?;
         }
+        Ok(())
+    }
+}
+
+mod ledger {
+    use anyhow::Result;
+    use serde_json::json;
+
+    /// jobQueue over a ledger of a million rows (by default) in one tenant.
+    pub async fn run() -> Result<()> {
+        let rows: i64 = std::env::args()
+            .nth(2)
+            .map(|a| a.parse())
+            .transpose()?
+            .unwrap_or(1_000_000);
+        let url = "postgres://postgres@127.0.0.1:5432/canopy_bench_jobs";
+        super::reset_database(url).await?;
+        let pool = canopy_core::db::connect_and_migrate(url).await?;
+        let config = std::sync::Arc::new(canopy_core::config::Config::from_lookup(
+            |name| match name {
+                "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
+                "CANOPY_SECRET" => Some("bench".into()),
+                _ => None,
+            },
+        )?);
+        let tenant = canopy_api::tenants::create(
+            &pool,
+            &config.secret,
+            canopy_api::tenants::NewTenant {
+                name: "Bench".into(),
+                admin_email: "admin@bench.test".into(),
+                portal_url: "http://localhost:3000".into(),
+                require_approval: false,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", canopy_api::tenants::describe(&e)))?;
+        let tenant_id = canopy_api::ids::decode(&tenant.tenant_id).unwrap().1;
+        let started = std::time::Instant::now();
+        // Mostly DONE, as a ledger is; some of every other state.
+        sqlx::query(
+            "INSERT INTO jobs (tenant_id, kind, state, payload, recipient, max_attempts, attempts)
+             SELECT $1,
+                    (ARRAY['EMAIL_VALIDATION','INVITATION','ADMIN_NOTIFICATION','PASSWORD_RESET'])[1 + g % 4],
+                    CASE WHEN g % 100 = 0 THEN 'KILLED' WHEN g % 100 = 1 THEN 'FAILED'
+                         WHEN g % 100 = 2 THEN 'PENDING' WHEN g % 100 = 3 THEN 'AWAITING_DISPATCH'
+                         ELSE 'DONE' END,
+                    '{}'::jsonb, 'user' || g || '@bench.test', 8, 1
+             FROM generate_series(1, $2::bigint) g",
+        )
+        .bind(tenant_id)
+        .bind(rows)
+        .execute(&pool)
+        .await?;
+        sqlx::query("VACUUM ANALYZE jobs").execute(&pool).await?;
+        println!(
+            "seeded {rows} job rows in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+
+        let state = canopy_api::AppState::new(pool.clone(), config)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move { axum::serve(listener, canopy_api::app(state)).await });
+        let bench = super::Bench {
+            client: reqwest::Client::new(),
+            url: format!("http://{addr}/graphql"),
+            key: tenant.api_key,
+        };
+        println!(
+            "\n| operation | mean ms | p50 ms | p95 ms | p99 ms |\n| --- | --- | --- | --- | --- |"
+        );
+        bench
+            .time(
+                "jobQueue: counts per kind and state, active workers",
+                "{ jobQueue { activeWorkers kinds { kind awaitingDispatch pending running done failed killed } } }",
+                &json!({}),
+            )
+            .await?;
+        bench
+            .time(
+                "jobQueue.jobs(state: KILLED, first: 20) + totalCount",
+                "{ jobQueue { jobs(state: KILLED, first: 20) { totalCount nodes { id kind lastError } } } }",
+                &json!({}),
+            )
+            .await?;
+        bench
+            .time(
+                "jobQueue.jobs(kind: INVITATION, first: 20), newest first",
+                "{ jobQueue { jobs(kind: INVITATION, first: 20) { nodes { id state } } } }",
+                &json!({}),
+            )
+            .await?;
         Ok(())
     }
 }
