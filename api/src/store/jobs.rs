@@ -126,14 +126,15 @@ pub async fn by_id(pool: &sqlx::PgPool, tenant_id: i64, id: i64) -> sqlx::Result
     .await
 }
 
-/// Jobs per kind and state, for jobQueue: an index-only scan of
-/// `jobs_kind_state_idx`.
+/// Jobs per kind and state, for jobQueue: from the counters the ledger's
+/// triggers keep (`job_counts`), not a scan of the ledger.
 pub async fn counts(
     pool: &sqlx::PgPool,
     tenant_id: i64,
 ) -> sqlx::Result<Vec<(String, String, i64)>> {
     sqlx::query_as(
-        "SELECT kind, state, count(*) FROM jobs WHERE tenant_id = $1 GROUP BY kind, state",
+        "SELECT kind, state, sum(count)::bigint FROM job_counts
+         WHERE tenant_id = $1 GROUP BY kind, state",
     )
     .bind(tenant_id)
     .fetch_all(pool)

@@ -25,6 +25,24 @@ const QUEUE: &str = "query($kind: JobKind, $state: JobState) {
   }
 }";
 
+/// jobQueue's counters agree with the ledger itself.
+async fn counts_match_ledger(app: &TestApp) {
+    let counted: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT kind, state, sum(count)::bigint FROM job_counts GROUP BY kind, state
+         HAVING sum(count) <> 0 ORDER BY kind, state",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let actual: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(counted, actual);
+}
+
 async fn invite(app: &TestApp, customer: &str, email: &str) -> String {
     app.data(INVITE, json!({ "c": customer, "e": email })).await["createUser"]["user"]["id"]
         .as_str()
@@ -123,6 +141,7 @@ async fn a_permanent_refusal_kills_the_job_until_an_operator_retries_it(pool: Pg
     assert_eq!(done["attempts"], 2);
     let error = app.error(retry, json!({ "id": job_id })).await;
     assert_eq!(error.code, "FAILED_PRECONDITION");
+    counts_match_ledger(&app).await;
     let error = app.error(retry, json!({ "id": user })).await;
     assert_eq!(error.code, "NOT_FOUND");
 }
@@ -241,6 +260,7 @@ async fn retention_prunes_old_done_jobs_only(pool: PgPool) {
             (5, "AWAITING_DISPATCH".into())
         ]
     );
+    counts_match_ledger(&app).await;
 }
 
 #[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
