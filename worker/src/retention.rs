@@ -30,6 +30,9 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
             Ok(pruned) => tracing::info!(pruned, "pruned finished jobs"),
             Err(error) => tracing::warn!(%error, "cannot prune finished jobs"),
         }
+        if let Err(error) = fold_counts(&pool).await {
+            tracing::warn!(%error, "cannot fold the job counters");
+        }
         if let Err(error) = vacuum_redis(&config).await {
             tracing::warn!(%error, "cannot remove finished tasks from Redis");
         }
@@ -75,4 +78,19 @@ pub async fn vacuum_redis(config: &Config) -> anyhow::Result<usize> {
         .vacuum_before(REDIS_KEEPS_FINISHED)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Folds the counters' +1 / -1 rows into one row per tenant, kind and
+/// state, in one statement; rows appended meanwhile are simply left for
+/// next time. Several workers may fold at once.
+pub async fn fold_counts(pool: &PgPool) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH folded AS (DELETE FROM job_counts RETURNING tenant_id, kind, state, count)
+         INSERT INTO job_counts (tenant_id, kind, state, count)
+         SELECT tenant_id, kind, state, sum(count) FROM folded
+         GROUP BY tenant_id, kind, state HAVING sum(count) <> 0",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
 }

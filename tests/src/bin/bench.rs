@@ -547,8 +547,8 @@ mod ledger {
         let tenant_id = canopy_api::ids::decode(&tenant.tenant_id).unwrap().1;
         let started = std::time::Instant::now();
         // Mostly DONE, as a ledger is; some of every other state. Loaded in
-        // bulk with the counting triggers off (one transaction would update
-        // each counter row a million times), then counted as the migration does.
+        // bulk with the counting triggers off, then counted as the migration
+        // does.
         sqlx::query("ALTER TABLE jobs DISABLE TRIGGER USER")
             .execute(&pool)
             .await?;
@@ -570,9 +570,8 @@ mod ledger {
             .execute(&pool)
             .await?;
         sqlx::query(
-            "INSERT INTO job_counts (tenant_id, kind, state, slot, count)
-             SELECT tenant_id, kind, state, (id % 16)::smallint, count(*) FROM jobs
-             GROUP BY tenant_id, kind, state, (id % 16)::smallint",
+            "INSERT INTO job_counts (tenant_id, kind, state, count)
+             SELECT tenant_id, kind, state, count(*) FROM jobs GROUP BY tenant_id, kind, state",
         )
         .execute(&pool)
         .await?;
