@@ -36,3 +36,6 @@ CREATE TRIGGER jobs_counted_states AFTER UPDATE OF state ON jobs
 
 INSERT INTO job_counts (tenant_id, kind, state, count)
 SELECT tenant_id, kind, state, count(*) FROM jobs GROUP BY tenant_id, kind, state;
+
+-- jobQueue.jobs(state: …) without a kind, newest first.
+CREATE INDEX jobs_state_idx ON jobs (tenant_id, state, id DESC);

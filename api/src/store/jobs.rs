@@ -183,13 +183,16 @@ pub async fn list(
     query.build_query_as().fetch_all(pool).await
 }
 
+/// How many of the tenant's jobs are of `kind` and in `state`, from the
+/// counters (`job_counts`), not a scan of the ledger.
 pub async fn count(
     pool: &sqlx::PgPool,
     tenant_id: i64,
     kind: Option<&'static str>,
     state: Option<&'static str>,
 ) -> sqlx::Result<i64> {
-    let mut query = sqlx::QueryBuilder::new("SELECT count(*) FROM jobs j");
+    let mut query =
+        sqlx::QueryBuilder::new("SELECT coalesce(sum(j.count), 0)::bigint FROM job_counts j");
     push_filter(&mut query, tenant_id, kind, state);
     query.build_query_scalar().fetch_one(pool).await
 }
