@@ -209,6 +209,7 @@ async fn create_tenant_then_serve_and_query_with_the_printed_key() {
     );
 
     // The server, on a free port.
+    let namespace = RedisNamespace::new();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let log = scratch.0.join("canopy-api.log");
@@ -217,7 +218,7 @@ async fn create_tenant_then_serve_and_query_with_the_printed_key() {
     let child = Command::new(BIN)
         .env("DATABASE_URL", db.url())
         .env("CANOPY_ADDR", format!("127.0.0.1:{port}"))
-        .env("CANOPY_QUEUE", format!("canopy-bin-{}", random_hex()))
+        .env("CANOPY_QUEUE", &namespace.0)
         .env("CANOPY_MAIL_DIR", &mail_dir)
         .env("CANOPY_SECRET", SECRET)
         .env_remove("CANOPY_LOG_FORMAT")
@@ -397,4 +398,35 @@ async fn create_tenant_refuses_bad_input() {
     admin.close().await.expect("close");
 
     db.drop_now().await;
+}
+
+/// The Redis keys of a queue prefix, deleted when the test ends.
+struct RedisNamespace(String);
+
+impl RedisNamespace {
+    fn new() -> Self {
+        Self(format!("canopy-bin-{}", random_hex()))
+    }
+}
+
+impl Drop for RedisNamespace {
+    fn drop(&mut self) {
+        let Ok(mut conn) = redis::Client::open(
+            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
+        )
+        .and_then(|c| c.get_connection()) else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.0))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&keys).query(&mut conn);
+        }
+        let _: redis::RedisResult<()> = redis::cmd("ZREM")
+            .arg("core:apalis:queues:list")
+            .arg(format!("{}:jobs:workers", self.0))
+            .query(&mut conn);
+    }
 }

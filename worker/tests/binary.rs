@@ -80,11 +80,11 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(db: &Database, port: u16) -> Self {
+    fn start(db: &Database, port: u16, namespace: &RedisNamespace) -> Self {
         let mut child = Command::new(BIN)
             .env("DATABASE_URL", db.url())
             .env("CANOPY_WORKER_ADDR", format!("127.0.0.1:{port}"))
-            .env("CANOPY_QUEUE", format!("canopy-bin-{}", random_hex()))
+            .env("CANOPY_QUEUE", &namespace.0)
             .env("RUST_LOG", "info")
             .env_remove("CANOPY_LOG_FORMAT")
             .env("NO_COLOR", "1")
@@ -180,7 +180,8 @@ async fn worker_starts_connects_and_stops_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
-    let mut worker = Worker::start(&db, port);
+    let namespace = RedisNamespace::new();
+    let mut worker = Worker::start(&db, port, &namespace);
 
     assert!(
         worker
@@ -238,4 +239,35 @@ async fn worker_starts_connects_and_stops_on_sigterm() {
 
     drop(worker);
     db.drop_now().await;
+}
+
+/// The Redis keys of a queue prefix, deleted when the test ends.
+struct RedisNamespace(String);
+
+impl RedisNamespace {
+    fn new() -> Self {
+        Self(format!("canopy-bin-{}", random_hex()))
+    }
+}
+
+impl Drop for RedisNamespace {
+    fn drop(&mut self) {
+        let Ok(mut conn) = redis::Client::open(
+            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
+        )
+        .and_then(|c| c.get_connection()) else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.0))
+            .query(&mut conn)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&keys).query(&mut conn);
+        }
+        let _: redis::RedisResult<()> = redis::cmd("ZREM")
+            .arg("core:apalis:queues:list")
+            .arg(format!("{}:jobs:workers", self.0))
+            .query(&mut conn);
+    }
 }
