@@ -93,7 +93,7 @@ async fn holds_no_power_beyond(
     let Some(reach) = guards::limits(caller) else {
         return Ok(());
     };
-    let paths = users::administered_paths_on(conn, user.tenant_id, user.id).await?;
+    let paths = users::administered_paths(&mut *conn, user.tenant_id, user.id).await?;
     if paths.iter().all(|path| reach.manages_path(path)) {
         Ok(())
     } else {
@@ -195,7 +195,7 @@ async fn hand_out_activation(
             Ok(None)
         }
         ActivationMethod::DisplayActivationLink => {
-            let tenant = tenants::by_id_on(conn, user.tenant_id)
+            let tenant = tenants::by_id(&mut *conn, user.tenant_id)
                 .await?
                 .ok_or_else(|| ApiError::not_found("tenant"))?;
             let portal = url::Url::parse(&tenant.portal_url).map_err(anyhow::Error::from)?;
@@ -511,7 +511,7 @@ pub async fn sign_up(
     let password_hash = hash_password(input.password.clone()).await?;
 
     let mut tx = pool.begin().await?;
-    if tenants::by_id_on(&mut tx, tenant_id).await?.is_none() {
+    if tenants::by_id(&mut *tx, tenant_id).await?.is_none() {
         return Err(ApiError::bad_input("tenantId", "tenantId names no tenant"));
     }
     tree_lock::shared(&mut tx, tenant_id).await?;
@@ -592,7 +592,7 @@ pub async fn validate_email(pool: &PgPool, config: &Config, token: &str) -> ApiR
             users::confirm_email(&mut tx, user.tenant_id, user.id, new_email).await?
         }
         None => {
-            let tenant = tenants::by_id_on(&mut tx, user.tenant_id)
+            let tenant = tenants::by_id(&mut *tx, user.tenant_id)
                 .await?
                 .ok_or_else(|| ApiError::not_found("tenant"))?;
             let to = lifecycle::next(

@@ -1,4 +1,4 @@
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgExecutor};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct TenantRow {
@@ -8,10 +8,10 @@ pub struct TenantRow {
     pub portal_url: String,
 }
 
-pub async fn by_id(pool: &PgPool, id: i64) -> sqlx::Result<Option<TenantRow>> {
+pub async fn by_id<'e>(executor: impl PgExecutor<'e>, id: i64) -> sqlx::Result<Option<TenantRow>> {
     sqlx::query_as("SELECT id, name, require_approval, portal_url FROM tenants WHERE id = $1")
         .bind(id)
-        .fetch_optional(pool)
+        .fetch_optional(executor)
         .await
 }
 
@@ -30,11 +30,4 @@ pub async fn insert(
     .bind(require_approval)
     .fetch_one(conn)
     .await
-}
-
-pub async fn by_id_on(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<TenantRow>> {
-    sqlx::query_as("SELECT id, name, require_approval, portal_url FROM tenants WHERE id = $1")
-        .bind(id)
-        .fetch_optional(conn)
-        .await
 }

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 
 use super::{Grouped, by_group};
 use crate::auth::CustomerReach;
@@ -483,8 +483,8 @@ pub fn approval_filter(reach: Option<&CustomerReach>) -> Filter {
 }
 
 /// The tree paths of the customers a user administers.
-pub async fn administered_paths(
-    pool: &PgPool,
+pub async fn administered_paths<'e>(
+    executor: impl PgExecutor<'e>,
     tenant_id: i64,
     user_id: i64,
 ) -> sqlx::Result<Vec<String>> {
@@ -495,24 +495,7 @@ pub async fn administered_paths(
     )
     .bind(tenant_id)
     .bind(user_id)
-    .fetch_all(pool)
-    .await
-}
-
-/// As `administered_paths`, inside a transaction.
-pub async fn administered_paths_on(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    user_id: i64,
-) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
-        "SELECT c.path::text FROM customer_administrators a
-         JOIN customers c ON c.tenant_id = a.tenant_id AND c.id = a.customer_id
-         WHERE a.tenant_id = $1 AND a.user_id = $2",
-    )
-    .bind(tenant_id)
-    .bind(user_id)
-    .fetch_all(conn)
+    .fetch_all(executor)
     .await
 }
 

@@ -54,18 +54,7 @@ async fn main() -> Result<()> {
         "CANOPY_QUEUE" => Some("canopy-bench".into()),
         _ => None,
     })?);
-    let tenant = tenants::create(
-        &pool,
-        &config.secret,
-        NewTenant {
-            name: "Bench".into(),
-            admin_email: "admin@bench.test".into(),
-            portal_url: "http://localhost:3000".into(),
-            require_approval: false,
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{}", tenants::describe(&e)))?;
+    let tenant = bench_tenant(&pool, &config).await?;
     let tenant_id = canopy_api::ids::decode(&tenant.tenant_id)
         .context("tenant id")?
         .1;
@@ -79,15 +68,7 @@ async fn main() -> Result<()> {
         BIG_CHILDREN + BIG_CHILDREN * BIG_GRANDCHILDREN
     );
 
-    let state = AppState::new(pool.clone(), config)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app(state)).await });
-    let bench = Bench {
-        client: reqwest::Client::new(),
-        url: format!("http://{addr}/graphql"),
-        key: tenant.api_key,
-    };
+    let bench = serve(&pool, config.clone(), tenant.api_key).await?;
 
     let root = bench
         .data(
@@ -207,6 +188,35 @@ async fn main() -> Result<()> {
         println!("    {line}");
     }
     Ok(())
+}
+
+/// The tenant every benchmark works in.
+async fn bench_tenant(pool: &PgPool, config: &Config) -> Result<tenants::CreatedTenant> {
+    tenants::create(
+        pool,
+        &config.secret,
+        NewTenant {
+            name: "Bench".into(),
+            admin_email: "admin@bench.test".into(),
+            portal_url: "http://localhost:3000".into(),
+            require_approval: false,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", tenants::describe(&e)))
+}
+
+/// Serves the real app on a free port and returns a client for it.
+async fn serve(pool: &PgPool, config: Arc<Config>, key: String) -> Result<Bench> {
+    let state = AppState::new(pool.clone(), config)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    Ok(Bench {
+        client: reqwest::Client::new(),
+        url: format!("http://{addr}/graphql"),
+        key,
+    })
 }
 
 struct Bench {
@@ -421,27 +431,8 @@ mod pipeline {
             "SMTP_URL" => Some(smtp_url.clone()),
             _ => None,
         })?);
-        let tenant = canopy_api::tenants::create(
-            &pool,
-            &config.secret,
-            canopy_api::tenants::NewTenant {
-                name: "Bench".into(),
-                admin_email: "admin@bench.test".into(),
-                portal_url: "http://localhost:3000".into(),
-                require_approval: false,
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", canopy_api::tenants::describe(&e)))?;
-        let state = canopy_api::AppState::new(pool.clone(), config.clone())?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        tokio::spawn(async move { axum::serve(listener, canopy_api::app(state)).await });
-        let bench = super::Bench {
-            client: reqwest::Client::new(),
-            url: format!("http://{addr}/graphql"),
-            key: tenant.api_key,
-        };
+        let tenant = super::bench_tenant(&pool, &config).await?;
+        let bench = super::serve(&pool, config.clone(), tenant.api_key).await?;
         let customer = bench
             .data(
                 "mutation { createCustomer(input: { title: \"Bench\" }) { customer { id } } }",
@@ -532,18 +523,7 @@ mod ledger {
                 _ => None,
             },
         )?);
-        let tenant = canopy_api::tenants::create(
-            &pool,
-            &config.secret,
-            canopy_api::tenants::NewTenant {
-                name: "Bench".into(),
-                admin_email: "admin@bench.test".into(),
-                portal_url: "http://localhost:3000".into(),
-                require_approval: false,
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", canopy_api::tenants::describe(&e)))?;
+        let tenant = super::bench_tenant(&pool, &config).await?;
         let tenant_id = canopy_api::ids::decode(&tenant.tenant_id).unwrap().1;
         let started = std::time::Instant::now();
         // Mostly DONE, as a ledger is; some of every other state. Loaded in
@@ -581,15 +561,7 @@ mod ledger {
             started.elapsed().as_secs_f64()
         );
 
-        let state = canopy_api::AppState::new(pool.clone(), config)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        tokio::spawn(async move { axum::serve(listener, canopy_api::app(state)).await });
-        let bench = super::Bench {
-            client: reqwest::Client::new(),
-            url: format!("http://{addr}/graphql"),
-            key: tenant.api_key,
-        };
+        let bench = super::serve(&pool, config.clone(), tenant.api_key).await?;
         println!(
             "\n| operation | mean ms | p50 ms | p95 ms | p99 ms |\n| --- | --- | --- | --- | --- |"
         );
