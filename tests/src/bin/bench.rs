@@ -498,6 +498,11 @@ mod pipeline {
                 .query_async::<()>(&mut redis)
                 .await?;
         }
+        redis::cmd("ZREM")
+            .arg("core:apalis:queues:list")
+            .arg(format!("{queue}:jobs:workers"))
+            .query_async::<()>(&mut redis)
+            .await?;
         Ok(())
     }
 }
