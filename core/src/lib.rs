@@ -2,6 +2,7 @@
 //! and secrets. Keeping it in one crate means the API and the worker cannot
 //! drift apart on what a row or a token means.
 
+pub mod authz;
 pub mod config;
 pub mod db;
 pub mod jobs;

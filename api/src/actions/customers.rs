@@ -13,6 +13,7 @@ use crate::store::customers::{self, CustomerRow, Deleted, Fields};
 use crate::store::jobs::{Notification, notify_administrators};
 use crate::store::{tree_lock, users};
 use crate::validation::{self as v, *};
+use canopy_core::authz;
 use canopy_core::config::Config;
 use canopy_core::jobs::Notice;
 
@@ -27,13 +28,6 @@ async fn existing(conn: &mut PgConnection, tenant_id: i64, id: i64) -> ApiResult
     customers::by_id(conn, tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found(NodeKind::Customer.noun()))
-}
-
-/// Loads a customer the caller may change.
-async fn managed(conn: &mut PgConnection, caller: &Caller, id: i64) -> ApiResult<CustomerRow> {
-    let row = existing(conn, caller.tenant_id, id).await?;
-    guards::must_manage_customer(caller, &row)?;
-    Ok(row)
 }
 
 /// A parent named in input: it must exist and be the caller's to change,
@@ -292,6 +286,18 @@ pub async fn delete(pool: &PgPool, caller: &Caller, id: &ID, cascade: bool) -> A
             census.cloud_accounts
         )));
     }
+    // Deleting a user needs what managing it needs: every power it holds.
+    for (user, administered) in users::in_subtree(&mut tx, tenant_id, &root.path).await? {
+        if let Err(refusal) = guards::must_manage_user(caller, &user, administered) {
+            return Err(match refusal {
+                ApiError::Forbidden(reason) => ApiError::Forbidden(format!(
+                    "deleting it would delete {}: {reason}",
+                    user.email
+                )),
+                other => other,
+            });
+        }
+    }
     let mut deleted = customers::delete_subtree(&mut tx, &root).await?;
     tx.commit().await?;
     deleted.customer_ids.sort_unstable();
@@ -316,7 +322,16 @@ pub async fn set_administrator(
     let mut tx = pool.begin().await?;
     // Shares the tree lock: a customer being deleted gains no administrator.
     tree_lock::shared(&mut tx, tenant_id).await?;
-    let customer = managed(&mut tx, caller, customer_id).await?;
+    let customer = existing(&mut tx, tenant_id, customer_id).await?;
+    if assign {
+        // Making an administrator grants its scopes over the subtree.
+        guards::enforce(
+            authz::grant_administration(caller, customer.id, &customer.path),
+            "customer",
+        )?;
+    } else {
+        guards::must_manage_customer(caller, &customer)?;
+    }
     let user = users::by_email(&mut tx, tenant_id, &email)
         .await?
         .filter(|user| guards::sees_user(caller, user))

@@ -9,6 +9,7 @@ use crate::ids::{self, NodeKind};
 use crate::store::entitlements::{self, EntitlementRow};
 use crate::store::{customers, tree_lock};
 use crate::validation::{self, MAX_REFERENCE_CHARS};
+use canopy_core::authz::{self, Decision};
 
 pub async fn attach(
     pool: &PgPool,
@@ -62,11 +63,13 @@ pub async fn detach(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<Entitl
         Some(customer_id) => customers::by_id(&mut tx, tenant_id, customer_id).await?,
         None => None,
     };
-    match &holder {
-        Some(customer) => guards::must_manage_customer(caller, customer)?,
-        None if guards::limits(caller).is_some() => return Err(ApiError::not_found("entitlement")),
-        None => {}
-    }
+    // Held out of reach answers as a missing entitlement does.
+    let decision = match &holder {
+        Some(customer) => authz::change_customer(caller, customer.id, &customer.path),
+        None if guards::limits(caller).is_some() => Decision::Hidden,
+        None => Decision::Allowed,
+    };
+    guards::enforce(decision, "entitlement")?;
     if current.customer_id.is_none() {
         return Err(ApiError::precondition(
             "the entitlement is already detached",

@@ -22,6 +22,7 @@ use crate::store::users::{self, NewUser, UserRow};
 use crate::store::{sessions, tenants, tree_lock};
 use crate::tenants::ACTIVATION_TTL_HOURS;
 use crate::validation::{self as v, MAX_NAME_CHARS, MAX_TITLE_CHARS};
+use canopy_core::authz;
 use canopy_core::config::Config;
 use canopy_core::jobs::{self, JobKind, NewJob, Notice, Payload};
 use canopy_core::lifecycle::{self, Event, UserStatus};
@@ -74,34 +75,13 @@ async fn existing(conn: &mut PgConnection, tenant_id: i64, id: &ID) -> ApiResult
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
-/// Loads and locks a user the caller manages.
+/// Loads and locks a user the caller manages: one it reaches and whose
+/// every power it holds (taking over the account would hand it those).
 async fn managed(conn: &mut PgConnection, caller: &Caller, id: &ID) -> ApiResult<UserRow> {
     let user = existing(conn, caller.tenant_id, id).await?;
-    guards::must_manage_user(caller, &user)?;
-    holds_no_power_beyond(conn, caller, &user).await?;
+    let administered = users::administered_paths(&mut *conn, user.tenant_id, user.id).await?;
+    guards::must_manage_user(caller, &user, administered)?;
     Ok(user)
-}
-
-/// A customer administrator may not manage a user who administers
-/// customers outside its own reach: taking over that user's account would
-/// reach them too.
-async fn holds_no_power_beyond(
-    conn: &mut PgConnection,
-    caller: &Caller,
-    user: &UserRow,
-) -> ApiResult<()> {
-    let Some(reach) = guards::limits(caller) else {
-        return Ok(());
-    };
-    let paths = users::administered_paths(&mut *conn, user.tenant_id, user.id).await?;
-    if paths.iter().all(|path| reach.manages_path(path)) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "this user administers customers beyond your reach; a tenant administrator manages it"
-                .into(),
-        ))
-    }
 }
 
 /// A link email: the job names the user and the token row, so the worker
@@ -240,30 +220,25 @@ pub async fn create(
         (UserRole::TenantAdmin, None) => None,
     };
 
-    if role == UserRole::TenantAdmin && guards::limits(caller).is_some() {
-        return Err(ApiError::Forbidden(
-            "only tenant administrators create tenant administrators".into(),
-        ));
-    }
     let mut tx = pool.begin().await?;
-    if let Some(customer_id) = customer_id {
-        // A customer being deleted gains no users.
-        tree_lock::shared(&mut tx, caller.tenant_id).await?;
-        match customers::by_id(&mut tx, caller.tenant_id, customer_id).await? {
-            Some(customer) if guards::manages_customer(caller, &customer) => {}
-            Some(customer) if guards::sees_customer(caller, &customer) => {
-                return Err(ApiError::Forbidden(
-                    "you may not add users to this customer".into(),
-                ));
-            }
-            _ => {
-                return Err(ApiError::bad_input(
-                    "customerId",
-                    "customerId names no customer",
-                ));
-            }
+    let placement = match customer_id {
+        Some(customer_id) => {
+            // A customer being deleted gains no users.
+            tree_lock::shared(&mut tx, caller.tenant_id).await?;
+            let customer = customers::by_id(&mut tx, caller.tenant_id, customer_id)
+                .await?
+                .filter(|customer| guards::sees_customer(caller, customer))
+                .ok_or_else(|| ApiError::bad_input("customerId", "customerId names no customer"))?;
+            Some((customer.id, customer.path))
         }
-    }
+        None => None,
+    };
+    let decision = authz::create_user(
+        caller,
+        role.into(),
+        placement.as_ref().map(|(id, path)| (*id, path.as_str())),
+    );
+    guards::enforce(decision, "customer")?;
     let user = users::insert(
         &mut tx,
         caller.tenant_id,
@@ -338,11 +313,13 @@ pub async fn update(
     let mut tx = pool.begin().await?;
     let current = existing(&mut tx, caller.tenant_id, id).await?;
     // Users change their own names and phone; managers change the rest.
-    if guards::manages_user(caller, &current) {
-        holds_no_power_beyond(&mut tx, caller, &current).await?;
+    if guards::reaches_user(caller, &current) {
+        let administered =
+            users::administered_paths(&mut *tx, current.tenant_id, current.id).await?;
+        guards::must_manage_user(caller, &current, administered)?;
     } else {
         if caller.user_id() != Some(current.id) {
-            guards::must_manage_user(caller, &current)?;
+            guards::must_manage_user(caller, &current, Vec::new())?;
         }
         if !input.email.is_undefined() {
             return Err(ApiError::Forbidden(

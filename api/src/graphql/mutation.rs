@@ -2,7 +2,7 @@ use async_graphql::{Context, ID, Object};
 
 use super::guards;
 use super::types::{
-    ActivationMethod, ApiKey, AuthPayload, CreateApiKeyPayload, CreateCustomerInput,
+    self, ActivationMethod, ApiKey, AuthPayload, CreateApiKeyPayload, CreateCustomerInput,
     CreateUserInput, CreateUserPayload, Customer, CustomerPayload, DeleteCustomerPayload,
     DeleteUserPayload, Entitlement, EntitlementKind, Job, SignUpInput, SignUpPayload,
     UpdateCustomerInput, UpdateUserInput, User, UserPayload, UserStatus,
@@ -342,9 +342,10 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
         name: String,
-        scopes: Vec<Scope>,
+        scopes: Vec<types::Scope>,
     ) -> ApiResult<CreateApiKeyPayload> {
         let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
+        let scopes: Vec<Scope> = scopes.into_iter().map(Scope::from).collect();
         let (row, secret) =
             actions::api_keys::create(&state(ctx).pool, caller, &name, &scopes).await?;
         Ok(CreateApiKeyPayload {

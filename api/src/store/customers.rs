@@ -157,15 +157,25 @@ fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
             .push_bind(pattern.clone())
             .push(")");
     }
-    if filter.roots_only {
-        query.push(" AND c.parent_id IS NULL");
+    match (&filter.reach, filter.roots_only) {
+        (_, false) => {}
+        (None, true) => {
+            query.push(" AND c.parent_id IS NULL");
+        }
+        // A customer user's roots are the tops of what it sees.
+        (Some(reach), true) => {
+            query
+                .push(" AND c.id = ANY(")
+                .push_bind(reach.view_roots())
+                .push(")");
+        }
     }
     if let Some(reach) = &filter.reach {
         query
             .push(" AND (c.path <@ ANY(")
             .push_bind(reach.administered.clone())
             .push("::ltree[]) OR c.id = ")
-            .push_bind(reach.own_customer)
+            .push_bind(reach.own_customer.as_ref().map(|(id, _)| *id))
             .push(")");
     }
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 
 use super::{Grouped, by_group};
-use crate::auth::CustomerReach;
+use crate::auth::{CustomerReach, Role, UserFacts};
 use crate::pagination::Page;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -25,6 +25,25 @@ pub struct UserRow {
     pub email_key: String,
     /// The tree path of the user's customer, for deciding who may see it.
     pub customer_path: Option<String>,
+}
+
+impl UserRow {
+    pub fn role(&self) -> Role {
+        // The table's CHECK admits only the two roles; the lesser is the
+        // safe reading of anything else.
+        Role::parse(&self.role).unwrap_or(Role::CustomerUser)
+    }
+
+    /// What the authorization rules need of the user, with the paths of
+    /// the customers it administers (empty when they do not matter).
+    pub fn facts(&self, administered: Vec<String>) -> UserFacts {
+        UserFacts {
+            id: self.id,
+            role: self.role(),
+            customer: self.customer_id.zip(self.customer_path.clone()),
+            administered,
+        }
+    }
 }
 
 pub const COLUMNS: &str = "u.tenant_id, u.id, u.customer_id, u.email, u.first_name, u.last_name, \
@@ -497,6 +516,37 @@ pub async fn administered_paths<'e>(
     .bind(user_id)
     .fetch_all(executor)
     .await
+}
+
+/// A user with the paths of the customers it administers.
+#[derive(sqlx::FromRow)]
+struct WithAdministered {
+    #[sqlx(flatten)]
+    user: UserRow,
+    administered: Vec<String>,
+}
+
+/// The users of every customer in the subtree at `root_path`, each with
+/// the paths of the customers it administers (anywhere in the tenant).
+pub async fn in_subtree(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    root_path: &str,
+) -> sqlx::Result<Vec<(UserRow, Vec<String>)>> {
+    let rows: Vec<WithAdministered> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS},
+                ARRAY(SELECT ac.path::text FROM customer_administrators a
+                      JOIN customers ac ON ac.tenant_id = a.tenant_id AND ac.id = a.customer_id
+                      WHERE a.tenant_id = u.tenant_id AND a.user_id = u.id) AS administered
+         FROM customers c
+         JOIN users u ON u.tenant_id = c.tenant_id AND u.customer_id = c.id
+         WHERE c.tenant_id = $1 AND c.path <@ $2::ltree"
+    ))
+    .bind(tenant_id)
+    .bind(root_path)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.user, r.administered)).collect())
 }
 
 /// A user's sign-in state, locked until the transaction ends.

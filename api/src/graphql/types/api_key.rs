@@ -1,9 +1,24 @@
 use async_graphql::{ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use crate::auth::Scope;
+use async_graphql::Enum;
+
 use crate::ids::{self, NodeKind};
 use crate::store::api_keys::ApiKeyRow;
+
+/// What an API key may do. A tenant administrator holds every scope.
+/// (The GraphQL face of `canopy_core::authz::Scope`.)
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "canopy_core::authz::Scope")]
+pub enum Scope {
+    CustomersRead,
+    CustomersWrite,
+    UsersRead,
+    UsersWrite,
+    JobsRead,
+    JobsWrite,
+    ApiKeysWrite,
+}
 
 /// A credential for a machine client, such as a partner integration.
 pub struct ApiKey(pub ApiKeyRow);
@@ -19,7 +34,7 @@ impl ApiKey {
     }
 
     async fn scopes(&self) -> Vec<Scope> {
-        self.0.scopes()
+        self.0.scopes().into_iter().map(Scope::from).collect()
     }
 
     /// The first characters of the secret, to tell keys apart.

@@ -11,6 +11,7 @@ use crate::ids::{self, NodeKind};
 use crate::pagination::{self, Page, PageInfoParts, connection_cost, search_pattern};
 use crate::store::customers::{self, CustomerRow, Filter};
 use crate::store::users;
+use canopy_core::authz;
 
 /// A business entity, an individual or a division. Customers form a tree:
 /// a customer may have inner customers, to any depth.
@@ -23,6 +24,15 @@ impl Customer {
     /// nothing below it, unless it administers it.
     fn opens(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         Ok(guards::manages_customer(guards::caller(ctx)?, &self.0))
+    }
+
+    /// The ancestors the caller may learn of (`authz::visible_ancestors`).
+    fn visible_ancestors(&self, ctx: &Context<'_>) -> ApiResult<Vec<i64>> {
+        Ok(authz::visible_ancestors(guards::caller(ctx)?, &self.0.path))
+    }
+
+    fn visible_parent(&self, ctx: &Context<'_>) -> ApiResult<Option<i64>> {
+        Ok(self.visible_ancestors(ctx)?.last().copied())
     }
 
     fn empty(page: &Page, total: CustomerTotal) -> CustomerConnection {
@@ -82,15 +92,17 @@ impl Customer {
         self.0.zip.as_deref()
     }
 
-    async fn parent_id(&self) -> Option<ID> {
-        self.0
-            .parent_id
-            .map(|id| ids::encode(NodeKind::Customer, id))
+    /// Null for a root customer, and for a customer whose parent is above
+    /// what the caller administers: nothing beyond its reach shows.
+    async fn parent_id(&self, ctx: &Context<'_>) -> ApiResult<Option<ID>> {
+        Ok(self
+            .visible_parent(ctx)?
+            .map(|id| ids::encode(NodeKind::Customer, id)))
     }
 
     async fn parent(&self, ctx: &Context<'_>) -> ApiResult<Option<Customer>> {
-        let caller = guards::require(ctx, Scope::CustomersRead)?;
-        let Some(parent_id) = self.0.parent_id else {
+        guards::require(ctx, Scope::CustomersRead)?;
+        let Some(parent_id) = self.visible_parent(ctx)? else {
             return Ok(None);
         };
         let loaders = ctx.data_unchecked::<Loaders>();
@@ -98,15 +110,16 @@ impl Customer {
             .customers
             .load_one((self.0.tenant_id, parent_id))
             .await?
-            .filter(|row| guards::sees_customer(caller, row))
             .map(Customer))
     }
 
-    /// From the root down to the parent; empty for a root customer.
+    /// From the top down to the parent: every ancestor for callers who
+    /// reach the whole tenant; for a customer user, those within the
+    /// subtrees it administers. Empty for a root customer.
     async fn ancestors(&self, ctx: &Context<'_>) -> ApiResult<Vec<Customer>> {
-        let caller = guards::require(ctx, Scope::CustomersRead)?;
+        guards::require(ctx, Scope::CustomersRead)?;
         let loaders = ctx.data_unchecked::<Loaders>();
-        let ids = self.0.ancestor_ids();
+        let ids = self.visible_ancestors(ctx)?;
         let mut found = loaders
             .customers
             .load_many(ids.iter().map(|id| (self.0.tenant_id, *id)))
@@ -114,14 +127,14 @@ impl Customer {
         Ok(ids
             .iter()
             .filter_map(|id| found.remove(&(self.0.tenant_id, *id)))
-            .filter(|row| guards::sees_customer(caller, row))
             .map(Customer)
             .collect())
     }
 
-    /// 0 for a root customer.
-    async fn depth(&self) -> i32 {
-        self.0.depth()
+    /// How many ancestors the caller may see (the length of `ancestors`):
+    /// 0 for a root customer, and for the top of a customer user's reach.
+    async fn depth(&self, ctx: &Context<'_>) -> ApiResult<i32> {
+        Ok(self.visible_ancestors(ctx)?.len() as i32)
     }
 
     /// Direct inner customers, ordered by title then number. `first`
@@ -208,7 +221,12 @@ impl Customer {
                 "maxDepth must be at least 1",
             ));
         }
-        let page = Page::new(first, after)?;
+        // Cursors carry the sort chain below this customer only: the part
+        // above it names ancestors the caller may not reach.
+        let mut page = Page::new(first, after)?;
+        page.after = page
+            .after
+            .map(|below| format!("{}{below}", self.0.tree_sort));
         if !self.opens(ctx)? {
             return Ok(Self::empty(&page, CustomerTotal::Nothing));
         }
@@ -245,8 +263,12 @@ impl Customer {
     }
 
     /// Registered users who manage this customer and receive its notifications.
+    ///
+    /// Lists exactly the administrators the caller may read by `node(id)`:
+    /// for a customer user, itself and the users of customers it
+    /// administers; an administrator from elsewhere in the tenant is left out.
     async fn administrators(&self, ctx: &Context<'_>) -> ApiResult<Vec<User>> {
-        guards::require(ctx, Scope::UsersRead)?;
+        let caller = guards::require(ctx, Scope::UsersRead)?;
         if !self.opens(ctx)? {
             return Ok(Vec::new());
         }
@@ -257,6 +279,7 @@ impl Customer {
             .await?
             .unwrap_or_default()
             .into_iter()
+            .filter(|user| guards::sees_user(caller, user))
             .map(User)
             .collect())
     }
@@ -319,14 +342,15 @@ pub struct CustomerConnection {
 impl CustomerConnection {
     pub fn new(page: &Page, rows: Vec<CustomerRow>, total: CustomerTotal) -> Self {
         let (rows, info) = page.finish(rows);
-        let in_tree_order = matches!(total, CustomerTotal::Descendants { .. });
         let cursors = rows
             .iter()
             .map(|row| {
-                pagination::encode_cursor(if in_tree_order {
-                    &row.tree_sort
-                } else {
-                    &row.sort_key
+                pagination::encode_cursor(match &total {
+                    CustomerTotal::Descendants { root, .. } => row
+                        .tree_sort
+                        .strip_prefix(root.tree_sort.as_str())
+                        .unwrap_or(&row.tree_sort),
+                    _ => &row.sort_key,
                 })
             })
             .collect();

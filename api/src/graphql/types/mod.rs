@@ -9,7 +9,7 @@ mod user;
 
 use async_graphql::{Interface, SimpleObject};
 
-pub use api_key::{ApiKey, CreateApiKeyPayload};
+pub use api_key::{ApiKey, CreateApiKeyPayload, Scope};
 pub use customer::{
     CreateCustomerInput, Customer, CustomerConnection, CustomerPayload, CustomerTotal,
     DeleteCustomerPayload, UpdateCustomerInput,

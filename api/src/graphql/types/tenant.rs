@@ -1,8 +1,8 @@
 use async_graphql::{Context, ID, Object};
 
-use super::{ApiKey, User};
+use super::{ApiKey, Scope, User};
 use crate::AppState;
-use crate::auth::{Caller, Principal, Scope};
+use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
@@ -71,6 +71,6 @@ impl Viewer {
     }
 
     async fn scopes(&self) -> Vec<Scope> {
-        self.0.scopes().to_vec()
+        self.0.scopes().iter().copied().map(Scope::from).collect()
     }
 }

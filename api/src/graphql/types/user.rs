@@ -37,7 +37,9 @@ impl UserStatus {
     }
 }
 
+/// The GraphQL face of `canopy_core::authz::Role`.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "canopy_core::authz::Role")]
 pub enum UserRole {
     /// Manages every customer and user of the tenant.
     TenantAdmin,
@@ -47,10 +49,7 @@ pub enum UserRole {
 
 impl UserRole {
     pub fn as_str(self) -> &'static str {
-        match self {
-            UserRole::TenantAdmin => "TENANT_ADMIN",
-            UserRole::CustomerUser => "CUSTOMER_USER",
-        }
+        canopy_core::authz::Role::from(self).as_str()
     }
 }
 
@@ -119,7 +118,7 @@ impl User {
     /// Whether the caller manages this user or is it.
     fn is_managed_or_self(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let caller = guards::caller(ctx)?;
-        Ok(caller.user_id() == Some(self.0.id) || guards::manages_user(caller, &self.0))
+        Ok(caller.user_id() == Some(self.0.id) || guards::reaches_user(caller, &self.0))
     }
 }
 
@@ -147,11 +146,7 @@ impl User {
     }
 
     async fn role(&self) -> UserRole {
-        if self.0.role == "TENANT_ADMIN" {
-            UserRole::TenantAdmin
-        } else {
-            UserRole::CustomerUser
-        }
+        self.0.role().into()
     }
 
     async fn status(&self) -> UserStatus {
