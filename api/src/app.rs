@@ -22,6 +22,7 @@ use crate::auth::{self, AuthError};
 use crate::graphql::{self, CanopySchema, loaders::Loaders};
 use canopy_core::config::Config;
 use canopy_core::readiness::Readiness;
+use canopy_core::secrets::Keyring;
 use canopy_core::{db, shutdown};
 
 /// The largest request body accepted, in bytes.
@@ -32,18 +33,24 @@ pub struct AppState {
     pub pool: PgPool,
     pub redis: redis::Client,
     pub config: Arc<Config>,
+    /// The server secrets that make and rebuild email links.
+    pub keyring: Arc<Keyring>,
     pub schema: CanopySchema,
     pub metrics: PrometheusHandle,
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, config: Arc<Config>) -> Result<Self> {
+    /// The state of one process: its keyring comes from the configuration
+    /// or, without `CANOPY_SECRET`, from the database.
+    pub async fn new(pool: PgPool, config: Arc<Config>) -> Result<Self> {
         let redis =
             redis::Client::open(config.redis_url.as_str()).context("REDIS_URL is invalid")?;
+        let keyring = Arc::new(Keyring::load(&pool, &config).await?);
         Ok(Self {
             pool,
             redis,
             config,
+            keyring,
             schema: graphql::schema(),
             metrics: canopy_core::metrics::install(),
         })
@@ -148,7 +155,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn run(config: Config) -> Result<()> {
     let config = Arc::new(config);
     let pool = db::connect_and_migrate(&config.database_url).await?;
-    let state = AppState::new(pool.clone(), config.clone())?;
+    let state = AppState::new(pool.clone(), config.clone()).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;

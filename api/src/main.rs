@@ -2,6 +2,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use canopy_api::tenants::{self, NewTenant};
+use canopy_core::secrets::Keyring;
 use canopy_core::{config::Config, db, telemetry};
 
 /// Canopy's API server. With no command it serves HTTP (and, unless
@@ -57,7 +58,8 @@ async fn main() -> Result<()> {
             new.validate().map_err(refuse)?;
             let config = Config::from_env()?;
             let pool = db::connect_and_migrate(&config.database_url).await?;
-            let created = tenants::create(&pool, &config.secret, new)
+            let keyring = Keyring::load(&pool, &config).await?;
+            let created = tenants::create(&pool, &keyring, new)
                 .await
                 .map_err(refuse)?;
             println!("{}", serde_json::to_string_pretty(&created)?);

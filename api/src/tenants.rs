@@ -11,9 +11,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
 use crate::store::{api_keys, tenants, tokens, users};
 use crate::validation;
-use canopy_core::config::Secret;
 use canopy_core::links;
-use canopy_core::secrets::{self, SecretKind};
+use canopy_core::secrets::{self, Keyring, SecretKind};
 
 /// How long an activation link works unless the caller says otherwise.
 pub const ACTIVATION_TTL_HOURS: i64 = 168;
@@ -46,7 +45,7 @@ impl NewTenant {
     }
 }
 
-pub async fn create(pool: &PgPool, secret: &Secret, new: NewTenant) -> ApiResult<CreatedTenant> {
+pub async fn create(pool: &PgPool, keyring: &Keyring, new: NewTenant) -> ApiResult<CreatedTenant> {
     let name = validation::required("name", &new.name, validation::MAX_TITLE_CHARS)?;
     let admin_email = validation::email("adminEmail", &new.admin_email)?;
     let portal_url = portal_url(&new.portal_url)?;
@@ -69,7 +68,7 @@ pub async fn create(pool: &PgPool, secret: &Secret, new: NewTenant) -> ApiResult
     .await?;
     let activation = tokens::issue(
         &mut tx,
-        secret,
+        keyring,
         tokens::TokenRequest {
             tenant_id: tenant.id,
             user_id: admin.id,

@@ -13,7 +13,6 @@ use sqlx::Connection;
 
 const BIN: &str = env!("CARGO_BIN_EXE_canopy-api");
 const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
-const SECRET: &str = "x";
 
 fn random_hex() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -121,13 +120,23 @@ impl Drop for Server {
     }
 }
 
+/// Runs `create-tenant` as on a fresh installation: no CANOPY_SECRET, so
+/// the installation generates its own.
 async fn create_tenant(db: &Database, admin_email: &str) -> Output {
-    tokio::process::Command::new(BIN)
+    create_tenant_with(db, admin_email, None).await
+}
+
+async fn create_tenant_with(db: &Database, admin_email: &str, secret: Option<&str>) -> Output {
+    let mut command = tokio::process::Command::new(BIN);
+    match secret {
+        Some(secret) => command.env("CANOPY_SECRET", secret),
+        None => command.env_remove("CANOPY_SECRET"),
+    };
+    command
         .args(["create-tenant", "--name", "Bin Test", "--admin-email"])
         .arg(admin_email)
         .args(["--portal-url", "https://portal.bin.test"])
         .env("DATABASE_URL", db.url())
-        .env("CANOPY_SECRET", SECRET)
         .env_remove("CANOPY_LOG_FORMAT")
         .stdin(Stdio::null())
         .output()
@@ -220,7 +229,7 @@ async fn create_tenant_then_serve_and_query_with_the_printed_key() {
         .env("CANOPY_ADDR", format!("127.0.0.1:{port}"))
         .env("CANOPY_QUEUE", &namespace.0)
         .env("CANOPY_MAIL_DIR", &mail_dir)
-        .env("CANOPY_SECRET", SECRET)
+        .env_remove("CANOPY_SECRET")
         .env_remove("CANOPY_LOG_FORMAT")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -339,6 +348,40 @@ async fn create_tenant_then_serve_and_query_with_the_printed_key() {
     );
     assert!(written.contains("Message-ID: <canopy-job-"), "{written}");
 
+    // The secret create-tenant generated is the one this process uses: the
+    // link it printed, and the link the worker wrote, both work here.
+    let unfolded = written
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let invited = unfolded
+        .split("activate?token=")
+        .nth(1)
+        .and_then(|rest| {
+            rest.split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+                .next()
+        })
+        .unwrap_or_else(|| panic!("no token in {written}"))
+        .to_owned();
+    let printed = activation_link.split("token=").nth(1).unwrap().to_owned();
+    for token in [printed, invited] {
+        let activate = format!(
+            r#"mutation {{ activateAccount(token: "{token}", password: "a long enough password") {{ user {{ status }} }} }}"#
+        );
+        let (_, body) = graphql(&client, &base, None, &activate).await;
+        assert_eq!(
+            body["data"]["activateAccount"]["user"]["status"], "ACTIVE",
+            "{token}: {body}"
+        );
+    }
+    assert!(
+        server
+            .log()
+            .contains("using the server secret kept in the database"),
+        "{}",
+        server.log()
+    );
+
     // SIGTERM: a clean exit, promptly.
     let terminated = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
@@ -398,6 +441,44 @@ async fn create_tenant_refuses_bad_input() {
     admin.close().await.expect("close");
 
     db.drop_now().await;
+}
+
+#[tokio::test]
+async fn fresh_installations_without_a_secret_issue_different_links() {
+    let first = Database::new();
+    let second = Database::new();
+    let mut links = Vec::new();
+    for db in [&first, &second] {
+        let output = create_tenant(db, "admin@bin.test").await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("generated a 256-bit server secret"),
+            "{stderr}"
+        );
+        let created: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        // The same tenant and token rows in both: only the secret differs.
+        assert_eq!(string_field(&created, "tenantId"), "VGVuYW50OjE");
+        links.push(string_field(&created, "activationLink").to_owned());
+    }
+    assert_ne!(links[0], links[1]);
+
+    // A second run keeps the installation's secret: no new one is made.
+    let again = create_tenant(&first, "second@bin.test").await;
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert!(!stderr.contains("generated"), "{stderr}");
+
+    // A configured secret shorter than 256 bits is refused at start.
+    let short = create_tenant_with(&first, "third@bin.test", Some("too-short")).await;
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(!short.status.success(), "a short secret was accepted");
+    assert!(
+        stderr.contains("CANOPY_SECRET must be at least 32 bytes"),
+        "{stderr}"
+    );
+    first.drop_now().await;
+    second.drop_now().await;
 }
 
 /// The Redis keys of a queue prefix, deleted when the test ends.

@@ -6,9 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-/// The development secret used when `CANOPY_SECRET` is unset. Links signed
-/// with it are only as safe as this line is secret: never in production.
-const DEV_SECRET: &str = "canopy-development-secret-do-not-use-in-production";
+/// The shortest server secret accepted: 256 bits.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -20,7 +19,12 @@ pub struct Config {
     pub embedded_worker: bool,
     pub smtp_url: Option<String>,
     pub mail_dir: PathBuf,
-    pub secret: Secret,
+    /// `CANOPY_SECRET`; unset, the installation's generated secret (kept in
+    /// the database) is used: see `secrets::Keyring::load`.
+    pub secret: Option<Secret>,
+    /// `CANOPY_SECRET_PREVIOUS`: the secret being rotated out, kept until
+    /// the links it made have expired.
+    pub previous_secret: Option<Secret>,
     pub mail_from: String,
     /// Attempts before a job is KILLED (`CANOPY_JOB_MAX_ATTEMPTS`).
     pub job_max_attempts: i32,
@@ -76,15 +80,8 @@ impl Config {
             "CANOPY_JOB_MAX_ATTEMPTS",
             &crate::jobs::DEFAULT_MAX_ATTEMPTS.to_string(),
         );
-        let secret = match lookup("CANOPY_SECRET").filter(|s| !s.is_empty()) {
-            Some(secret) => Secret::new(secret),
-            None => {
-                tracing::warn!(
-                    "CANOPY_SECRET is unset: using the development secret; set it in production"
-                );
-                Secret::new(DEV_SECRET)
-            }
-        };
+        let secret = server_secret(&lookup, "CANOPY_SECRET")?;
+        let previous_secret = server_secret(&lookup, "CANOPY_SECRET_PREVIOUS")?;
         let worker_addr = get("CANOPY_WORKER_ADDR", "127.0.0.1:9091");
         let retention = get("CANOPY_JOB_RETENTION_DAYS", "30");
         let lease = get("CANOPY_JOB_LEASE_SECONDS", "60");
@@ -128,6 +125,7 @@ impl Config {
             smtp_url: lookup("SMTP_URL").filter(|s| !s.trim().is_empty()),
             mail_dir: PathBuf::from(get("CANOPY_MAIL_DIR", "./mail")),
             secret,
+            previous_secret,
             mail_from: get("CANOPY_MAIL_FROM", "Canopy <no-reply@localhost>"),
             job_max_attempts: max_attempts
                 .parse()
@@ -137,6 +135,21 @@ impl Config {
                     format!("CANOPY_JOB_MAX_ATTEMPTS must be 1 to 100: {max_attempts}")
                 })?,
         })
+    }
+}
+
+/// A server secret from the environment: unset or blank is none; shorter
+/// than 256 bits is refused, so no installation runs on a guessable one.
+fn server_secret(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<Secret>> {
+    match lookup(name).filter(|value| !value.is_empty()) {
+        None => Ok(None),
+        Some(value) if value.len() < MIN_SECRET_BYTES => anyhow::bail!(
+            "{name} must be at least {MIN_SECRET_BYTES} bytes (it has {}); \
+             generate one with `openssl rand -base64 32`, or leave it unset to have \
+             Canopy generate one and keep it in the database",
+            value.len()
+        ),
+        Some(value) => Ok(Some(Secret::new(value))),
     }
 }
 
@@ -181,5 +194,20 @@ mod tests {
 
         let bad = Config::from_lookup(|name| (name == "CANOPY_ADDR").then(|| "nowhere".into()));
         assert!(bad.unwrap_err().to_string().contains("CANOPY_ADDR"));
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_and_none_is_generated_later() {
+        assert!(Config::from_lookup(|_| None).unwrap().secret.is_none());
+        for name in ["CANOPY_SECRET", "CANOPY_SECRET_PREVIOUS"] {
+            let short = Config::from_lookup(|n| (n == name).then(|| "x".repeat(31)));
+            let message = short.unwrap_err().to_string();
+            assert!(
+                message.contains(name) && message.contains("32 bytes"),
+                "{message}"
+            );
+        }
+        let long = Config::from_lookup(|n| (n == "CANOPY_SECRET").then(|| "x".repeat(32))).unwrap();
+        assert_eq!(long.secret.unwrap().expose(), "x".repeat(32).as_bytes());
     }
 }

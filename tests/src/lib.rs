@@ -16,6 +16,10 @@ use std::sync::Arc;
 use canopy_api::tenants::{self, CreatedTenant, NewTenant};
 use canopy_api::{AppState, app};
 use canopy_core::config::Config;
+use canopy_core::secrets::Keyring;
+
+/// The server secret of every test app: 256 bits, as the server demands.
+pub const TEST_SECRET: &str = "canopy-test-secret-0123456789abcdef";
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +28,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub pool: PgPool,
     pub config: Arc<Config>,
+    /// The server secrets the app makes links with.
+    pub keyring: Arc<Keyring>,
     pub client: reqwest::Client,
     /// The tenant every test starts with, and its all-scopes key.
     pub tenant: CreatedTenant,
@@ -87,7 +93,7 @@ impl TestApp {
             Config::from_lookup(|name| match name {
                 "CANOPY_QUEUE" => Some(queue.clone()),
                 "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
-                "CANOPY_SECRET" => Some("test-secret".into()),
+                "CANOPY_SECRET" => Some(TEST_SECRET.into()),
                 "SMTP_URL" => smtp_url.clone(),
                 "CANOPY_JOB_LEASE_SECONDS" => Some("5".into()),
                 "REDIS_URL" => redis_url.clone(),
@@ -95,7 +101,10 @@ impl TestApp {
             })
             .expect("test configuration"),
         );
-        let state = AppState::new(pool.clone(), config.clone()).expect("app state");
+        let state = AppState::new(pool.clone(), config.clone())
+            .await
+            .expect("app state");
+        let keyring = state.keyring.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app(state)).await });
@@ -103,6 +112,7 @@ impl TestApp {
             addr,
             pool,
             config,
+            keyring,
             client: reqwest::Client::new(),
             tenant: placeholder(),
             smtp,
@@ -115,7 +125,7 @@ impl TestApp {
     pub async fn create_tenant(&self, name: &str) -> CreatedTenant {
         tenants::create(
             &self.pool,
-            &self.config.secret,
+            &self.keyring,
             NewTenant {
                 name: name.into(),
                 admin_email: format!("admin@{}.test", name.to_lowercase()),

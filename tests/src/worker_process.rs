@@ -50,7 +50,7 @@ impl WorkerProcess {
             .env("REDIS_URL", &app.config.redis_url)
             .env("CANOPY_QUEUE", &app.config.queue)
             .env("SMTP_URL", app.mail().url())
-            .env("CANOPY_SECRET", "test-secret")
+            .env("CANOPY_SECRET", crate::TEST_SECRET)
             .env("CANOPY_JOB_LEASE_SECONDS", "2")
             .env("CANOPY_WORKER_ADDR", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")

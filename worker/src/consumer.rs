@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
 use canopy_core::config::Config;
+use canopy_core::secrets::Keyring;
 use lettre::message::Mailbox;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -25,11 +26,12 @@ const POLL: Duration = Duration::from_millis(100);
 pub async fn run(
     pool: PgPool,
     config: Arc<Config>,
+    keyring: Arc<Keyring>,
     mailer: Arc<Mailer>,
     worker_id: String,
     shutdown: CancellationToken,
 ) {
-    let context = match build_context(pool, config.clone(), mailer) {
+    let context = match build_context(pool, config.clone(), keyring, mailer) {
         Ok(context) => Arc::new(context),
         Err(error) => {
             tracing::error!(error = %format!("{error:#}"), "worker cannot start");
@@ -82,6 +84,7 @@ async fn pause(shutdown: &CancellationToken, duration: Duration) {
 fn build_context(
     pool: PgPool,
     config: Arc<Config>,
+    keyring: Arc<Keyring>,
     mailer: Arc<Mailer>,
 ) -> anyhow::Result<Context> {
     let from: Mailbox = config
@@ -91,6 +94,7 @@ fn build_context(
     Ok(Context {
         pool,
         config,
+        keyring,
         mailer,
         templates: Templates::new()?,
         from,

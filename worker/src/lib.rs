@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use canopy_core::config::Config;
+use canopy_core::secrets::Keyring;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken) -> Result<()> {
     canopy_core::metrics::install();
     let mailer = Arc::new(mail::Mailer::from_config(&config)?);
+    let keyring = Arc::new(Keyring::load(&pool, &config).await?);
     let worker_id = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
     let relay = tokio::spawn(relay::run(pool.clone(), config.clone(), shutdown.clone()));
     let heartbeat = tokio::spawn(heartbeat::run(
@@ -41,7 +43,7 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
         config.clone(),
         shutdown.clone(),
     ));
-    consumer::run(pool, config, mailer, worker_id, shutdown).await;
+    consumer::run(pool, config, keyring, mailer, worker_id, shutdown).await;
     relay.await?;
     heartbeat.await?;
     retention.await?;

@@ -27,6 +27,7 @@ use canopy_core::config::Config;
 use canopy_core::jobs::{self, JobKind, NewJob, Notice, Payload};
 use canopy_core::lifecycle::{self, Event, UserStatus};
 use canopy_core::links;
+use canopy_core::secrets::Keyring;
 
 /// How long links work (DESIGN: validation 24 h, reset 1 h; activation is
 /// the caller's choice, 1 to 720 hours).
@@ -152,13 +153,14 @@ fn activation_ttl(hours: Option<i32>) -> ApiResult<Duration> {
 async fn hand_out_activation(
     conn: &mut PgConnection,
     config: &Config,
+    keyring: &Keyring,
     user: &UserRow,
     method: ActivationMethod,
     ttl: Duration,
 ) -> ApiResult<Option<String>> {
     let token = tokens::issue(
         conn,
-        &config.secret,
+        keyring,
         TokenRequest {
             tenant_id: user.tenant_id,
             user_id: user.id,
@@ -192,6 +194,7 @@ pub struct CreatedUser {
 pub async fn create(
     pool: &PgPool,
     config: &Config,
+    keyring: &Keyring,
     caller: &Caller,
     input: CreateUserInput,
 ) -> ApiResult<CreatedUser> {
@@ -255,7 +258,7 @@ pub async fn create(
     .await
     .map_err(email_taken)?;
     let activation_link =
-        hand_out_activation(&mut tx, config, &user, input.activation, ttl).await?;
+        hand_out_activation(&mut tx, config, keyring, &user, input.activation, ttl).await?;
     notify(&mut tx, config, Some(caller), &user, Notice::UserAdded).await?;
     tx.commit().await?;
     Ok(CreatedUser {
@@ -268,6 +271,7 @@ pub async fn create(
 pub async fn resend_activation(
     pool: &PgPool,
     config: &Config,
+    keyring: &Keyring,
     caller: &Caller,
     id: &ID,
     method: ActivationMethod,
@@ -282,7 +286,7 @@ pub async fn resend_activation(
             user.status
         )));
     }
-    let activation_link = hand_out_activation(&mut tx, config, &user, method, ttl).await?;
+    let activation_link = hand_out_activation(&mut tx, config, keyring, &user, method, ttl).await?;
     tx.commit().await?;
     Ok(CreatedUser {
         user,
@@ -306,6 +310,7 @@ pub async fn revoke_invitation(pool: &PgPool, caller: &Caller, id: &ID) -> ApiRe
 pub async fn update(
     pool: &PgPool,
     config: &Config,
+    keyring: &Keyring,
     caller: &Caller,
     id: &ID,
     input: UpdateUserInput,
@@ -393,7 +398,7 @@ pub async fn update(
     if let Some(email) = &new_email {
         let token = tokens::issue(
             &mut tx,
-            &config.secret,
+            keyring,
             TokenRequest {
                 tenant_id: user.tenant_id,
                 user_id: user.id,
@@ -476,6 +481,7 @@ pub async fn delete(pool: &PgPool, config: &Config, caller: &Caller, id: &ID) ->
 pub async fn sign_up(
     pool: &PgPool,
     config: &Config,
+    keyring: &Keyring,
     input: SignUpInput,
 ) -> ApiResult<(UserRow, customers::CustomerRow)> {
     let tenant_id = ids::expect(&input.tenant_id, NodeKind::Tenant, "tenantId")
@@ -522,7 +528,7 @@ pub async fn sign_up(
     users::set_password(&mut tx, tenant_id, user.id, &password_hash).await?;
     let token = tokens::issue(
         &mut tx,
-        &config.secret,
+        keyring,
         TokenRequest {
             tenant_id,
             user_id: user.id,
@@ -597,6 +603,7 @@ pub async fn validate_email(pool: &PgPool, config: &Config, token: &str) -> ApiR
 pub async fn request_password_reset(
     pool: &PgPool,
     config: &Config,
+    keyring: &Keyring,
     tenant_id: &ID,
     email: &str,
 ) -> ApiResult<bool> {
@@ -612,7 +619,7 @@ pub async fn request_password_reset(
     }
     let token = tokens::issue(
         &mut tx,
-        &config.secret,
+        keyring,
         TokenRequest {
             tenant_id,
             user_id: user.id,

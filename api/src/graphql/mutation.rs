@@ -171,7 +171,9 @@ impl Mutation {
     ) -> ApiResult<CreateUserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let state = state(ctx);
-        let created = actions::users::create(&state.pool, &state.config, caller, input).await?;
+        let created =
+            actions::users::create(&state.pool, &state.config, &state.keyring, caller, input)
+                .await?;
         Ok(CreateUserPayload {
             user: User(created.user),
             activation_link: created.activation_link,
@@ -188,7 +190,17 @@ impl Mutation {
     ) -> ApiResult<UserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let state = state(ctx);
-        user_payload(actions::users::update(&state.pool, &state.config, caller, &id, input).await)
+        user_payload(
+            actions::users::update(
+                &state.pool,
+                &state.config,
+                &state.keyring,
+                caller,
+                &id,
+                input,
+            )
+            .await,
+        )
     }
 
     /// An administrator may set any status. SUSPENDED cannot sign in and its
@@ -226,6 +238,7 @@ impl Mutation {
         let created = actions::users::resend_activation(
             &state.pool,
             &state.config,
+            &state.keyring,
             caller,
             &id,
             method,
@@ -258,7 +271,8 @@ impl Mutation {
     /// validation email. Title at most 200 characters, password 8 to 128.
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> ApiResult<SignUpPayload> {
         let state = state(ctx);
-        let (user, customer) = actions::users::sign_up(&state.pool, &state.config, input).await?;
+        let (user, customer) =
+            actions::users::sign_up(&state.pool, &state.config, &state.keyring, input).await?;
         Ok(SignUpPayload {
             user: User(user),
             customer: Customer(customer),
@@ -279,7 +293,14 @@ impl Mutation {
         email: String,
     ) -> ApiResult<bool> {
         let state = state(ctx);
-        actions::users::request_password_reset(&state.pool, &state.config, &tenant_id, &email).await
+        actions::users::request_password_reset(
+            &state.pool,
+            &state.config,
+            &state.keyring,
+            &tenant_id,
+            &email,
+        )
+        .await
     }
 
     /// Public. Sets a new password (8 to 128 characters) from a reset link and

@@ -3,8 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgConnection;
 
-use canopy_core::config::Secret;
-use canopy_core::secrets;
+use canopy_core::secrets::{self, Keyring};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
@@ -43,21 +42,23 @@ pub struct TokenRequest<'a> {
 
 /// Issues a token, revoking the user's earlier ones of the same purpose:
 /// only the newest link works. The link's token is derived from the row id
-/// under the server secret; only its hash is stored.
+/// under the current server secret, whose id the row records; only the
+/// token's hash is stored.
 pub async fn issue(
     conn: &mut PgConnection,
-    secret: &Secret,
+    keyring: &Keyring,
     request: TokenRequest<'_>,
 ) -> sqlx::Result<IssuedToken> {
     revoke_pending(conn, request.tenant_id, request.user_id, request.purpose).await?;
     let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('user_tokens', 'id'))")
         .fetch_one(&mut *conn)
         .await?;
-    let token = secrets::link_token(secret, request.tenant_id, id, request.purpose.as_str());
+    let (token, secret_id) = keyring.issue(request.tenant_id, id, request.purpose.as_str());
     let expires_at = Utc::now() + request.ttl;
     sqlx::query(
-        "INSERT INTO user_tokens (tenant_id, id, user_id, purpose, token_hash, expires_at, method, email)
-         OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO user_tokens
+             (tenant_id, id, user_id, purpose, token_hash, expires_at, method, email, secret_id)
+         OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(request.tenant_id)
     .bind(id)
@@ -67,6 +68,7 @@ pub async fn issue(
     .bind(expires_at)
     .bind(request.method)
     .bind(request.email)
+    .bind(secret_id)
     .execute(conn)
     .await?;
     Ok(IssuedToken {

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use canopy_api::tenants::{self, NewTenant};
 use canopy_api::{AppState, app};
 use canopy_core::config::Config;
+use canopy_core::secrets::Keyring;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -50,7 +51,7 @@ async fn main() -> Result<()> {
     let pool = canopy_core::db::connect_and_migrate(&url).await?;
     let config = Arc::new(Config::from_lookup(|name| match name {
         "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
-        "CANOPY_SECRET" => Some("bench".into()),
+        "CANOPY_SECRET" => Some("canopy-benchmark-secret-0123456789".into()),
         "CANOPY_QUEUE" => Some("canopy-bench".into()),
         _ => None,
     })?);
@@ -192,9 +193,10 @@ async fn main() -> Result<()> {
 
 /// The tenant every benchmark works in.
 async fn bench_tenant(pool: &PgPool, config: &Config) -> Result<tenants::CreatedTenant> {
+    let keyring = Keyring::load(pool, config).await?;
     tenants::create(
         pool,
-        &config.secret,
+        &keyring,
         NewTenant {
             name: "Bench".into(),
             admin_email: "admin@bench.test".into(),
@@ -208,7 +210,7 @@ async fn bench_tenant(pool: &PgPool, config: &Config) -> Result<tenants::Created
 
 /// Serves the real app on a free port and returns a client for it.
 async fn serve(pool: &PgPool, config: Arc<Config>, key: String) -> Result<Bench> {
-    let state = AppState::new(pool.clone(), config)?;
+    let state = AppState::new(pool.clone(), config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app(state)).await });
@@ -426,7 +428,7 @@ mod pipeline {
         let queue = format!("canopy-bench-{:08x}", rand::random::<u32>());
         let config = Arc::new(Config::from_lookup(|name| match name {
             "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
-            "CANOPY_SECRET" => Some("bench".into()),
+            "CANOPY_SECRET" => Some("canopy-benchmark-secret-0123456789".into()),
             "CANOPY_QUEUE" => Some(queue.clone()),
             "SMTP_URL" => Some(smtp_url.clone()),
             _ => None,
@@ -524,7 +526,7 @@ mod ledger {
         let config = std::sync::Arc::new(canopy_core::config::Config::from_lookup(
             |name| match name {
                 "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
-                "CANOPY_SECRET" => Some("bench".into()),
+                "CANOPY_SECRET" => Some("canopy-benchmark-secret-0123456789".into()),
                 _ => None,
             },
         )?);

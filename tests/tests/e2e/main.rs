@@ -8,6 +8,7 @@ mod jobs;
 mod permissions;
 mod processes;
 mod schema;
+mod secrets;
 mod sessions;
 mod statements;
 mod tree;

@@ -215,7 +215,7 @@ async fn expired_replaced_and_forged_links_are_refused(pool: PgPool) {
     let mut conn = app.pool.acquire().await.unwrap();
     let newer = canopy_api::store::tokens::issue(
         &mut conn,
-        &app.config.secret,
+        &app.keyring,
         canopy_api::store::tokens::TokenRequest {
             tenant_id: tenant,
             user_id: user,

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use canopy_core::config::Config;
 use canopy_core::jobs::{JobKind, Payload};
-use canopy_core::{links, secrets};
+use canopy_core::links;
+use canopy_core::secrets::Keyring;
 use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use serde::Serialize;
@@ -25,6 +26,7 @@ use crate::mail::{Email, Mailer};
 pub struct Context {
     pub pool: PgPool,
     pub config: Arc<Config>,
+    pub keyring: Arc<Keyring>,
     pub mailer: Arc<Mailer>,
     pub templates: Templates,
     pub from: Mailbox,
@@ -91,6 +93,8 @@ pub(crate) struct Tenant {
 pub(crate) struct LinkToken {
     pub purpose: String,
     pub email: Option<String>,
+    /// The id of the server secret that made the link.
+    pub secret_id: Option<String>,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub consumed_at: Option<DateTime<Utc>>,
@@ -143,7 +147,7 @@ pub(crate) async fn link(
         return Ok(Err("the user no longer exists".to_owned()));
     };
     let token: Option<LinkToken> = sqlx::query_as(
-        "SELECT purpose, email, expires_at, created_at, consumed_at, revoked_at
+        "SELECT purpose, email, secret_id, expires_at, created_at, consumed_at, revoked_at
          FROM user_tokens WHERE tenant_id = $1 AND id = $2",
     )
     .bind(job.tenant_id)
@@ -166,7 +170,21 @@ pub(crate) async fn link(
     let tenant = tenant(&ctx.pool, job.tenant_id).await?;
     let portal = url::Url::parse(&tenant.portal_url)
         .map_err(|e| Outcome::Permanent(format!("the tenant's portal URL is invalid: {e}")))?;
-    let secret = secrets::link_token(&ctx.config.secret, job.tenant_id, token_id, &token.purpose);
+    let secret = ctx
+        .keyring
+        .rebuild(
+            token.secret_id.as_deref(),
+            job.tenant_id,
+            token_id,
+            &token.purpose,
+        )
+        .ok_or_else(|| {
+            Outcome::Permanent(
+                "the server secret that made this link is no longer configured \
+                 (keep it in CANOPY_SECRET_PREVIOUS until its links expire); ask for a new link"
+                    .to_owned(),
+            )
+        })?;
     let url = links::link(&portal, page, &secret);
     let expires_in = in_words(token.expires_at - token.created_at);
     Ok(Ok(Link {

@@ -1,0 +1,171 @@
+//! Server secrets: links made under the development secret that earlier
+//! versions built into the binary stop working on upgrade, and a rotated
+//! secret keeps the links already in flight.
+
+use std::borrow::Cow;
+
+use canopy_core::config::Secret;
+use canopy_core::secrets::{Keyring, sha256};
+use canopy_tests::TestApp;
+use serde_json::json;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+/// The first migration that knows which secret made a link.
+const SECRETS_MIGRATION: i64 = 20261127000001;
+
+/// The secret earlier versions used when CANOPY_SECRET was unset: public,
+/// so every link made with it could be forged.
+const OLD_BUILT_IN_SECRET: &str = "canopy-development-secret-do-not-use-in-production";
+
+async fn insert_token(pool: &PgPool, tenant: i64, user: i64, keyring: &Keyring) -> i64 {
+    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('user_tokens', 'id'))")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let (token, _) = keyring.issue(tenant, id, "ACTIVATION");
+    sqlx::query(
+        "INSERT INTO user_tokens (tenant_id, id, user_id, purpose, token_hash, expires_at)
+         OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, 'ACTIVATION', $4, now() + interval '1 day')",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(user)
+    .bind(sha256(token.as_bytes()))
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
+#[sqlx::test(migrations = false)]
+async fn links_made_under_the_old_built_in_secret_are_revoked_on_upgrade(pool: PgPool) {
+    let all = &canopy_core::db::MIGRATOR;
+    let earlier = Migrator {
+        migrations: Cow::Owned(
+            all.migrations
+                .iter()
+                .filter(|m| m.version < SECRETS_MIGRATION)
+                .cloned()
+                .collect(),
+        ),
+        ..Migrator::DEFAULT
+    };
+    earlier.run(&pool).await.unwrap();
+    let tenant: i64 = sqlx::query_scalar(
+        "INSERT INTO tenants (name, portal_url) VALUES ('Old', 'https://old.test') RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let user: i64 = sqlx::query_scalar(
+        "INSERT INTO users (tenant_id, email, role, status)
+         VALUES ($1, 'admin@old.test', 'TENANT_ADMIN', 'PENDING_EMAIL_VALIDATION') RETURNING id",
+    )
+    .bind(tenant)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let built_in = Keyring::new(Secret::new(OLD_BUILT_IN_SECRET), vec![]);
+    let configured = Keyring::new(
+        Secret::new("an operator's own secret, long enough to keep"),
+        vec![],
+    );
+    let forgeable = insert_token(&pool, tenant, user, &built_in).await;
+    let kept = insert_token(&pool, tenant, user, &configured).await;
+
+    all.run(&pool).await.unwrap();
+
+    let revoked: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT id, revoked_at IS NOT NULL FROM user_tokens ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(revoked, [(forgeable, true), (kept, false)]);
+}
+
+/// Starts a worker for `app` under `secret`, with `previous` as
+/// CANOPY_SECRET_PREVIOUS; stopped when the returned token is cancelled.
+fn worker_with(
+    app: &TestApp,
+    secret: &str,
+    previous: Option<&str>,
+) -> tokio_util::sync::CancellationToken {
+    let mut config = (*app.config).clone();
+    config.secret = Some(Secret::new(secret));
+    config.previous_secret = previous.map(Secret::new);
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(canopy_worker::run(
+        app.pool.clone(),
+        std::sync::Arc::new(config),
+        stop.clone(),
+    ));
+    stop
+}
+
+async fn invite(app: &TestApp, email: &str) {
+    let customer = app.customer("Globex", None).await;
+    app.data(
+        "mutation($input: CreateUserInput!) { createUser(input: $input) { user { id } } }",
+        json!({ "input": { "customerId": customer, "email": email, "activation": "SEND_ACTIVATION_EMAIL" } }),
+    )
+    .await;
+}
+
+const NEXT_SECRET: &str = "the next canopy secret, 256 bits or more";
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_rotated_secret_still_sends_the_links_the_old_one_made(pool: PgPool) {
+    let app = TestApp::spawn_with_mail_stopped(pool).await;
+    invite(&app, "ann@globex.test").await;
+    // The link was made under the test secret; the worker now runs under a
+    // new one, keeping the old as previous.
+    let _worker = worker_with(&app, NEXT_SECRET, Some(canopy_tests::TEST_SECRET));
+    let email = app
+        .mail()
+        .wait_for("ann@globex.test", "set up your account")
+        .await;
+    let data = app
+        .data_as(
+            &app.tenant.api_key,
+            "{ jobQueue { jobs(first: 1) { nodes { state } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["jobQueue"]["jobs"]["nodes"][0]["state"], "DONE");
+    let body = app
+        .post(
+            None,
+            "mutation($t: String!) { activateAccount(token: $t, password: \"a long password\") { user { status } } }",
+            json!({ "t": email.token() }),
+        )
+        .await;
+    assert_eq!(
+        canopy_tests::data_of(body)["activateAccount"]["user"]["status"],
+        "ACTIVE"
+    );
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_link_whose_secret_was_dropped_is_not_sent_with_a_wrong_token(pool: PgPool) {
+    let app = TestApp::spawn_with_mail_stopped(pool).await;
+    invite(&app, "ann@globex.test").await;
+    let _worker = worker_with(&app, NEXT_SECRET, None);
+    app.jobs_settled().await;
+    let data = app
+        .data(
+            "{ jobQueue { jobs(first: 1) { nodes { state lastError } } } }",
+            json!({}),
+        )
+        .await;
+    let job = &data["jobQueue"]["jobs"]["nodes"][0];
+    assert_eq!(job["state"], "KILLED");
+    assert!(
+        job["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("CANOPY_SECRET_PREVIOUS"),
+        "{job}"
+    );
+    assert!(app.mail().messages_to("ann@globex.test").is_empty());
+}
