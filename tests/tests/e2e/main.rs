@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod customers;
+mod escalation;
 mod http;
 mod jobs;
 mod permissions;

@@ -9,7 +9,7 @@ use sqlx::PgPool;
 const PASSWORD: &str = "correct horse battery";
 
 /// A signed-in customer user of `customer`; returns (user id, session).
-async fn member(app: &TestApp, customer: &str, email: &str) -> (String, String) {
+pub(crate) async fn member(app: &TestApp, customer: &str, email: &str) -> (String, String) {
     let data = app
         .data(
             "mutation($input: CreateUserInput!) { createUser(input: $input) { activationLink user { id } } }",
@@ -35,7 +35,7 @@ async fn member(app: &TestApp, customer: &str, email: &str) -> (String, String) 
     (id, session)
 }
 
-async fn administer(app: &TestApp, customer: &str, email: &str) {
+pub(crate) async fn administer(app: &TestApp, customer: &str, email: &str) {
     app.data(
         "mutation($c: ID!, $e: String!) { assignCustomerAdministrator(customerId: $c, email: $e) { customer { id } } }",
         json!({ "c": customer, "e": email }),
