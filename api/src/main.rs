@@ -27,6 +27,10 @@ enum Command {
         portal_url: String,
         #[arg(long)]
         require_approval: bool,
+        /// Nobody may sign up by themselves; users are created by
+        /// administrators only.
+        #[arg(long)]
+        no_self_sign_up: bool,
     },
     /// Prints the GraphQL schema (SDL), as checked in at schema.graphql.
     Schema,
@@ -47,12 +51,14 @@ async fn main() -> Result<()> {
             admin_email,
             portal_url,
             require_approval,
+            no_self_sign_up,
         }) => {
             let new = NewTenant {
                 name,
                 admin_email,
                 portal_url,
                 require_approval,
+                self_sign_up: !no_self_sign_up,
             };
             let refuse = |error| anyhow::anyhow!("{}", tenants::describe(&error));
             new.validate().map_err(refuse)?;

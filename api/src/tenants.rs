@@ -6,11 +6,15 @@ use serde::Serialize;
 use sqlx::PgPool;
 use url::Url;
 
-use crate::auth::Scope;
+use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
+use crate::graphql::guards;
+use crate::graphql::types::UpdateTenantInput;
 use crate::ids::{self, NodeKind};
+use crate::store::tenants::TenantRow;
 use crate::store::{api_keys, tenants, tokens, users};
 use crate::validation;
+use canopy_core::authz;
 use canopy_core::links;
 use canopy_core::secrets::{self, Keyring, SecretKind};
 
@@ -22,6 +26,7 @@ pub struct NewTenant {
     pub admin_email: String,
     pub portal_url: String,
     pub require_approval: bool,
+    pub self_sign_up: bool,
 }
 
 /// What `create-tenant` prints: the only time the API key is shown.
@@ -51,7 +56,16 @@ pub async fn create(pool: &PgPool, keyring: &Keyring, new: NewTenant) -> ApiResu
     let portal_url = portal_url(&new.portal_url)?;
 
     let mut tx = pool.begin().await?;
-    let tenant = tenants::insert(&mut tx, &name, portal_url.as_str(), new.require_approval).await?;
+    let tenant = tenants::insert(
+        &mut tx,
+        &tenants::Settings {
+            name: &name,
+            portal_url: portal_url.as_str(),
+            require_approval: new.require_approval,
+            self_sign_up: new.self_sign_up,
+        },
+    )
+    .await?;
     let admin = users::insert(
         &mut tx,
         tenant.id,
@@ -106,6 +120,39 @@ pub fn describe(error: &ApiError) -> String {
         ApiError::Internal(cause) => format!("{cause:#}"),
         other => other.code().to_owned(),
     }
+}
+
+/// Changes the caller's tenant; needs every scope (`authz::change_tenant`).
+pub async fn update(
+    pool: &PgPool,
+    caller: &Caller,
+    input: UpdateTenantInput,
+) -> ApiResult<TenantRow> {
+    guards::enforce(authz::change_tenant(caller), "tenant")?;
+    let name = input
+        .name
+        .map(|name| validation::required("name", &name, validation::MAX_TITLE_CHARS))
+        .transpose()?;
+    let portal = input.portal_url.map(|url| portal_url(&url)).transpose()?;
+    let mut tx = pool.begin().await?;
+    let current = tenants::lock(&mut tx, caller.tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let row = tenants::update(
+        &mut tx,
+        current.id,
+        &tenants::Settings {
+            name: name.as_deref().unwrap_or(&current.name),
+            portal_url: portal
+                .as_ref()
+                .map_or(current.portal_url.as_str(), Url::as_str),
+            require_approval: input.require_approval.unwrap_or(current.require_approval),
+            self_sign_up: input.self_sign_up.unwrap_or(current.self_sign_up),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 fn portal_url(value: &str) -> ApiResult<Url> {

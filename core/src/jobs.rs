@@ -15,14 +15,16 @@ pub enum JobKind {
     Invitation,
     AdminNotification,
     PasswordReset,
+    AccountNotice,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::EmailValidation,
         JobKind::Invitation,
         JobKind::AdminNotification,
         JobKind::PasswordReset,
+        JobKind::AccountNotice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -31,6 +33,7 @@ impl JobKind {
             JobKind::Invitation => "INVITATION",
             JobKind::AdminNotification => "ADMIN_NOTIFICATION",
             JobKind::PasswordReset => "PASSWORD_RESET",
+            JobKind::AccountNotice => "ACCOUNT_NOTICE",
         }
     }
 
@@ -49,6 +52,24 @@ pub enum Notice {
     UserDeleted,
     AdministratorAssigned,
     AdministratorRemoved,
+}
+
+/// What a person is told about its own account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AccountNotice {
+    /// Someone tried to sign up with an address that already has an
+    /// account; the answer to them did not say so, the owner is told.
+    SignUpAttempted,
+}
+
+impl AccountNotice {
+    /// The folder of its templates, below `worker/templates/`.
+    pub fn template(self) -> &'static str {
+        match self {
+            AccountNotice::SignUpAttempted => "account/sign_up_attempted",
+        }
+    }
 }
 
 /// The payload of a job: ids only.
@@ -70,6 +91,14 @@ pub enum Payload {
         /// (a deleted user) when the email is written. An address or a
         /// title, never a secret.
         subject_label: String,
+    },
+    /// A notice to a user about its own account, sent to `address` (which
+    /// may be an address the user no longer holds).
+    #[serde(rename_all = "camelCase")]
+    Account {
+        user_id: i64,
+        notice: AccountNotice,
+        address: String,
     },
 }
 

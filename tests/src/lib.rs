@@ -131,6 +131,7 @@ impl TestApp {
                 admin_email: format!("admin@{}.test", name.to_lowercase()),
                 portal_url: "https://portal.example.com".into(),
                 require_approval: false,
+                self_sign_up: true,
             },
         )
         .await

@@ -5,7 +5,7 @@
 
 use async_graphql::{ID, MaybeUndefined};
 use chrono::Duration;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Acquire, PgConnection, PgPool};
 
 use crate::actions::sessions::{check_password, hash_password, redeem};
 use crate::auth::{Caller, Principal};
@@ -24,7 +24,7 @@ use crate::tenants::ACTIVATION_TTL_HOURS;
 use crate::validation::{self as v, MAX_NAME_CHARS, MAX_TITLE_CHARS};
 use canopy_core::authz;
 use canopy_core::config::Config;
-use canopy_core::jobs::{self, JobKind, NewJob, Notice, Payload};
+use canopy_core::jobs::{self, AccountNotice, JobKind, NewJob, Notice, Payload};
 use canopy_core::lifecycle::{self, Event, UserStatus};
 use canopy_core::links;
 use canopy_core::secrets::Keyring;
@@ -40,17 +40,16 @@ const EMAIL_TAKEN: &str = "a user with this email already exists";
 /// An address held or reserved by another user: decided by the unique keys
 /// on users and on email claims.
 fn email_taken(error: sqlx::Error) -> ApiError {
-    match &error {
-        sqlx::Error::Database(db)
-            if matches!(
-                db.constraint(),
-                Some("users_email_key" | "email_claims_pkey")
-            ) =>
-        {
-            ApiError::conflict("email", EMAIL_TAKEN)
-        }
-        _ => error.into(),
+    if is_email_taken(&error) {
+        ApiError::conflict("email", EMAIL_TAKEN)
+    } else {
+        error.into()
     }
+}
+
+fn is_email_taken(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db)
+        if matches!(db.constraint(), Some("users_email_key" | "email_claims_pkey")))
 }
 
 fn actor(caller: &Caller) -> Option<i64> {
@@ -478,14 +477,21 @@ pub async fn delete(pool: &PgPool, config: &Config, caller: &Caller, id: &ID) ->
 
 /// Public: a root customer and its first user, who must validate the
 /// address (and, if the tenant says so, wait for approval).
+///
+/// An address that already has an account gets the same answer as a new
+/// one, and nothing is created for it: the customer row that drew the
+/// answer's id and number is removed again, the user's id is the one the
+/// refused insert drew, and the address's owner is told by email. So the
+/// caller cannot tell the two apart, and a sign-up reserves nothing.
 pub async fn sign_up(
     pool: &PgPool,
     config: &Config,
     keyring: &Keyring,
     input: SignUpInput,
 ) -> ApiResult<(UserRow, customers::CustomerRow)> {
-    let tenant_id = ids::expect(&input.tenant_id, NodeKind::Tenant, "tenantId")
-        .map_err(|_| ApiError::bad_input("tenantId", "tenantId names no tenant"))?;
+    let no_tenant = || ApiError::bad_input("tenantId", "tenantId names no tenant");
+    let tenant_id =
+        ids::expect(&input.tenant_id, NodeKind::Tenant, "tenantId").map_err(|_| no_tenant())?;
     let title = v::required("customerTitle", &input.customer_title, MAX_TITLE_CHARS)?;
     let email = v::email("email", &input.email)?;
     check_password(&input.password)?;
@@ -494,9 +500,11 @@ pub async fn sign_up(
     let password_hash = hash_password(input.password.clone()).await?;
 
     let mut tx = pool.begin().await?;
-    if tenants::by_id(&mut *tx, tenant_id).await?.is_none() {
-        return Err(ApiError::bad_input("tenantId", "tenantId names no tenant"));
-    }
+    // A tenant without self sign-up answers as one that does not exist.
+    tenants::by_id(&mut *tx, tenant_id)
+        .await?
+        .filter(|tenant| tenant.self_sign_up)
+        .ok_or_else(no_tenant)?;
     tree_lock::shared(&mut tx, tenant_id).await?;
     let customer = customers::insert(
         &mut tx,
@@ -510,21 +518,33 @@ pub async fn sign_up(
         },
     )
     .await?;
-    let user = users::insert(
-        &mut tx,
-        tenant_id,
-        &NewUser {
-            customer_id: Some(customer.id),
-            email: &email,
-            first_name: first_name.as_deref(),
-            last_name: last_name.as_deref(),
-            phone: None,
-            role: UserRole::CustomerUser.as_str(),
-            status: UserStatus::PendingEmailValidation.as_str(),
-        },
-    )
-    .await
-    .map_err(email_taken)?;
+    let new_user = NewUser {
+        customer_id: Some(customer.id),
+        email: &email,
+        first_name: first_name.as_deref(),
+        last_name: last_name.as_deref(),
+        phone: None,
+        role: UserRole::CustomerUser.as_str(),
+        status: UserStatus::PendingEmailValidation.as_str(),
+    };
+    // The unique keys decide whether the address is free; a savepoint
+    // keeps the transaction usable when they say no.
+    let mut attempt = (&mut *tx).begin().await?;
+    let user = match users::insert(&mut attempt, tenant_id, &new_user).await {
+        Ok(user) => {
+            attempt.commit().await?;
+            user
+        }
+        Err(error) if is_email_taken(&error) => {
+            attempt.rollback().await?;
+            let user = users::phantom(&mut tx, &customer, &new_user).await?;
+            customers::delete_subtree(&mut tx, &customer).await?;
+            tell_the_address_owner(&mut tx, config, tenant_id, &email).await?;
+            tx.commit().await?;
+            return Ok((user, customer));
+        }
+        Err(error) => return Err(error.into()),
+    };
     users::set_password(&mut tx, tenant_id, user.id, &password_hash).await?;
     let token = tokens::issue(
         &mut tx,
@@ -550,6 +570,36 @@ pub async fn sign_up(
     .await?;
     tx.commit().await?;
     Ok((user, customer))
+}
+
+/// Tells whoever holds or reserves `address` that someone tried to sign up
+/// with it.
+async fn tell_the_address_owner(
+    conn: &mut PgConnection,
+    config: &Config,
+    tenant_id: i64,
+    address: &str,
+) -> ApiResult<()> {
+    let Some((owner, address)) = users::address_owner(&mut *conn, tenant_id, address).await? else {
+        return Ok(());
+    };
+    jobs::enqueue(
+        conn,
+        NewJob {
+            tenant_id,
+            kind: JobKind::AccountNotice,
+            payload: Payload::Account {
+                user_id: owner,
+                notice: AccountNotice::SignUpAttempted,
+                address: address.clone(),
+            },
+            recipient: &address,
+            user_id: Some(owner),
+            max_attempts: config.job_max_attempts,
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Public: uses a validation link. For a sign-up it moves the user on in

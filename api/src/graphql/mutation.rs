@@ -4,8 +4,8 @@ use super::guards;
 use super::types::{
     self, ActivationMethod, ApiKey, AuthPayload, CreateApiKeyPayload, CreateCustomerInput,
     CreateUserInput, CreateUserPayload, Customer, CustomerPayload, DeleteCustomerPayload,
-    DeleteUserPayload, Entitlement, EntitlementKind, Job, SignUpInput, SignUpPayload,
-    UpdateCustomerInput, UpdateUserInput, User, UserPayload, UserStatus,
+    DeleteUserPayload, Entitlement, EntitlementKind, Job, SignUpInput, SignUpPayload, Tenant,
+    UpdateCustomerInput, UpdateTenantInput, UpdateUserInput, User, UserPayload, UserStatus,
 };
 use crate::AppState;
 use crate::actions;
@@ -345,6 +345,19 @@ impl Mutation {
         actions::sessions::activate_account(&state(ctx).pool, &token, &password)
             .await
             .map(AuthPayload::from)
+    }
+
+    /// Changes the tenant's settings; needs every scope (a tenant
+    /// administrator, or a key holding all). Fields left out are unchanged.
+    async fn update_tenant(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateTenantInput,
+    ) -> ApiResult<Tenant> {
+        let caller = guards::caller(ctx)?;
+        crate::tenants::update(&state(ctx).pool, caller, input)
+            .await
+            .map(Tenant)
     }
 
     /// Puts a FAILED or KILLED job back in the queue, with a fresh allowance

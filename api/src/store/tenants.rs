@@ -6,28 +6,68 @@ pub struct TenantRow {
     pub name: String,
     pub require_approval: bool,
     pub portal_url: String,
+    /// Whether anyone may sign up (`signUp`); off, sign-up answers as if
+    /// the tenant did not exist.
+    pub self_sign_up: bool,
 }
 
 pub async fn by_id<'e>(executor: impl PgExecutor<'e>, id: i64) -> sqlx::Result<Option<TenantRow>> {
-    sqlx::query_as("SELECT id, name, require_approval, portal_url FROM tenants WHERE id = $1")
-        .bind(id)
-        .fetch_optional(executor)
-        .await
+    sqlx::query_as(
+        "SELECT id, name, require_approval, portal_url, self_sign_up FROM tenants WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(executor)
+    .await
 }
 
-pub async fn insert(
+/// A tenant's settings, to create it with or to change it to.
+pub struct Settings<'a> {
+    pub name: &'a str,
+    pub portal_url: &'a str,
+    pub require_approval: bool,
+    pub self_sign_up: bool,
+}
+
+pub async fn insert(conn: &mut PgConnection, settings: &Settings<'_>) -> sqlx::Result<TenantRow> {
+    sqlx::query_as(
+        "INSERT INTO tenants (name, portal_url, require_approval, self_sign_up)
+         VALUES ($1, $2, $3, $4)
+         RETURNING id, name, require_approval, portal_url, self_sign_up",
+    )
+    .bind(settings.name)
+    .bind(settings.portal_url)
+    .bind(settings.require_approval)
+    .bind(settings.self_sign_up)
+    .fetch_one(conn)
+    .await
+}
+
+/// Locks the tenant's row until the transaction ends.
+pub async fn lock(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<TenantRow>> {
+    sqlx::query_as(
+        "SELECT id, name, require_approval, portal_url, self_sign_up FROM tenants
+         WHERE id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn update(
     conn: &mut PgConnection,
-    name: &str,
-    portal_url: &str,
-    require_approval: bool,
+    id: i64,
+    settings: &Settings<'_>,
 ) -> sqlx::Result<TenantRow> {
     sqlx::query_as(
-        "INSERT INTO tenants (name, portal_url, require_approval) VALUES ($1, $2, $3)
-         RETURNING id, name, require_approval, portal_url",
+        "UPDATE tenants SET name = $2, portal_url = $3, require_approval = $4, self_sign_up = $5
+         WHERE id = $1
+         RETURNING id, name, require_approval, portal_url, self_sign_up",
     )
-    .bind(name)
-    .bind(portal_url)
-    .bind(require_approval)
+    .bind(id)
+    .bind(settings.name)
+    .bind(settings.portal_url)
+    .bind(settings.require_approval)
+    .bind(settings.self_sign_up)
     .fetch_one(conn)
     .await
 }

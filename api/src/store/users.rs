@@ -6,6 +6,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 use super::{Grouped, by_group};
 use crate::auth::{CustomerReach, Role, UserFacts};
 use crate::pagination::Page;
+use crate::store::customers::CustomerRow;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct UserRow {
@@ -262,6 +263,53 @@ pub async fn insert(
     .await?;
     claim_email(conn, tenant_id, row.id, user.email).await?;
     Ok(row)
+}
+
+/// The user a sign-up for a taken address would have been, had the address
+/// been free: the id the refused insert drew (`currval` is this session's
+/// own), the fields given, and the customer's timestamps. Nothing is stored.
+pub async fn phantom(
+    conn: &mut PgConnection,
+    customer: &CustomerRow,
+    user: &NewUser<'_>,
+) -> sqlx::Result<UserRow> {
+    let id: i64 = sqlx::query_scalar("SELECT currval(pg_get_serial_sequence('users', 'id'))")
+        .fetch_one(conn)
+        .await?;
+    Ok(UserRow {
+        tenant_id: customer.tenant_id,
+        id,
+        customer_id: user.customer_id,
+        email: user.email.to_owned(),
+        first_name: user.first_name.map(str::to_owned),
+        last_name: user.last_name.map(str::to_owned),
+        phone: user.phone.map(str::to_owned),
+        role: user.role.to_owned(),
+        status: user.status.to_owned(),
+        last_login_at: None,
+        created_at: customer.created_at,
+        updated_at: customer.updated_at,
+        email_key: user.email.to_lowercase(),
+        customer_path: Some(customer.path.clone()),
+    })
+}
+
+/// Who holds or reserves `address`, and the address as that user has it.
+pub async fn address_owner<'e>(
+    executor: impl PgExecutor<'e>,
+    tenant_id: i64,
+    address: &str,
+) -> sqlx::Result<Option<(i64, String)>> {
+    sqlx::query_as(
+        "SELECT u.id, CASE WHEN lower(u.email) = c.address THEN u.email
+                           ELSE coalesce(u.pending_email, c.address) END
+         FROM email_claims c JOIN users u ON u.tenant_id = c.tenant_id AND u.id = c.user_id
+         WHERE c.tenant_id = $1 AND c.address = lower($2)",
+    )
+    .bind(tenant_id)
+    .bind(address)
+    .fetch_optional(executor)
+    .await
 }
 
 /// A user found by address for signing in, with its password hash.

@@ -202,6 +202,7 @@ async fn bench_tenant(pool: &PgPool, config: &Config) -> Result<tenants::Created
             admin_email: "admin@bench.test".into(),
             portal_url: "http://localhost:3000".into(),
             require_approval: false,
+            self_sign_up: true,
         },
     )
     .await

@@ -7,6 +7,7 @@ mod escalation;
 mod http;
 mod jobs;
 mod permissions;
+mod privacy;
 mod processes;
 mod schema;
 mod secrets;

@@ -2,6 +2,7 @@
 //! decides whether the job is moot (the user is gone, already active, the
 //! customer deleted) and otherwise writes the email.
 
+pub mod account_notice;
 pub mod admin_notification;
 pub mod email_validation;
 pub mod invitation;
@@ -53,6 +54,9 @@ pub async fn compose(ctx: &Context, job: &Claimed) -> Result<Composed, Outcome> 
         }
         (Some(JobKind::AdminNotification), payload @ Payload::Notice { .. }) => {
             admin_notification::compose(ctx, job, payload).await
+        }
+        (Some(JobKind::AccountNotice), payload @ Payload::Account { .. }) => {
+            account_notice::compose(ctx, job, payload).await
         }
         _ => Err(Outcome::Permanent(format!(
             "a {} job cannot carry this payload",

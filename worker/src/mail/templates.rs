@@ -35,7 +35,8 @@ impl Templates {
             "invitation",
             "email_validation",
             "password_reset",
-            "admin_notification"
+            "admin_notification",
+            "account/sign_up_attempted"
         );
         Ok(Self { env })
     }

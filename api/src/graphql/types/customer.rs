@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Entitlement, PageInfo, User, UserConnection, UserStatus};
 use crate::AppState;
-use crate::auth::Scope;
+use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::graphql::loaders::{ChildCountKey, ChildrenKey, Loaders};
@@ -26,9 +26,13 @@ impl Customer {
         Ok(guards::manages_customer(guards::caller(ctx)?, &self.0))
     }
 
-    /// The ancestors the caller may learn of (`authz::visible_ancestors`).
+    /// The ancestors the caller may learn of (`authz::visible_ancestors`);
+    /// none for an anonymous caller, who meets only its own sign-up's root.
     fn visible_ancestors(&self, ctx: &Context<'_>) -> ApiResult<Vec<i64>> {
-        Ok(authz::visible_ancestors(guards::caller(ctx)?, &self.0.path))
+        Ok(ctx
+            .data_opt::<Caller>()
+            .map(|caller| authz::visible_ancestors(caller, &self.0.path))
+            .unwrap_or_default())
     }
 
     fn visible_parent(&self, ctx: &Context<'_>) -> ApiResult<Option<i64>> {

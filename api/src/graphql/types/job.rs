@@ -17,6 +17,8 @@ pub enum JobKind {
     Invitation,
     AdminNotification,
     PasswordReset,
+    /// A notice to a user about its own account.
+    AccountNotice,
 }
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]

@@ -16,7 +16,7 @@ pub use customer::{
 };
 pub use entitlement::{Entitlement, EntitlementKind};
 pub use job::{Job, JobConnection, JobQueue};
-pub use tenant::{Tenant, Viewer};
+pub use tenant::{Tenant, UpdateTenantInput, Viewer};
 pub use user::{
     ActivationMethod, AuthPayload, CreateUserInput, CreateUserPayload, DeleteUserPayload,
     SignUpInput, SignUpPayload, UpdateUserInput, User, UserConnection, UserPayload, UserRole,

@@ -1,4 +1,4 @@
-use async_graphql::{Context, ID, Object};
+use async_graphql::{Context, ID, InputObject, Object};
 
 use super::{ApiKey, Scope, User};
 use crate::AppState;
@@ -31,6 +31,23 @@ impl Tenant {
     async fn portal_url(&self) -> &str {
         &self.0.portal_url
     }
+
+    /// Whether anyone may sign up (`signUp`); when false, sign-up answers
+    /// as if the tenant did not exist.
+    async fn self_sign_up(&self) -> bool {
+        self.0.self_sign_up
+    }
+}
+
+/// Changes to the tenant's settings; fields left out are unchanged.
+#[derive(InputObject)]
+pub struct UpdateTenantInput {
+    /// At most 200 characters.
+    pub name: Option<String>,
+    pub require_approval: Option<bool>,
+    /// An http(s) URL.
+    pub portal_url: Option<String>,
+    pub self_sign_up: Option<bool>,
 }
 
 /// Who is calling.

@@ -1,0 +1,31 @@
+//! ACCOUNT_NOTICE: a person told about its own account (someone tried to
+//! sign up with its address). Moot once the user is gone.
+
+use canopy_core::jobs::{AccountNotice, Payload};
+use serde_json::json;
+
+use super::{Composed, Context};
+use crate::ledger::{Claimed, Outcome};
+
+pub async fn compose(ctx: &Context, job: &Claimed, payload: Payload) -> Result<Composed, Outcome> {
+    let Payload::Account {
+        user_id,
+        notice,
+        address,
+    } = payload
+    else {
+        return Err(Outcome::Permanent("not an account notice".to_owned()));
+    };
+    let Some(user) = super::recipient(&ctx.pool, job.tenant_id, user_id).await? else {
+        return Ok(Composed::Moot("the user no longer exists".to_owned()));
+    };
+    let tenant = super::tenant(&ctx.pool, job.tenant_id).await?;
+    let context = match notice {
+        AccountNotice::SignUpAttempted => json!({
+            "tenant": tenant.name,
+            "name": user.greeting_name(),
+            "portal": tenant.portal_url,
+        }),
+    };
+    super::email(ctx, job, notice.template(), &address, context).map(Composed::Send)
+}
