@@ -11,6 +11,7 @@ use crate::graphql::types::{CreateCustomerInput, UpdateCustomerInput};
 use crate::ids::{self, NodeKind};
 use crate::store::customers::{self, CustomerRow, Deleted, Fields};
 use crate::store::jobs::{Notification, notify_administrators};
+use crate::store::tokens::{self, Purpose};
 use crate::store::{tree_lock, users};
 use crate::validation::{self as v, *};
 use canopy_core::authz;
@@ -348,6 +349,12 @@ pub async fn set_administrator(
     };
     if assign {
         if users::add_administrator(&mut tx, tenant_id, customer.id, user.id).await? {
+            // Links issued before the user gained this power were issued by
+            // callers who may not hold it: they stop working, and a pending
+            // address change is withdrawn. The user asks for new ones.
+            tokens::revoke_pending(&mut tx, tenant_id, user.id, Purpose::Activation).await?;
+            tokens::revoke_pending(&mut tx, tenant_id, user.id, Purpose::EmailValidation).await?;
+            users::withdraw_pending_email(&mut tx, tenant_id, user.id).await?;
             notify_administrators(&mut tx, notice(Notice::AdministratorAssigned)).await?;
         }
     } else {

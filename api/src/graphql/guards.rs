@@ -44,28 +44,37 @@ pub fn limits(caller: &Caller) -> Option<&CustomerReach> {
     caller.limits()
 }
 
+/// Whether the row belongs to the caller's tenant. Rows of another tenant
+/// reach a resolver only through the public mutations (a sign-up names
+/// its tenant), and are never the caller's to read further.
+pub fn in_tenant(caller: &Caller, tenant_id: i64) -> bool {
+    caller.tenant_id == tenant_id
+}
+
 pub fn sees_customer(caller: &Caller, customer: &CustomerRow) -> bool {
-    authz::sees_customer(caller, customer.id, &customer.path)
+    in_tenant(caller, customer.tenant_id)
+        && authz::sees_customer(caller, customer.id, &customer.path)
 }
 
 pub fn manages_customer(caller: &Caller, customer: &CustomerRow) -> bool {
-    authz::manages_customer(caller, &customer.path)
+    in_tenant(caller, customer.tenant_id) && authz::manages_customer(caller, &customer.path)
 }
 
 /// Whether the caller sees the user (who administers what does not matter
 /// for seeing).
 pub fn sees_user(caller: &Caller, user: &UserRow) -> bool {
-    authz::sees_user(caller, &user.facts(Vec::new()))
+    in_tenant(caller, user.tenant_id) && authz::sees_user(caller, &user.facts(Vec::new()))
 }
 
 /// Whether the caller reaches the user's account as a manager: the user
 /// belongs to a customer it manages (or it reaches the whole tenant).
 pub fn reaches_user(caller: &Caller, user: &UserRow) -> bool {
-    caller.limits().is_none_or(|reach| {
-        user.customer_path
-            .as_deref()
-            .is_some_and(|path| reach.manages_path(path))
-    })
+    in_tenant(caller, user.tenant_id)
+        && caller.limits().is_none_or(|reach| {
+            user.customer_path
+                .as_deref()
+                .is_some_and(|path| reach.manages_path(path))
+        })
 }
 
 /// NOT_FOUND when the customer is out of sight, FORBIDDEN when it may be

@@ -265,6 +265,29 @@ pub async fn insert(
     Ok(row)
 }
 
+/// Withdraws the user's pending address change: the address is free again.
+pub async fn withdraw_pending_email(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    id: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "DELETE FROM email_claims c USING users u
+         WHERE c.tenant_id = $1 AND c.user_id = $2 AND u.tenant_id = c.tenant_id
+           AND u.id = c.user_id AND c.address = lower(u.pending_email)",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE users SET pending_email = NULL WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The user a sign-up for a taken address would have been, had the address
 /// been free: the id the refused insert drew (`currval` is this session's
 /// own), the fields given, and the customer's timestamps. Nothing is stored.

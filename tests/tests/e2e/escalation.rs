@@ -393,3 +393,38 @@ async fn what_lies_out_of_reach_looks_absent(pool: PgPool) {
         (missing.code, missing.field, missing.message)
     );
 }
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn links_issued_before_a_user_gains_power_stop_working(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let a = app.customer("A", None).await;
+    let a1 = app.customer("A1", Some(&a)).await;
+    let b = app.customer("B", None).await;
+    // The administrator of A1 invites a colleague and keeps the link.
+    let (_, a1_admin) = member(&app, &a1, "a1admin@acme.test").await;
+    administer(&app, &a1, "a1admin@acme.test").await;
+    let data = app
+        .data_as(
+            &a1_admin,
+            "mutation($c: ID!) { createUser(input: { customerId: $c, email: \"colleague@acme.test\",
+               activation: DISPLAY_ACTIVATION_LINK }) { activationLink } }",
+            json!({ "c": a1 }),
+        )
+        .await;
+    let kept = canopy_tests::link_token(data["createUser"]["activationLink"].as_str().unwrap());
+    // Later the colleague is made administrator of B, beyond A1's reach.
+    administer(&app, &b, "colleague@acme.test").await;
+    let error = app
+        .error_as(
+            None,
+            "mutation($t: String!) { activateAccount(token: $t, password: \"a long password\") { token } }",
+            json!({ "t": kept }),
+        )
+        .await;
+    assert_eq!(
+        (error.code.as_str(), error.field.as_deref()),
+        ("BAD_USER_INPUT", Some("token")),
+        "{}",
+        error.message
+    );
+}

@@ -124,6 +124,48 @@ async fn a_sign_up_with_a_taken_address_answers_as_a_new_one_and_tells_the_owner
     );
 }
 
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_key_of_another_tenant_reads_nothing_through_a_sign_up(pool: PgPool) {
+    let app = TestApp::spawn_with_mail(pool).await;
+    let other = app.create_tenant("Other").await;
+    let nested = "mutation($input: SignUpInput!) { signUp(input: $input) {
+        user { id customer { id } emailDeliveries { totalCount } invitation { state } administeredCustomers { id } }
+        customer { id depth parentId users { totalCount } entitlements { id } innerCustomerCount
+                   descendantCount administrators { id } } } }";
+    let attempt = |email: &str| {
+        json!({ "input": { "tenantId": other.tenant_id, "customerTitle": "T",
+                           "email": email, "password": PASSWORD } })
+    };
+    let key = app.tenant.api_key.clone();
+    let fresh = app
+        .post(Some(&key), nested, attempt("new@bikes.test"))
+        .await;
+    let taken = app
+        .post(Some(&key), nested, attempt("NEW@bikes.test"))
+        .await;
+    let strip = |body: &Value| {
+        let mut body = body.clone();
+        body["data"]["signUp"]["user"]["id"] = json!("…");
+        body["data"]["signUp"]["customer"]["id"] = json!("…");
+        body
+    };
+    assert_eq!(strip(&fresh), strip(&taken));
+    let user = &fresh["data"]["signUp"]["user"];
+    assert_eq!(user["customer"], Value::Null, "{fresh}");
+    assert_eq!(
+        fresh["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{fresh}"
+    );
+    assert_eq!(
+        fresh["errors"][0]["path"],
+        json!(["signUp", "user", "emailDeliveries"])
+    );
+    assert_eq!(
+        fresh["data"]["signUp"]["customer"]["users"]["totalCount"], 0,
+        "{fresh}"
+    );
+}
+
 const UPDATE_TENANT: &str = "mutation($input: UpdateTenantInput!) {
   updateTenant(input: $input) { id name requireApproval portalUrl selfSignUp }
 }";

@@ -183,9 +183,11 @@ pub(crate) async fn link(
             &token.purpose,
         )
         .ok_or_else(|| {
-            Outcome::Permanent(
-                "the server secret that made this link is no longer configured \
-                 (keep it in CANOPY_SECRET_PREVIOUS until its links expire); ask for a new link"
+            // Transient: during a rolling rotation another process may
+            // know the secret; after the attempts run out the job is KILLED.
+            Outcome::Transient(
+                "this process does not know the server secret that made the link \
+                 (keep it in CANOPY_SECRET_PREVIOUS until its links expire)"
                     .to_owned(),
             )
         })?;

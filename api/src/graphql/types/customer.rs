@@ -31,6 +31,7 @@ impl Customer {
     fn visible_ancestors(&self, ctx: &Context<'_>) -> ApiResult<Vec<i64>> {
         Ok(ctx
             .data_opt::<Caller>()
+            .filter(|caller| guards::in_tenant(caller, self.0.tenant_id))
             .map(|caller| authz::visible_ancestors(caller, &self.0.path))
             .unwrap_or_default())
     }
@@ -256,7 +257,10 @@ impl Customer {
         status: Option<UserStatus>,
         search: Option<String>,
     ) -> ApiResult<UserConnection> {
-        guards::require(ctx, Scope::UsersRead)?;
+        let caller = guards::require(ctx, Scope::UsersRead)?;
+        if !guards::sees_customer(caller, &self.0) {
+            return Ok(UserConnection::empty());
+        }
         let filter = users::Filter {
             customer_id: Some(self.0.id),
             status: status.map(UserStatus::as_str),
@@ -289,7 +293,10 @@ impl Customer {
     }
 
     async fn entitlements(&self, ctx: &Context<'_>) -> ApiResult<Vec<Entitlement>> {
-        guards::require(ctx, Scope::CustomersRead)?;
+        let caller = guards::require(ctx, Scope::CustomersRead)?;
+        if !guards::sees_customer(caller, &self.0) {
+            return Ok(Vec::new());
+        }
         let loaders = ctx.data_unchecked::<Loaders>();
         Ok(loaders
             .entitlements

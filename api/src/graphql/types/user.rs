@@ -255,6 +255,7 @@ pub struct UserConnection {
 /// Which set a user connection pages through, for its totalCount.
 enum UserTotal {
     List { tenant_id: i64, filter: Filter },
+    Nothing,
 }
 
 impl UserConnection {
@@ -273,6 +274,20 @@ impl UserConnection {
             |row| row.email_key.clone(),
             UserTotal::List { tenant_id, filter },
         ))
+    }
+
+    /// No users: what a caller gets for a customer it may not read.
+    pub fn empty() -> Self {
+        let page = Page {
+            first: 0,
+            after: None,
+        };
+        Self::new(
+            &page,
+            Vec::new(),
+            |row| row.id.to_string(),
+            UserTotal::Nothing,
+        )
     }
 
     /// A page of the approval queue, oldest first.
@@ -331,8 +346,12 @@ impl UserConnection {
     /// All matching users, not just this page.
     async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         let state = ctx.data_unchecked::<AppState>();
-        let UserTotal::List { tenant_id, filter } = &self.total;
-        Ok(users::count(&state.pool, *tenant_id, filter).await?)
+        match &self.total {
+            UserTotal::List { tenant_id, filter } => {
+                Ok(users::count(&state.pool, *tenant_id, filter).await?)
+            }
+            UserTotal::Nothing => Ok(0),
+        }
     }
 }
 
