@@ -1,21 +1,44 @@
-//! A real SMTP server for the tests: aiosmtpd (`tests/smtp_sink.py`),
-//! started by the test on a free port. Messages are read back from the
-//! files it writes, waiting for them by polling, never by a fixed sleep.
+//! A real SMTP server for the tests, in the test process: the SMTP
+//! protocol is `mailin`'s, the sockets are tokio's. Each test starts its own
+//! on a free port; it can refuse messages with a reply of the test's
+//! choosing, answer slowly, or stop and start again on the same port.
+//! Messages are read back by polling, never after a fixed sleep.
 
-use std::path::PathBuf;
-use std::process::Stdio;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use mailin::{Action, Response, Session, SessionBuilder};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// How long a test waits for an email before failing.
 const MAIL_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct SmtpSink {
     pub port: u16,
-    dir: PathBuf,
-    child: Child,
+    state: Arc<Mutex<State>>,
+    server: Server,
+}
+
+/// What the test set, and what the sink received.
+#[derive(Default)]
+struct State {
+    /// A reply refusing every message (e.g. "451 4.3.0 later").
+    refusal: Option<String>,
+    /// How long to wait before answering each message.
+    delay: Option<Duration>,
+    received: Vec<Vec<u8>>,
+}
+
+/// One run of the server: stopping it closes the listener and every
+/// connection, as a stopped mail server would.
+struct Server {
+    stop: CancellationToken,
+    /// Until it has been awaited after a stop.
+    task: Option<JoinHandle<()>>,
 }
 
 /// A message the sink received.
@@ -51,22 +74,40 @@ impl Received {
 
 impl SmtpSink {
     pub async fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("canopy-smtp-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
-        let child = spawn(port, &dir).await;
-        Self { port, dir, child }
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let server = Server::spawn(listener, state.clone());
+        Self {
+            port,
+            state,
+            server,
+        }
     }
 
     /// Stops the server: connections are refused until `restart`.
     pub async fn stop(&mut self) {
-        let _ = self.child.kill().await;
+        self.server.stop.cancel();
+        if let Some(task) = self.server.task.take() {
+            let _ = task.await;
+        }
     }
 
     /// Starts it again on the same port, keeping what it received.
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.child = spawn(self.port, &self.dir).await;
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let started = Instant::now();
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(error) => {
+                    assert!(started.elapsed() < MAIL_TIMEOUT, "rebind {addr}: {error}");
+                    tokio::time::sleep(crate::POLL).await;
+                }
+            }
+        };
+        self.server = Server::spawn(listener, self.state.clone());
     }
 
     pub fn url(&self) -> String {
@@ -76,30 +117,18 @@ impl SmtpSink {
     /// Makes the sink refuse messages with `reply` (e.g. "451 4.3.0 later"),
     /// or accept them again with `None`.
     pub fn refuse_with(&self, reply: Option<&str>) {
-        std::fs::write(self.dir.join("reply"), reply.unwrap_or("")).unwrap();
+        self.state.lock().unwrap().refusal = reply.map(str::to_owned);
     }
 
     /// Makes the sink wait `seconds` before answering each message.
     pub fn delay(&self, seconds: Option<f64>) {
-        std::fs::write(
-            self.dir.join("delay"),
-            seconds.map(|s| s.to_string()).unwrap_or_default(),
-        )
-        .unwrap();
+        self.state.lock().unwrap().delay = seconds.map(Duration::from_secs_f64);
     }
 
     /// Every message received so far, in order.
     pub fn messages(&self) -> Vec<Received> {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .unwrap()
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
-            .collect();
-        paths.sort();
-        paths
-            .iter()
-            .map(|path| parse(&std::fs::read(path).unwrap()))
-            .collect()
+        let received = self.state.lock().unwrap().received.clone();
+        received.iter().map(|raw| parse(raw)).collect()
     }
 
     /// Waits for a message to `to` whose subject contains `subject`.
@@ -136,45 +165,121 @@ impl SmtpSink {
 
 impl Drop for SmtpSink {
     fn drop(&mut self) {
-        let _ = self.child.start_kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.server.stop.cancel();
     }
 }
 
-/// Runs `smtp_sink.py` on `port`, storing into `dir`; returns once it listens.
-async fn spawn(port: u16, dir: &std::path::Path) -> Child {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/smtp_sink.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .arg("--port")
-        .arg(port.to_string())
-        .arg("--dir")
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("python3 with aiosmtpd (pip install aiosmtpd)");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("the SMTP sink starts in time")
-        .unwrap();
-    assert_eq!(
-        ready.as_deref(),
-        Some("ready"),
-        "the SMTP sink did not start"
-    );
-    child
+impl Server {
+    fn spawn(listener: TcpListener, state: Arc<Mutex<State>>) -> Self {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(accept(listener, state, stop.clone()));
+        Self {
+            stop,
+            task: Some(task),
+        }
+    }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+async fn accept(listener: TcpListener, state: Arc<Mutex<State>>, stop: CancellationToken) {
+    loop {
+        let socket = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _)) => socket,
+                Err(_) => continue,
+            },
+        };
+        let state = state.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                _ = converse(socket, state) => {}
+            }
+        });
+    }
+}
+
+/// One SMTP conversation: lines in, `mailin`'s replies out. When a
+/// message's final "." arrives the sink waits the delay the test set, then
+/// keeps the message, or answers the refusal instead of `mailin`'s OK
+/// (`mailin` would stay in its data state after an error of its handler).
+async fn converse(socket: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    let peer = socket.peer_addr()?.ip();
+    let mut stream = BufReader::new(socket);
+    let finished = Arc::new(Mutex::new(None));
+    let collector = Collector {
+        message: Vec::new(),
+        finished: finished.clone(),
+    };
+    let mut session: Session<Collector> =
+        SessionBuilder::new("canopy-test-sink").build(peer, collector);
+    reply(&mut stream, &session.greeting()).await?;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if stream.read_until(b'\n', &mut line).await? == 0 {
+            return Ok(());
+        }
+        let mut response = session.process(&line);
+        let message = finished.lock().unwrap().take();
+        if let Some(message) = message {
+            let delay = state.lock().unwrap().delay;
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            let mut state = state.lock().unwrap();
+            match &state.refusal {
+                Some(refusal) => response = refused(refusal),
+                None => state.received.push(message),
+            }
+        }
+        match response.action {
+            Action::NoReply => {}
+            Action::Reply | Action::UpgradeTls => reply(&mut stream, &response).await?,
+            Action::Close => return reply(&mut stream, &response).await,
+        }
+    }
+}
+
+/// A reply such as "451 4.3.0 later" as a response.
+fn refused(reply: &str) -> Response {
+    let (code, text) = reply.split_once(' ').unwrap_or((reply, ""));
+    Response::custom(code.parse().expect("a reply code"), text.to_owned())
+}
+
+async fn reply(stream: &mut BufReader<TcpStream>, response: &Response) -> std::io::Result<()> {
+    stream.write_all(&response.buffer()?).await?;
+    stream.flush().await
+}
+
+/// Collects each message and hands it to the conversation when it ends.
+struct Collector {
+    message: Vec<u8>,
+    finished: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+impl mailin::Handler for Collector {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        _to: &[String],
+    ) -> Response {
+        self.message.clear();
+        mailin::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.message.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        *self.finished.lock().unwrap() = Some(std::mem::take(&mut self.message));
+        mailin::response::OK
+    }
 }
 
 fn parse(raw: &[u8]) -> Received {
