@@ -97,10 +97,15 @@ pub async fn create(pool: &PgPool, keyring: &Keyring, new: NewTenant) -> ApiResu
     api_keys::insert(
         &mut tx,
         tenant.id,
-        "Initial key",
-        &Scope::ALL,
-        secrets::visible_prefix(&key.plaintext),
-        &key.hash,
+        &api_keys::NewKey {
+            name: "Initial key",
+            scopes: &Scope::ALL,
+            prefix: secrets::visible_prefix(&key.plaintext),
+            secret_hash: &key.hash,
+            created_by_user_id: None,
+            created_by_key_id: None,
+            expires_at: None,
+        },
     )
     .await?;
     tx.commit().await?;

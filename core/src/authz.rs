@@ -262,6 +262,14 @@ impl Caller {
         }
     }
 
+    /// The API key calling, if the caller is one.
+    pub fn key_id(&self) -> Option<i64> {
+        match self.principal {
+            Principal::ApiKey { id, .. } => Some(id),
+            Principal::User { .. } => None,
+        }
+    }
+
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes().contains(&scope)
     }

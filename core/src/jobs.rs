@@ -52,6 +52,10 @@ pub enum Notice {
     UserDeleted,
     AdministratorAssigned,
     AdministratorRemoved,
+    /// To the tenant's administrators: a new tenant administrator.
+    TenantAdministratorAdded,
+    /// To the tenant's administrators: a new API key.
+    ApiKeyCreated,
 }
 
 /// What a person is told about its own account.
@@ -61,6 +65,12 @@ pub enum AccountNotice {
     /// Someone tried to sign up with an address that already has an
     /// account; the answer to them did not say so, the owner is told.
     SignUpAttempted,
+    /// Its password was changed (sent to its address).
+    PasswordChanged,
+    /// Its address was changed (sent to the old and the new address).
+    EmailChanged,
+    /// It was made a tenant administrator.
+    BecameTenantAdministrator,
 }
 
 impl AccountNotice {
@@ -68,6 +78,9 @@ impl AccountNotice {
     pub fn template(self) -> &'static str {
         match self {
             AccountNotice::SignUpAttempted => "account/sign_up_attempted",
+            AccountNotice::PasswordChanged => "account/password_changed",
+            AccountNotice::EmailChanged => "account/email_changed",
+            AccountNotice::BecameTenantAdministrator => "account/tenant_administrator",
         }
     }
 }

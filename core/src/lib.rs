@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod links;
 pub mod metrics;
 pub mod passwords;
+pub mod purge;
 pub mod readiness;
 pub mod secrets;
 pub mod shutdown;

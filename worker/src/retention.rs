@@ -1,4 +1,5 @@
-//! Retention: DONE jobs older than `CANOPY_JOB_RETENTION_DAYS` are deleted
+//! Retention: account data past its use (`canopy_core::purge`), and DONE
+//! jobs older than `CANOPY_JOB_RETENTION_DAYS`, are deleted
 //! in small batches, each its own short statement, so the ledger stays
 //! bounded without long locks. Any number of workers may prune at once.
 //!
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use apalis_core::backend::Vacuum;
 use canopy_core::config::Config;
+use canopy_core::purge::Purged;
 use sqlx::PgPool;
 
 use crate::queue;
@@ -29,6 +31,13 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "pruned finished jobs"),
             Err(error) => tracing::warn!(%error, "cannot prune finished jobs"),
+        }
+        match canopy_core::purge::run(&pool).await {
+            Ok(purged) if purged != Purged::default() => {
+                tracing::info!(?purged, "purged expired sessions, links and sign-ups")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot purge account data"),
         }
         if let Err(error) = fold_counts(&pool).await {
             tracing::warn!(%error, "cannot fold the job counters");

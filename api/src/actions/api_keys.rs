@@ -1,23 +1,44 @@
 use async_graphql::ID;
+use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::ids::{self, NodeKind};
-use crate::store::api_keys::{self, ApiKeyRow};
+use crate::store::api_keys::{self, ApiKeyRow, NewKey};
+use crate::store::jobs::{Notification, notify_administrators};
 use crate::validation::{self, MAX_NAME_CHARS};
+use canopy_core::config::Config;
+use canopy_core::jobs::Notice;
 use canopy_core::secrets::{self, SecretKind};
 
-/// Creates a key with `scopes` (no more than the caller holds) and returns it
-/// with its secret, which is not stored and cannot be shown again.
+/// The furthest an expiry may lie ahead.
+const MAX_KEY_LIFETIME_DAYS: i64 = 3660;
+
+/// Creates a key with `scopes` (no more than the caller holds), recording
+/// who made it, and returns it with its secret, which is not stored and
+/// cannot be shown again. The tenant's administrators are told.
 pub async fn create(
     pool: &PgPool,
+    config: &Config,
     caller: &Caller,
     name: &str,
     scopes: &[Scope],
+    expires_at: Option<DateTime<Utc>>,
 ) -> ApiResult<(ApiKeyRow, String)> {
     let name = validation::required("name", name, MAX_NAME_CHARS)?;
+    if let Some(at) = expires_at {
+        let now = Utc::now();
+        if at <= now || at > now + Duration::days(MAX_KEY_LIFETIME_DAYS) {
+            return Err(ApiError::bad_input(
+                "expiresAt",
+                format!(
+                    "expiresAt must be in the future and at most {MAX_KEY_LIFETIME_DAYS} days ahead"
+                ),
+            ));
+        }
+    }
     if scopes.is_empty() {
         return Err(ApiError::bad_input(
             "scopes",
@@ -29,16 +50,36 @@ pub async fn create(
     scopes.dedup();
     guards::may_grant(caller, &scopes)?;
     let secret = secrets::mint(SecretKind::ApiKey, caller.tenant_id);
-    let mut conn = pool.acquire().await?;
+    let mut tx = pool.begin().await?;
     let row = api_keys::insert(
-        &mut conn,
+        &mut tx,
         caller.tenant_id,
-        &name,
-        &scopes,
-        secrets::visible_prefix(&secret.plaintext),
-        &secret.hash,
+        &NewKey {
+            name: &name,
+            scopes: &scopes,
+            prefix: secrets::visible_prefix(&secret.plaintext),
+            secret_hash: &secret.hash,
+            created_by_user_id: caller.user_id(),
+            created_by_key_id: caller.key_id(),
+            expires_at,
+        },
     )
     .await?;
+    notify_administrators(
+        &mut tx,
+        Notification {
+            tenant_id: caller.tenant_id,
+            customer_id: None,
+            notice: Notice::ApiKeyCreated,
+            subject_user_id: None,
+            subject_label: &format!("{} ({})", row.name, row.prefix),
+            actor_user_id: caller.user_id(),
+            fall_back_to_tenant_admins: true,
+            max_attempts: config.job_max_attempts,
+        },
+    )
+    .await?;
+    tx.commit().await?;
     Ok((row, secret.plaintext))
 }
 

@@ -79,9 +79,15 @@ async fn existing(conn: &mut PgConnection, tenant_id: i64, id: &ID) -> ApiResult
 /// every power it holds (taking over the account would hand it those).
 async fn managed(conn: &mut PgConnection, caller: &Caller, id: &ID) -> ApiResult<UserRow> {
     let user = existing(conn, caller.tenant_id, id).await?;
-    let administered = users::administered_paths(&mut *conn, user.tenant_id, user.id).await?;
-    guards::must_manage_user(caller, &user, administered)?;
+    must_manage(conn, caller, &user).await?;
     Ok(user)
+}
+
+/// Refuses unless the caller manages `user` and holds every power it
+/// holds, reading which customers it administers.
+async fn must_manage(conn: &mut PgConnection, caller: &Caller, user: &UserRow) -> ApiResult<()> {
+    let administered = users::administered_paths(&mut *conn, user.tenant_id, user.id).await?;
+    guards::must_manage_user(caller, user, administered)
 }
 
 /// A link email: the job names the user and the token row, so the worker
@@ -259,6 +265,34 @@ pub async fn create(
     let activation_link =
         hand_out_activation(&mut tx, config, keyring, &user, input.activation, ttl).await?;
     notify(&mut tx, config, Some(caller), &user, Notice::UserAdded).await?;
+    if role == UserRole::TenantAdmin {
+        // Everyone holding every power hears of a new holder, and the
+        // holder of what it now may do.
+        notify_administrators(
+            &mut tx,
+            Notification {
+                tenant_id: user.tenant_id,
+                customer_id: None,
+                notice: Notice::TenantAdministratorAdded,
+                subject_user_id: Some(user.id),
+                subject_label: &user.email,
+                actor_user_id: caller.user_id(),
+                fall_back_to_tenant_admins: true,
+                max_attempts: config.job_max_attempts,
+            },
+        )
+        .await?;
+        let notice = AccountNotice::BecameTenantAdministrator;
+        tell(
+            &mut tx,
+            config,
+            user.tenant_id,
+            user.id,
+            notice,
+            &user.email,
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(CreatedUser {
         user,
@@ -293,6 +327,29 @@ pub async fn resend_activation(
     })
 }
 
+/// Ends the sessions of a user: the user itself, or a caller who manages it
+/// (and holds every power it holds). `keep_current` spares the session
+/// making the request. Returns how many ended.
+pub async fn revoke_sessions(
+    pool: &PgPool,
+    caller: &Caller,
+    id: &ID,
+    keep_current: bool,
+) -> ApiResult<u64> {
+    let mut tx = pool.begin().await?;
+    let user = existing(&mut tx, caller.tenant_id, id).await?;
+    if caller.user_id() != Some(user.id) {
+        must_manage(&mut tx, caller, &user).await?;
+    }
+    let keep = match caller.principal {
+        Principal::User { session_id, .. } if keep_current => Some(session_id),
+        _ => None,
+    };
+    let ended = sessions::delete_others(&mut tx, user.tenant_id, user.id, keep).await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
 /// Makes the user's pending activation link stop working.
 pub async fn revoke_invitation(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
@@ -318,9 +375,7 @@ pub async fn update(
     let current = existing(&mut tx, caller.tenant_id, id).await?;
     // Users change their own names and phone; managers change the rest.
     if guards::reaches_user(caller, &current) {
-        let administered =
-            users::administered_paths(&mut *tx, current.tenant_id, current.id).await?;
-        guards::must_manage_user(caller, &current, administered)?;
+        must_manage(&mut tx, caller, &current).await?;
     } else {
         if caller.user_id() != Some(current.id) {
             guards::must_manage_user(caller, &current, Vec::new())?;
@@ -583,18 +638,38 @@ async fn tell_the_address_owner(
     let Some((owner, address)) = users::address_owner(&mut *conn, tenant_id, address).await? else {
         return Ok(());
     };
+    tell(
+        conn,
+        config,
+        tenant_id,
+        owner,
+        AccountNotice::SignUpAttempted,
+        &address,
+    )
+    .await
+}
+
+/// Queues an ACCOUNT_NOTICE to `address` about the user's own account.
+async fn tell(
+    conn: &mut PgConnection,
+    config: &Config,
+    tenant_id: i64,
+    user_id: i64,
+    notice: AccountNotice,
+    address: &str,
+) -> ApiResult<()> {
     jobs::enqueue(
         conn,
         NewJob {
             tenant_id,
             kind: JobKind::AccountNotice,
             payload: Payload::Account {
-                user_id: owner,
-                notice: AccountNotice::SignUpAttempted,
-                address: address.clone(),
+                user_id,
+                notice,
+                address: address.to_owned(),
             },
-            recipient: &address,
-            user_id: Some(owner),
+            recipient: address,
+            user_id: Some(user_id),
             max_attempts: config.job_max_attempts,
         },
     )
@@ -622,7 +697,15 @@ pub async fn validate_email(pool: &PgPool, config: &Config, token: &str) -> ApiR
                     "this address change was withdrawn or replaced",
                 ));
             }
-            users::confirm_email(&mut tx, user.tenant_id, user.id, new_email).await?
+            // A new address ends every session: whoever signed in before
+            // the change signs in again. Both addresses are told.
+            sessions::delete_for_user(&mut tx, user.tenant_id, user.id).await?;
+            let changed = users::confirm_email(&mut tx, user.tenant_id, user.id, new_email).await?;
+            for address in [&user.email, &changed.email] {
+                let notice = AccountNotice::EmailChanged;
+                tell(&mut tx, config, user.tenant_id, user.id, notice, address).await?;
+            }
+            changed
         }
         None => {
             let tenant = tenants::by_id(&mut *tx, user.tenant_id)
@@ -694,7 +777,12 @@ pub async fn request_password_reset(
 }
 
 /// Public: sets a new password from a reset link and ends every session.
-pub async fn reset_password(pool: &PgPool, token: &str, password: &str) -> ApiResult<bool> {
+pub async fn reset_password(
+    pool: &PgPool,
+    config: &Config,
+    token: &str,
+    password: &str,
+) -> ApiResult<bool> {
     check_password(password)?;
     let password_hash = hash_password(password.to_owned()).await?;
     let mut tx = pool.begin().await?;
@@ -709,6 +797,15 @@ pub async fn reset_password(pool: &PgPool, token: &str, password: &str) -> ApiRe
     }
     users::set_password(&mut tx, user.tenant_id, user.id, &password_hash).await?;
     sessions::delete_for_user(&mut tx, user.tenant_id, user.id).await?;
+    tell(
+        &mut tx,
+        config,
+        user.tenant_id,
+        user.id,
+        AccountNotice::PasswordChanged,
+        &user.email,
+    )
+    .await?;
     tokens::consume(&mut tx, link.tenant_id, link.id).await?;
     tx.commit().await?;
     Ok(true)

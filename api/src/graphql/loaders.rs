@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::pagination::Page;
 use crate::store::customers::{self, CustomerRow};
 use crate::store::entitlements::{self, EntitlementRow};
+use crate::store::sessions::{self, SessionRow};
 use crate::store::tokens::{self, InvitationRow};
 use crate::store::users::{self, UserRow};
 
@@ -30,6 +31,7 @@ pub struct Loaders {
     pub administered: DataLoader<AdministeredLoader>,
     pub entitlements: DataLoader<EntitlementsLoader>,
     pub invitations: DataLoader<InvitationLoader>,
+    pub sessions: DataLoader<SessionLoader>,
 }
 
 impl Loaders {
@@ -51,7 +53,8 @@ impl Loaders {
             administrators: loader(AdministratorsLoader(pool.clone())),
             administered: loader(AdministeredLoader(pool.clone())),
             entitlements: loader(EntitlementsLoader(pool.clone())),
-            invitations: loader(InvitationLoader(pool)),
+            invitations: loader(InvitationLoader(pool.clone())),
+            sessions: loader(SessionLoader(pool)),
         }
     }
 }
@@ -254,6 +257,21 @@ impl Loader<Key> for InvitationLoader {
     async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, InvitationRow>, ApiError> {
         per_tenant(keys, |tenant, ids| async move {
             tokens::latest_invitations(&self.0, tenant, &ids).await
+        })
+        .await
+    }
+}
+
+/// The live sessions of a user.
+pub struct SessionLoader(PgPool);
+
+impl Loader<Key> for SessionLoader {
+    type Value = Vec<SessionRow>;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, Vec<SessionRow>>, ApiError> {
+        per_tenant(keys, |tenant, ids| async move {
+            sessions::live_for_users(&self.0, tenant, &ids).await
         })
         .await
     }

@@ -1,4 +1,5 @@
 use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
 
 use super::guards;
 use super::types::{
@@ -257,6 +258,23 @@ impl Mutation {
         user_payload(actions::users::revoke_invitation(&state(ctx).pool, caller, &id).await)
     }
 
+    /// Ends the user's sessions at once: the user itself, or a caller who
+    /// manages it and holds every power it holds. `keepCurrent` spares the
+    /// session making the request. Answers how many ended.
+    async fn revoke_sessions(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        #[graphql(default_with = "Some(false)")] keep_current: Option<bool>,
+    ) -> ApiResult<i32> {
+        let caller = guards::require(ctx, Scope::UsersWrite)?;
+        let keep_current = keep_current.unwrap_or(false);
+        let ended =
+            actions::users::revoke_sessions(&state(ctx).pool, caller, &user_id, keep_current)
+                .await?;
+        Ok(i32::try_from(ended).unwrap_or(i32::MAX))
+    }
+
     /// Deletes the user; its sessions end and its links stop working.
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeleteUserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
@@ -311,7 +329,8 @@ impl Mutation {
         token: String,
         password: String,
     ) -> ApiResult<bool> {
-        actions::users::reset_password(&state(ctx).pool, &token, &password).await
+        let state = state(ctx);
+        actions::users::reset_password(&state.pool, &state.config, &token, &password).await
     }
 
     /// Public. Signs in; every refusal (unknown address, wrong password, a
@@ -371,17 +390,28 @@ impl Mutation {
     }
 
     /// The secret is shown once, here. A key may only be given scopes its
-    /// creator holds; `name` is at most 100 characters.
+    /// creator holds; `name` is at most 100 characters. `expiresAt`, when
+    /// given, is in the future and at most 3,660 days ahead; the key stops
+    /// working then. The tenant's administrators are told of every new key.
     async fn create_api_key(
         &self,
         ctx: &Context<'_>,
         name: String,
         scopes: Vec<types::Scope>,
+        expires_at: Option<DateTime<Utc>>,
     ) -> ApiResult<CreateApiKeyPayload> {
         let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
         let scopes: Vec<Scope> = scopes.into_iter().map(Scope::from).collect();
-        let (row, secret) =
-            actions::api_keys::create(&state(ctx).pool, caller, &name, &scopes).await?;
+        let state = state(ctx);
+        let (row, secret) = actions::api_keys::create(
+            &state.pool,
+            &state.config,
+            caller,
+            &name,
+            &scopes,
+            expires_at,
+        )
+        .await?;
         Ok(CreateApiKeyPayload {
             api_key: ApiKey(row),
             secret,

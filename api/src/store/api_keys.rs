@@ -18,6 +18,9 @@ pub struct ApiKeyRow {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub created_by_user_id: Option<i64>,
+    pub created_by_key_id: Option<i64>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl ApiKeyRow {
@@ -26,8 +29,8 @@ impl ApiKeyRow {
     }
 }
 
-const COLUMNS: &str =
-    "tenant_id, id, name, scopes, prefix, secret_hash, created_at, last_used_at, revoked_at";
+const COLUMNS: &str = "tenant_id, id, name, scopes, prefix, secret_hash, created_at, \
+     last_used_at, revoked_at, created_by_user_id, created_by_key_id, expires_at";
 
 pub async fn find_live_by_hash(
     pool: &PgPool,
@@ -36,7 +39,8 @@ pub async fn find_live_by_hash(
 ) -> sqlx::Result<Option<ApiKeyRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api_keys
-         WHERE tenant_id = $1 AND secret_hash = $2 AND revoked_at IS NULL"
+         WHERE tenant_id = $1 AND secret_hash = $2 AND revoked_at IS NULL
+           AND (expires_at IS NULL OR expires_at > now())"
     ))
     .bind(tenant_id)
     .bind(hash)
@@ -84,24 +88,37 @@ pub async fn list(pool: &PgPool, tenant_id: i64) -> sqlx::Result<Vec<ApiKeyRow>>
     .await
 }
 
+/// A key to store: only the secret's hash and visible prefix are kept.
+pub struct NewKey<'a> {
+    pub name: &'a str,
+    pub scopes: &'a [Scope],
+    pub prefix: &'a str,
+    pub secret_hash: &'a [u8],
+    /// Who made it: a signed-in user, or another key.
+    pub created_by_user_id: Option<i64>,
+    pub created_by_key_id: Option<i64>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 pub async fn insert(
     conn: &mut PgConnection,
     tenant_id: i64,
-    name: &str,
-    scopes: &[Scope],
-    prefix: &str,
-    secret_hash: &[u8],
+    key: &NewKey<'_>,
 ) -> sqlx::Result<ApiKeyRow> {
-    let scopes: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
     sqlx::query_as(&format!(
-        "INSERT INTO api_keys (tenant_id, name, scopes, prefix, secret_hash)
-         VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+        "INSERT INTO api_keys (tenant_id, name, scopes, prefix, secret_hash,
+                               created_by_user_id, created_by_key_id, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
     ))
     .bind(tenant_id)
-    .bind(name)
+    .bind(key.name)
     .bind(scopes)
-    .bind(prefix)
-    .bind(secret_hash)
+    .bind(key.prefix)
+    .bind(key.secret_hash)
+    .bind(key.created_by_user_id)
+    .bind(key.created_by_key_id)
+    .bind(key.expires_at)
     .fetch_one(conn)
     .await
 }

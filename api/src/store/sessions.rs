@@ -58,6 +58,62 @@ pub async fn delete(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<bool
     Ok(result.rows_affected() == 1)
 }
 
+/// A live session, as its user and their managers see it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The live sessions of each user, newest first; at most
+/// `MAX_LISTED_PER_USER` per user.
+pub async fn live_for_users(
+    pool: &PgPool,
+    tenant_id: i64,
+    user_ids: &[i64],
+) -> sqlx::Result<std::collections::HashMap<i64, Vec<SessionRow>>> {
+    let rows: Vec<SessionRow> = sqlx::query_as(
+        "SELECT id, user_id, created_at, expires_at FROM (
+             SELECT s.*, row_number() OVER (PARTITION BY user_id ORDER BY id DESC) AS n
+             FROM sessions s
+             WHERE tenant_id = $1 AND user_id = ANY($2) AND expires_at > now()) s
+         WHERE n <= $3 ORDER BY id DESC",
+    )
+    .bind(tenant_id)
+    .bind(user_ids)
+    .bind(MAX_LISTED_PER_USER)
+    .fetch_all(pool)
+    .await?;
+    let mut map: std::collections::HashMap<i64, Vec<SessionRow>> = Default::default();
+    for row in rows {
+        map.entry(row.user_id).or_default().push(row);
+    }
+    Ok(map)
+}
+
+/// How many sessions `User.sessions` lists at most.
+pub const MAX_LISTED_PER_USER: i64 = 100;
+
+/// Ends every session of a user but `keep`; returns how many ended.
+pub async fn delete_others(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    user_id: i64,
+    keep: Option<i64>,
+) -> sqlx::Result<u64> {
+    let result = sqlx::query(
+        "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND id IS DISTINCT FROM $3",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(keep)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
 /// Ends every session of a user.
 pub async fn delete_for_user(
     conn: &mut PgConnection,

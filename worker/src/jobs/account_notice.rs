@@ -1,5 +1,6 @@
-//! ACCOUNT_NOTICE: a person told about its own account (someone tried to
-//! sign up with its address). Moot once the user is gone.
+//! ACCOUNT_NOTICE: a person told about its own account: someone tried to
+//! sign up with its address, its password or address changed, it became a
+//! tenant administrator. Moot once the user is gone.
 
 use canopy_core::jobs::{AccountNotice, Payload};
 use serde_json::json;
@@ -20,12 +21,15 @@ pub async fn compose(ctx: &Context, job: &Claimed, payload: Payload) -> Result<C
         return Ok(Composed::Moot("the user no longer exists".to_owned()));
     };
     let tenant = super::tenant(&ctx.pool, job.tenant_id).await?;
-    let context = match notice {
-        AccountNotice::SignUpAttempted => json!({
-            "tenant": tenant.name,
-            "name": user.greeting_name(),
-            "portal": tenant.portal_url,
-        }),
-    };
+    let context = json!({
+        "tenant": tenant.name,
+        "name": user.greeting_name(),
+        "portal": tenant.portal_url,
+        // For an address change: the account's address now, and whether
+        // this email goes to the address it left.
+        "address": user.email,
+        "to_old_address": notice == AccountNotice::EmailChanged
+            && !address.eq_ignore_ascii_case(&user.email),
+    });
     super::email(ctx, job, notice.template(), &address, context).map(Composed::Send)
 }

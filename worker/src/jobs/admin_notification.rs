@@ -31,6 +31,16 @@ fn describe(notice: Notice, subject: &str) -> (&'static str, String) {
             "an administrator was removed",
             format!("{subject} is no longer an administrator."),
         ),
+        Notice::TenantAdministratorAdded => (
+            "a tenant administrator was added",
+            format!(
+                "{subject} was made a tenant administrator and may do everything in the tenant."
+            ),
+        ),
+        Notice::ApiKeyCreated => (
+            "an API key was created",
+            format!("The API key {subject} was created. If you do not know why, revoke it."),
+        ),
     }
 }
 

@@ -36,7 +36,10 @@ impl Templates {
             "email_validation",
             "password_reset",
             "admin_notification",
-            "account/sign_up_attempted"
+            "account/sign_up_attempted",
+            "account/password_changed",
+            "account/email_changed",
+            "account/tenant_administrator"
         );
         Ok(Self { env })
     }

@@ -1,10 +1,16 @@
-use async_graphql::{ID, Object, SimpleObject};
+use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use async_graphql::Enum;
 
+use super::User;
+use crate::AppState;
+use crate::error::ApiResult;
+use crate::graphql::guards;
+use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
-use crate::store::api_keys::ApiKeyRow;
+use crate::store::api_keys::{self, ApiKeyRow};
+use canopy_core::authz::Scope as CoreScope;
 
 /// What an API key may do. A tenant administrator holds every scope.
 /// (The GraphQL face of `canopy_core::authz::Scope`.)
@@ -53,6 +59,45 @@ impl ApiKey {
 
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.0.revoked_at
+    }
+
+    /// When the key stops working on its own; null for never.
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+
+    /// The user who created it, when a signed-in user did and the caller
+    /// may read users (USERS_READ); null otherwise.
+    async fn created_by_user(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
+        let caller = guards::caller(ctx)?;
+        let Some(id) = self.0.created_by_user_id else {
+            return Ok(None);
+        };
+        if !caller.has(CoreScope::UsersRead) {
+            return Ok(None);
+        }
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(loaders
+            .users
+            .load_one((self.0.tenant_id, id))
+            .await?
+            .filter(|row| guards::sees_user(caller, row))
+            .map(User))
+    }
+
+    /// The key that created it, when a key did.
+    async fn created_by_key(&self, ctx: &Context<'_>) -> ApiResult<Option<ApiKey>> {
+        let caller = guards::caller(ctx)?;
+        let Some(id) = self.0.created_by_key_id else {
+            return Ok(None);
+        };
+        if !guards::in_tenant(caller, self.0.tenant_id) {
+            return Ok(None);
+        }
+        let state = ctx.data_unchecked::<AppState>();
+        Ok(api_keys::by_id(&state.pool, self.0.tenant_id, id)
+            .await?
+            .map(ApiKey))
     }
 }
 

@@ -18,7 +18,7 @@ pub use entitlement::{Entitlement, EntitlementKind};
 pub use job::{Job, JobConnection, JobQueue};
 pub use tenant::{Tenant, UpdateTenantInput, Viewer};
 pub use user::{
-    ActivationMethod, AuthPayload, CreateUserInput, CreateUserPayload, DeleteUserPayload,
+    ActivationMethod, AuthPayload, CreateUserInput, CreateUserPayload, DeleteUserPayload, Session,
     SignUpInput, SignUpPayload, UpdateUserInput, User, UserConnection, UserPayload, UserRole,
     UserStatus,
 };

@@ -3,8 +3,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Customer, PageInfo};
 use crate::AppState;
-use crate::auth::Caller;
-use crate::auth::Scope;
+use crate::auth::{Caller, Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::graphql::loaders::Loaders;
@@ -194,6 +193,31 @@ impl User {
             .collect())
     }
 
+    /// The user's live sessions, newest first (at most 100): for the user
+    /// itself and those who manage it; empty for anyone else.
+    async fn sessions(&self, ctx: &Context<'_>) -> ApiResult<Vec<Session>> {
+        if !self.is_managed_or_self(ctx)? {
+            return Ok(Vec::new());
+        }
+        let current = match guards::caller(ctx)?.principal {
+            Principal::User { session_id, .. } => Some(session_id),
+            Principal::ApiKey { .. } => None,
+        };
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(loaders
+            .sessions
+            .load_one((self.0.tenant_id, self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|row| Session {
+                current: current == Some(row.id),
+                created_at: row.created_at,
+                expires_at: row.expires_at,
+            })
+            .collect())
+    }
+
     /// The latest activation link issued to this user, if any.
     async fn invitation(&self, ctx: &Context<'_>) -> ApiResult<Option<Invitation>> {
         if !self.is_managed_or_self(ctx)? {
@@ -353,6 +377,15 @@ impl UserConnection {
             UserTotal::Nothing => Ok(0),
         }
     }
+}
+
+/// A signed-in session of a user.
+#[derive(SimpleObject)]
+pub struct Session {
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Whether it is the session making this request.
+    pub current: bool,
 }
 
 #[derive(SimpleObject)]

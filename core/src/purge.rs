@@ -1,0 +1,89 @@
+//! Account data past its use, deleted in small batches (each its own short
+//! statement, like the job retention), so the tables stay bounded without
+//! long locks. Any number of workers may purge at once.
+//!
+//! - sessions once they have expired;
+//! - email links a week after they expired, used or not (until then a
+//!   used or replaced link still says so), except each user's latest
+//!   invitation, so that `User.invitation` keeps showing EXPIRED;
+//! - self sign-ups still unvalidated a day after their last link expired,
+//!   freeing the address, with the customer their sign-up created when
+//!   nothing else has come to it (no other user, no inner customer, no
+//!   entitlement).
+
+use sqlx::PgPool;
+
+const BATCH: i64 = 1000;
+
+/// What one purge removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub sessions: u64,
+    pub links: u64,
+    pub sign_ups: u64,
+}
+
+/// Runs every purge until nothing is left to delete.
+pub async fn run(pool: &PgPool) -> sqlx::Result<Purged> {
+    Ok(Purged {
+        // Sign-ups first: they are judged by their links' expiry.
+        sign_ups: batched(pool, SIGN_UPS).await?,
+        sessions: batched(pool, SESSIONS).await?,
+        links: batched(pool, LINKS).await?,
+    })
+}
+
+/// Runs `statement` (which deletes at most `$1` rows and answers how
+/// many) until a batch comes back short.
+async fn batched(pool: &PgPool, statement: &str) -> sqlx::Result<u64> {
+    let mut total = 0;
+    loop {
+        let deleted: i64 = sqlx::query_scalar(statement)
+            .bind(BATCH)
+            .fetch_one(pool)
+            .await?;
+        total += deleted as u64;
+        if deleted < BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+const SESSIONS: &str = "WITH gone AS (DELETE FROM sessions WHERE (tenant_id, id) IN (
+     SELECT tenant_id, id FROM sessions WHERE expires_at < now()
+     LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING 1)
+ SELECT count(*) FROM gone";
+
+const LINKS: &str = "WITH gone AS (DELETE FROM user_tokens WHERE (tenant_id, id) IN (
+     SELECT t.tenant_id, t.id FROM user_tokens t
+     WHERE t.expires_at < now() - interval '7 days'
+       AND NOT (t.purpose = 'ACTIVATION' AND t.id = (
+           SELECT max(l.id) FROM user_tokens l
+           WHERE l.tenant_id = t.tenant_id AND l.user_id = t.user_id AND l.purpose = 'ACTIVATION'))
+     LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING 1)
+ SELECT count(*) FROM gone";
+
+/// A self sign-up is a user still PENDING_EMAIL_VALIDATION with a password
+/// (an invited user sets its password only when it activates). Counts the
+/// users deleted; their customers go in the same statement. The outer
+/// statement still sees the deleted users, so `gone` is excluded by hand.
+const SIGN_UPS: &str = "WITH gone AS (
+     DELETE FROM users WHERE (tenant_id, id) IN (
+         SELECT u.tenant_id, u.id FROM users u
+         WHERE u.status = 'PENDING_EMAIL_VALIDATION' AND u.password_hash IS NOT NULL
+           AND u.created_at < now() - interval '1 day'
+           AND NOT EXISTS (SELECT 1 FROM user_tokens t
+                           WHERE t.tenant_id = u.tenant_id AND t.user_id = u.id
+                             AND t.expires_at > now() - interval '1 day')
+         LIMIT $1 FOR UPDATE SKIP LOCKED)
+     RETURNING tenant_id, id, customer_id),
+ emptied AS (
+     DELETE FROM customers c USING gone g
+     WHERE c.tenant_id = g.tenant_id AND c.id = g.customer_id
+       AND NOT EXISTS (SELECT 1 FROM users o WHERE o.tenant_id = c.tenant_id AND o.customer_id = c.id
+                         AND NOT EXISTS (SELECT 1 FROM gone x
+                                         WHERE x.tenant_id = o.tenant_id AND x.id = o.id))
+       AND NOT EXISTS (SELECT 1 FROM customers ch WHERE ch.tenant_id = c.tenant_id AND ch.parent_id = c.id)
+       AND NOT EXISTS (SELECT 1 FROM entitlements e WHERE e.tenant_id = c.tenant_id AND e.customer_id = c.id)
+     RETURNING c.id)
+ SELECT count(*) FROM gone";
