@@ -92,7 +92,7 @@ pub async fn create(
             "parentId",
             customers::by_id(&mut tx, tenant_id, id).await?,
         )?),
-        None if guards::limits(caller).is_some() => {
+        None if caller.limits().is_some() => {
             return Err(ApiError::Forbidden(
                 "customer users create customers below those they administer".into(),
             ));
@@ -233,7 +233,7 @@ pub async fn move_to(
     tree_lock::exclusive(&mut tx, tenant_id).await?;
     let current = existing(&mut tx, tenant_id, id).await?;
     guards::must_restructure_customer(caller, &current)?;
-    if new_parent.is_none() && guards::limits(caller).is_some() {
+    if new_parent.is_none() && caller.limits().is_some() {
         return Err(ApiError::Forbidden(
             "customer users cannot make root customers".into(),
         ));

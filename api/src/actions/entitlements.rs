@@ -66,7 +66,7 @@ pub async fn detach(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<Entitl
     // Held out of reach answers as a missing entitlement does.
     let decision = match &holder {
         Some(customer) => authz::change_customer(caller, customer.id, &customer.path),
-        None if guards::limits(caller).is_some() => Decision::Hidden,
+        None if caller.limits().is_some() => Decision::Hidden,
         None => Decision::Allowed,
     };
     guards::enforce(decision, "entitlement")?;

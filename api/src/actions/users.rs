@@ -345,7 +345,7 @@ pub async fn revoke_sessions(
         Principal::User { session_id, .. } if keep_current => Some(session_id),
         _ => None,
     };
-    let ended = sessions::delete_others(&mut tx, user.tenant_id, user.id, keep).await?;
+    let ended = sessions::delete_for_user(&mut tx, user.tenant_id, user.id, keep).await?;
     tx.commit().await?;
     Ok(ended)
 }
@@ -497,7 +497,7 @@ pub async fn set_status(
     }
     let user = users::set_status(&mut tx, user.tenant_id, user.id, to.as_str(), None).await?;
     if !to.may_sign_in() {
-        sessions::delete_for_user(&mut tx, user.tenant_id, user.id).await?;
+        sessions::delete_for_user(&mut tx, user.tenant_id, user.id, None).await?;
     }
     if to == UserStatus::Suspended {
         notify(&mut tx, config, Some(caller), &user, Notice::UserSuspended).await?;
@@ -699,7 +699,7 @@ pub async fn validate_email(pool: &PgPool, config: &Config, token: &str) -> ApiR
             }
             // A new address ends every session: whoever signed in before
             // the change signs in again. Both addresses are told.
-            sessions::delete_for_user(&mut tx, user.tenant_id, user.id).await?;
+            sessions::delete_for_user(&mut tx, user.tenant_id, user.id, None).await?;
             let changed = users::confirm_email(&mut tx, user.tenant_id, user.id, new_email).await?;
             for address in [&user.email, &changed.email] {
                 let notice = AccountNotice::EmailChanged;
@@ -796,7 +796,7 @@ pub async fn reset_password(
         ));
     }
     users::set_password(&mut tx, user.tenant_id, user.id, &password_hash).await?;
-    sessions::delete_for_user(&mut tx, user.tenant_id, user.id).await?;
+    sessions::delete_for_user(&mut tx, user.tenant_id, user.id, None).await?;
     tell(
         &mut tx,
         config,

@@ -4,7 +4,7 @@
 
 use async_graphql::Context;
 
-use crate::auth::{Caller, CustomerReach, Scope};
+use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::store::customers::CustomerRow;
 use crate::store::users::UserRow;
@@ -36,12 +36,6 @@ pub fn enforce(decision: Decision, what: &str) -> ApiResult<()> {
         Decision::Forbidden(reason) => Err(ApiError::Forbidden(reason)),
         Decision::Hidden => Err(ApiError::not_found(what)),
     }
-}
-
-/// The limits of a customer user's reach, for list queries; `None` for
-/// callers who reach the whole tenant.
-pub fn limits(caller: &Caller) -> Option<&CustomerReach> {
-    caller.limits()
 }
 
 /// Whether the row belongs to the caller's tenant. Rows of another tenant

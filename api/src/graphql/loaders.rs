@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::pagination::Page;
+use crate::store::api_keys::{self, ApiKeyRow};
 use crate::store::customers::{self, CustomerRow};
 use crate::store::entitlements::{self, EntitlementRow};
 use crate::store::sessions::{self, SessionRow};
@@ -32,6 +33,7 @@ pub struct Loaders {
     pub entitlements: DataLoader<EntitlementsLoader>,
     pub invitations: DataLoader<InvitationLoader>,
     pub sessions: DataLoader<SessionLoader>,
+    pub api_keys: DataLoader<ApiKeyLoader>,
 }
 
 impl Loaders {
@@ -54,7 +56,8 @@ impl Loaders {
             administered: loader(AdministeredLoader(pool.clone())),
             entitlements: loader(EntitlementsLoader(pool.clone())),
             invitations: loader(InvitationLoader(pool.clone())),
-            sessions: loader(SessionLoader(pool)),
+            sessions: loader(SessionLoader(pool.clone())),
+            api_keys: loader(ApiKeyLoader(pool)),
         }
     }
 }
@@ -272,6 +275,21 @@ impl Loader<Key> for SessionLoader {
     async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, Vec<SessionRow>>, ApiError> {
         per_tenant(keys, |tenant, ids| async move {
             sessions::live_for_users(&self.0, tenant, &ids).await
+        })
+        .await
+    }
+}
+
+/// API keys by id (who made a key).
+pub struct ApiKeyLoader(PgPool);
+
+impl Loader<Key> for ApiKeyLoader {
+    type Value = ApiKeyRow;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, ApiKeyRow>, ApiError> {
+        per_tenant(keys, |tenant, ids| async move {
+            api_keys::by_ids(&self.0, tenant, &ids).await
         })
         .await
     }

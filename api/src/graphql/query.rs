@@ -73,7 +73,7 @@ impl Query {
                 // A detached entitlement belongs to the tenant's view only.
                 let visible = match &holder {
                     Some(customer) => guards::sees_customer(caller, customer),
-                    None => guards::limits(caller).is_none(),
+                    None => caller.limits().is_none(),
                 };
                 row.filter(|_| visible)
                     .map(|row| Node::Entitlement(Entitlement(row)))
@@ -135,7 +135,7 @@ impl Query {
         let filter = customers::Filter {
             search: search_pattern(search.as_deref())?,
             roots_only: roots_only.unwrap_or(false),
-            reach: guards::limits(caller).cloned(),
+            reach: caller.limits().cloned(),
         };
         let state = ctx.data_unchecked::<AppState>();
         let rows = customers::list(&state.pool, caller.tenant_id, &filter, &page).await?;
@@ -197,7 +197,7 @@ impl Query {
             customer_id,
             status: status.map(UserStatus::as_str),
             search: search_pattern(search.as_deref())?,
-            reach: guards::limits(caller).cloned(),
+            reach: caller.limits().cloned(),
         };
         UserConnection::load(ctx, caller.tenant_id, filter, Page::new(first, after)?).await
     }

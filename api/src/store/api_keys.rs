@@ -79,6 +79,22 @@ pub async fn by_id(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Optio
     .await
 }
 
+/// The tenant's keys with these ids, by id.
+pub async fn by_ids(
+    pool: &PgPool,
+    tenant_id: i64,
+    ids: &[i64],
+) -> sqlx::Result<std::collections::HashMap<i64, ApiKeyRow>> {
+    let rows: Vec<ApiKeyRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = ANY($2)"
+    ))
+    .bind(tenant_id)
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.id, row)).collect())
+}
+
 pub async fn list(pool: &PgPool, tenant_id: i64) -> sqlx::Result<Vec<ApiKeyRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC"

@@ -97,7 +97,7 @@ pub async fn live_for_users(
 pub const MAX_LISTED_PER_USER: i64 = 100;
 
 /// Ends every session of a user but `keep`; returns how many ended.
-pub async fn delete_others(
+pub async fn delete_for_user(
     conn: &mut PgConnection,
     tenant_id: i64,
     user_id: i64,
@@ -112,18 +112,4 @@ pub async fn delete_others(
     .execute(conn)
     .await?;
     Ok(result.rows_affected())
-}
-
-/// Ends every session of a user.
-pub async fn delete_for_user(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    user_id: i64,
-) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2")
-        .bind(tenant_id)
-        .bind(user_id)
-        .execute(conn)
-        .await?;
-    Ok(())
 }

@@ -4,12 +4,11 @@ use chrono::{DateTime, Utc};
 use async_graphql::Enum;
 
 use super::User;
-use crate::AppState;
 use crate::error::ApiResult;
 use crate::graphql::guards;
 use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
-use crate::store::api_keys::{self, ApiKeyRow};
+use crate::store::api_keys::ApiKeyRow;
 use canopy_core::authz::Scope as CoreScope;
 
 /// What an API key may do. A tenant administrator holds every scope.
@@ -94,8 +93,10 @@ impl ApiKey {
         if !guards::in_tenant(caller, self.0.tenant_id) {
             return Ok(None);
         }
-        let state = ctx.data_unchecked::<AppState>();
-        Ok(api_keys::by_id(&state.pool, self.0.tenant_id, id)
+        let loaders = ctx.data_unchecked::<Loaders>();
+        Ok(loaders
+            .api_keys
+            .load_one((self.0.tenant_id, id))
             .await?
             .map(ApiKey))
     }

@@ -265,7 +265,7 @@ impl Customer {
             customer_id: Some(self.0.id),
             status: status.map(UserStatus::as_str),
             search: search_pattern(search.as_deref())?,
-            reach: guards::limits(guards::caller(ctx)?).cloned(),
+            reach: guards::caller(ctx)?.limits().cloned(),
         };
         UserConnection::load(ctx, self.0.tenant_id, filter, Page::new(first, after)?).await
     }

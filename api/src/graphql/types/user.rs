@@ -317,7 +317,7 @@ impl UserConnection {
     /// A page of the approval queue, oldest first.
     pub async fn approvals(ctx: &Context<'_>, caller: &Caller, page: Page) -> ApiResult<Self> {
         let state = ctx.data_unchecked::<AppState>();
-        let reach = guards::limits(caller);
+        let reach = caller.limits();
         let rows = users::approval_requests(&state.pool, caller.tenant_id, reach, &page).await?;
         let total = UserTotal::List {
             tenant_id: caller.tenant_id,
