@@ -7,6 +7,7 @@ mod customers;
 mod escalation;
 mod http;
 mod jobs;
+mod matrix;
 mod permissions;
 mod privacy;
 mod processes;
