@@ -14,7 +14,10 @@
 //!   power, with their documented answers.
 //! - Each answer expected is derived from the row's rule and the callers'
 //!   and targets' places in the world (`model`), never read from the
-//!   server; every refused mutation is checked to have changed nothing.
+//!   server. One thing is: whether there is content at all (a leaf has no
+//!   inner customers), taken from a tenant-wide caller with the row's
+//!   sight; a `Shows` row must have content on some route, so its rule is
+//!   really exercised. Every refused mutation must have changed nothing.
 //!
 //! Adding a field: add its name to the row of its rule (or a new row), and
 //! for a new object type a route; for a mutation, a probe.
