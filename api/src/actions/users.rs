@@ -52,13 +52,6 @@ fn is_email_taken(error: &sqlx::Error) -> bool {
         if matches!(db.constraint(), Some("users_email_key" | "email_claims_pkey")))
 }
 
-fn actor(caller: &Caller) -> Option<i64> {
-    match caller.principal {
-        Principal::User { id, .. } => Some(id),
-        Principal::ApiKey { .. } => None,
-    }
-}
-
 fn status_of(user: &UserRow) -> UserStatus {
     UserStatus::parse(&user.status).unwrap_or(UserStatus::Suspended)
 }
@@ -133,7 +126,7 @@ async fn notify(
             notice,
             subject_user_id: Some(user.id),
             subject_label: &user.email,
-            actor_user_id: caller.and_then(actor),
+            actor_user_id: caller.and_then(Caller::user_id),
             fall_back_to_tenant_admins: notice == Notice::ApprovalRequested,
             max_attempts: config.job_max_attempts,
         },
@@ -492,7 +485,7 @@ pub async fn set_status(
     if from == to {
         return Ok(user);
     }
-    if actor(caller) == Some(user.id) && to != UserStatus::Active {
+    if caller.user_id() == Some(user.id) && to != UserStatus::Active {
         return Err(ApiError::precondition("you cannot lock yourself out"));
     }
     let user = users::set_status(&mut tx, user.tenant_id, user.id, to.as_str(), None).await?;
@@ -521,7 +514,7 @@ pub async fn approve(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<UserR
 pub async fn delete(pool: &PgPool, config: &Config, caller: &Caller, id: &ID) -> ApiResult<i64> {
     let mut tx = pool.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
-    if actor(caller) == Some(user.id) {
+    if caller.user_id() == Some(user.id) {
         return Err(ApiError::precondition("you cannot delete yourself"));
     }
     notify(&mut tx, config, Some(caller), &user, Notice::UserDeleted).await?;

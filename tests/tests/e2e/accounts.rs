@@ -147,17 +147,7 @@ async fn a_changed_password_or_address_is_told_and_ends_sessions(pool: PgPool) {
     assert!(new.text.contains("now uses this address"), "{}", new.text);
 
     // A reset password: told, and signed out everywhere.
-    let session = data_of(
-        app.post(
-            None,
-            LOGIN,
-            json!({ "tenant": app.tenant.tenant_id, "email": "kim@new.test", "password": PASSWORD }),
-        )
-        .await,
-    )["login"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = login(&app, "kim@new.test").await;
     app.post(
         None,
         "mutation($t: ID!) { requestPasswordReset(tenantId: $t, email: \"kim@new.test\") }",

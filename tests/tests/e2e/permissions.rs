@@ -43,7 +43,8 @@ pub(crate) async fn administer(app: &TestApp, customer: &str, email: &str) {
     .await;
 }
 
-fn titles(list: &Value) -> Vec<String> {
+/// The titles (or, for users, the emails) of a list, sorted.
+pub(crate) fn titles(list: &Value) -> Vec<String> {
     let mut titles: Vec<String> = list
         .as_array()
         .unwrap()
