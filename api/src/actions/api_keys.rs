@@ -49,6 +49,24 @@ pub async fn create(
     scopes.sort_by_key(|s| s.as_str());
     scopes.dedup();
     guards::may_grant(caller, &scopes)?;
+    // A key that expires makes only keys that expire no later: otherwise a
+    // temporary key could outlive itself.
+    let limit = match caller.key_id() {
+        Some(id) => api_keys::by_id(pool, caller.tenant_id, id)
+            .await?
+            .and_then(|key| key.expires_at),
+        None => None,
+    };
+    let expires_at = match (expires_at, limit) {
+        (Some(at), Some(limit)) if at > limit => {
+            return Err(ApiError::bad_input(
+                "expiresAt",
+                "expiresAt may not be later than the expiry of the key creating it",
+            ));
+        }
+        (None, limit) => limit,
+        (at, _) => at,
+    };
     let secret = secrets::mint(SecretKind::ApiKey, caller.tenant_id);
     let mut tx = pool.begin().await?;
     let row = api_keys::insert(
@@ -72,7 +90,9 @@ pub async fn create(
             customer_id: None,
             notice: Notice::ApiKeyCreated,
             subject_user_id: None,
-            subject_label: &format!("{} ({})", row.name, row.prefix),
+            // Its visible prefix, not its caller-chosen name: the email
+            // carries no text a caller wrote.
+            subject_label: &row.prefix,
             actor_user_id: caller.user_id(),
             fall_back_to_tenant_admins: true,
             max_attempts: config.job_max_attempts,

@@ -594,6 +594,7 @@ pub async fn sign_up(
         Err(error) => return Err(error.into()),
     };
     users::set_password(&mut tx, tenant_id, user.id, &password_hash).await?;
+    users::mark_signed_up(&mut tx, tenant_id, user.id, customer.id).await?;
     let token = tokens::issue(
         &mut tx,
         keyring,

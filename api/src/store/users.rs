@@ -265,6 +265,26 @@ pub async fn insert(
     Ok(row)
 }
 
+/// Marks a user and its customer as made by a self sign-up: only such
+/// are purged when the sign-up is never validated.
+pub async fn mark_signed_up(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    user_id: i64,
+    customer_id: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH marked AS (UPDATE users SET signed_up = true WHERE tenant_id = $1 AND id = $2)
+         UPDATE customers SET signed_up = true WHERE tenant_id = $1 AND id = $3",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(customer_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Withdraws the user's pending address change: the address is free again.
 pub async fn withdraw_pending_email(
     conn: &mut PgConnection,

@@ -218,14 +218,14 @@ async fn tenant_administrators_hear_of_new_administrators_and_keys(pool: PgPool)
     // A key made by a key records that key.
     let data = app
         .data(
-            "mutation { createApiKey(name: \"Child\", scopes: [JOBS_READ]) { apiKey { createdByKey { name } createdByUser { email } } } }",
+            "mutation { createApiKey(name: \"Child\", scopes: [JOBS_READ]) { apiKey { prefix createdByKey { name } createdByUser { email } } } }",
             json!({}),
         )
         .await;
-    assert_eq!(
-        data["createApiKey"]["apiKey"],
-        json!({ "createdByKey": { "name": "Initial key" }, "createdByUser": null })
-    );
+    let child = data["createApiKey"]["apiKey"].clone();
+    let child_prefix = child["prefix"].as_str().unwrap().to_owned();
+    assert_eq!(child["createdByKey"], json!({ "name": "Initial key" }));
+    assert_eq!(child["createdByUser"], Value::Null);
     app.jobs_settled().await;
     let about_keys: Vec<String> = app
         .mail()
@@ -239,7 +239,11 @@ async fn tenant_administrators_hear_of_new_administrators_and_keys(pool: PgPool)
         1,
         "only the key it did not make: {about_keys:?}"
     );
-    assert!(about_keys[0].contains("Child"), "{about_keys:?}");
+    assert!(about_keys[0].contains(&child_prefix), "{about_keys:?}");
+    assert!(
+        !about_keys[0].contains("Child"),
+        "no caller-chosen text in the email: {about_keys:?}"
+    );
 
     // Once expired, a key stops working.
     data_of(
@@ -275,6 +279,55 @@ async fn tenant_administrators_hear_of_new_administrators_and_keys(pool: PgPool)
         );
     }
     assert_eq!(app.snapshot().await, before);
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_key_that_expires_makes_no_key_that_outlives_it(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let expiry = chrono::Utc::now() + chrono::Duration::days(1);
+    let temporary = app
+        .data(
+            "mutation($at: DateTime!) { createApiKey(name: \"Temporary\", scopes: [API_KEYS_WRITE, JOBS_READ], expiresAt: $at) { secret } }",
+            json!({ "at": expiry.to_rfc3339() }),
+        )
+        .await["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let create = "mutation($at: DateTime) { createApiKey(name: \"Child\", scopes: [JOBS_READ], expiresAt: $at) {
+        apiKey { expiresAt createdByKey { name } } } }";
+    // Later than its maker: refused, nothing made.
+    let before = app.snapshot().await;
+    let later = (expiry + chrono::Duration::days(1)).to_rfc3339();
+    let error = app
+        .error_as(Some(&temporary), create, json!({ "at": later }))
+        .await;
+    assert_eq!(
+        (error.code.as_str(), error.field.as_deref()),
+        ("BAD_USER_INPUT", Some("expiresAt"))
+    );
+    assert_eq!(app.snapshot().await, before);
+    // None given: it expires with its maker.
+    let data = app.data_as(&temporary, create, json!({})).await;
+    let made = &data["createApiKey"]["apiKey"];
+    let made_expiry: chrono::DateTime<chrono::Utc> =
+        made["expiresAt"].as_str().unwrap().parse().unwrap();
+    assert!((made_expiry - expiry).num_seconds().abs() <= 1, "{made}");
+    assert_eq!(made["createdByKey"]["name"], "Temporary");
+
+    // A key that may not read keys does not learn who made it.
+    let reader = app.key_with(&["JOBS_READ"]).await;
+    let data = app
+        .data_as(
+            &reader,
+            "{ viewer { apiKey { name createdByKey { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["viewer"]["apiKey"],
+        json!({ "name": "test", "createdByKey": null })
+    );
 }
 
 #[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
@@ -319,6 +372,28 @@ async fn stale_sign_ups_sessions_and_links_are_purged(pool: PgPool) {
         .unwrap()
         .to_owned();
 
+    // It asked for a password reset before activating: it has a password,
+    // yet it is no sign-up.
+    sqlx::query("UPDATE users SET password_hash = 'x' WHERE email = 'late@x.test'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    // A stale sign-up whose customer was given an administrator: the user
+    // goes, the customer stays.
+    let watched = data_of(
+        app.post(None, sign_up, input("watched@x.test", "Watched"))
+            .await,
+    );
+    let watched_customer = watched["signUp"]["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.data(
+        "mutation($c: ID!) { assignCustomerAdministrator(customerId: $c, email: \"old@globex.test\") { customer { id } } }",
+        json!({ "c": watched_customer }),
+    )
+    .await;
+
     // Time passes for all but the fresh sign-up.
     let fresh_user =
         canopy_tests::global_id_number(fresh["signUp"]["user"]["id"].as_str().unwrap());
@@ -340,19 +415,20 @@ async fn stale_sign_ups_sessions_and_links_are_purged(pool: PgPool) {
         .unwrap();
 
     let purged = canopy_core::purge::run(&app.pool).await.unwrap();
-    assert_eq!(purged.sign_ups, 2, "{purged:?}");
+    assert_eq!(purged.sign_ups, 3, "{purged:?}");
     assert_eq!(purged.sessions, 1, "{purged:?}");
     assert!(!signed_in(&app, &session).await);
 
     let data = app
         .data(
-            "query($s: ID!, $sc: ID!, $c: ID!, $cu: ID!, $f: ID!, $i: ID!) {
+            "query($s: ID!, $sc: ID!, $c: ID!, $cu: ID!, $f: ID!, $i: ID!, $w: ID!) {
                s: user(id: $s) { id } sc: customer(id: $sc) { id }
                c: customer(id: $c) { id } cu: user(id: $cu) { id }
-               f: user(id: $f) { status } i: user(id: $i) { invitation { state } } }",
+               f: user(id: $f) { status } i: user(id: $i) { invitation { state } }
+               w: customer(id: $w) { administrators { email } } }",
             json!({ "s": stale["signUp"]["user"]["id"], "sc": stale["signUp"]["customer"]["id"],
                     "c": crowded_customer, "cu": crowded["signUp"]["user"]["id"],
-                    "f": fresh["signUp"]["user"]["id"], "i": invited }),
+                    "f": fresh["signUp"]["user"]["id"], "i": invited, "w": watched_customer }),
         )
         .await;
     assert_eq!(data["s"], Value::Null, "the stale sign-up is gone");
@@ -365,7 +441,12 @@ async fn stale_sign_ups_sessions_and_links_are_purged(pool: PgPool) {
     );
     assert_eq!(
         data["i"]["invitation"]["state"], "EXPIRED",
-        "an invitation stays visible after its link expired"
+        "an invited user stays, password or not, its invitation visible"
+    );
+    assert_eq!(
+        data["w"]["administrators"],
+        json!([{ "email": "old@globex.test" }]),
+        "a sign-up's customer with an administrator stays"
     );
     // Only each user's latest invitation link is left of the expired ones.
     let links: i64 = sqlx::query_scalar(

@@ -84,13 +84,14 @@ impl ApiKey {
             .map(User))
     }
 
-    /// The key that created it, when a key did.
+    /// The key that created it, when a key did and the caller may read
+    /// keys (API_KEYS_WRITE); null otherwise.
     async fn created_by_key(&self, ctx: &Context<'_>) -> ApiResult<Option<ApiKey>> {
         let caller = guards::caller(ctx)?;
         let Some(id) = self.0.created_by_key_id else {
             return Ok(None);
         };
-        if !guards::in_tenant(caller, self.0.tenant_id) {
+        if !caller.has(CoreScope::ApiKeysWrite) || !guards::in_tenant(caller, self.0.tenant_id) {
             return Ok(None);
         }
         let loaders = ctx.data_unchecked::<Loaders>();

@@ -10,6 +10,7 @@ use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
 use crate::pagination::{self, Page, PageInfoParts};
 use crate::store::users::{self, Filter, UserRow};
+use canopy_core::authz;
 use canopy_core::lifecycle::UserStatus as CoreStatus;
 
 /// The GraphQL face of the lifecycle's status (`canopy_core::lifecycle`).
@@ -114,6 +115,34 @@ impl From<crate::store::tokens::InvitationRow> for Invitation {
 pub struct User(pub UserRow);
 
 impl User {
+    /// Whether the caller is this user, or manages it and holds every power
+    /// it holds (`authz::manage_user`), reading what it administers
+    /// through the request's loaders.
+    async fn is_self_or_covered(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let caller = guards::caller(ctx)?;
+        if caller.user_id() == Some(self.0.id) {
+            return Ok(true);
+        }
+        if !guards::reaches_user(caller, &self.0) {
+            return Ok(false);
+        }
+        let loaders = ctx.data_unchecked::<Loaders>();
+        let tenant = self.0.tenant_id;
+        let ids = loaders
+            .administered
+            .load_one((tenant, self.0.id))
+            .await?
+            .unwrap_or_default();
+        let administered = loaders
+            .customers
+            .load_many(ids.iter().map(|id| (tenant, *id)))
+            .await?
+            .into_values()
+            .map(|row| row.path)
+            .collect();
+        Ok(authz::manage_user(caller, &self.0.facts(administered)).is_allowed())
+    }
+
     /// Whether the caller manages this user or is it.
     fn is_managed_or_self(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let caller = guards::caller(ctx)?;
@@ -194,9 +223,10 @@ impl User {
     }
 
     /// The user's live sessions, newest first (at most 100): for the user
-    /// itself and those who manage it; empty for anyone else.
+    /// itself and those who may end them (who manage it and hold every
+    /// power it holds, as `revokeSessions` needs); empty for anyone else.
     async fn sessions(&self, ctx: &Context<'_>) -> ApiResult<Vec<Session>> {
-        if !self.is_managed_or_self(ctx)? {
+        if !self.is_self_or_covered(ctx).await? {
             return Ok(Vec::new());
         }
         let current = match guards::caller(ctx)?.principal {
