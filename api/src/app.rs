@@ -6,20 +6,24 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sqlx::PgPool;
+use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
 use tracing::Instrument;
 
 use crate::auth::{self, AuthError};
+use crate::error::retry_after_seconds;
+use crate::graphql::throttle::RequestBudget;
 use crate::graphql::{self, CanopySchema, loaders::Loaders};
+use crate::limits::{self, Limiter, Verdict};
 use canopy_core::config::Config;
 use canopy_core::readiness::Readiness;
 use canopy_core::secrets::Keyring;
@@ -35,6 +39,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The server secrets that make and rebuild email links.
     pub keyring: Arc<Keyring>,
+    /// Rate limits, shared through Redis.
+    pub limiter: Arc<Limiter>,
     pub schema: CanopySchema,
     pub metrics: PrometheusHandle,
 }
@@ -46,11 +52,13 @@ impl AppState {
         let redis =
             redis::Client::open(config.redis_url.as_str()).context("REDIS_URL is invalid")?;
         let keyring = Arc::new(Keyring::load(&pool, &config).await?);
+        let limiter = Arc::new(Limiter::new(&config, redis.clone()));
         Ok(Self {
             pool,
             redis,
             config,
             keyring,
+            limiter,
             schema: graphql::schema(),
             metrics: canopy_core::metrics::install(),
         })
@@ -88,6 +96,7 @@ fn rand_id() -> u64 {
 
 async fn graphql_handler(
     State(state): State<AppState>,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
@@ -114,17 +123,64 @@ async fn graphql_handler(
                 );
             }
         };
+        let client = limits::client_address(
+            connection.map(|Extension(ConnectInfo(addr))| addr.ip()),
+            headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+            &state.config.trusted_proxies,
+        );
+        let budget = RequestBudget::new(client);
         let mut request = request
             .into_inner()
             .data(state.clone())
-            .data(Loaders::new(&state.pool));
+            .data(Loaders::new(&state.pool))
+            .data(budget.clone());
         if let Some(caller) = caller {
             request = request.data(caller);
         }
-        GraphQLResponse::from(state.schema.execute(request).await).into_response()
+        let response = state.schema.execute(request).await;
+        let refused = response.data == async_graphql::Value::Null
+            && response.errors.iter().any(|e| {
+                e.extensions
+                    .as_ref()
+                    .and_then(|x| x.get("code"))
+                    .is_some_and(|code| *code == async_graphql::Value::from("RATE_LIMITED"))
+            });
+        let report = *budget.report.lock().expect("report");
+        let mut http = GraphQLResponse::from(response).into_response();
+        if let Some(verdict) = report {
+            rate_limit_headers(http.headers_mut(), &verdict);
+            if refused && !verdict.allowed {
+                *http.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                http.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    retry_after_seconds(verdict.retry_after).into(),
+                );
+            }
+        }
+        http
     }
     .instrument(span)
     .await
+}
+
+/// The IETF RateLimit and RateLimit-Policy headers for the caller's
+/// budget: what remains and when it is whole again.
+fn rate_limit_headers(headers: &mut HeaderMap, verdict: &Verdict) {
+    let policy = format!(
+        "\"caller\";q={};w={}",
+        verdict.quota.burst,
+        verdict.quota.period.as_secs()
+    );
+    let state = format!(
+        "\"caller\";r={};t={}",
+        verdict.remaining,
+        retry_after_seconds(verdict.reset_after)
+    );
+    for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+        if let Ok(value) = value.parse() {
+            headers.insert(name, value);
+        }
+    }
 }
 
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
@@ -171,9 +227,12 @@ pub async fn run(config: Config) -> Result<()> {
         .embedded_worker
         .then(|| tokio::spawn(canopy_worker::run(pool, config.clone(), stop.clone())));
 
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .await?;
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned())
+    .await?;
     stop.cancel();
     if let Some(worker) = worker {
         worker.await??;

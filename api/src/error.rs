@@ -25,6 +25,11 @@ pub enum ApiError {
     },
     /// The input is well formed but the current state forbids the change.
     FailedPrecondition(String),
+    /// Too many attempts: try again after `retry_after`.
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     Internal(Arc<anyhow::Error>),
 }
 
@@ -61,6 +66,7 @@ impl ApiError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict { .. } => "CONFLICT",
             Self::FailedPrecondition(_) => "FAILED_PRECONDITION",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -92,6 +98,10 @@ impl From<anyhow::Error> for ApiError {
 impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
         let code = error.code();
+        let retry_after = match &error {
+            ApiError::RateLimited { retry_after, .. } => Some(retry_after_seconds(*retry_after)),
+            _ => None,
+        };
         let (message, field) = match error {
             ApiError::BadInput { field, message } | ApiError::Conflict { field, message } => {
                 (message, Some(field))
@@ -100,7 +110,8 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::UnauthenticatedBecause(message)
             | ApiError::Forbidden(message)
             | ApiError::NotFound(message)
-            | ApiError::FailedPrecondition(message) => (message, None),
+            | ApiError::FailedPrecondition(message)
+            | ApiError::RateLimited { message, .. } => (message, None),
             ApiError::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
                 ("internal error".to_owned(), None)
@@ -111,6 +122,14 @@ impl From<ApiError> for async_graphql::Error {
             if let Some(field) = field {
                 extensions.set("field", field);
             }
+            if let Some(seconds) = retry_after {
+                extensions.set("retryAfter", seconds);
+            }
         })
     }
+}
+
+/// Whole seconds to wait, rounded up: waiting that long always suffices.
+pub fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    wait.as_millis().div_ceil(1000) as u64
 }

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod error;
 pub mod graphql;
 pub mod ids;
+pub mod limits;
 pub mod pagination;
 pub mod store;
 pub mod tenants;

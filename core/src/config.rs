@@ -38,6 +38,82 @@ pub struct Config {
     pub worker_addr: SocketAddr,
     /// DONE jobs older than this are pruned (`CANOPY_JOB_RETENTION_DAYS`).
     pub job_retention: std::time::Duration,
+    /// How often callers may act (`CANOPY_LIMIT_*`).
+    pub limits: RateLimits,
+    /// Proxies whose `X-Forwarded-For` names the client
+    /// (`CANOPY_TRUSTED_PROXIES`, comma-separated addresses).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+/// So many events per period, refilling evenly (a GCRA quota): `burst`
+/// at once at most, then one every `period / burst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    pub burst: u32,
+    pub period: std::time::Duration,
+}
+
+impl Quota {
+    /// `"<count>/<seconds>"`, e.g. `"5/60"`.
+    pub fn parse(value: &str) -> Option<Quota> {
+        let (count, seconds) = value.trim().split_once('/')?;
+        let burst: u32 = count.trim().parse().ok().filter(|n| *n >= 1)?;
+        let seconds: u64 = seconds
+            .trim()
+            .parse()
+            .ok()
+            .filter(|s| (1..=86_400).contains(s))?;
+        Some(Quota {
+            burst,
+            period: std::time::Duration::from_secs(seconds),
+        })
+    }
+}
+
+/// The rate limits, each a [`Quota`] per key (see README "Rate limits").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Sign-in attempts per client address and target email address.
+    pub login_client_address: Quota,
+    /// Sign-in attempts per target email address, from anywhere.
+    pub login_address: Quota,
+    /// Public account mutations per client address, all together.
+    pub public_client: Quota,
+    /// Emails an anonymous flow may cause to one address (password
+    /// resets, sign-up attempts).
+    pub email_address: Quota,
+    /// Operation cost per API key or session.
+    pub caller: Quota,
+}
+
+impl RateLimits {
+    /// The environment variables and their defaults.
+    pub const SETTINGS: [(&'static str, &'static str); 5] = [
+        ("CANOPY_LIMIT_LOGIN_CLIENT_ADDRESS", "5/60"),
+        ("CANOPY_LIMIT_LOGIN_ADDRESS", "20/60"),
+        ("CANOPY_LIMIT_PUBLIC_CLIENT", "30/60"),
+        ("CANOPY_LIMIT_EMAIL_ADDRESS", "3/3600"),
+        ("CANOPY_LIMIT_CALLER", "600000/60"),
+    ];
+
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let quota = |index: usize| -> Result<Quota> {
+            let (name, default) = Self::SETTINGS[index];
+            let value = lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| default.to_owned());
+            Quota::parse(&value).with_context(|| {
+                format!("{name} must be <count>/<seconds> (1 to 86400 seconds): {value}")
+            })
+        };
+        Ok(Self {
+            login_client_address: quota(0)?,
+            login_address: quota(1)?,
+            public_client: quota(2)?,
+            email_address: quota(3)?,
+            caller: quota(4)?,
+        })
+    }
 }
 
 /// The server secret; its `Debug` never prints it.
@@ -86,7 +162,18 @@ impl Config {
         let retention = get("CANOPY_JOB_RETENTION_DAYS", "30");
         let lease = get("CANOPY_JOB_LEASE_SECONDS", "60");
         let concurrency = get("CANOPY_WORKER_CONCURRENCY", "8");
+        let proxies = get("CANOPY_TRUSTED_PROXIES", "");
         Ok(Self {
+            limits: RateLimits::from_lookup(&lookup)?,
+            trusted_proxies: proxies
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse()
+                        .with_context(|| format!("CANOPY_TRUSTED_PROXIES holds a non-address: {p}"))
+                })
+                .collect::<Result<_>>()?,
             worker_addr: worker_addr
                 .parse()
                 .with_context(|| format!("CANOPY_WORKER_ADDR is not an address: {worker_addr}"))?,
@@ -194,6 +281,41 @@ mod tests {
 
         let bad = Config::from_lookup(|name| (name == "CANOPY_ADDR").then(|| "nowhere".into()));
         assert!(bad.unwrap_err().to_string().contains("CANOPY_ADDR"));
+    }
+
+    #[test]
+    fn limits_have_defaults_and_take_settings() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(
+            config.limits.login_client_address,
+            Quota::parse("5/60").unwrap()
+        );
+        assert!(config.trusted_proxies.is_empty());
+        let config = Config::from_lookup(|name| match name {
+            "CANOPY_LIMIT_CALLER" => Some("100/10".into()),
+            "CANOPY_TRUSTED_PROXIES" => Some("10.0.0.1, ::1".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            config.limits.caller,
+            Quota {
+                burst: 100,
+                period: std::time::Duration::from_secs(10)
+            }
+        );
+        assert_eq!(config.trusted_proxies.len(), 2);
+        for bad in ["5", "0/60", "5/0", "x/60", "5/100000"] {
+            let refused =
+                Config::from_lookup(|n| (n == "CANOPY_LIMIT_LOGIN_ADDRESS").then(|| bad.into()));
+            assert!(
+                refused
+                    .unwrap_err()
+                    .to_string()
+                    .contains("CANOPY_LIMIT_LOGIN_ADDRESS"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

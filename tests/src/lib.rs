@@ -18,6 +18,24 @@ use canopy_api::{AppState, app};
 use canopy_core::config::Config;
 use canopy_core::secrets::Keyring;
 
+/// The rate limits of test apps that do not test them: out of the way.
+pub const GENEROUS_LIMIT: &str = "1000000/60";
+
+/// Serves `state` on a free port, as `canopy-api` does (with the client's
+/// address known); returns the address.
+pub async fn serve(state: AppState) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    addr
+}
+
 /// The server secret of every test app: 256 bits, as the server demands.
 pub const TEST_SECRET: &str = "canopy-test-secret-0123456789abcdef";
 use serde_json::{Value, json};
@@ -67,6 +85,15 @@ impl TestApp {
         Self::start(pool, Some(sink), None).await
     }
 
+    /// Like `spawn_with_mail`, with these environment settings over the
+    /// tests' own.
+    pub async fn spawn_with_mail_and_env(pool: PgPool, env: &[(&str, &str)]) -> Self {
+        let sink = mail::SmtpSink::start().await;
+        let mut app = Self::start_with(pool, Some(sink), None, env).await;
+        app.start_worker();
+        app
+    }
+
     /// Like `spawn_with_mail`, with Redis at `redis_url` (one the test runs).
     pub async fn spawn_with_mail_and_redis(pool: PgPool, redis_url: &str) -> Self {
         let sink = mail::SmtpSink::start().await;
@@ -85,19 +112,40 @@ impl TestApp {
         self.worker = Some(stop);
     }
 
+    /// Like `spawn`, with these environment settings over the tests' own
+    /// (which raise the rate limits out of the way of other tests).
+    pub async fn spawn_with_env(pool: PgPool, env: &[(&str, &str)]) -> Self {
+        Self::start_with(pool, None, None, env).await
+    }
+
     async fn start(pool: PgPool, smtp: Option<mail::SmtpSink>, redis_url: Option<String>) -> Self {
+        Self::start_with(pool, smtp, redis_url, &[]).await
+    }
+
+    async fn start_with(
+        pool: PgPool,
+        smtp: Option<mail::SmtpSink>,
+        redis_url: Option<String>,
+        env: &[(&str, &str)],
+    ) -> Self {
         statements::install();
         let queue = format!("canopy-test-{:016x}", rand::random::<u64>());
         let smtp_url = smtp.as_ref().map(mail::SmtpSink::url);
         let config = Arc::new(
-            Config::from_lookup(|name| match name {
-                "CANOPY_QUEUE" => Some(queue.clone()),
-                "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
-                "CANOPY_SECRET" => Some(TEST_SECRET.into()),
-                "SMTP_URL" => smtp_url.clone(),
-                "CANOPY_JOB_LEASE_SECONDS" => Some("5".into()),
-                "REDIS_URL" => redis_url.clone(),
-                _ => None,
+            Config::from_lookup(|name| {
+                if let Some((_, value)) = env.iter().find(|(key, _)| *key == name) {
+                    return Some((*value).to_owned());
+                }
+                match name {
+                    "CANOPY_QUEUE" => Some(queue.clone()),
+                    "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
+                    "CANOPY_SECRET" => Some(TEST_SECRET.into()),
+                    "SMTP_URL" => smtp_url.clone(),
+                    "CANOPY_JOB_LEASE_SECONDS" => Some("5".into()),
+                    "REDIS_URL" => redis_url.clone(),
+                    limit if limit.starts_with("CANOPY_LIMIT_") => Some(GENEROUS_LIMIT.into()),
+                    _ => None,
+                }
             })
             .expect("test configuration"),
         );
@@ -105,9 +153,7 @@ impl TestApp {
             .await
             .expect("app state");
         let keyring = state.keyring.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app(state)).await });
+        let addr = serve(state).await;
         let mut app = Self {
             addr,
             pool,

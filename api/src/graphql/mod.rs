@@ -7,6 +7,7 @@ pub mod guards;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
+pub mod throttle;
 pub mod types;
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
@@ -32,7 +33,10 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 
 /// The schema served over HTTP.
 pub fn schema() -> CanopySchema {
-    builder().extension(extensions::Observability).finish()
+    builder()
+        .extension(extensions::Observability)
+        .extension(throttle::CallerBudget)
+        .finish()
 }
 
 /// The schema in SDL, as checked in at `schema.graphql`.

@@ -2,6 +2,7 @@ use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
 use super::guards;
+use super::throttle::{self, Flow};
 use super::types::{
     self, ActivationMethod, ApiKey, AuthPayload, CreateApiKeyPayload, CreateCustomerInput,
     CreateUserInput, CreateUserPayload, Customer, CustomerPayload, DeleteCustomerPayload,
@@ -288,6 +289,7 @@ impl Mutation {
     /// Public. Creates a root customer and its first user, and sends a
     /// validation email. Title at most 200 characters, password 8 to 128.
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> ApiResult<SignUpPayload> {
+        throttle::public(ctx, Flow::Emailing, Some((&input.tenant_id, &input.email))).await?;
         let state = state(ctx);
         let (user, customer) =
             actions::users::sign_up(&state.pool, &state.config, &state.keyring, input).await?;
@@ -299,6 +301,7 @@ impl Mutation {
 
     /// Public. Uses the link of a validation email.
     async fn validate_email(&self, ctx: &Context<'_>, token: String) -> ApiResult<UserPayload> {
+        throttle::public(ctx, Flow::Link, None).await?;
         let state = state(ctx);
         user_payload(actions::users::validate_email(&state.pool, &state.config, &token).await)
     }
@@ -310,6 +313,7 @@ impl Mutation {
         tenant_id: ID,
         email: String,
     ) -> ApiResult<bool> {
+        throttle::public(ctx, Flow::Emailing, Some((&tenant_id, &email))).await?;
         let state = state(ctx);
         actions::users::request_password_reset(
             &state.pool,
@@ -329,6 +333,7 @@ impl Mutation {
         token: String,
         password: String,
     ) -> ApiResult<bool> {
+        throttle::public(ctx, Flow::Link, None).await?;
         let state = state(ctx);
         actions::users::reset_password(&state.pool, &state.config, &token, &password).await
     }
@@ -342,6 +347,7 @@ impl Mutation {
         email: String,
         password: String,
     ) -> ApiResult<AuthPayload> {
+        throttle::public(ctx, Flow::Login, Some((&tenant_id, &email))).await?;
         actions::sessions::login(&state(ctx).pool, &tenant_id, &email, &password)
             .await
             .map(AuthPayload::from)
@@ -361,6 +367,7 @@ impl Mutation {
         token: String,
         password: String,
     ) -> ApiResult<AuthPayload> {
+        throttle::public(ctx, Flow::Link, None).await?;
         actions::sessions::activate_account(&state(ctx).pool, &token, &password)
             .await
             .map(AuthPayload::from)

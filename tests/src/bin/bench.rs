@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use canopy_api::AppState;
 use canopy_api::tenants::{self, NewTenant};
-use canopy_api::{AppState, app};
 use canopy_core::config::Config;
 use canopy_core::secrets::Keyring;
 use serde_json::{Value, json};
@@ -52,6 +52,7 @@ async fn main() -> Result<()> {
     let config = Arc::new(Config::from_lookup(|name| match name {
         "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
         "CANOPY_SECRET" => Some("canopy-benchmark-secret-0123456789".into()),
+        "CANOPY_LIMIT_CALLER" => Some(canopy_tests::GENEROUS_LIMIT.into()),
         "CANOPY_QUEUE" => Some("canopy-bench".into()),
         _ => None,
     })?);
@@ -212,9 +213,7 @@ async fn bench_tenant(pool: &PgPool, config: &Config) -> Result<tenants::Created
 /// Serves the real app on a free port and returns a client for it.
 async fn serve(pool: &PgPool, config: Arc<Config>, key: String) -> Result<Bench> {
     let state = AppState::new(pool.clone(), config).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app(state)).await });
+    let addr = canopy_tests::serve(state).await;
     Ok(Bench {
         client: reqwest::Client::new(),
         url: format!("http://{addr}/graphql"),
@@ -430,6 +429,7 @@ mod pipeline {
         let config = Arc::new(Config::from_lookup(|name| match name {
             "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
             "CANOPY_SECRET" => Some("canopy-benchmark-secret-0123456789".into()),
+            "CANOPY_LIMIT_CALLER" => Some(canopy_tests::GENEROUS_LIMIT.into()),
             "CANOPY_QUEUE" => Some(queue.clone()),
             "SMTP_URL" => Some(smtp_url.clone()),
             _ => None,
@@ -528,6 +528,7 @@ mod ledger {
             |name| match name {
                 "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
                 "CANOPY_SECRET" => Some("canopy-benchmark-secret-0123456789".into()),
+                "CANOPY_LIMIT_CALLER" => Some(canopy_tests::GENEROUS_LIMIT.into()),
                 _ => None,
             },
         )?);

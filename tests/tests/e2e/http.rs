@@ -43,9 +43,7 @@ async fn readiness_fails_when_redis_is_unreachable(pool: PgPool) {
     let state = canopy_api::AppState::new(pool, std::sync::Arc::new(config))
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, canopy_api::app(state)).await });
+    let addr = canopy_tests::serve(state).await;
 
     let ready = app
         .client

@@ -7,6 +7,7 @@ mod customers;
 mod escalation;
 mod http;
 mod jobs;
+mod limits;
 mod matrix;
 mod permissions;
 mod privacy;

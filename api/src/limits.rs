@@ -1,0 +1,267 @@
+//! Rate limits shared by every api process: each limit is a GCRA quota
+//! per key, kept in Redis by one atomic script (as go-redis/redis_rate and
+//! redis-cell do), under the installation's `CANOPY_QUEUE` prefix. When
+//! Redis cannot be reached in time, each process falls back to an
+//! in-process limiter (`governor`) with the same quotas: never to no limit.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::RateLimiter;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use redis::aio::ConnectionManager;
+use tokio::sync::OnceCell;
+
+use canopy_core::config::{Config, Quota, RateLimits};
+
+/// How long a check may wait for Redis before the local limiter decides.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// The GCRA step in Redis, atomic per key. Time is Redis's own, so every
+/// process agrees. Answers {allowed, remaining, retry_after_ms,
+/// reset_after_ms}.
+const GCRA: &str = r"
+local burst = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local capacity = interval * burst
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat < now then tat = now end
+local new_tat = tat + interval * cost
+local allow_at = new_tat - capacity
+if allow_at > now then
+  return {0, math.floor((capacity - (tat - now)) / interval), allow_at - now, tat - now}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, new_tat - now))
+return {1, math.floor((now - allow_at) / interval), 0, new_tat - now}
+";
+
+/// Which limit a check counts against: its quota and its name in keys and
+/// metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Limit {
+    LoginClientAddress,
+    LoginAddress,
+    PublicClient,
+    EmailAddress,
+    Caller,
+}
+
+impl Limit {
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::LoginClientAddress => "login_client_address",
+            Limit::LoginAddress => "login_address",
+            Limit::PublicClient => "public_client",
+            Limit::EmailAddress => "email_address",
+            Limit::Caller => "caller",
+        }
+    }
+
+    pub fn quota(self, limits: &RateLimits) -> Quota {
+        match self {
+            Limit::LoginClientAddress => limits.login_client_address,
+            Limit::LoginAddress => limits.login_address,
+            Limit::PublicClient => limits.public_client,
+            Limit::EmailAddress => limits.email_address,
+            Limit::Caller => limits.caller,
+        }
+    }
+}
+
+/// A check's answer, for the caller and the RateLimit headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub quota: Quota,
+    /// What may still be spent now.
+    pub remaining: u32,
+    /// When a refused check could succeed.
+    pub retry_after: Duration,
+    /// When the whole quota is available again.
+    pub reset_after: Duration,
+}
+
+type Local =
+    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+pub struct Limiter {
+    limits: RateLimits,
+    prefix: String,
+    client: redis::Client,
+    redis: OnceCell<ConnectionManager>,
+    local: Mutex<HashMap<Limit, std::sync::Arc<Local>>>,
+}
+
+impl Limiter {
+    pub fn new(config: &Config, client: redis::Client) -> Self {
+        Self {
+            limits: config.limits,
+            prefix: format!("{}:limits", config.queue),
+            client,
+            redis: OnceCell::new(),
+            local: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn quota(&self, limit: Limit) -> Quota {
+        limit.quota(&self.limits)
+    }
+
+    /// Spends `cost` of `limit` for `key`. A cost beyond the whole quota
+    /// is charged as the whole quota, so a large operation can still pass
+    /// when nothing else was spent.
+    pub async fn check(&self, limit: Limit, key: &str, cost: u32) -> Verdict {
+        let quota = self.quota(limit);
+        let cost = cost.clamp(1, quota.burst);
+        let key = format!("{}:{}:{key}", self.prefix, limit.name());
+        let verdict =
+            match tokio::time::timeout(REDIS_TIMEOUT, self.in_redis(&key, quota, cost)).await {
+                Ok(Ok(verdict)) => verdict,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "rate limits fall back to this process: Redis refused");
+                    self.in_process(limit, key, quota, cost)
+                }
+                Err(_) => {
+                    tracing::warn!("rate limits fall back to this process: Redis is slow");
+                    self.in_process(limit, key, quota, cost)
+                }
+            };
+        let used = 1.0 - f64::from(verdict.remaining) / f64::from(quota.burst);
+        metrics::histogram!("canopy_rate_limit_used_ratio", "limit" => limit.name()).record(used);
+        if !verdict.allowed {
+            metrics::counter!("canopy_rate_limited_total", "limit" => limit.name()).increment(1);
+        }
+        verdict
+    }
+
+    async fn in_redis(&self, key: &str, quota: Quota, cost: u32) -> redis::RedisResult<Verdict> {
+        let mut conn = self
+            .redis
+            .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
+            .await?
+            .clone();
+        let interval = interval_ms(quota);
+        let (allowed, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) =
+            redis::Script::new(GCRA)
+                .key(key)
+                .arg(quota.burst)
+                .arg(interval)
+                .arg(cost)
+                .invoke_async(&mut conn)
+                .await?;
+        Ok(Verdict {
+            allowed: allowed == 1,
+            quota,
+            remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
+            retry_after: Duration::from_millis(retry_ms.max(0) as u64),
+            reset_after: Duration::from_millis(reset_ms.max(0) as u64),
+        })
+    }
+
+    fn in_process(&self, limit: Limit, key: String, quota: Quota, cost: u32) -> Verdict {
+        let limiter = {
+            let mut local = self.local.lock().expect("limiter map");
+            local
+                .entry(limit)
+                .or_insert_with(|| {
+                    let per_cell = Duration::from_millis(interval_ms(quota).max(1));
+                    let burst = NonZeroU32::new(quota.burst).expect("a quota of at least 1");
+                    let governed = governor::Quota::with_period(per_cell)
+                        .expect("a positive period")
+                        .allow_burst(burst);
+                    std::sync::Arc::new(
+                        RateLimiter::keyed(governed)
+                            .with_middleware::<StateInformationMiddleware>(),
+                    )
+                })
+                .clone()
+        };
+        let cost = NonZeroU32::new(cost).expect("a cost of at least 1");
+        let per_cell = Duration::from_millis(interval_ms(quota));
+        match limiter.check_key_n(&key, cost) {
+            Ok(Ok(state)) => {
+                let remaining = state.remaining_burst_capacity();
+                Verdict {
+                    allowed: true,
+                    quota,
+                    remaining,
+                    retry_after: Duration::ZERO,
+                    reset_after: per_cell * (quota.burst - remaining),
+                }
+            }
+            Ok(Err(not_until)) => Verdict {
+                allowed: false,
+                quota,
+                remaining: 0,
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+                reset_after: quota.period,
+            },
+            Err(_) => Verdict {
+                allowed: false,
+                quota,
+                remaining: 0,
+                retry_after: quota.period,
+                reset_after: quota.period,
+            },
+        }
+    }
+}
+
+/// Milliseconds between two events of a quota.
+fn interval_ms(quota: Quota) -> u64 {
+    (quota.period.as_millis() as u64 / u64::from(quota.burst)).max(1)
+}
+
+/// The client's address: the socket's, or, when the socket is a trusted
+/// proxy, the last address in `X-Forwarded-For` that is not a trusted
+/// proxy itself. A client can add entries to that header, but only to its
+/// left, which is never read.
+pub fn client_address(
+    socket: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[IpAddr],
+) -> Option<IpAddr> {
+    let socket = socket?;
+    if !trusted.contains(&socket) {
+        return Some(socket);
+    }
+    let hops: Vec<IpAddr> = forwarded_for
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|hop| hop.trim().parse().ok())
+        .collect();
+    Some(
+        hops.into_iter()
+            .rev()
+            .find(|hop| !trusted.contains(hop))
+            .unwrap_or(socket),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_trusted_proxies_name_the_client() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        let forged = Some("1.2.3.4, 203.0.113.7");
+        assert_eq!(client_address(Some(client), forged, &[proxy]), Some(client));
+        assert_eq!(
+            client_address(Some(proxy), forged, &[proxy]),
+            Some(client),
+            "the hop the proxy added, not the one the client wrote"
+        );
+        assert_eq!(client_address(Some(proxy), None, &[proxy]), Some(proxy));
+        assert_eq!(client_address(None, forged, &[proxy]), None);
+    }
+}

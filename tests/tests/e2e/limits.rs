@@ -1,0 +1,260 @@
+//! Rate limits: guessing a password, by aliases in one request or over
+//! many, gets nowhere; an address gets few emails; every process shares
+//! the limits through Redis, and each still limits without it; limits come
+//! from the environment; an API key's operations weigh by their cost.
+
+use canopy_core::config::RateLimits;
+use canopy_tests::{TestApp, data_of, link_token};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+const PASSWORD: &str = "correct horse battery";
+
+const LOGIN: &str = "mutation($tenant: ID!, $email: String!, $password: String!) {
+  login(tenantId: $tenant, email: $email, password: $password) { token } }";
+
+/// The limits as shipped (the tests' apps otherwise raise them).
+fn shipped() -> Vec<(&'static str, &'static str)> {
+    RateLimits::SETTINGS.to_vec()
+}
+
+async fn activated_admin(app: &TestApp) {
+    data_of(
+        app.post(
+            None,
+            "mutation($t: String!, $p: String!) { activateAccount(token: $t, password: $p) { token } }",
+            json!({ "t": link_token(&app.tenant.activation_link), "p": PASSWORD }),
+        )
+        .await,
+    );
+}
+
+fn login_as(app: &TestApp, password: &str) -> Value {
+    json!({ "tenant": app.tenant.tenant_id, "email": "admin@acme.test", "password": password })
+}
+
+async fn sessions(app: &TestApp) -> i64 {
+    app.count("sessions").await
+}
+
+fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("none")
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn aliased_guesses_in_one_request_get_nowhere(pool: PgPool) {
+    let app = TestApp::spawn_with_env(pool, &shipped()).await;
+    activated_admin(&app).await;
+    let before = sessions(&app).await;
+    let mut query = String::from("mutation($tenant: ID!) {");
+    for (i, password) in ["wrong 1", "wrong 2", "wrong 3", "wrong 4", PASSWORD]
+        .iter()
+        .enumerate()
+    {
+        query.push_str(&format!(
+            " a{i}: login(tenantId: $tenant, email: \"admin@acme.test\", password: \"{password}\") {{ token }}"
+        ));
+    }
+    query.push('}');
+    let body = app
+        .post(None, &query, json!({ "tenant": app.tenant.tenant_id }))
+        .await;
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 5, "{body}");
+    assert_eq!(
+        errors[0]["extensions"]["code"], "UNAUTHENTICATED",
+        "the first is tried"
+    );
+    for error in &errors[1..] {
+        assert_eq!(error["extensions"]["code"], "RATE_LIMITED", "{body}");
+        assert_eq!(error["extensions"]["retryAfter"], 0);
+    }
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(sessions(&app).await, before, "no session came of it");
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn repeated_guesses_are_refused_before_the_password_is_tried(pool: PgPool) {
+    let app = TestApp::spawn_with_env(pool, &shipped()).await;
+    activated_admin(&app).await;
+    let before = sessions(&app).await;
+    for i in 0..5 {
+        let body = app
+            .post(None, LOGIN, login_as(&app, &format!("wrong {i}")))
+            .await;
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    }
+    // Even the right password: the limit holds until time passes.
+    let body = app.post(None, LOGIN, login_as(&app, PASSWORD)).await;
+    assert_eq!(code(&body), "RATE_LIMITED", "{body}");
+    let retry = body["errors"][0]["extensions"]["retryAfter"]
+        .as_u64()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{body}");
+    assert_eq!(sessions(&app).await, before);
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn an_address_gets_at_most_the_limits_number_of_reset_emails(pool: PgPool) {
+    let app = TestApp::spawn_with_mail_and_env(pool, &shipped()).await;
+    activated_admin(&app).await;
+    let reset = "mutation($t: ID!, $e: String!) { requestPasswordReset(tenantId: $t, email: $e) }";
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let body = app
+            .post(
+                None,
+                reset,
+                json!({ "t": app.tenant.tenant_id, "e": "admin@acme.test" }),
+            )
+            .await;
+        answers.push(code(&body).to_owned());
+    }
+    assert_eq!(
+        answers,
+        ["none", "none", "none", "RATE_LIMITED", "RATE_LIMITED"]
+    );
+    // Three emails were queued; each newer link replaces the older, so
+    // those still queued when a newer one came are not sent at all.
+    let queued: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'PASSWORD_RESET'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(queued, 3);
+    app.jobs_settled().await;
+    let resets = app
+        .mail()
+        .messages_to("admin@acme.test")
+        .iter()
+        .filter(|m| m.subject.contains("reset"))
+        .count();
+    assert!((1..=3).contains(&resets), "{resets}");
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn two_processes_share_one_limit_and_each_limits_without_redis(pool: PgPool) {
+    let app = TestApp::spawn_with_env(pool.clone(), &shipped()).await;
+    activated_admin(&app).await;
+    // A second api process of the same installation.
+    let second = canopy_api::AppState::new(pool.clone(), app.config.clone())
+        .await
+        .unwrap();
+    let second = canopy_tests::serve(second).await;
+    let post_to = |addr: std::net::SocketAddr, password: String| {
+        let client = app.client.clone();
+        let body = json!({ "query": LOGIN, "variables": login_as(&app, &password) });
+        async move {
+            client
+                .post(format!("http://{addr}/graphql"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    for i in 0..5 {
+        let addr = if i % 2 == 0 { app.addr } else { second };
+        let body = post_to(addr, format!("wrong {i}")).await;
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    }
+    for addr in [app.addr, second] {
+        let body = post_to(addr, PASSWORD.into()).await;
+        assert_eq!(code(&body), "RATE_LIMITED", "{body}");
+    }
+
+    // Without Redis, a process falls back to its own limiter: the same
+    // limits, per process.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut config = (*app.config).clone();
+    config.redis_url = format!("redis://127.0.0.1:{port}");
+    config.queue = format!("{}-alone", config.queue);
+    let alone = canopy_api::AppState::new(pool, std::sync::Arc::new(config))
+        .await
+        .unwrap();
+    let alone = canopy_tests::serve(alone).await;
+    for i in 0..5 {
+        let body = post_to(alone, format!("wrong {i}")).await;
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    }
+    let body = post_to(alone, PASSWORD.into()).await;
+    assert_eq!(code(&body), "RATE_LIMITED", "{body}");
+    assert!(
+        body["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_limit_set_in_the_environment_takes_effect(pool: PgPool) {
+    let app = TestApp::spawn_with_env(pool, &[("CANOPY_LIMIT_LOGIN_CLIENT_ADDRESS", "2/60")]).await;
+    activated_admin(&app).await;
+    let codes: Vec<String> = {
+        let mut codes = Vec::new();
+        for i in 0..3 {
+            let body = app
+                .post(None, LOGIN, login_as(&app, &format!("wrong {i}")))
+                .await;
+            codes.push(code(&body).to_owned());
+        }
+        codes
+    };
+    assert_eq!(
+        codes,
+        ["UNAUTHENTICATED", "UNAUTHENTICATED", "RATE_LIMITED"]
+    );
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_callers_operations_weigh_by_their_cost(pool: PgPool) {
+    let app = TestApp::spawn_with_env(pool, &[("CANOPY_LIMIT_CALLER", "100/60")]).await;
+    let query = "{ customers(first: 20) { nodes { id title } } }";
+    let send = || {
+        app.client
+            .post(app.url("/graphql"))
+            .bearer_auth(&app.tenant.api_key)
+            .json(&json!({ "query": query }))
+            .send()
+    };
+    let response = send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    let body: Value = response.json().await.unwrap();
+    let cost = body["extensions"]["cost"].as_u64().unwrap();
+    assert!(cost >= 20, "a page of 20 weighs at least 20: {body}");
+    assert_eq!(headers["ratelimit-policy"], "\"caller\";q=100;w=60");
+    let state = headers["ratelimit"].to_str().unwrap();
+    assert!(
+        state.starts_with(&format!("\"caller\";r={};t=", 100 - cost)),
+        "{state}"
+    );
+    // Spend the rest: the whole request is refused with 429.
+    let refused = loop {
+        let response = send().await.unwrap();
+        if response.status() != 200 {
+            break response;
+        }
+    };
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(code(&body), "RATE_LIMITED", "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["retryAfter"], retry);
+    // Another key has a budget of its own.
+    let other = app.key_with(&["CUSTOMERS_READ"]).await;
+    data_of(app.post(Some(&other), query, json!({})).await);
+}
