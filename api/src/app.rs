@@ -6,16 +6,19 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderValue;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{BoxError, Extension, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tracing::Instrument;
 
@@ -66,8 +69,18 @@ impl AppState {
 }
 
 pub fn app(state: AppState) -> Router {
+    // GraphQL requests are bounded in time and in number at once; what is
+    // over either is answered 503 at once, never queued without end.
+    let bounded = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(unavailable))
+        .load_shed()
+        .concurrency_limit(state.config.max_in_flight)
+        .timeout(state.config.request_timeout);
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql_handler))
+        .route(
+            "/graphql",
+            get(graphiql).post(graphql_handler).layer(bounded),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -163,6 +176,24 @@ async fn graphql_handler(
     .await
 }
 
+/// A request shed or out of time: 503 with `Retry-After` and a GraphQL
+/// error body.
+async fn unavailable(error: BoxError) -> Response {
+    let message = if error.is::<tower::timeout::error::Elapsed>() {
+        "the request took too long"
+    } else if error.is::<tower::load_shed::error::Overloaded>() {
+        "the server is busy"
+    } else {
+        tracing::error!(%error, "request failed in a layer");
+        "the server cannot answer now"
+    };
+    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 /// The IETF RateLimit and RateLimit-Policy headers for the caller's
 /// budget: what remains and when it is whole again.
 fn rate_limit_headers(headers: &mut HeaderMap, verdict: &Verdict) {
@@ -223,9 +254,16 @@ pub async fn run(config: Config) -> Result<()> {
         shutdown::signal().await;
         on_signal.cancel();
     });
-    let worker = config
-        .embedded_worker
-        .then(|| tokio::spawn(canopy_worker::run(pool, config.clone(), stop.clone())));
+    // The embedded worker has connections of its own: sending email never
+    // takes those the API's callers need.
+    let worker_pool = db::separate_pool(&pool, config.worker_concurrency as u32 + 4);
+    let worker = config.embedded_worker.then(|| {
+        tokio::spawn(canopy_worker::run(
+            worker_pool,
+            config.clone(),
+            stop.clone(),
+        ))
+    });
 
     axum::serve(
         listener,

@@ -84,15 +84,8 @@ pub fn search_pattern(search: Option<&str>) -> ApiResult<Option<String>> {
     let Some(term) = search.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
-    if term.chars().count() > crate::validation::MAX_SEARCH_CHARS {
-        return Err(ApiError::bad_input(
-            "search",
-            format!(
-                "search must be at most {} characters",
-                crate::validation::MAX_SEARCH_CHARS
-            ),
-        ));
-    }
+    let term = crate::validation::required("search", term, crate::validation::MAX_SEARCH_CHARS)?;
+    let term = term.as_str();
     let mut pattern = String::with_capacity(term.len() + 2);
     pattern.push('%');
     for c in term.chars() {

@@ -62,19 +62,34 @@ fn checked(field: &str, value: &str, max: usize, multiline: bool) -> ApiResult<S
     Ok(value.to_owned())
 }
 
-/// An email address, syntactically valid (RFC 5321/5322) with a domain.
+/// A plain mailbox address (`local@domain`), syntactically valid (RFC
+/// 5321/5322) with a domain name: no display name, no quoted local part,
+/// no domain literal such as `[10.0.0.5]`.
 pub fn email(field: &str, value: &str) -> ApiResult<String> {
-    let value = required(field, value, MAX_EMAIL_CHARS)?;
-    let parsed: email_address::EmailAddress = value
-        .parse()
-        .map_err(|_| ApiError::bad_input(field, format!("{field} is not a valid email address")))?;
-    if !parsed.domain().contains('.') && parsed.domain() != "localhost" {
-        return Err(ApiError::bad_input(
+    let invalid = || {
+        ApiError::bad_input(
             field,
-            format!("{field} is not a valid email address"),
-        ));
+            format!("{field} must be a plain email address (name@example.com)"),
+        )
+    };
+    let value = required(field, value, MAX_EMAIL_CHARS)?;
+    let options = email_address::Options::default()
+        .without_display_text()
+        .without_domain_literal();
+    let parsed =
+        email_address::EmailAddress::parse_with_options(&value, options).map_err(|_| invalid())?;
+    let plain = parsed.email() == value && !parsed.local_part().starts_with('"');
+    if !plain || (!parsed.domain().contains('.') && parsed.domain() != "localhost") {
+        return Err(invalid());
     }
     Ok(value)
+}
+
+/// An address to look something up by (sign-in, reset, `userByEmail`):
+/// only its length and characters are checked, so an account made under
+/// older rules can still be found.
+pub fn lookup_email(field: &str, value: &str) -> ApiResult<String> {
+    checked(field, value.trim(), MAX_EMAIL_CHARS, false)
 }
 
 pub fn optional_email(field: &str, value: Option<&str>) -> ApiResult<Option<String>> {
@@ -134,9 +149,20 @@ mod tests {
             "@example.com",
             "ann@example",
             "a b@example.com",
+            "\"boss@acme.test\" <x@evil.test>",
+            "Boss <x@evil.test>",
+            "\"boss\"@acme.test",
+            "u@[10.0.0.5]",
+            "a\u{0}b@example.com",
         ] {
             assert_eq!(field_of(email("email", bad).unwrap_err()), "email", "{bad}");
         }
+        assert!(lookup_email("email", "Ann@Example.com ").is_ok());
+        assert_eq!(
+            field_of(lookup_email("email", "\u{0}w").unwrap_err()),
+            "email"
+        );
+        assert!(lookup_email("email", &"x".repeat(255)).is_err());
         assert!(optional_phone("phone", Some("+49 (30) 123-456")).is_ok());
         assert!(optional_phone("phone", Some("call me")).is_err());
     }

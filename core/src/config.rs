@@ -43,6 +43,11 @@ pub struct Config {
     /// Proxies whose `X-Forwarded-For` names the client
     /// (`CANOPY_TRUSTED_PROXIES`, comma-separated addresses).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How long a GraphQL request may take (`CANOPY_REQUEST_TIMEOUT_MS`).
+    pub request_timeout: std::time::Duration,
+    /// GraphQL requests served at once; more are shed with 503
+    /// (`CANOPY_MAX_IN_FLIGHT`).
+    pub max_in_flight: usize,
 }
 
 /// So many events per period, refilling evenly (a GCRA quota): `burst`
@@ -163,7 +168,24 @@ impl Config {
         let lease = get("CANOPY_JOB_LEASE_SECONDS", "60");
         let concurrency = get("CANOPY_WORKER_CONCURRENCY", "8");
         let proxies = get("CANOPY_TRUSTED_PROXIES", "");
+        let timeout = get("CANOPY_REQUEST_TIMEOUT_MS", "30000");
+        let in_flight = get("CANOPY_MAX_IN_FLIGHT", "256");
         Ok(Self {
+            request_timeout: timeout
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| (1..=600_000).contains(ms))
+                .map(std::time::Duration::from_millis)
+                .with_context(|| {
+                    format!("CANOPY_REQUEST_TIMEOUT_MS must be 1 to 600000: {timeout}")
+                })?,
+            max_in_flight: in_flight
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .with_context(|| {
+                    format!("CANOPY_MAX_IN_FLIGHT must be 1 to 100000: {in_flight}")
+                })?,
             limits: RateLimits::from_lookup(&lookup)?,
             trusted_proxies: proxies
                 .split(',')

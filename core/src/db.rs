@@ -29,6 +29,16 @@ pub async fn connect_and_migrate(database_url: &str) -> Result<PgPool> {
     Ok(pool)
 }
 
+/// A pool of its own to the same database, of at most `max` connections,
+/// so that one part of a process (the embedded worker) cannot take the
+/// connections another (the API) needs.
+pub fn separate_pool(pool: &PgPool, max: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with((*pool.connect_options()).clone())
+}
+
 async fn create_database_if_missing(options: &PgConnectOptions) -> Result<()> {
     let name = options
         .get_database()

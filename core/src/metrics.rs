@@ -75,10 +75,19 @@ fn describe() {
     );
 }
 
+/// Operation names longer than this are counted as `other`.
+const MAX_OPERATION_NAME_CHARS: usize = 64;
+
 fn operation_label(name: Option<&str>) -> String {
     let Some(name) = name else {
         return "anonymous".to_owned();
     };
+    // Labels stay short and few, whatever callers send.
+    let plain = name.len() <= MAX_OPERATION_NAME_CHARS
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !plain {
+        return "other".to_owned();
+    }
     let names = OPERATION_NAMES.get_or_init(Default::default);
     let Ok(mut names) = names.lock() else {
         return "other".to_owned();
@@ -105,4 +114,17 @@ pub fn record_operation(name: Option<&str>, ok: bool, elapsed: Duration) {
         "operation" => operation
     )
     .record(elapsed.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_labels_stay_short_and_plain() {
+        assert_eq!(operation_label(None), "anonymous");
+        assert_eq!(operation_label(Some("TreePage")), "TreePage");
+        assert_eq!(operation_label(Some(&"x".repeat(65))), "other");
+        assert_eq!(operation_label(Some("drop table\n")), "other");
+    }
 }

@@ -1,8 +1,11 @@
 //! Signing in and out, and the links that set a password.
 
 use async_graphql::ID;
+use std::sync::LazyLock;
+
 use chrono::{Duration, Utc};
 use sqlx::{PgConnection, PgPool};
+use tokio::sync::Semaphore;
 
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
@@ -39,11 +42,30 @@ async fn open_session(conn: &mut PgConnection, user: &UserRow) -> ApiResult<Sess
     })
 }
 
-/// Hashes off the async threads: Argon2 is slow on purpose.
-pub async fn hash_password(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || passwords::hash(&password))
+/// Argon2 runs at most this many at once (one per core), so a flood of
+/// sign-ins queues here instead of taking every core and thread from the
+/// callers reading; a caller never holds a database connection meanwhile.
+fn argon2_slots() -> &'static Semaphore {
+    static SLOTS: LazyLock<Semaphore> = LazyLock::new(|| {
+        Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    &SLOTS
+}
+
+/// Runs Argon2 work off the async threads, behind `argon2_slots`.
+async fn argon2<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+    let _slot = argon2_slots()
+        .acquire()
+        .await
+        .map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ApiError::from(anyhow::Error::from(e)))
+}
+
+/// Hashes a new password: Argon2 is slow on purpose.
+pub async fn hash_password(password: String) -> ApiResult<String> {
+    argon2(move || passwords::hash(&password)).await
 }
 
 pub fn check_password(password: &str) -> ApiResult<()> {
@@ -62,14 +84,16 @@ pub async fn login(
     email: &str,
     password: &str,
 ) -> ApiResult<Session> {
+    let email = &crate::validation::lookup_email("email", email)?;
     let refused = || ApiError::UnauthenticatedBecause(LOGIN_REFUSED.to_owned());
     let tenant_id = ids::decode(tenant_id)
         .filter(|(kind, _)| *kind == NodeKind::Tenant)
         .map(|(_, id)| id);
-    let mut conn = pool.acquire().await?;
     let found = match tenant_id {
         Some(tenant_id) if password.chars().count() <= passwords::MAX_CHARS => {
-            users::credentials(&mut conn, tenant_id, email.trim()).await?
+            // The connection goes back to the pool before the hash.
+            let mut conn = pool.acquire().await?;
+            users::credentials(&mut conn, tenant_id, email).await?
         }
         _ => None,
     };
@@ -78,10 +102,7 @@ pub async fn login(
         .chars()
         .take(passwords::MAX_CHARS)
         .collect::<String>();
-    let matched =
-        tokio::task::spawn_blocking(move || passwords::verify(&attempt, stored.as_deref()))
-            .await
-            .map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
+    let matched = argon2(move || passwords::verify(&attempt, stored.as_deref())).await?;
     let Some(credentials) = found.filter(|_| matched) else {
         return Err(refused());
     };
@@ -135,10 +156,18 @@ pub async fn redeem(conn: &mut PgConnection, token: &str, purpose: Purpose) -> A
     Ok(row)
 }
 
+/// Checks a link before any slow work: the same answers as `redeem`,
+/// without keeping a connection (`redeem` decides again, locked).
+pub async fn check_link(pool: &PgPool, token: &str, purpose: Purpose) -> ApiResult<()> {
+    let mut conn = pool.acquire().await?;
+    redeem(&mut conn, token, purpose).await.map(|_| ())
+}
+
 /// Sets the password from an activation link, activates the user and
 /// signs it in.
 pub async fn activate_account(pool: &PgPool, token: &str, password: &str) -> ApiResult<Session> {
     check_password(password)?;
+    check_link(pool, token, Purpose::Activation).await?;
     let password_hash = hash_password(password.to_owned()).await?;
     let mut tx = pool.begin().await?;
     let link = redeem(&mut tx, token, Purpose::Activation).await?;

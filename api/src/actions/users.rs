@@ -7,7 +7,7 @@ use async_graphql::{ID, MaybeUndefined};
 use chrono::Duration;
 use sqlx::{Acquire, PgConnection, PgPool};
 
-use crate::actions::sessions::{check_password, hash_password, redeem};
+use crate::actions::sessions::{check_link, check_password, hash_password, redeem};
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
@@ -545,14 +545,15 @@ pub async fn sign_up(
     check_password(&input.password)?;
     let first_name = v::optional("firstName", input.first_name.as_deref(), MAX_NAME_CHARS)?;
     let last_name = v::optional("lastName", input.last_name.as_deref(), MAX_NAME_CHARS)?;
-    let password_hash = hash_password(input.password.clone()).await?;
-
-    let mut tx = pool.begin().await?;
-    // A tenant without self sign-up answers as one that does not exist.
-    tenants::by_id(&mut *tx, tenant_id)
+    // A tenant without self sign-up answers as one that does not exist;
+    // either is known before the password is hashed.
+    tenants::by_id(pool, tenant_id)
         .await?
         .filter(|tenant| tenant.self_sign_up)
         .ok_or_else(no_tenant)?;
+    let password_hash = hash_password(input.password.clone()).await?;
+
+    let mut tx = pool.begin().await?;
     tree_lock::shared(&mut tx, tenant_id).await?;
     let customer = customers::insert(
         &mut tx,
@@ -734,11 +735,12 @@ pub async fn request_password_reset(
     tenant_id: &ID,
     email: &str,
 ) -> ApiResult<bool> {
+    let email = v::lookup_email("email", email)?;
     let Some((NodeKind::Tenant, tenant_id)) = ids::decode(tenant_id) else {
         return Ok(true);
     };
     let mut tx = pool.begin().await?;
-    let Some(user) = users::by_email(&mut tx, tenant_id, email.trim()).await? else {
+    let Some(user) = users::by_email(&mut tx, tenant_id, &email).await? else {
         return Ok(true);
     };
     if status_of(&user) == UserStatus::Suspended {
@@ -778,6 +780,7 @@ pub async fn reset_password(
     password: &str,
 ) -> ApiResult<bool> {
     check_password(password)?;
+    check_link(pool, token, Purpose::PasswordReset).await?;
     let password_hash = hash_password(password.to_owned()).await?;
     let mut tx = pool.begin().await?;
     let link = redeem(&mut tx, token, Purpose::PasswordReset).await?;

@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
 use crate::pagination::{Page, connection_cost, search_pattern};
 use crate::store::{api_keys, customers, entitlements, jobs, tenants, users};
+use crate::validation;
 
 pub struct Query;
 
@@ -108,13 +109,12 @@ impl Query {
         number: String,
     ) -> ApiResult<Option<Customer>> {
         let caller = guards::require(ctx, Scope::CustomersRead)?;
+        let number = validation::required("number", &number, validation::MAX_NUMBER_CHARS)?;
         let state = ctx.data_unchecked::<AppState>();
-        Ok(
-            customers::by_number(&state.pool, caller.tenant_id, number.trim())
-                .await?
-                .filter(|row| guards::sees_customer(caller, row))
-                .map(Customer),
-        )
+        Ok(customers::by_number(&state.pool, caller.tenant_id, &number)
+            .await?
+            .filter(|row| guards::sees_customer(caller, row))
+            .map(Customer))
     }
 
     /// Customers the caller may see. search matches the number or the title,
@@ -169,9 +169,10 @@ impl Query {
     /// Compared case-insensitively.
     async fn user_by_email(&self, ctx: &Context<'_>, email: String) -> ApiResult<Option<User>> {
         let caller = guards::require(ctx, Scope::UsersRead)?;
+        let email = validation::lookup_email("email", &email)?;
         let state = ctx.data_unchecked::<AppState>();
         let mut conn = state.pool.acquire().await?;
-        Ok(users::by_email(&mut conn, caller.tenant_id, email.trim())
+        Ok(users::by_email(&mut conn, caller.tenant_id, &email)
             .await?
             .filter(|row| guards::sees_user(caller, row))
             .map(User))

@@ -118,11 +118,10 @@ async fn an_address_gets_at_most_the_limits_number_of_reset_emails(pool: PgPool)
     );
     // Three emails were queued; each newer link replaces the older, so
     // those still queued when a newer one came are not sent at all.
-    let queued: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'PASSWORD_RESET'")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'PASSWORD_RESET'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(queued, 3);
     app.jobs_settled().await;
     let resets = app
@@ -257,4 +256,63 @@ async fn a_callers_operations_weigh_by_their_cost(pool: PgPool) {
     // Another key has a budget of its own.
     let other = app.key_with(&["CUSTOMERS_READ"]).await;
     data_of(app.post(Some(&other), query, json!({})).await);
+}
+
+async fn login_status(app: &TestApp) -> (u16, Option<String>, Value) {
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": LOGIN, "variables": login_as(app, "a wrong password") }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, retry, response.json().await.unwrap())
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_request_out_of_time_is_answered_503(pool: PgPool) {
+    // A sign-in's Argon2 work alone takes longer than a millisecond.
+    let app = TestApp::spawn_with_env(pool, &[("CANOPY_REQUEST_TIMEOUT_MS", "1")]).await;
+    let (status, retry, body) = login_status(&app).await;
+    assert_eq!((status, retry.as_deref()), (503, Some("1")), "{body}");
+    assert_eq!(code(&body), "UNAVAILABLE");
+    assert_eq!(body["errors"][0]["message"], "the request took too long");
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn requests_beyond_those_in_flight_are_shed(pool: PgPool) {
+    let app = TestApp::spawn_with_env(pool, &[("CANOPY_MAX_IN_FLIGHT", "1")]).await;
+    let answers = futures_join(&app, 16).await;
+    let shed = answers.iter().filter(|(status, ..)| *status == 503).count();
+    let served = answers.iter().filter(|(status, ..)| *status == 200).count();
+    assert!(shed >= 1 && served >= 1, "{answers:?}");
+    for (status, retry, body) in answers.iter().filter(|(status, ..)| *status == 503) {
+        assert_eq!(retry.as_deref(), Some("1"), "{status} {body}");
+        assert_eq!(body["errors"][0]["message"], "the server is busy");
+    }
+}
+
+/// `n` sign-ins at once.
+async fn futures_join(app: &TestApp, n: usize) -> Vec<(u16, Option<String>, Value)> {
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let client = app.client.clone();
+        let url = app.url("/graphql");
+        let body = json!({ "query": LOGIN, "variables": login_as(app, "a wrong password") });
+        running.spawn(async move {
+            let response = client.post(url).json(&body).send().await.unwrap();
+            let status = response.status().as_u16();
+            let retry = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, retry, response.json::<Value>().await.unwrap())
+        });
+    }
+    running.join_all().await
 }

@@ -5,6 +5,7 @@ mod accounts;
 mod api_keys;
 mod customers;
 mod escalation;
+mod hostile;
 mod http;
 mod jobs;
 mod limits;
