@@ -7,19 +7,25 @@ use anyhow::{Context, Result};
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::error_handling::HandleErrorLayer;
+use axum::extract::Request;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderValue;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderName, Method};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get, post};
 use axum::{BoxError, Extension, Json, Router};
+use canopy_core::jobs::REQUEST_ID;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
+use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::Instrument;
 
 use crate::auth::{self, AuthError};
@@ -56,13 +62,14 @@ impl AppState {
             redis::Client::open(config.redis_url.as_str()).context("REDIS_URL is invalid")?;
         let keyring = Arc::new(Keyring::load(&pool, &config).await?);
         let limiter = Arc::new(Limiter::new(&config, redis.clone()));
+        let introspection = config.introspection;
         Ok(Self {
             pool,
             redis,
             config,
             keyring,
             limiter,
-            schema: graphql::schema(),
+            schema: graphql::schema(introspection),
             metrics: canopy_core::metrics::install(),
         })
     }
@@ -76,44 +83,132 @@ pub fn app(state: AppState) -> Router {
         .load_shed()
         .concurrency_limit(state.config.max_in_flight)
         .timeout(state.config.request_timeout);
-    Router::new()
-        .route(
-            "/graphql",
-            get(graphiql).post(graphql_handler).layer(bounded),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    let graphql = if state.config.graphiql {
+        get(graphiql).post(graphql_handler)
+    } else {
+        post(graphql_handler)
+    };
+    let no_store = SetResponseHeaderLayer::overriding(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    let graphql: MethodRouter<AppState> = graphql.layer(bounded);
+    let mut router = Router::new().route("/graphql", graphql.layer(no_store));
+    if state.config.ops_addr.is_none() {
+        router = router.merge(ops_routes());
+    }
+    if !state.config.cors_origins.is_empty() {
+        router = router.layer(cors(&state.config.cors_origins));
+    }
+    router
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(state)
 }
 
-async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+/// /healthz, /readyz and /metrics: with the API, or on `CANOPY_OPS_ADDR`.
+fn ops_routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
 }
 
-/// A request id from `x-request-id` (if sane) or a fresh one, for the logs.
-fn request_id(headers: &HeaderMap) -> String {
-    headers
+/// The operators' endpoints alone, for `CANOPY_OPS_ADDR`.
+pub fn ops_app(state: AppState) -> Router {
+    ops_routes().with_state(state)
+}
+
+/// Browsers may call the API from the origins listed, and no others.
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("ratelimit"),
+            HeaderName::from_static("ratelimit-policy"),
+            header::RETRY_AFTER,
+        ])
+}
+
+/// What every request carries from the edge: its id and its client.
+#[derive(Clone, Debug)]
+pub struct Edge {
+    pub request_id: String,
+    pub client: Option<std::net::IpAddr>,
+}
+
+/// Names the request and its client, and says the id back: an
+/// `X-Request-Id` is taken from a trusted proxy only, and only when it is
+/// short and plain; otherwise one is made.
+async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let socket = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let trusted = socket.is_some_and(|ip| state.config.trusted_proxies.contains(&ip));
+    let headers = request.headers();
+    let request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64)
+        .filter(|_| trusted)
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
         .map(str::to_owned)
-        .unwrap_or_else(|| format!("{:016x}", rand_id()))
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
+    let client = limits::client_address(
+        socket,
+        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+        &state.config.trusted_proxies,
+    );
+    request.extensions_mut().insert(Edge {
+        request_id: request_id.clone(),
+        client,
+    });
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
-fn rand_id() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
+async fn graphiql() -> Response {
+    let page = Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
+    let mut page = page;
+    // The page may load GraphiQL's scripts and styles, talk to this
+    // server, and be framed by nobody.
+    page.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self' 'unsafe-inline' https://unpkg.com; \
+             style-src 'self' 'unsafe-inline' https://unpkg.com; img-src 'self' data: https:; \
+             connect-src 'self'; frame-ancestors 'none'",
+        ),
+    );
+    page
 }
 
 async fn graphql_handler(
     State(state): State<AppState>,
-    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Extension(edge): Extension<Edge>,
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
-    let span = tracing::info_span!("graphql_request", request_id = %request_id(&headers));
+    let span = tracing::info_span!("graphql_request", request_id = %edge.request_id);
     async move {
         let authorization = headers
             .get(header::AUTHORIZATION)
@@ -136,12 +231,7 @@ async fn graphql_handler(
                 );
             }
         };
-        let client = limits::client_address(
-            connection.map(|Extension(ConnectInfo(addr))| addr.ip()),
-            headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
-            &state.config.trusted_proxies,
-        );
-        let budget = RequestBudget::new(client);
+        let budget = RequestBudget::new(edge.client);
         let mut request = request
             .into_inner()
             .data(state.clone())
@@ -150,7 +240,16 @@ async fn graphql_handler(
         if let Some(caller) = caller {
             request = request.data(caller);
         }
-        let response = state.schema.execute(request).await;
+        // The jobs the request writes carry its id.
+        let mut response = REQUEST_ID
+            .scope(edge.request_id.clone(), state.schema.execute(request))
+            .await;
+        for error in &mut response.errors {
+            let extensions = error.extensions.get_or_insert_with(Default::default);
+            if extensions.get("code") == Some(&async_graphql::Value::from("INTERNAL")) {
+                extensions.set("requestId", edge.request_id.clone());
+            }
+        }
         let refused = response.data == async_graphql::Value::Null
             && response.errors.iter().any(|e| {
                 e.extensions
@@ -265,6 +364,19 @@ pub async fn run(config: Config) -> Result<()> {
         ))
     });
 
+    if let Some(ops_addr) = config.ops_addr {
+        let ops = tokio::net::TcpListener::bind(ops_addr)
+            .await
+            .with_context(|| format!("cannot listen on {ops_addr}"))?;
+        tracing::info!(addr = %ops_addr, "serving /healthz, /readyz and /metrics");
+        let ops_app = ops_app(state.clone());
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(ops, ops_app)
+                .with_graceful_shutdown(stopped.cancelled_owned())
+                .await
+        });
+    }
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),

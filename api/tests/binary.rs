@@ -481,6 +481,60 @@ async fn fresh_installations_without_a_secret_issue_different_links() {
     second.drop_now().await;
 }
 
+#[tokio::test]
+async fn operators_endpoints_can_have_an_address_of_their_own() {
+    let db = Database::new();
+    let scratch = TempDir::new();
+    let namespace = RedisNamespace::new();
+    let (api_port, ops_port) = (free_port(), free_port());
+    let log = scratch.0.join("canopy-api.log");
+    let log_file = File::create(&log).expect("log file");
+    let child = Command::new(BIN)
+        .env("DATABASE_URL", db.url())
+        .env("CANOPY_ADDR", format!("127.0.0.1:{api_port}"))
+        .env("CANOPY_OPS_ADDR", format!("127.0.0.1:{ops_port}"))
+        .env("CANOPY_QUEUE", &namespace.0)
+        .env("CANOPY_EMBEDDED_WORKER", "false")
+        .env_remove("CANOPY_SECRET")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("log file"))
+        .stderr(log_file)
+        .spawn()
+        .expect("start canopy-api");
+    let mut server = Server { child, log };
+    let client = reqwest::Client::new();
+    let ops = format!("http://127.0.0.1:{ops_port}");
+    let started = Instant::now();
+    while !client
+        .get(format!("{ops}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
+    {
+        assert!(server.exited().is_none(), "canopy-api exited");
+        assert!(started.elapsed() < Duration::from_secs(20), "no /healthz");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = client.get(format!("{ops}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), reqwest::StatusCode::OK);
+    let api = format!("http://127.0.0.1:{api_port}");
+    for path in ["/metrics", "/readyz", "/healthz"] {
+        let status = client
+            .get(format!("{api}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{path}");
+    }
+    let (_, body) = graphql(&client, &api, None, VIEWER).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    drop(server);
+    db.drop_now().await;
+}
+
 /// The Redis keys of a queue prefix, deleted when the test ends.
 struct RedisNamespace(String);
 

@@ -48,6 +48,16 @@ pub struct Config {
     /// GraphQL requests served at once; more are shed with 503
     /// (`CANOPY_MAX_IN_FLIGHT`).
     pub max_in_flight: usize,
+    /// Browser origins allowed to call the API (`CANOPY_CORS_ORIGINS`,
+    /// comma-separated; none by default).
+    pub cors_origins: Vec<String>,
+    /// Whether GET /graphql serves GraphiQL (`CANOPY_GRAPHIQL`).
+    pub graphiql: bool,
+    /// Whether the schema answers introspection (`CANOPY_INTROSPECTION`).
+    pub introspection: bool,
+    /// Where /metrics, /healthz and /readyz are served instead of
+    /// `CANOPY_ADDR` (`CANOPY_OPS_ADDR`; unset: with the API).
+    pub ops_addr: Option<SocketAddr>,
 }
 
 /// So many events per period, refilling evenly (a GCRA quota): `burst`
@@ -169,8 +179,29 @@ impl Config {
         let concurrency = get("CANOPY_WORKER_CONCURRENCY", "8");
         let proxies = get("CANOPY_TRUSTED_PROXIES", "");
         let timeout = get("CANOPY_REQUEST_TIMEOUT_MS", "30000");
+        let graphiql = get("CANOPY_GRAPHIQL", "true");
+        let introspection = get("CANOPY_INTROSPECTION", "true");
+        let ops_addr = get("CANOPY_OPS_ADDR", "");
         let in_flight = get("CANOPY_MAX_IN_FLIGHT", "256");
         Ok(Self {
+            cors_origins: get("CANOPY_CORS_ORIGINS", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            graphiql: parse_bool(&graphiql)
+                .with_context(|| format!("CANOPY_GRAPHIQL is not a boolean: {graphiql}"))?,
+            introspection: parse_bool(&introspection).with_context(|| {
+                format!("CANOPY_INTROSPECTION is not a boolean: {introspection}")
+            })?,
+            ops_addr: match ops_addr.as_str() {
+                "" => None,
+                addr => Some(
+                    addr.parse()
+                        .with_context(|| format!("CANOPY_OPS_ADDR is not an address: {addr}"))?,
+                ),
+            },
             request_timeout: timeout
                 .parse::<u64>()
                 .ok()

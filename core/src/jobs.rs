@@ -115,6 +115,16 @@ pub enum Payload {
     },
 }
 
+tokio::task_local! {
+    /// The id of the request being served, for the jobs it writes.
+    pub static REQUEST_ID: String;
+}
+
+/// The id of the request this task serves, if it serves one.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 /// A job to queue with the change that causes it.
 pub struct NewJob<'a> {
     pub tenant_id: i64,
@@ -129,8 +139,8 @@ pub struct NewJob<'a> {
 /// rolled-back change leaves no job, a committed one always has its job.
 pub async fn enqueue(conn: &mut PgConnection, job: NewJob<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "INSERT INTO jobs (tenant_id, kind, payload, recipient, user_id, max_attempts)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO jobs (tenant_id, kind, payload, recipient, user_id, max_attempts, request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(job.tenant_id)
     .bind(job.kind.as_str())
@@ -138,6 +148,7 @@ pub async fn enqueue(conn: &mut PgConnection, job: NewJob<'_>) -> sqlx::Result<i
     .bind(job.recipient)
     .bind(job.user_id)
     .bind(job.max_attempts)
+    .bind(current_request_id())
     .fetch_one(conn)
     .await
 }

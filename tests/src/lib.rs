@@ -143,6 +143,8 @@ impl TestApp {
                     "SMTP_URL" => smtp_url.clone(),
                     "CANOPY_JOB_LEASE_SECONDS" => Some("5".into()),
                     "REDIS_URL" => redis_url.clone(),
+                    // The tests' client names its requests (X-Request-Id).
+                    "CANOPY_TRUSTED_PROXIES" => Some("127.0.0.1".into()),
                     limit if limit.starts_with("CANOPY_LIMIT_") => Some(GENEROUS_LIMIT.into()),
                     _ => None,
                 }

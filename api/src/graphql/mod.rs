@@ -31,12 +31,17 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
         .limit_directives(16)
 }
 
-/// The schema served over HTTP.
-pub fn schema() -> CanopySchema {
-    builder()
+/// The schema served over HTTP; `introspection` off hides the schema from
+/// callers (`CANOPY_INTROSPECTION`).
+pub fn schema(introspection: bool) -> CanopySchema {
+    let builder = builder()
         .extension(extensions::Observability)
-        .extension(throttle::CallerBudget)
-        .finish()
+        .extension(throttle::CallerBudget);
+    if introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// The schema in SDL, as checked in at `schema.graphql`.

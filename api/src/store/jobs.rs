@@ -44,12 +44,12 @@ pub async fn notify_administrators(
              WHERE $7 AND u.tenant_id = $1 AND u.role = 'TENANT_ADMIN' AND u.status = 'ACTIVE'
                AND NOT EXISTS (SELECT 1 FROM administrators)
          )
-         INSERT INTO jobs (tenant_id, kind, payload, recipient, user_id, max_attempts)
+         INSERT INTO jobs (tenant_id, kind, payload, recipient, user_id, max_attempts, request_id)
          SELECT $1, 'ADMIN_NOTIFICATION',
                 jsonb_build_object('type', 'notice', 'recipientUserId', r.id, 'notice', $3::text,
                                    'subjectUserId', $4::bigint, 'customerId', $2::bigint,
                                    'subjectLabel', $5::text),
-                r.email, r.id, $8
+                r.email, r.id, $8, $9
          FROM recipients r
          WHERE r.id IS DISTINCT FROM $6",
     )
@@ -61,6 +61,7 @@ pub async fn notify_administrators(
     .bind(notification.actor_user_id)
     .bind(notification.fall_back_to_tenant_admins)
     .bind(notification.max_attempts)
+    .bind(canopy_core::jobs::current_request_id())
     .execute(conn)
     .await?;
     Ok(result.rows_affected())
@@ -76,12 +77,13 @@ pub struct JobRow {
     pub max_attempts: i32,
     pub last_error: Option<String>,
     pub recipient: Option<String>,
+    pub request_id: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 const COLUMNS: &str = "j.tenant_id, j.id, j.kind, j.state, j.attempts, j.max_attempts, \
-     j.last_error, j.recipient, j.created_at, j.updated_at";
+     j.last_error, j.recipient, j.request_id, j.created_at, j.updated_at";
 
 /// Emails addressed to a user, newest first; `before` is the cursor (an id).
 pub async fn for_user(

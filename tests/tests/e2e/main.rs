@@ -4,6 +4,7 @@
 mod accounts;
 mod api_keys;
 mod customers;
+mod edge;
 mod escalation;
 mod hostile;
 mod http;

@@ -134,7 +134,7 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("Entitlement", "id kind reference customerNumber createdAt", Field),
     ("Entitlement", "customer", Shows(&[CR], Sees)),
     ("ApiKey", "id name scopes prefix createdAt lastUsedAt revokedAt expiresAt createdByUser createdByKey", Field),
-    ("Job", "id kind state attempts maxAttempts lastError recipient createdAt updatedAt", Field),
+    ("Job", "id kind state attempts maxAttempts lastError recipient requestId createdAt updatedAt", Field),
     ("JobQueue", "kinds activeWorkers jobs", Field),
     ("JobKindStats", "kind awaitingDispatch pending running done failed killed", Field),
     ("Tenant", "id name requireApproval portalUrl selfSignUp", Field),

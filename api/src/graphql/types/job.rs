@@ -95,6 +95,12 @@ impl Job {
         self.0.recipient.as_deref()
     }
 
+    /// The X-Request-Id of the request that wrote the job, to follow an
+    /// email back to the call that caused it.
+    async fn request_id(&self) -> Option<&str> {
+        self.0.request_id.as_deref()
+    }
+
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

@@ -1,0 +1,150 @@
+//! At the edge: request ids, security headers, CORS, and the switches for
+//! GraphiQL and introspection.
+
+use canopy_tests::TestApp;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+const VIEWER: &str = "{ viewer { scopes } }";
+
+async fn post(app: &TestApp, request_id: Option<&str>) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.tenant.api_key)
+        .json(&json!({ "query": VIEWER }));
+    if let Some(id) = request_id {
+        request = request.header("x-request-id", id);
+    }
+    request.send().await.unwrap()
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn every_answer_names_its_request_and_jobs_carry_it(pool: PgPool) {
+    // The tests' app trusts 127.0.0.1 as its proxy: the id it sends stands.
+    let app = TestApp::spawn(pool).await;
+    let response = post(&app, Some("req-abc.123")).await;
+    assert_eq!(response.headers()["x-request-id"], "req-abc.123");
+    let made = post(&app, None).await;
+    let made = made.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(made.len(), 16, "{made}");
+    // An id that is not short and plain is replaced.
+    let response = post(&app, Some("bad id with spaces")).await;
+    assert_ne!(response.headers()["x-request-id"], "bad id with spaces");
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert!(health.headers().contains_key("x-request-id"));
+
+    let customer = app.customer("Globex", None).await;
+    app.post_with(
+        Some(&app.tenant.api_key),
+        "mutation($c: ID!) { createUser(input: { customerId: $c, email: \"ann@globex.test\",
+           activation: SEND_ACTIVATION_EMAIL }) { user { id } } }",
+        json!({ "c": customer }),
+        Some("req-invite-1"),
+    )
+    .await;
+    let data = app
+        .data(
+            "{ jobQueue { jobs(first: 10) { nodes { kind requestId } } } }",
+            json!({}),
+        )
+        .await;
+    let jobs = data["jobQueue"]["jobs"]["nodes"].as_array().unwrap();
+    assert!(!jobs.is_empty());
+    for job in jobs {
+        assert_eq!(job["requestId"], "req-invite-1", "{job}");
+    }
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_client_that_is_no_trusted_proxy_cannot_name_its_request(pool: PgPool) {
+    let app = TestApp::spawn_with_env(pool, &[("CANOPY_TRUSTED_PROXIES", "10.9.9.9")]).await;
+    let response = post(&app, Some("chosen-by-client")).await;
+    assert_ne!(response.headers()["x-request-id"], "chosen-by-client");
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn answers_carry_security_headers(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let response = post(&app, None).await;
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let page = app.client.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+}
+
+async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
+    app.client
+        .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn browsers_may_call_only_from_the_origins_allowed(pool: PgPool) {
+    let closed = TestApp::spawn(pool.clone()).await;
+    let response = preflight(&closed, "https://app.example").await;
+    assert!(
+        !response
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    drop(closed);
+
+    let app =
+        TestApp::spawn_with_env(pool, &[("CANOPY_CORS_ORIGINS", "https://app.example")]).await;
+    let allowed = preflight(&app, "https://app.example").await;
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let other = preflight(&app, "https://evil.example").await;
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn graphiql_and_introspection_can_be_switched_off(pool: PgPool) {
+    let open = TestApp::spawn(pool.clone()).await;
+    let body = open
+        .post(
+            Some(&open.tenant.api_key),
+            "{ __schema { types { name } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        body["data"]["__schema"]["types"].is_array(),
+        "on by default: {body}"
+    );
+    drop(open);
+    let app = TestApp::spawn_with_env(
+        pool,
+        &[
+            ("CANOPY_GRAPHIQL", "false"),
+            ("CANOPY_INTROSPECTION", "false"),
+        ],
+    )
+    .await;
+    let page = app.client.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(page.status(), 405);
+    let body: Value = app
+        .post(
+            Some(&app.tenant.api_key),
+            "{ __schema { types { name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["__schema"], Value::Null, "{body}");
+    // The API itself still answers.
+    canopy_tests::data_of(app.post(Some(&app.tenant.api_key), VIEWER, json!({})).await);
+}
