@@ -39,6 +39,7 @@ pub async fn authenticate(
                 principal: Principal::ApiKey {
                     id: key.id,
                     scopes: key.scopes(),
+                    rate_limit: key.rate_limit(),
                 },
             }))
         }

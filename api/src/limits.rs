@@ -97,7 +97,8 @@ pub struct Limiter {
     prefix: String,
     client: redis::Client,
     redis: OnceCell<ConnectionManager>,
-    local: Mutex<HashMap<Limit, std::sync::Arc<Local>>>,
+    /// One in-process limiter per limit and quota (keys may have their own).
+    local: Mutex<HashMap<(Limit, Quota), std::sync::Arc<Local>>>,
 }
 
 impl Limiter {
@@ -119,7 +120,11 @@ impl Limiter {
     /// is charged as the whole quota, so a large operation can still pass
     /// when nothing else was spent.
     pub async fn check(&self, limit: Limit, key: &str, cost: u32) -> Verdict {
-        let quota = self.quota(limit);
+        self.check_with(limit, self.quota(limit), key, cost).await
+    }
+
+    /// As `check`, with a quota of the key's own (an API key's budget).
+    pub async fn check_with(&self, limit: Limit, quota: Quota, key: &str, cost: u32) -> Verdict {
         let cost = cost.clamp(1, quota.burst);
         let key = format!("{}:{}:{key}", self.prefix, limit.name());
         let verdict =
@@ -170,7 +175,7 @@ impl Limiter {
         let limiter = {
             let mut local = self.local.lock().expect("limiter map");
             local
-                .entry(limit)
+                .entry((limit, quota))
                 .or_insert_with(|| {
                     let per_cell = Duration::from_millis(interval_ms(quota).max(1));
                     let burst = NonZeroU32::new(quota.burst).expect("a quota of at least 1");

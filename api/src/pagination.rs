@@ -65,6 +65,17 @@ pub fn connection_cost(first: Option<i32>, child_complexity: usize) -> usize {
     rows.saturating_mul(child_complexity).saturating_add(1)
 }
 
+/// What a search adds to a connection's cost: finding the matches and
+/// counting them exactly for `totalCount` reads every match, however few
+/// rows the page shows.
+pub const SEARCH_COST: usize = 500;
+
+/// `connection_cost`, plus `SEARCH_COST` when the connection searches.
+pub fn search_cost(first: Option<i32>, search: &Option<String>, child_complexity: usize) -> usize {
+    let searching = search.as_deref().is_some_and(|s| !s.trim().is_empty());
+    connection_cost(first, child_complexity).saturating_add(if searching { SEARCH_COST } else { 0 })
+}
+
 pub fn encode_cursor(sort_key: &str) -> String {
     URL_SAFE_NO_PAD.encode(format!("k:{sort_key}"))
 }

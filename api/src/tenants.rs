@@ -105,6 +105,7 @@ pub async fn create(pool: &PgPool, keyring: &Keyring, new: NewTenant) -> ApiResu
             created_by_user_id: None,
             created_by_key_id: None,
             expires_at: None,
+            rate_limit_per_minute: None,
         },
     )
     .await?;

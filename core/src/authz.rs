@@ -220,6 +220,8 @@ pub enum Principal {
     ApiKey {
         id: i64,
         scopes: Vec<Scope>,
+        /// Its own budget of operation cost per minute, if it has one.
+        rate_limit: Option<u32>,
     },
     /// A signed-in user, holding its powers.
     User {
@@ -502,6 +504,7 @@ mod tests {
             principal: Principal::ApiKey {
                 id: 1,
                 scopes: scopes.to_vec(),
+                rate_limit: None,
             },
         }
     }

@@ -62,7 +62,7 @@ pub struct Config {
 
 /// So many events per period, refilling evenly (a GCRA quota): `burst`
 /// at once at most, then one every `period / burst`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Quota {
     pub burst: u32,
     pub period: std::time::Duration,

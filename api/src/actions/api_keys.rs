@@ -19,15 +19,37 @@ const MAX_KEY_LIFETIME_DAYS: i64 = 3660;
 /// Creates a key with `scopes` (no more than the caller holds), recording
 /// who made it, and returns it with its secret, which is not stored and
 /// cannot be shown again. The tenant's administrators are told.
+/// What `createApiKey` asks for.
+pub struct KeyRequest<'a> {
+    pub name: &'a str,
+    pub scopes: &'a [Scope],
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Its own budget of operation cost per minute.
+    pub rate_limit_per_minute: Option<i32>,
+}
+
+/// The largest budget a key may be given, in cost per minute.
+pub const MAX_RATE_LIMIT_PER_MINUTE: i32 = 100_000_000;
+
 pub async fn create(
     pool: &PgPool,
     config: &Config,
     caller: &Caller,
-    name: &str,
-    scopes: &[Scope],
-    expires_at: Option<DateTime<Utc>>,
+    request: KeyRequest<'_>,
 ) -> ApiResult<(ApiKeyRow, String)> {
+    let KeyRequest {
+        name,
+        scopes,
+        expires_at,
+        rate_limit_per_minute,
+    } = request;
     let name = validation::required("name", name, MAX_NAME_CHARS)?;
+    if rate_limit_per_minute.is_some_and(|n| !(1..=MAX_RATE_LIMIT_PER_MINUTE).contains(&n)) {
+        return Err(ApiError::bad_input(
+            "rateLimitPerMinute",
+            format!("rateLimitPerMinute must be 1 to {MAX_RATE_LIMIT_PER_MINUTE}"),
+        ));
+    }
     if let Some(at) = expires_at {
         let now = Utc::now();
         if at <= now || at > now + Duration::days(MAX_KEY_LIFETIME_DAYS) {
@@ -49,14 +71,30 @@ pub async fn create(
     scopes.sort_by_key(|s| s.as_str());
     scopes.dedup();
     guards::may_grant(caller, &scopes)?;
-    // A key that expires makes only keys that expire no later: otherwise a
-    // temporary key could outlive itself.
-    let limit = match caller.key_id() {
-        Some(id) => api_keys::by_id(pool, caller.tenant_id, id)
-            .await?
-            .and_then(|key| key.expires_at),
+    // A key makes only keys that expire no later and may spend no more
+    // than itself: otherwise a temporary or slow key could outgrow itself.
+    let maker = match caller.key_id() {
+        Some(id) => api_keys::by_id(pool, caller.tenant_id, id).await?,
         None => None,
     };
+    let budget = |key: &ApiKeyRow| {
+        key.rate_limit().unwrap_or(
+            config.limits.caller.burst * 60 / config.limits.caller.period.as_secs().max(1) as u32,
+        )
+    };
+    if let (Some(maker), Some(wanted)) = (&maker, rate_limit_per_minute)
+        && wanted as u32 > budget(maker)
+    {
+        return Err(ApiError::bad_input(
+            "rateLimitPerMinute",
+            "rateLimitPerMinute may not exceed the budget of the key creating it",
+        ));
+    }
+    let rate_limit_per_minute = match (&maker, rate_limit_per_minute) {
+        (Some(maker), None) => maker.rate_limit_per_minute,
+        (_, wanted) => wanted,
+    };
+    let limit = maker.as_ref().and_then(|key| key.expires_at);
     let expires_at = match (expires_at, limit) {
         (Some(at), Some(limit)) if at > limit => {
             return Err(ApiError::bad_input(
@@ -80,6 +118,7 @@ pub async fn create(
             created_by_user_id: caller.user_id(),
             created_by_key_id: caller.key_id(),
             expires_at,
+            rate_limit_per_minute,
         },
     )
     .await?;

@@ -399,26 +399,30 @@ impl Mutation {
     /// The secret is shown once, here. A key may only be given scopes its
     /// creator holds; `name` is at most 100 characters. `expiresAt`, when
     /// given, is in the future and at most 3,660 days ahead; the key stops
-    /// working then. The tenant's administrators are told of every new key.
+    /// working then. `rateLimitPerMinute` gives the key a budget of its own
+    /// (operation cost per minute, 1 to 100,000,000) instead of
+    /// CANOPY_LIMIT_CALLER. A key makes only keys that expire no later and
+    /// spend no more than itself. The tenant's administrators are told of
+    /// every new key.
     async fn create_api_key(
         &self,
         ctx: &Context<'_>,
         name: String,
         scopes: Vec<types::Scope>,
         expires_at: Option<DateTime<Utc>>,
+        rate_limit_per_minute: Option<i32>,
     ) -> ApiResult<CreateApiKeyPayload> {
         let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
         let scopes: Vec<Scope> = scopes.into_iter().map(Scope::from).collect();
         let state = state(ctx);
-        let (row, secret) = actions::api_keys::create(
-            &state.pool,
-            &state.config,
-            caller,
-            &name,
-            &scopes,
+        let request = actions::api_keys::KeyRequest {
+            name: &name,
+            scopes: &scopes,
             expires_at,
-        )
-        .await?;
+            rate_limit_per_minute,
+        };
+        let (row, secret) =
+            actions::api_keys::create(&state.pool, &state.config, caller, request).await?;
         Ok(CreateApiKeyPayload {
             api_key: ApiKey(row),
             secret,

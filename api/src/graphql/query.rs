@@ -10,7 +10,7 @@ use crate::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
-use crate::pagination::{Page, connection_cost, search_pattern};
+use crate::pagination::{self, Page, connection_cost, search_pattern};
 use crate::store::{api_keys, customers, entitlements, jobs, tenants, users};
 use crate::validation;
 
@@ -121,7 +121,7 @@ impl Query {
     /// case-insensitively, anywhere in it (at most 200 characters); absent
     /// or blank lists them all. Ordered by title then number. `first`
     /// defaults to 20 and may be at most 100.
-    #[graphql(complexity = "connection_cost(first, child_complexity)")]
+    #[graphql(complexity = "pagination::search_cost(first, &search, child_complexity)")]
     async fn customers(
         &self,
         ctx: &Context<'_>,
@@ -180,7 +180,7 @@ impl Query {
 
     /// Users by email address; `search` matches email or names anywhere,
     /// case-insensitively. `first` defaults to 20 and may be at most 100.
-    #[graphql(complexity = "connection_cost(first, child_complexity)")]
+    #[graphql(complexity = "pagination::search_cost(first, &search, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,

@@ -20,6 +20,7 @@ use crate::AppState;
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult, retry_after_seconds};
 use crate::limits::{Limit, Verdict};
+use canopy_core::config::Quota;
 
 /// Public account mutations one operation may carry: one is all a client
 /// needs, and aliases must not multiply guesses.
@@ -143,14 +144,26 @@ impl Extension for CostKeeper {
         ) else {
             return Ok(result);
         };
-        let key = match caller.principal {
-            Principal::ApiKey { id, .. } => format!("{}:key:{id}", caller.tenant_id),
+        let (key, own) = match caller.principal {
+            Principal::ApiKey { id, rate_limit, .. } => {
+                (format!("{}:key:{id}", caller.tenant_id), rate_limit)
+            }
             Principal::User { session_id, .. } => {
-                format!("{}:session:{session_id}", caller.tenant_id)
+                (format!("{}:session:{session_id}", caller.tenant_id), None)
             }
         };
+        let quota = own.map_or_else(
+            || state.limiter.quota(Limit::Caller),
+            |per_minute| Quota {
+                burst: per_minute,
+                period: std::time::Duration::from_secs(60),
+            },
+        );
         let cost = u32::try_from(result.complexity).unwrap_or(u32::MAX);
-        let verdict = state.limiter.check(Limit::Caller, &key, cost).await;
+        let verdict = state
+            .limiter
+            .check_with(Limit::Caller, quota, &key, cost)
+            .await;
         *budget.report.lock().expect("report") = Some(verdict);
         if verdict.allowed {
             return Ok(result);

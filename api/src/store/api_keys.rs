@@ -21,16 +21,24 @@ pub struct ApiKeyRow {
     pub created_by_user_id: Option<i64>,
     pub created_by_key_id: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub rate_limit_per_minute: Option<i32>,
 }
 
 impl ApiKeyRow {
+    /// Its own budget of operation cost per minute, if it has one.
+    pub fn rate_limit(&self) -> Option<u32> {
+        self.rate_limit_per_minute
+            .and_then(|n| u32::try_from(n).ok())
+    }
+
     pub fn scopes(&self) -> Vec<Scope> {
         self.scopes.iter().filter_map(|s| Scope::parse(s)).collect()
     }
 }
 
 const COLUMNS: &str = "tenant_id, id, name, scopes, prefix, secret_hash, created_at, \
-     last_used_at, revoked_at, created_by_user_id, created_by_key_id, expires_at";
+     last_used_at, revoked_at, created_by_user_id, created_by_key_id, expires_at, \
+     rate_limit_per_minute";
 
 pub async fn find_live_by_hash(
     pool: &PgPool,
@@ -114,6 +122,7 @@ pub struct NewKey<'a> {
     pub created_by_user_id: Option<i64>,
     pub created_by_key_id: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub rate_limit_per_minute: Option<i32>,
 }
 
 pub async fn insert(
@@ -124,8 +133,9 @@ pub async fn insert(
     let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
     sqlx::query_as(&format!(
         "INSERT INTO api_keys (tenant_id, name, scopes, prefix, secret_hash,
-                               created_by_user_id, created_by_key_id, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+                               created_by_user_id, created_by_key_id, expires_at,
+                               rate_limit_per_minute)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
     ))
     .bind(tenant_id)
     .bind(key.name)
@@ -135,6 +145,7 @@ pub async fn insert(
     .bind(key.created_by_user_id)
     .bind(key.created_by_key_id)
     .bind(key.expires_at)
+    .bind(key.rate_limit_per_minute)
     .fetch_one(conn)
     .await
 }

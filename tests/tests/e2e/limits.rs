@@ -316,3 +316,77 @@ async fn futures_join(app: &TestApp, n: usize) -> Vec<(u16, Option<String>, Valu
     }
     running.join_all().await
 }
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_key_may_have_a_budget_of_its_own(pool: PgPool) {
+    let app = TestApp::spawn_with_env(pool, &[("CANOPY_LIMIT_CALLER", "1000/60")]).await;
+    let create = "mutation($n: Int) { createApiKey(name: \"partner\", scopes: [CUSTOMERS_READ, API_KEYS_WRITE],
+        rateLimitPerMinute: $n) { secret apiKey { rateLimitPerMinute } } }";
+    // Bad budgets are refused with nothing made.
+    let before = app.snapshot().await;
+    for bad in [0, -5, 100_000_001] {
+        let error = app.error(create, json!({ "n": bad })).await;
+        assert_eq!(
+            (error.code.as_str(), error.field.as_deref()),
+            ("BAD_USER_INPUT", Some("rateLimitPerMinute")),
+            "{bad}"
+        );
+    }
+    assert_eq!(app.snapshot().await, before);
+
+    let data = app.data(create, json!({ "n": 30 })).await;
+    assert_eq!(data["createApiKey"]["apiKey"]["rateLimitPerMinute"], 30);
+    let partner = data["createApiKey"]["secret"].as_str().unwrap().to_owned();
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&partner)
+        .json(&json!({ "query": "{ viewer { scopes } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["ratelimit-policy"],
+        "\"caller\";q=30;w=60"
+    );
+
+    // It makes no key that may spend more than itself; one it makes
+    // without a budget gets its own.
+    let error = app
+        .error_as(Some(&partner), create, json!({ "n": 31 }))
+        .await;
+    assert_eq!(
+        (error.code.as_str(), error.field.as_deref()),
+        ("BAD_USER_INPUT", Some("rateLimitPerMinute"))
+    );
+    let data = app.data_as(&partner, create, json!({ "n": null })).await;
+    assert_eq!(data["createApiKey"]["apiKey"]["rateLimitPerMinute"], 30);
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_search_weighs_more_than_a_page(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let cost = |body: Value| body["extensions"]["cost"].as_u64().unwrap();
+    let key = app.tenant.api_key.clone();
+    let page = cost(
+        app.post(
+            Some(&key),
+            "{ customers(first: 5) { totalCount } }",
+            json!({}),
+        )
+        .await,
+    );
+    let search = cost(
+        app.post(
+            Some(&key),
+            "{ customers(first: 5, search: \"acme\") { totalCount } }",
+            json!({}),
+        )
+        .await,
+    );
+    assert_eq!(
+        search - page,
+        canopy_api::pagination::SEARCH_COST as u64,
+        "{page} {search}"
+    );
+}

@@ -133,7 +133,7 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("Invitation", "state method expiresAt createdAt", Field),
     ("Entitlement", "id kind reference customerNumber createdAt", Field),
     ("Entitlement", "customer", Shows(&[CR], Sees)),
-    ("ApiKey", "id name scopes prefix createdAt lastUsedAt revokedAt expiresAt createdByUser createdByKey", Field),
+    ("ApiKey", "id name scopes prefix createdAt lastUsedAt revokedAt expiresAt createdByUser createdByKey rateLimitPerMinute", Field),
     ("Job", "id kind state attempts maxAttempts lastError recipient requestId createdAt updatedAt", Field),
     ("JobQueue", "kinds activeWorkers jobs", Field),
     ("JobKindStats", "kind awaitingDispatch pending running done failed killed", Field),

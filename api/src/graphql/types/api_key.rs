@@ -60,6 +60,12 @@ impl ApiKey {
         self.0.revoked_at
     }
 
+    /// Its own budget of operation cost per minute; null: the server's
+    /// (CANOPY_LIMIT_CALLER).
+    async fn rate_limit_per_minute(&self) -> Option<i32> {
+        self.0.rate_limit_per_minute
+    }
+
     /// When the key stops working on its own; null for never.
     async fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.0.expires_at

@@ -145,7 +145,7 @@ impl Customer {
     /// Direct inner customers, ordered by title then number. `first`
     /// defaults to 20 and may be at most 100; `search` matches the number or
     /// the title anywhere, case-insensitively (at most 200 characters).
-    #[graphql(complexity = "connection_cost(first, child_complexity)")]
+    #[graphql(complexity = "pagination::search_cost(first, &search, child_complexity)")]
     async fn inner_customers(
         &self,
         ctx: &Context<'_>,
@@ -248,7 +248,7 @@ impl Customer {
     }
 
     /// The customer's own users, by email; `search` matches email or names.
-    #[graphql(complexity = "connection_cost(first, child_complexity)")]
+    #[graphql(complexity = "pagination::search_cost(first, &search, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
