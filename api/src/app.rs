@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::Request;
@@ -13,7 +12,7 @@ use axum::http::HeaderValue;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::http::{HeaderName, Method};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{BoxError, Extension, Json, Router};
 use canopy_core::jobs::REQUEST_ID;
@@ -30,6 +29,7 @@ use tracing::Instrument;
 
 use crate::auth::{self, AuthError};
 use crate::error::retry_after_seconds;
+use crate::graphiql;
 use crate::graphql::throttle::RequestBudget;
 use crate::graphql::{self, CanopySchema, loaders::Loaders};
 use crate::limits::{self, Limiter, Verdict};
@@ -84,7 +84,7 @@ pub fn app(state: AppState) -> Router {
         .concurrency_limit(state.config.max_in_flight)
         .timeout(state.config.request_timeout);
     let graphql = if state.config.graphiql {
-        get(graphiql).post(graphql_handler)
+        get(graphiql::page).post(graphql_handler)
     } else {
         post(graphql_handler)
     };
@@ -94,6 +94,9 @@ pub fn app(state: AppState) -> Router {
     );
     let graphql: MethodRouter<AppState> = graphql.layer(bounded);
     let mut router = Router::new().route("/graphql", graphql.layer(no_store));
+    if state.config.graphiql {
+        router = router.merge(graphiql::routes());
+    }
     if state.config.ops_addr.is_none() {
         router = router.merge(ops_routes());
     }
@@ -184,22 +187,6 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
         response.headers_mut().insert("x-request-id", value);
     }
     response
-}
-
-async fn graphiql() -> Response {
-    let page = Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
-    let mut page = page;
-    // The page may load GraphiQL's scripts and styles, talk to this
-    // server, and be framed by nobody.
-    page.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self' 'unsafe-inline' https://unpkg.com; \
-             style-src 'self' 'unsafe-inline' https://unpkg.com; img-src 'self' data: https:; \
-             connect-src 'self'; frame-ancestors 'none'",
-        ),
-    );
-    page
 }
 
 async fn graphql_handler(

@@ -3,6 +3,7 @@
 //!
 //! - `app` builds the router and runs the server (and, by default, the worker);
 //! - `auth` turns a bearer secret into a `Caller`;
+//! - `graphiql` serves GraphiQL and its pinned assets (GET /graphql);
 //! - `graphql` is the schema: queries, mutations, types, loaders and guards;
 //! - `store` is every SQL statement, grouped by table;
 //! - `tenants` creates a tenant with its first administrator (the CLI's job).
@@ -11,6 +12,7 @@ pub mod actions;
 pub mod app;
 pub mod auth;
 pub mod error;
+pub mod graphiql;
 pub mod graphql;
 pub mod ids;
 pub mod limits;

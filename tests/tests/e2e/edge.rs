@@ -73,7 +73,81 @@ async fn answers_carry_security_headers(pool: PgPool) {
     assert_eq!(page.status(), 200);
     let csp = page.headers()["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(!csp.contains("unpkg") && !csp.contains("https:"), "{csp}");
     assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+}
+
+/// Every `src="…"` and `href="…"` in a page.
+fn references(html: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        for (at, _) in html.match_indices(attribute) {
+            let rest = &html[at + attribute.len()..];
+            found.push(rest[..rest.find('"').unwrap()].to_owned());
+        }
+    }
+    found
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn graphiql_loads_only_what_this_server_serves(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let page = app.client.get(app.url("/graphql")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("http"), "no URL elsewhere: {html}");
+    let assets: Vec<String> = references(&html)
+        .into_iter()
+        .filter(|url| url != "data:,")
+        .collect();
+    for name in [
+        "react.production.min.js",
+        "react-dom.production.min.js",
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "mount.js",
+    ] {
+        assert!(
+            assets.iter().any(|a| a.ends_with(&format!("/{name}"))),
+            "{name}: {html}"
+        );
+    }
+    for url in &assets {
+        assert!(url.starts_with("/graphiql/"), "{url}");
+        let response = app.client.get(app.url(url)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        let expected = if url.ends_with(".css") {
+            "text/css; charset=utf-8"
+        } else {
+            "text/javascript; charset=utf-8"
+        };
+        assert_eq!(response.headers()["content-type"], expected, "{url}");
+        assert_eq!(
+            response.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{url}"
+        );
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert!(!response.bytes().await.unwrap().is_empty(), "{url}");
+    }
+    let missing = app
+        .client
+        .get(app.url("/graphiql/3.9.0/nothing.js"))
+        .send()
+        .await;
+    assert_eq!(missing.unwrap().status(), 404);
+    drop(app);
+
+    let closed = TestApp::spawn_with_env(pool, &[("CANOPY_GRAPHIQL", "false")]).await;
+    for url in &assets {
+        let response = closed.client.get(closed.url(url)).send().await.unwrap();
+        assert!(
+            [404, 405].contains(&response.status().as_u16()),
+            "{url}: {}",
+            response.status()
+        );
+    }
 }
 
 async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
