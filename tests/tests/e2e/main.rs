@@ -6,6 +6,7 @@ mod api_keys;
 mod customers;
 mod edge;
 mod escalation;
+mod fuzz;
 mod hostile;
 mod http;
 mod jobs;
