@@ -193,7 +193,7 @@ async fn graphql_handler(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    request: GraphQLRequest<UnreadableRequest>,
 ) -> Response {
     let span = tracing::info_span!("graphql_request", request_id = %edge.request_id);
     async move {
@@ -297,6 +297,33 @@ fn rate_limit_headers(headers: &mut HeaderMap, verdict: &Verdict) {
         if let Ok(value) = value.parse() {
             headers.insert(name, value);
         }
+    }
+}
+
+/// A body that is no GraphQL request (malformed JSON, a lone surrogate,
+/// too deep, too large): a coded JSON error, never the parser's text.
+pub struct UnreadableRequest(async_graphql::ParseRequestError);
+
+impl From<async_graphql::ParseRequestError> for UnreadableRequest {
+    fn from(error: async_graphql::ParseRequestError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for UnreadableRequest {
+    fn into_response(self) -> Response {
+        use async_graphql::ParseRequestError;
+        let (status, message) = match self.0 {
+            ParseRequestError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large",
+            ),
+            _ => (
+                StatusCode::BAD_REQUEST,
+                "the request body is not a GraphQL request in JSON",
+            ),
+        };
+        error_response(status, "BAD_USER_INPUT", message)
     }
 }
 
