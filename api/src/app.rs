@@ -160,7 +160,8 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let trusted = socket.is_some_and(|ip| state.config.trusted_proxies.contains(&ip));
+    let trusted =
+        socket.is_some_and(|ip| state.config.trusted_proxies.contains(&ip.to_canonical()));
     let headers = request.headers();
     let request_id = headers
         .get("x-request-id")
@@ -173,11 +174,29 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
         })
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
-    let client = limits::client_address(
-        socket,
-        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
-        &state.config.trusted_proxies,
-    );
+    let forwarded_for: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let client = limits::client_address(socket, &forwarded_for, &state.config.trusted_proxies);
+    // GraphQL comes as JSON only: a page elsewhere cannot post a form or
+    // plain text that a browser sends without asking (no CORS preflight).
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if request.method() == Method::POST && request.uri().path() == "/graphql" && !is_json {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_USER_INPUT",
+            "send GraphQL requests as application/json",
+        );
+    }
     request.extensions_mut().insert(Edge {
         request_id: request_id.clone(),
         client,
@@ -355,7 +374,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn run(config: Config) -> Result<()> {
     let config = Arc::new(config);
     let pool = db::connect_and_migrate(&config.database_url).await?;
-    let state = AppState::new(pool.clone(), config.clone()).await?;
+    let api_pool = db::bounded_pool(&pool, 20, config.request_timeout);
+    let state = AppState::new(api_pool, config.clone()).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;

@@ -22,15 +22,15 @@ use canopy_core::config::{Config, Quota, RateLimits};
 /// How long a check may wait for Redis before the local limiter decides.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
-/// The GCRA step in Redis, atomic per key. Time is Redis's own, so every
-/// process agrees. Answers {allowed, remaining, retry_after_ms,
-/// reset_after_ms}.
+/// The GCRA step in Redis, atomic per key, in microseconds (exact in
+/// Lua's doubles for centuries). Time is Redis's own, so every process
+/// agrees. Answers {allowed, remaining, retry_after_us, reset_after_us}.
 const GCRA: &str = r"
 local burst = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local capacity = interval * burst
 local tat = tonumber(redis.call('GET', KEYS[1]))
 if tat == nil or tat < now then tat = now end
@@ -39,7 +39,7 @@ local allow_at = new_tat - capacity
 if allow_at > now then
   return {0, math.floor((capacity - (tat - now)) / interval), allow_at - now, tat - now}
 end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, new_tat - now))
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
 return {1, math.floor((now - allow_at) / interval), 0, new_tat - now}
 ";
 
@@ -153,8 +153,8 @@ impl Limiter {
             .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
             .await?
             .clone();
-        let interval = interval_ms(quota);
-        let (allowed, remaining, retry_ms, reset_ms): (i64, i64, i64, i64) =
+        let interval = interval_us(quota);
+        let (allowed, remaining, retry_us, reset_us): (i64, i64, i64, i64) =
             redis::Script::new(GCRA)
                 .key(key)
                 .arg(quota.burst)
@@ -166,8 +166,8 @@ impl Limiter {
             allowed: allowed == 1,
             quota,
             remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
-            retry_after: Duration::from_millis(retry_ms.max(0) as u64),
-            reset_after: Duration::from_millis(reset_ms.max(0) as u64),
+            retry_after: Duration::from_micros(retry_us.max(0) as u64),
+            reset_after: Duration::from_micros(reset_us.max(0) as u64),
         })
     }
 
@@ -177,7 +177,7 @@ impl Limiter {
             local
                 .entry((limit, quota))
                 .or_insert_with(|| {
-                    let per_cell = Duration::from_millis(interval_ms(quota).max(1));
+                    let per_cell = Duration::from_micros(interval_us(quota));
                     let burst = NonZeroU32::new(quota.burst).expect("a quota of at least 1");
                     let governed = governor::Quota::with_period(per_cell)
                         .expect("a positive period")
@@ -190,7 +190,7 @@ impl Limiter {
                 .clone()
         };
         let cost = NonZeroU32::new(cost).expect("a cost of at least 1");
-        let per_cell = Duration::from_millis(interval_ms(quota));
+        let per_cell = Duration::from_micros(interval_us(quota));
         match limiter.check_key_n(&key, cost) {
             Ok(Ok(state)) => {
                 let remaining = state.remaining_burst_capacity();
@@ -220,35 +220,55 @@ impl Limiter {
     }
 }
 
-/// Milliseconds between two events of a quota.
-fn interval_ms(quota: Quota) -> u64 {
-    (quota.period.as_millis() as u64 / u64::from(quota.burst)).max(1)
+/// Microseconds between two events of a quota (a quota's period is at most
+/// a day, so this is exact to the microsecond for any burst).
+fn interval_us(quota: Quota) -> u64 {
+    (quota.period.as_micros() as u64 / u64::from(quota.burst)).max(1)
 }
 
 /// The client's address: the socket's, or, when the socket is a trusted
-/// proxy, the last address in `X-Forwarded-For` that is not a trusted
-/// proxy itself. A client can add entries to that header, but only to its
-/// left, which is never read.
+/// proxy, the nearest `X-Forwarded-For` hop that is not a trusted proxy
+/// itself. `forwarded_for` holds every line of that header, in order; a
+/// client can write entries only to the left of what its proxies add, and
+/// the walk stops at the first entry that is not an address (falling back
+/// to the last trusted hop) rather than reading past it.
 pub fn client_address(
     socket: Option<IpAddr>,
-    forwarded_for: Option<&str>,
+    forwarded_for: &[&str],
     trusted: &[IpAddr],
 ) -> Option<IpAddr> {
-    let socket = socket?;
+    let socket = socket?.to_canonical();
     if !trusted.contains(&socket) {
         return Some(socket);
     }
-    let hops: Vec<IpAddr> = forwarded_for
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|hop| hop.trim().parse().ok())
+    let mut client = socket;
+    let hops: Vec<&str> = forwarded_for
+        .iter()
+        .flat_map(|line| line.split(','))
         .collect();
-    Some(
-        hops.into_iter()
-            .rev()
-            .find(|hop| !trusted.contains(hop))
-            .unwrap_or(socket),
-    )
+    for hop in hops.into_iter().rev() {
+        let Ok(hop) = hop.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) else {
+            break;
+        };
+        client = hop;
+        if !trusted.contains(&hop) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// The key a client address is limited under: the address itself, or for
+/// IPv6 its /64, which one subscriber usually holds whole.
+pub fn client_key(client: Option<IpAddr>) -> String {
+    match client {
+        None => "unknown".to_owned(),
+        Some(IpAddr::V4(ip)) => ip.to_string(),
+        Some(IpAddr::V6(ip)) => {
+            let s = ip.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
 }
 
 #[cfg(test)]
@@ -259,14 +279,47 @@ mod tests {
     fn only_trusted_proxies_name_the_client() {
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
         let client: IpAddr = "203.0.113.7".parse().unwrap();
-        let forged = Some("1.2.3.4, 203.0.113.7");
-        assert_eq!(client_address(Some(client), forged, &[proxy]), Some(client));
+        let forged = ["1.2.3.4, 203.0.113.7"];
         assert_eq!(
-            client_address(Some(proxy), forged, &[proxy]),
+            client_address(Some(client), &forged, &[proxy]),
+            Some(client)
+        );
+        assert_eq!(
+            client_address(Some(proxy), &forged, &[proxy]),
             Some(client),
             "the hop the proxy added, not the one the client wrote"
         );
-        assert_eq!(client_address(Some(proxy), None, &[proxy]), Some(proxy));
-        assert_eq!(client_address(None, forged, &[proxy]), None);
+        assert_eq!(client_address(Some(proxy), &[], &[proxy]), Some(proxy));
+        assert_eq!(client_address(None, &forged, &[proxy]), None);
+        // The proxy's own line comes last; a client's line before it.
+        assert_eq!(
+            client_address(Some(proxy), &["6.6.6.6", "203.0.113.7"], &[proxy]),
+            Some(client)
+        );
+        // An entry that is no address ends the walk: nothing left of it counts.
+        assert_eq!(
+            client_address(Some(proxy), &["6.6.6.6, unknown, 10.0.0.1"], &[proxy]),
+            Some(proxy)
+        );
+        // An IPv4 proxy seen on a dual-stack socket is still that proxy.
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_address(Some(mapped), &forged, &[proxy]),
+            Some(client)
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(client_key(Some(a)), client_key(Some(b)));
+        assert_eq!(client_key(Some("192.0.2.1".parse().unwrap())), "192.0.2.1");
+    }
+
+    #[test]
+    fn intervals_keep_their_precision() {
+        assert_eq!(interval_us(Quota::parse("600000/60").unwrap()), 100);
+        assert_eq!(interval_us(Quota::parse("5/60").unwrap()), 12_000_000);
     }
 }

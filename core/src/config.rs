@@ -188,8 +188,20 @@ impl Config {
                 .split(',')
                 .map(str::trim)
                 .filter(|o| !o.is_empty())
-                .map(str::to_owned)
-                .collect(),
+                .map(|origin| {
+                    let url = url::Url::parse(origin).ok().filter(|u| {
+                        matches!(u.scheme(), "http" | "https")
+                            && u.host().is_some()
+                            && origin == u.origin().ascii_serialization()
+                    });
+                    url.map(|_| origin.to_owned()).with_context(|| {
+                        format!(
+                            "CANOPY_CORS_ORIGINS holds {origin:?}: each must be an origin such as \
+                             https://app.example.com (no wildcard, path or trailing slash)"
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?,
             graphiql: parse_bool(&graphiql)
                 .with_context(|| format!("CANOPY_GRAPHIQL is not a boolean: {graphiql}"))?,
             introspection: parse_bool(&introspection).with_context(|| {
@@ -368,6 +380,25 @@ mod tests {
                     .contains("CANOPY_LIMIT_LOGIN_ADDRESS"),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_exact_origins() {
+        let ok = Config::from_lookup(|n| {
+            (n == "CANOPY_CORS_ORIGINS")
+                .then(|| "https://app.example, http://localhost:3000".into())
+        })
+        .unwrap();
+        assert_eq!(ok.cors_origins.len(), 2);
+        for bad in [
+            "*",
+            "https://app.example/",
+            "app.example",
+            "https://app.example/x",
+        ] {
+            let refused = Config::from_lookup(|n| (n == "CANOPY_CORS_ORIGINS").then(|| bad.into()));
+            assert!(refused.is_err(), "{bad}");
         }
     }
 

@@ -39,6 +39,21 @@ pub fn separate_pool(pool: &PgPool, max: u32) -> PgPool {
         .connect_lazy_with((*pool.connect_options()).clone())
 }
 
+/// The API's pool to the same database: no statement runs, and no
+/// transaction idles, longer than `limit` (a request's time), so a request
+/// cut off by its timeout cannot keep working in Postgres.
+pub fn bounded_pool(pool: &PgPool, max: u32, limit: Duration) -> PgPool {
+    let ms = limit.as_millis().to_string();
+    let options = (*pool.connect_options()).clone().options([
+        ("statement_timeout", ms.as_str()),
+        ("idle_in_transaction_session_timeout", ms.as_str()),
+    ]);
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options)
+}
+
 async fn create_database_if_missing(options: &PgConnectOptions) -> Result<()> {
     let name = options
         .get_database()

@@ -77,13 +77,11 @@ pub async fn create(
         Some(id) => api_keys::by_id(pool, caller.tenant_id, id).await?,
         None => None,
     };
-    let budget = |key: &ApiKeyRow| {
-        key.rate_limit().unwrap_or(
-            config.limits.caller.burst * 60 / config.limits.caller.period.as_secs().max(1) as u32,
-        )
-    };
+    let server_budget =
+        u64::from(config.limits.caller.burst) * 60 / config.limits.caller.period.as_secs().max(1);
+    let budget = |key: &ApiKeyRow| key.rate_limit().map_or(server_budget, u64::from);
     if let (Some(maker), Some(wanted)) = (&maker, rate_limit_per_minute)
-        && wanted as u32 > budget(maker)
+        && wanted as u64 > budget(maker)
     {
         return Err(ApiError::bad_input(
             "rateLimitPerMinute",

@@ -1,7 +1,7 @@
 //! Signing in and out, and the links that set a password.
 
 use async_graphql::ID;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{Duration, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -45,22 +45,30 @@ async fn open_session(conn: &mut PgConnection, user: &UserRow) -> ApiResult<Sess
 /// Argon2 runs at most this many at once (one per core), so a flood of
 /// sign-ins queues here instead of taking every core and thread from the
 /// callers reading; a caller never holds a database connection meanwhile.
-fn argon2_slots() -> &'static Semaphore {
-    static SLOTS: LazyLock<Semaphore> = LazyLock::new(|| {
-        Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+fn argon2_slots() -> Arc<Semaphore> {
+    static SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+        Arc::new(Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ))
     });
-    &SLOTS
+    SLOTS.clone()
 }
 
-/// Runs Argon2 work off the async threads, behind `argon2_slots`.
+/// Runs Argon2 work off the async threads, behind `argon2_slots`. The
+/// slot goes with the work, not the request: a request dropped mid-hash
+/// (a timeout, a client gone) frees it only when the hash is done.
 async fn argon2<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    let _slot = argon2_slots()
-        .acquire()
+    let slot = argon2_slots()
+        .acquire_owned()
         .await
         .map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::from(anyhow::Error::from(e)))
+    tokio::task::spawn_blocking(move || {
+        let done = work();
+        drop(slot);
+        done
+    })
+    .await
+    .map_err(|e| ApiError::from(anyhow::Error::from(e)))
 }
 
 /// Hashes a new password: Argon2 is slow on purpose.

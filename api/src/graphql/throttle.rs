@@ -70,11 +70,15 @@ pub async fn public(ctx: &Context<'_>, flow: Flow, address: Option<(&str, &str)>
             retry_after: std::time::Duration::ZERO,
         });
     }
-    let client = budget
-        .client
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    // The address as a short digest: keys stay small whatever was typed.
+    let client = crate::limits::client_key(budget.client);
+    // The tenant as its number (every spelling of one id is one tenant)
+    // and the address as a short digest, so keys stay small and one
+    // account has one key whatever was typed.
     let address = address.map(|(tenant, email)| {
+        let tenant = match crate::ids::decode(tenant) {
+            Some((crate::ids::NodeKind::Tenant, number)) => number.to_string(),
+            _ => "none".to_owned(),
+        };
         let digest = canopy_core::secrets::sha256(
             format!("{tenant}:{}", email.trim().to_lowercase()).as_bytes(),
         );
@@ -148,9 +152,8 @@ impl Extension for CostKeeper {
             Principal::ApiKey { id, rate_limit, .. } => {
                 (format!("{}:key:{id}", caller.tenant_id), rate_limit)
             }
-            Principal::User { session_id, .. } => {
-                (format!("{}:session:{session_id}", caller.tenant_id), None)
-            }
+            // Per user, not per session: signing in again brings no new budget.
+            Principal::User { id, .. } => (format!("{}:user:{id}", caller.tenant_id), None),
         };
         let quota = own.map_or_else(
             || state.limiter.quota(Limit::Caller),

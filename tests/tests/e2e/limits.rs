@@ -390,3 +390,64 @@ async fn a_search_weighs_more_than_a_page(pool: PgPool) {
         "{page} {search}"
     );
 }
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn every_spelling_of_a_tenant_counts_against_one_account(pool: PgPool) {
+    use base64::Engine as _;
+    let app = TestApp::spawn_with_env(pool, &shipped()).await;
+    activated_admin(&app).await;
+    let number = canopy_tests::global_id_number(&app.tenant.tenant_id);
+    let spell = |text: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+    let spellings = [
+        app.tenant.tenant_id.clone(),
+        format!(" {}", app.tenant.tenant_id),
+        format!("{}\t", app.tenant.tenant_id),
+        spell(format!("Tenant:0{number}")),
+        spell(format!("Tenant:+{number}")),
+    ];
+    for tenant in &spellings {
+        let body = app
+            .post(
+                None,
+                LOGIN,
+                json!({ "tenant": tenant, "email": "ADMIN@acme.test ", "password": "wrong" }),
+            )
+            .await;
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{tenant}: {body}");
+    }
+    let body = app.post(None, LOGIN, login_as(&app, PASSWORD)).await;
+    assert_eq!(code(&body), "RATE_LIMITED", "{body}");
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn signing_in_again_brings_no_new_budget(pool: PgPool) {
+    let app = TestApp::spawn_with_env(pool, &[("CANOPY_LIMIT_CALLER", "10/60")]).await;
+    activated_admin(&app).await;
+    let session = |body: Value| data_of(body)["login"]["token"].as_str().unwrap().to_owned();
+    let first = session(app.post(None, LOGIN, login_as(&app, PASSWORD)).await);
+    let second = session(app.post(None, LOGIN, login_as(&app, PASSWORD)).await);
+    let query = "{ customers(first: 9) { totalCount } }";
+    data_of(app.post(Some(&first), query, json!({})).await);
+    let body = app.post(Some(&second), query, json!({})).await;
+    assert_eq!(code(&body), "RATE_LIMITED", "{body}");
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn graphql_comes_as_json_only(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let before = app.snapshot().await;
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let response = app
+            .client
+            .post(app.url("/graphql"))
+            .header("content-type", content_type)
+            .body(r#"{"query":"mutation { requestPasswordReset(tenantId: \"x\", email: \"a@b.test\") }"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 415, "{content_type}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(code(&body), "BAD_USER_INPUT");
+    }
+    assert_eq!(app.snapshot().await, before);
+}
