@@ -19,6 +19,9 @@ use tokio::sync::OnceCell;
 
 use canopy_core::config::{Config, Quota, RateLimits};
 
+/// Keys one in-process limiter keeps before forgetting those back to full.
+const MAX_LOCAL_KEYS: usize = 100_000;
+
 /// How long a check may wait for Redis before the local limiter decides.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -189,6 +192,10 @@ impl Limiter {
                 })
                 .clone()
         };
+        // Keys chosen by callers must not pile up while Redis is away.
+        if limiter.len() > MAX_LOCAL_KEYS {
+            limiter.retain_recent();
+        }
         let cost = NonZeroU32::new(cost).expect("a cost of at least 1");
         let per_cell = Duration::from_micros(interval_us(quota));
         match limiter.check_key_n(&key, cost) {

@@ -42,14 +42,13 @@ async fn open_session(conn: &mut PgConnection, user: &UserRow) -> ApiResult<Sess
     })
 }
 
-/// Argon2 runs at most this many at once (one per core), so a flood of
-/// sign-ins queues here instead of taking every core and thread from the
-/// callers reading; a caller never holds a database connection meanwhile.
+/// Argon2 runs at most this many at once: one per core but one, so a
+/// flood of sign-ins queues here and always leaves a core to the callers
+/// reading; a caller never holds a database connection meanwhile.
 fn argon2_slots() -> Arc<Semaphore> {
     static SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
-        Arc::new(Semaphore::new(
-            std::thread::available_parallelism().map_or(2, |n| n.get()),
-        ))
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Arc::new(Semaphore::new(cores.saturating_sub(1).max(1)))
     });
     SLOTS.clone()
 }

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::AppState;
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult, retry_after_seconds};
-use crate::limits::{Limit, Verdict};
+use crate::limits::{Limit, Verdict, client_key};
 use canopy_core::config::Quota;
 
 /// Public account mutations one operation may carry: one is all a client
@@ -70,7 +70,7 @@ pub async fn public(ctx: &Context<'_>, flow: Flow, address: Option<(&str, &str)>
             retry_after: std::time::Duration::ZERO,
         });
     }
-    let client = crate::limits::client_key(budget.client);
+    let client = client_key(budget.client);
     // The tenant as its number (every spelling of one id is one tenant)
     // and the address as a short digest, so keys stay small and one
     // account has one key whatever was typed.
@@ -141,19 +141,23 @@ impl Extension for CostKeeper {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await?;
         *self.cost.lock().expect("cost") = Some(result.complexity);
-        let (Some(caller), Ok(state), Ok(budget)) = (
-            ctx.data_opt::<Caller>(),
-            ctx.data::<AppState>(),
-            ctx.data::<Arc<RequestBudget>>(),
-        ) else {
+        let (Ok(state), Ok(budget)) = (ctx.data::<AppState>(), ctx.data::<Arc<RequestBudget>>())
+        else {
             return Ok(result);
         };
-        let (key, own) = match caller.principal {
-            Principal::ApiKey { id, rate_limit, .. } => {
-                (format!("{}:key:{id}", caller.tenant_id), rate_limit)
+        // Anonymous operations spend a budget per client address.
+        let (key, own) = match ctx
+            .data_opt::<Caller>()
+            .map(|caller| (caller, &caller.principal))
+        {
+            Some((caller, Principal::ApiKey { id, rate_limit, .. })) => {
+                (format!("{}:key:{id}", caller.tenant_id), *rate_limit)
             }
             // Per user, not per session: signing in again brings no new budget.
-            Principal::User { id, .. } => (format!("{}:user:{id}", caller.tenant_id), None),
+            Some((caller, Principal::User { id, .. })) => {
+                (format!("{}:user:{id}", caller.tenant_id), None)
+            }
+            None => (format!("anonymous:{}", client_key(budget.client)), None),
         };
         let quota = own.map_or_else(
             || state.limiter.quota(Limit::Caller),

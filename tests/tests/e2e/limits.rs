@@ -451,3 +451,21 @@ async fn graphql_comes_as_json_only(pool: PgPool) {
     }
     assert_eq!(app.snapshot().await, before);
 }
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn anonymous_operations_spend_a_budget_per_client(pool: PgPool) {
+    let app = TestApp::spawn_with_env(pool, &[("CANOPY_LIMIT_CALLER", "5/60")]).await;
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(code(&app.post(None, "{ __typename }", json!({})).await).to_owned());
+    }
+    assert_eq!(
+        codes,
+        ["none", "none", "none", "none", "none", "RATE_LIMITED"]
+    );
+    // A key's budget is its own.
+    data_of(
+        app.post(Some(&app.tenant.api_key), "{ __typename }", json!({}))
+            .await,
+    );
+}
