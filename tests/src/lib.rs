@@ -438,3 +438,19 @@ pub fn link_token(link: &str) -> String {
     let (_, query) = link.split_once("token=").expect("a link with a token");
     query.split('&').next().unwrap().to_owned()
 }
+
+/// The checked-in `schema.graphql`, parsed: what the matrix and the fuzz
+/// tests are generated from.
+pub fn schema_document() -> async_graphql_parser::types::ServiceDocument {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql");
+    let text = std::fs::read_to_string(path).expect("schema.graphql");
+    async_graphql_parser::parse_schema(&text).expect("schema.graphql parses")
+}
+
+/// The named type under any list and non-null wrappers.
+pub fn base_type(ty: &async_graphql_parser::types::Type) -> String {
+    match &ty.base {
+        async_graphql_parser::types::BaseType::Named(name) => name.to_string(),
+        async_graphql_parser::types::BaseType::List(inner) => base_type(inner),
+    }
+}

@@ -19,7 +19,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use async_graphql_parser::parse_schema;
 use async_graphql_parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -108,17 +107,8 @@ struct Schema {
     objects: BTreeMap<String, Vec<(String, String, bool)>>,
 }
 
-fn base(ty: &Type) -> String {
-    match &ty.base {
-        BaseType::Named(name) => name.to_string(),
-        BaseType::List(inner) => base(inner),
-    }
-}
-
 fn schema() -> Schema {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql");
-    let text = std::fs::read_to_string(path).expect("schema.graphql");
-    let document = parse_schema(&text).expect("schema.graphql parses");
+    let document = canopy_tests::schema_document();
     let mut schema = Schema {
         mutations: Vec::new(),
         inputs: BTreeMap::new(),
@@ -161,12 +151,16 @@ fn schema() -> Schema {
                 .arguments
                 .iter()
                 .any(|a| !a.node.ty.node.nullable && a.node.default_value.is_none());
-            object.push((field.name.node.to_string(), base(&field.ty.node), required));
+            object.push((
+                field.name.node.to_string(),
+                canopy_tests::base_type(&field.ty.node),
+                required,
+            ));
             if name == "Mutation" {
                 schema.mutations.push(MutationField {
                     name: field.name.node.to_string(),
                     args: field.arguments.iter().map(|a| input(&a.node)).collect(),
-                    returns: base(&field.ty.node),
+                    returns: canopy_tests::base_type(&field.ty.node),
                 });
             }
         }

@@ -24,8 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use async_graphql_parser::parse_schema;
-use async_graphql_parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
+use async_graphql_parser::types::{TypeKind, TypeSystemDefinition};
 use canopy_core::authz::Scope;
 use canopy_tests::{TestApp, data_of, global_id_number, link_token};
 use serde_json::{Map, Value, json};
@@ -591,17 +590,8 @@ struct Schema {
     composite: BTreeSet<String>,
 }
 
-fn base(ty: &Type) -> String {
-    match &ty.base {
-        BaseType::Named(name) => name.to_string(),
-        BaseType::List(inner) => base(inner),
-    }
-}
-
 fn schema() -> Schema {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql");
-    let text = std::fs::read_to_string(path).expect("schema.graphql");
-    let document = parse_schema(&text).expect("schema.graphql parses");
+    let document = canopy_tests::schema_document();
     let mut schema = Schema {
         fields: BTreeMap::new(),
         composite: BTreeSet::new(),
@@ -629,7 +619,7 @@ fn schema() -> Schema {
             schema.fields.insert(
                 format!("{name}.{}", field.name.node),
                 FieldInfo {
-                    base: base(&field.ty.node),
+                    base: canopy_tests::base_type(&field.ty.node),
                     required_args,
                 },
             );

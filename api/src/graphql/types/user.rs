@@ -9,6 +9,7 @@ use crate::graphql::guards;
 use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
 use crate::pagination::{self, Page, PageInfoParts};
+use crate::store::customers::CustomerRow;
 use crate::store::users::{self, Filter, UserRow};
 use canopy_core::authz;
 use canopy_core::lifecycle::UserStatus as CoreStatus;
@@ -126,6 +127,18 @@ impl User {
         if !guards::reaches_user(caller, &self.0) {
             return Ok(false);
         }
+        let administered = self
+            .administered_rows(ctx)
+            .await?
+            .into_iter()
+            .map(|row| row.path)
+            .collect();
+        Ok(authz::manage_user(caller, &self.0.facts(administered)).is_allowed())
+    }
+
+    /// The customers this user administers, in order, through the
+    /// request's loaders.
+    async fn administered_rows(&self, ctx: &Context<'_>) -> ApiResult<Vec<CustomerRow>> {
         let loaders = ctx.data_unchecked::<Loaders>();
         let tenant = self.0.tenant_id;
         let ids = loaders
@@ -133,14 +146,14 @@ impl User {
             .load_one((tenant, self.0.id))
             .await?
             .unwrap_or_default();
-        let administered = loaders
+        let mut found = loaders
             .customers
             .load_many(ids.iter().map(|id| (tenant, *id)))
-            .await?
-            .into_values()
-            .map(|row| row.path)
-            .collect();
-        Ok(authz::manage_user(caller, &self.0.facts(administered)).is_allowed())
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| found.remove(&(tenant, *id)))
+            .collect())
     }
 
     /// Whether the caller manages this user or is it.
@@ -203,20 +216,10 @@ impl User {
 
     async fn administered_customers(&self, ctx: &Context<'_>) -> ApiResult<Vec<Customer>> {
         let caller = guards::require(ctx, Scope::CustomersRead)?;
-        let loaders = ctx.data_unchecked::<Loaders>();
-        let tenant = self.0.tenant_id;
-        let ids = loaders
-            .administered
-            .load_one((tenant, self.0.id))
+        Ok(self
+            .administered_rows(ctx)
             .await?
-            .unwrap_or_default();
-        let mut found = loaders
-            .customers
-            .load_many(ids.iter().map(|id| (tenant, *id)))
-            .await?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| found.remove(&(tenant, *id)))
+            .into_iter()
             .filter(|row| guards::sees_customer(caller, row))
             .map(Customer)
             .collect())
