@@ -2,8 +2,8 @@
 
 use sqlx::PgPool;
 
-use crate::store::{api_keys, sessions, users};
 use canopy_core::secrets::{self, SecretKind};
+use canopy_core::store::{api_keys, sessions, users};
 
 pub use canopy_core::authz::{Caller, CustomerReach, Principal, Reach, Role, Scope, UserFacts};
 

@@ -5,7 +5,6 @@
 //! - `auth` turns a bearer secret into a `Caller`;
 //! - `graphiql` serves GraphiQL and its pinned assets (GET /graphql);
 //! - `graphql` is the schema: queries, mutations, types, loaders and guards;
-//! - `store` is every SQL statement, grouped by table;
 //! - `tenants` creates a tenant with its first administrator (the CLI's job).
 
 pub mod actions;
@@ -17,7 +16,6 @@ pub mod graphql;
 pub mod ids;
 pub mod limits;
 pub mod pagination;
-pub mod store;
 pub mod tenants;
 pub mod validation;
 

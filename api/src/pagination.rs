@@ -4,6 +4,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+pub use canopy_core::store::{Page, PageInfoParts};
+
 use crate::error::{ApiError, ApiResult};
 
 /// Page size when `first` is not given.
@@ -11,52 +13,21 @@ pub const DEFAULT_PAGE_SIZE: i32 = 20;
 /// The largest `first` accepted; more is refused, not silently cut.
 pub const MAX_PAGE_SIZE: i32 = 100;
 
-/// A validated page request: how many rows, after which sort key.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Page {
-    pub first: i64,
-    pub after: Option<String>,
-}
-
-impl Page {
-    pub fn new(first: Option<i32>, after: Option<String>) -> ApiResult<Self> {
-        let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
-        if !(0..=MAX_PAGE_SIZE).contains(&first) {
-            return Err(ApiError::bad_input(
-                "first",
-                format!("first must be between 0 and {MAX_PAGE_SIZE}"),
-            ));
-        }
-        let after = after.map(|cursor| decode_cursor(&cursor)).transpose()?;
-        Ok(Self {
-            first: i64::from(first),
-            after,
-        })
+/// A page request from a connection's arguments: `first` within bounds and
+/// `after` a cursor this API issued.
+pub fn page(first: Option<i32>, after: Option<String>) -> ApiResult<Page> {
+    let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(0..=MAX_PAGE_SIZE).contains(&first) {
+        return Err(ApiError::bad_input(
+            "first",
+            format!("first must be between 0 and {MAX_PAGE_SIZE}"),
+        ));
     }
-
-    /// Rows to fetch: one more than the page, to learn whether more follow.
-    pub fn limit(&self) -> i64 {
-        self.first + 1
-    }
-
-    /// Cuts the extra row off and reports whether there was one.
-    pub fn finish<T>(&self, mut rows: Vec<T>) -> (Vec<T>, PageInfoParts) {
-        let has_next_page = rows.len() as i64 > self.first;
-        rows.truncate(self.first as usize);
-        (
-            rows,
-            PageInfoParts {
-                has_next_page,
-                has_previous_page: self.after.is_some(),
-            },
-        )
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PageInfoParts {
-    pub has_next_page: bool,
-    pub has_previous_page: bool,
+    let after = after.map(|cursor| decode_cursor(&cursor)).transpose()?;
+    Ok(Page {
+        first: i64::from(first),
+        after,
+    })
 }
 
 /// The complexity of a connection field: its children cost once per row.
@@ -115,19 +86,19 @@ mod tests {
 
     #[test]
     fn page_sizes_have_a_default_and_a_maximum() {
-        assert_eq!(Page::new(None, None).unwrap().first, 20);
-        assert_eq!(Page::new(Some(100), None).unwrap().first, 100);
+        assert_eq!(page(None, None).unwrap().first, 20);
+        assert_eq!(page(Some(100), None).unwrap().first, 100);
         for bad in [-1, 101] {
-            let error = Page::new(Some(bad), None).unwrap_err();
+            let error = page(Some(bad), None).unwrap_err();
             assert!(matches!(error, ApiError::BadInput { ref field, .. } if field == "first"));
         }
     }
 
     #[test]
     fn cursors_round_trip_and_foreign_ones_are_refused() {
-        let page = Page::new(Some(5), Some(encode_cursor("acme\u{1f}C-1"))).unwrap();
-        assert_eq!(page.after.as_deref(), Some("acme\u{1f}C-1"));
-        assert!(Page::new(None, Some("garbage!".into())).is_err());
+        let request = page(Some(5), Some(encode_cursor("acme\u{1f}C-1"))).unwrap();
+        assert_eq!(request.after.as_deref(), Some("acme\u{1f}C-1"));
+        assert!(page(None, Some("garbage!".into())).is_err());
     }
 
     #[test]

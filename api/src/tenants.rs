@@ -11,12 +11,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::graphql::types::UpdateTenantInput;
 use crate::ids::{self, NodeKind};
-use crate::store::tenants::TenantRow;
-use crate::store::{api_keys, tenants, tokens, users};
 use crate::validation;
 use canopy_core::authz;
 use canopy_core::links;
 use canopy_core::secrets::{self, Keyring, SecretKind};
+use canopy_core::store::tenants::TenantRow;
+use canopy_core::store::{api_keys, tenants, tokens, users};
 
 /// How long an activation link works unless the caller says otherwise.
 pub const ACTIVATION_TTL_HOURS: i64 = 168;

@@ -14,4 +14,5 @@ pub mod purge;
 pub mod readiness;
 pub mod secrets;
 pub mod shutdown;
+pub mod store;
 pub mod telemetry;

@@ -6,12 +6,12 @@ use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::ids::{self, NodeKind};
-use crate::store::api_keys::{self, ApiKeyRow, NewKey};
-use crate::store::jobs::{Notification, notify_administrators};
 use crate::validation::{self, MAX_NAME_CHARS};
 use canopy_core::config::Config;
 use canopy_core::jobs::Notice;
 use canopy_core::secrets::{self, SecretKind};
+use canopy_core::store::api_keys::{self, ApiKeyRow, NewKey};
+use canopy_core::store::jobs::{Notification, notify_administrators};
 
 /// The furthest an expiry may lie ahead.
 const MAX_KEY_LIFETIME_DAYS: i64 = 3660;

@@ -9,14 +9,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::graphql::types::{CreateCustomerInput, UpdateCustomerInput};
 use crate::ids::{self, NodeKind};
-use crate::store::customers::{self, CustomerRow, Deleted, Fields};
-use crate::store::jobs::{Notification, notify_administrators};
-use crate::store::tokens::{self, Purpose};
-use crate::store::{tree_lock, users};
 use crate::validation::{self as v, *};
 use canopy_core::authz;
 use canopy_core::config::Config;
 use canopy_core::jobs::Notice;
+use canopy_core::store::customers::{self, CustomerRow, Deleted, Fields};
+use canopy_core::store::jobs::{Notification, notify_administrators};
+use canopy_core::store::tokens::{self, Purpose};
+use canopy_core::store::{tree_lock, users};
 
 const NUMBER_TAKEN: &str = "a customer with this number already exists";
 

@@ -6,10 +6,10 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::graphql::types::EntitlementKind;
 use crate::ids::{self, NodeKind};
-use crate::store::entitlements::{self, EntitlementRow};
-use crate::store::{customers, tree_lock};
 use crate::validation::{self, MAX_REFERENCE_CHARS};
 use canopy_core::authz::{self, Decision};
+use canopy_core::store::entitlements::{self, EntitlementRow};
+use canopy_core::store::{customers, tree_lock};
 
 pub async fn attach(
     pool: &PgPool,

@@ -4,8 +4,8 @@ use sqlx::PgPool;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
-use crate::store::jobs::{self, JobRow};
 use canopy_core::config::Config;
+use canopy_core::store::jobs::{self, JobRow};
 
 /// Puts a FAILED or KILLED job back in the queue with another
 /// `CANOPY_JOB_MAX_ATTEMPTS` attempts.

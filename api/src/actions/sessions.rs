@@ -10,12 +10,12 @@ use tokio::sync::Semaphore;
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
-use crate::store::sessions;
-use crate::store::tokens::{self, Purpose, TokenRow};
-use crate::store::users::{self, UserRow};
 use canopy_core::lifecycle::{self, Event, UserStatus};
 use canopy_core::passwords;
 use canopy_core::secrets::{self, SecretKind};
+use canopy_core::store::sessions;
+use canopy_core::store::tokens::{self, Purpose, TokenRow};
+use canopy_core::store::users::{self, UserRow};
 
 /// How long a session works after signing in.
 pub const SESSION_TTL_HOURS: i64 = 24;

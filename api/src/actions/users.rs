@@ -15,11 +15,6 @@ use crate::graphql::types::{
     ActivationMethod, CreateUserInput, SignUpInput, UpdateUserInput, UserRole,
 };
 use crate::ids::{self, NodeKind};
-use crate::store::customers::{self, Fields};
-use crate::store::jobs::{Notification, notify_administrators};
-use crate::store::tokens::{self, IssuedToken, Purpose, TokenRequest};
-use crate::store::users::{self, NewUser, UserRow};
-use crate::store::{sessions, tenants, tree_lock};
 use crate::tenants::ACTIVATION_TTL_HOURS;
 use crate::validation::{self as v, MAX_NAME_CHARS, MAX_TITLE_CHARS};
 use canopy_core::authz;
@@ -28,6 +23,11 @@ use canopy_core::jobs::{self, AccountNotice, JobKind, NewJob, Notice, Payload};
 use canopy_core::lifecycle::{self, Event, UserStatus};
 use canopy_core::links;
 use canopy_core::secrets::Keyring;
+use canopy_core::store::customers::{self, Fields};
+use canopy_core::store::jobs::{Notification, notify_administrators};
+use canopy_core::store::tokens::{self, IssuedToken, Purpose, TokenRequest};
+use canopy_core::store::users::{self, NewUser, UserRow};
+use canopy_core::store::{sessions, tenants, tree_lock};
 
 /// How long links work (DESIGN: validation 24 h, reset 1 h; activation is
 /// the caller's choice, 1 to 720 hours).

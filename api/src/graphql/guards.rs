@@ -6,9 +6,9 @@ use async_graphql::Context;
 
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
-use crate::store::customers::CustomerRow;
-use crate::store::users::UserRow;
 use canopy_core::authz::{self, Decision};
+use canopy_core::store::customers::CustomerRow;
+use canopy_core::store::users::UserRow;
 
 /// The authenticated caller, or UNAUTHENTICATED.
 pub fn caller<'a>(ctx: &Context<'a>) -> ApiResult<&'a Caller> {

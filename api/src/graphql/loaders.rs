@@ -12,12 +12,12 @@ use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::pagination::Page;
-use crate::store::api_keys::{self, ApiKeyRow};
-use crate::store::customers::{self, CustomerRow};
-use crate::store::entitlements::{self, EntitlementRow};
-use crate::store::sessions::{self, SessionRow};
-use crate::store::tokens::{self, InvitationRow};
-use crate::store::users::{self, UserRow};
+use canopy_core::store::api_keys::{self, ApiKeyRow};
+use canopy_core::store::customers::{self, CustomerRow};
+use canopy_core::store::entitlements::{self, EntitlementRow};
+use canopy_core::store::sessions::{self, SessionRow};
+use canopy_core::store::tokens::{self, InvitationRow};
+use canopy_core::store::users::{self, UserRow};
 
 /// A row of one tenant: `(tenant_id, id)`.
 pub type Key = (i64, i64);

@@ -21,11 +21,11 @@ fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
     ctx.data_unchecked::<AppState>()
 }
 
-fn user_payload(result: ApiResult<crate::store::users::UserRow>) -> ApiResult<UserPayload> {
+fn user_payload(result: ApiResult<canopy_core::store::users::UserRow>) -> ApiResult<UserPayload> {
     result.map(|row| UserPayload { user: User(row) })
 }
 
-fn payload(row: crate::store::customers::CustomerRow) -> CustomerPayload {
+fn payload(row: canopy_core::store::customers::CustomerRow) -> CustomerPayload {
     CustomerPayload {
         customer: Customer(row),
     }

@@ -10,9 +10,9 @@ use crate::AppState;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
-use crate::pagination::{self, Page, connection_cost, search_pattern};
-use crate::store::{api_keys, customers, entitlements, jobs, tenants, users};
+use crate::pagination::{self, connection_cost, search_pattern};
 use crate::validation;
+use canopy_core::store::{api_keys, customers, entitlements, jobs, tenants, users};
 
 pub struct Query;
 
@@ -131,7 +131,7 @@ impl Query {
         after: Option<String>,
     ) -> ApiResult<CustomerConnection> {
         let caller = guards::require(ctx, Scope::CustomersRead)?;
-        let page = Page::new(first, after)?;
+        let page = pagination::page(first, after)?;
         let filter = customers::Filter {
             search: search_pattern(search.as_deref())?,
             roots_only: roots_only.unwrap_or(false),
@@ -200,7 +200,13 @@ impl Query {
             search: search_pattern(search.as_deref())?,
             reach: caller.limits().cloned(),
         };
-        UserConnection::load(ctx, caller.tenant_id, filter, Page::new(first, after)?).await
+        UserConnection::load(
+            ctx,
+            caller.tenant_id,
+            filter,
+            pagination::page(first, after)?,
+        )
+        .await
     }
 
     /// The request queue: users waiting for approval that the caller may
@@ -213,7 +219,7 @@ impl Query {
         after: Option<String>,
     ) -> ApiResult<UserConnection> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
-        UserConnection::approvals(ctx, caller, Page::new(first, after)?).await
+        UserConnection::approvals(ctx, caller, pagination::page(first, after)?).await
     }
 
     /// The job queue: counts per kind and state, active workers, and the

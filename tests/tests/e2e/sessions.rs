@@ -213,13 +213,13 @@ async fn expired_replaced_and_forged_links_are_refused(pool: PgPool) {
 
     // A newer link replaces the older one.
     let mut conn = app.pool.acquire().await.unwrap();
-    let newer = canopy_api::store::tokens::issue(
+    let newer = canopy_core::store::tokens::issue(
         &mut conn,
         &app.keyring,
-        canopy_api::store::tokens::TokenRequest {
+        canopy_core::store::tokens::TokenRequest {
             tenant_id: tenant,
             user_id: user,
-            purpose: canopy_api::store::tokens::Purpose::Activation,
+            purpose: canopy_core::store::tokens::Purpose::Activation,
             ttl: chrono::Duration::hours(1),
             method: None,
             email: None,

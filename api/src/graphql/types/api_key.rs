@@ -8,8 +8,8 @@ use crate::error::ApiResult;
 use crate::graphql::guards;
 use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
-use crate::store::api_keys::ApiKeyRow;
 use canopy_core::authz::Scope as CoreScope;
+use canopy_core::store::api_keys::ApiKeyRow;
 
 /// What an API key may do. A tenant administrator holds every scope.
 /// (The GraphQL face of `canopy_core::authz::Scope`.)

@@ -9,9 +9,9 @@ use crate::graphql::guards;
 use crate::graphql::loaders::{ChildCountKey, ChildrenKey, Loaders};
 use crate::ids::{self, NodeKind};
 use crate::pagination::{self, Page, PageInfoParts, connection_cost, search_pattern};
-use crate::store::customers::{self, CustomerRow, Filter};
-use crate::store::users;
 use canopy_core::authz;
+use canopy_core::store::customers::{self, CustomerRow, Filter};
+use canopy_core::store::users;
 
 /// A business entity, an individual or a division. Customers form a tree:
 /// a customer may have inner customers, to any depth.
@@ -154,7 +154,7 @@ impl Customer {
         search: Option<String>,
     ) -> ApiResult<CustomerConnection> {
         guards::require(ctx, Scope::CustomersRead)?;
-        let page = Page::new(first, after)?;
+        let page = pagination::page(first, after)?;
         let search = search_pattern(search.as_deref())?;
         let total = CustomerTotal::Children {
             tenant_id: self.0.tenant_id,
@@ -228,7 +228,7 @@ impl Customer {
         }
         // Cursors carry the sort chain below this customer only: the part
         // above it names ancestors the caller may not reach.
-        let mut page = Page::new(first, after)?;
+        let mut page = pagination::page(first, after)?;
         page.after = page
             .after
             .map(|below| format!("{}{below}", self.0.tree_sort));
@@ -267,7 +267,13 @@ impl Customer {
             search: search_pattern(search.as_deref())?,
             reach: guards::caller(ctx)?.limits().cloned(),
         };
-        UserConnection::load(ctx, self.0.tenant_id, filter, Page::new(first, after)?).await
+        UserConnection::load(
+            ctx,
+            self.0.tenant_id,
+            filter,
+            pagination::page(first, after)?,
+        )
+        .await
     }
 
     /// Registered users who manage this customer and receive its notifications.

@@ -5,7 +5,7 @@ use super::Customer;
 use crate::error::ApiResult;
 use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
-use crate::store::entitlements::EntitlementRow;
+use canopy_core::store::entitlements::EntitlementRow;
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum EntitlementKind {

@@ -6,8 +6,8 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
 use crate::pagination::{self, Page, PageInfoParts};
-use crate::store::jobs::{self, JobRow};
 use canopy_core::jobs::JobKind as CoreKind;
+use canopy_core::store::jobs::{self, JobRow};
 
 /// The GraphQL face of `canopy_core::jobs::JobKind`.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -302,7 +302,14 @@ impl JobQueue {
         first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<JobConnection> {
-        JobConnection::for_queue(ctx, self.tenant_id, kind, state, Page::new(first, after)?).await
+        JobConnection::for_queue(
+            ctx,
+            self.tenant_id,
+            kind,
+            state,
+            pagination::page(first, after)?,
+        )
+        .await
     }
 }
 

@@ -6,8 +6,8 @@ use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
-use crate::store::api_keys;
-use crate::store::tenants::TenantRow;
+use canopy_core::store::api_keys;
+use canopy_core::store::tenants::TenantRow;
 
 /// A tenant (a reseller, a vendor): everything else belongs to exactly one.
 pub struct Tenant(pub TenantRow);
@@ -57,7 +57,7 @@ pub struct Viewer(pub Caller);
 impl Viewer {
     async fn tenant(&self, ctx: &Context<'_>) -> ApiResult<Tenant> {
         let state = ctx.data_unchecked::<AppState>();
-        crate::store::tenants::by_id(&state.pool, self.0.tenant_id)
+        canopy_core::store::tenants::by_id(&state.pool, self.0.tenant_id)
             .await?
             .map(Tenant)
             .ok_or_else(|| ApiError::not_found("tenant"))

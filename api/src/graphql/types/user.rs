@@ -9,10 +9,10 @@ use crate::graphql::guards;
 use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
 use crate::pagination::{self, Page, PageInfoParts};
-use crate::store::customers::CustomerRow;
-use crate::store::users::{self, Filter, UserRow};
 use canopy_core::authz;
 use canopy_core::lifecycle::UserStatus as CoreStatus;
+use canopy_core::store::customers::CustomerRow;
+use canopy_core::store::users::{self, Filter, UserRow};
 
 /// The GraphQL face of the lifecycle's status (`canopy_core::lifecycle`).
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -88,8 +88,8 @@ pub struct Invitation {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<crate::store::tokens::InvitationRow> for Invitation {
-    fn from(row: crate::store::tokens::InvitationRow) -> Self {
+impl From<canopy_core::store::tokens::InvitationRow> for Invitation {
+    fn from(row: canopy_core::store::tokens::InvitationRow) -> Self {
         let state = if row.consumed_at.is_some() {
             InvitationState::Accepted
         } else if row.revoked_at.is_some() {
@@ -279,8 +279,13 @@ impl User {
                 "only the user and its managers see its email".into(),
             ));
         }
-        super::JobConnection::for_user(ctx, self.0.tenant_id, self.0.id, Page::new(first, after)?)
-            .await
+        super::JobConnection::for_user(
+            ctx,
+            self.0.tenant_id,
+            self.0.id,
+            pagination::page(first, after)?,
+        )
+        .await
     }
 
     async fn last_login_at(&self) -> Option<DateTime<Utc>> {

@@ -3,9 +3,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 
+use super::Page;
 use super::{Grouped, by_group};
-use crate::auth::{CustomerReach, Role, UserFacts};
-use crate::pagination::Page;
+use crate::authz::{CustomerReach, Role, UserFacts};
 use crate::store::customers::CustomerRow;
 
 #[derive(Clone, Debug, sqlx::FromRow)]

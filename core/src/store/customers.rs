@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
+use super::Page;
 use super::{Grouped, by_group};
-use crate::auth::CustomerReach;
-use crate::pagination::Page;
+use crate::authz::CustomerReach;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct CustomerRow {

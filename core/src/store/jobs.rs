@@ -2,7 +2,7 @@
 
 use sqlx::PgConnection;
 
-use canopy_core::jobs::Notice;
+use crate::jobs::Notice;
 
 /// Who is told about something that happened at a customer.
 pub struct Notification<'a> {
@@ -61,7 +61,7 @@ pub async fn notify_administrators(
     .bind(notification.actor_user_id)
     .bind(notification.fall_back_to_tenant_admins)
     .bind(notification.max_attempts)
-    .bind(canopy_core::jobs::current_request_id())
+    .bind(crate::jobs::current_request_id())
     .execute(conn)
     .await?;
     Ok(result.rows_affected())

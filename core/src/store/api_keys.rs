@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
-use crate::auth::Scope;
+use crate::authz::Scope;
 
 /// How often `last_used_at` is written: at most once a minute per key, so a
 /// busy integration does not cost a write per request.
