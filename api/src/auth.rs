@@ -38,7 +38,7 @@ pub async fn authenticate(
                 tenant_id,
                 principal: Principal::ApiKey {
                     id: key.id,
-                    scopes: key.scopes(),
+                    scopes: key.scopes.clone(),
                     rate_limit: key.rate_limit(),
                 },
             }))
@@ -48,7 +48,7 @@ pub async fn authenticate(
                 .await
                 .map_err(AuthError::Database)?
                 .ok_or(AuthError::Invalid)?;
-            let administered = if session.user.role() == Role::TenantAdmin {
+            let administered = if session.user.role == Role::TenantAdmin {
                 Vec::new()
             } else {
                 users::administered_paths(pool, tenant_id, session.user.id)

@@ -13,6 +13,7 @@ use crate::graphql::types::UpdateTenantInput;
 use crate::ids::{self, NodeKind};
 use crate::validation;
 use canopy_core::authz;
+use canopy_core::lifecycle::UserStatus;
 use canopy_core::links;
 use canopy_core::secrets::{self, Keyring, SecretKind};
 use canopy_core::store::tenants::TenantRow;
@@ -75,8 +76,8 @@ pub async fn create(pool: &PgPool, keyring: &Keyring, new: NewTenant) -> ApiResu
             first_name: None,
             last_name: None,
             phone: None,
-            role: "TENANT_ADMIN",
-            status: "PENDING_EMAIL_VALIDATION",
+            role: authz::Role::TenantAdmin,
+            status: UserStatus::PendingEmailValidation,
         },
     )
     .await?;

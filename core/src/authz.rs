@@ -19,44 +19,17 @@
 //! Something out of reach answers exactly as something that does not
 //! exist: [`Decision::Hidden`].
 
-/// What an API key may do. A tenant administrator holds every scope.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Scope {
-    CustomersRead,
-    CustomersWrite,
-    UsersRead,
-    UsersWrite,
-    JobsRead,
-    JobsWrite,
-    ApiKeysWrite,
-}
-
-impl Scope {
-    pub const ALL: [Scope; 7] = [
-        Scope::CustomersRead,
-        Scope::CustomersWrite,
-        Scope::UsersRead,
-        Scope::UsersWrite,
-        Scope::JobsRead,
-        Scope::JobsWrite,
-        Scope::ApiKeysWrite,
-    ];
-
-    /// The stored name, the same as the GraphQL enum value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::CustomersRead => "CUSTOMERS_READ",
-            Scope::CustomersWrite => "CUSTOMERS_WRITE",
-            Scope::UsersRead => "USERS_READ",
-            Scope::UsersWrite => "USERS_WRITE",
-            Scope::JobsRead => "JOBS_READ",
-            Scope::JobsWrite => "JOBS_WRITE",
-            Scope::ApiKeysWrite => "API_KEYS_WRITE",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Scope> {
-        Scope::ALL.into_iter().find(|s| s.as_str() == name)
+crate::text_enum! {
+    /// What an API key may do. A tenant administrator holds every scope.
+    #[derive(PartialOrd, Ord)]
+    pub enum Scope {
+        CustomersRead = "CUSTOMERS_READ",
+        CustomersWrite = "CUSTOMERS_WRITE",
+        UsersRead = "USERS_READ",
+        UsersWrite = "USERS_WRITE",
+        JobsRead = "JOBS_READ",
+        JobsWrite = "JOBS_WRITE",
+        ApiKeysWrite = "API_KEYS_WRITE",
     }
 }
 
@@ -72,25 +45,11 @@ pub const ADMINISTRATOR_SCOPES: [Scope; 4] = [
 /// customer and itself, and changes its own names and phone.
 pub const MEMBER_SCOPES: [Scope; 3] = [Scope::CustomersRead, Scope::UsersRead, Scope::UsersWrite];
 
-/// A user's place in its tenant.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    TenantAdmin,
-    CustomerUser,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::TenantAdmin => "TENANT_ADMIN",
-            Role::CustomerUser => "CUSTOMER_USER",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Role> {
-        [Role::TenantAdmin, Role::CustomerUser]
-            .into_iter()
-            .find(|r| r.as_str() == name)
+crate::text_enum! {
+    /// A user's place in its tenant.
+    pub enum Role {
+        TenantAdmin = "TENANT_ADMIN",
+        CustomerUser = "CUSTOMER_USER",
     }
 }
 

@@ -1,44 +1,37 @@
 //! Jobs: what the API queues and the worker executes. A job is written in
-//! the transaction of the change that causes it (the outbox); its payload
-//! names rows by id and never carries a secret.
+//! the transaction of the change that causes it (the outbox, see
+//! `store::jobs`); its payload names rows by id and never carries a secret.
 
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 
 /// Attempts before a job is KILLED, unless configured otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 8;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum JobKind {
-    EmailValidation,
-    Invitation,
-    AdminNotification,
-    PasswordReset,
-    AccountNotice,
+crate::text_enum! {
+    /// What a job sends.
+    pub enum JobKind {
+        EmailValidation = "EMAIL_VALIDATION",
+        Invitation = "INVITATION",
+        AdminNotification = "ADMIN_NOTIFICATION",
+        PasswordReset = "PASSWORD_RESET",
+        AccountNotice = "ACCOUNT_NOTICE",
+    }
 }
 
-impl JobKind {
-    pub const ALL: [JobKind; 5] = [
-        JobKind::EmailValidation,
-        JobKind::Invitation,
-        JobKind::AdminNotification,
-        JobKind::PasswordReset,
-        JobKind::AccountNotice,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::EmailValidation => "EMAIL_VALIDATION",
-            JobKind::Invitation => "INVITATION",
-            JobKind::AdminNotification => "ADMIN_NOTIFICATION",
-            JobKind::PasswordReset => "PASSWORD_RESET",
-            JobKind::AccountNotice => "ACCOUNT_NOTICE",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<JobKind> {
-        JobKind::ALL.into_iter().find(|k| k.as_str() == name)
+crate::text_enum! {
+    /// Where a job is in its life: written with its change, handed to
+    /// Redis, running, and finished one way or another.
+    pub enum JobState {
+        /// Committed; the relay has not handed it to Redis yet.
+        AwaitingDispatch = "AWAITING_DISPATCH",
+        /// In Redis, waiting for a worker.
+        Pending = "PENDING",
+        Running = "RUNNING",
+        Done = "DONE",
+        /// An attempt failed; another follows after a backoff.
+        Failed = "FAILED",
+        /// Given up: attempts used up, a permanent failure, or cancelled.
+        Killed = "KILLED",
     }
 }
 
@@ -123,34 +116,6 @@ tokio::task_local! {
 /// The id of the request this task serves, if it serves one.
 pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
-}
-
-/// A job to queue with the change that causes it.
-pub struct NewJob<'a> {
-    pub tenant_id: i64,
-    pub kind: JobKind,
-    pub payload: Payload,
-    pub recipient: &'a str,
-    pub user_id: Option<i64>,
-    pub max_attempts: i32,
-}
-
-/// Writes the job row on `conn`, inside the caller's transaction: a
-/// rolled-back change leaves no job, a committed one always has its job.
-pub async fn enqueue(conn: &mut PgConnection, job: NewJob<'_>) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "INSERT INTO jobs (tenant_id, kind, payload, recipient, user_id, max_attempts, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    )
-    .bind(job.tenant_id)
-    .bind(job.kind.as_str())
-    .bind(sqlx::types::Json(&job.payload))
-    .bind(job.recipient)
-    .bind(job.user_id)
-    .bind(job.max_attempts)
-    .bind(current_request_id())
-    .fetch_one(conn)
-    .await
 }
 
 #[cfg(test)]

@@ -16,3 +16,4 @@ pub mod secrets;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod text_enum;

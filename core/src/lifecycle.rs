@@ -4,39 +4,19 @@
 
 use std::fmt;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum UserStatus {
-    /// Must open the link in the validation or activation email.
-    PendingEmailValidation,
-    /// Waits in the approval queue.
-    PendingApproval,
-    Active,
-    /// Cannot sign in; its sessions stop working at once.
-    Suspended,
+crate::text_enum! {
+    pub enum UserStatus {
+        /// Must open the link in the validation or activation email.
+        PendingEmailValidation = "PENDING_EMAIL_VALIDATION",
+        /// Waits in the approval queue.
+        PendingApproval = "PENDING_APPROVAL",
+        Active = "ACTIVE",
+        /// Cannot sign in; its sessions stop working at once.
+        Suspended = "SUSPENDED",
+    }
 }
 
 impl UserStatus {
-    pub const ALL: [UserStatus; 4] = [
-        UserStatus::PendingEmailValidation,
-        UserStatus::PendingApproval,
-        UserStatus::Active,
-        UserStatus::Suspended,
-    ];
-
-    /// The stored name, the same as the GraphQL enum value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserStatus::PendingEmailValidation => "PENDING_EMAIL_VALIDATION",
-            UserStatus::PendingApproval => "PENDING_APPROVAL",
-            UserStatus::Active => "ACTIVE",
-            UserStatus::Suspended => "SUSPENDED",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<UserStatus> {
-        UserStatus::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-
     /// Whether the user has proven the address it signed up or was invited with.
     pub fn email_verified(self) -> bool {
         self != UserStatus::PendingEmailValidation
@@ -80,8 +60,26 @@ impl fmt::Display for Refused {
     }
 }
 
-/// The status after `event`, or why it cannot happen now.
-pub fn next(from: UserStatus, event: Event) -> Result<UserStatus, Refused> {
+/// A move the lifecycle allowed. Only [`next`] makes one, and storing a
+/// status takes one, so no other code can choose a status to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transition {
+    from: UserStatus,
+    to: UserStatus,
+}
+
+impl Transition {
+    pub fn from(self) -> UserStatus {
+        self.from
+    }
+
+    pub fn to(self) -> UserStatus {
+        self.to
+    }
+}
+
+/// The move `event` makes from `from`, or why it cannot happen now.
+pub fn next(from: UserStatus, event: Event) -> Result<Transition, Refused> {
     use UserStatus::*;
     let to = match (from, event) {
         (
@@ -102,13 +100,21 @@ pub fn next(from: UserStatus, event: Event) -> Result<UserStatus, Refused> {
         (_, Event::StatusSet(to)) => to,
         _ => return Err(Refused { from, event }),
     };
-    Ok(to)
+    Ok(Transition { from, to })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use UserStatus::*;
+
+    /// The status a move ends in, checking that it starts where it was asked.
+    fn next(from: UserStatus, event: Event) -> Result<UserStatus, Refused> {
+        super::next(from, event).map(|transition| {
+            assert_eq!(transition.from(), from);
+            transition.to()
+        })
+    }
 
     fn events() -> Vec<Event> {
         let mut events = vec![

@@ -14,6 +14,8 @@
 
 use sqlx::PgPool;
 
+use crate::store::{sessions, tokens, users};
+
 const BATCH: i64 = 1000;
 
 /// What one purge removed.
@@ -29,9 +31,9 @@ pub struct Purged {
 /// moment fails only its own statement); the first error is returned.
 pub async fn run(pool: &PgPool) -> sqlx::Result<Purged> {
     // Sign-ups first: they are judged by their links' expiry.
-    let sign_ups = batched(pool, SIGN_UPS).await;
-    let sessions = batched(pool, SESSIONS).await;
-    let links = batched(pool, LINKS).await;
+    let sign_ups = batched(pool, users::purge_unvalidated_sign_ups).await;
+    let sessions = batched(pool, sessions::purge_expired).await;
+    let links = batched(pool, tokens::purge_stale).await;
     Ok(Purged {
         sign_ups: sign_ups?,
         sessions: sessions?,
@@ -39,61 +41,18 @@ pub async fn run(pool: &PgPool) -> sqlx::Result<Purged> {
     })
 }
 
-/// Runs `statement` (which deletes at most `$1` rows and answers how
-/// many) until a batch comes back short.
-async fn batched(pool: &PgPool, statement: &str) -> sqlx::Result<u64> {
+/// Runs `purge` (which deletes at most the given number of rows and
+/// answers how many) until a batch comes back short.
+async fn batched(
+    pool: &PgPool,
+    purge: impl AsyncFn(&PgPool, i64) -> sqlx::Result<u64>,
+) -> sqlx::Result<u64> {
     let mut total = 0;
     loop {
-        let deleted: i64 = sqlx::query_scalar(statement)
-            .bind(BATCH)
-            .fetch_one(pool)
-            .await?;
-        total += deleted as u64;
-        if deleted < BATCH {
+        let deleted = purge(pool, BATCH).await?;
+        total += deleted;
+        if deleted < BATCH as u64 {
             return Ok(total);
         }
     }
 }
-
-const SESSIONS: &str = "WITH gone AS (DELETE FROM sessions WHERE (tenant_id, id) IN (
-     SELECT tenant_id, id FROM sessions WHERE expires_at < now()
-     LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING 1)
- SELECT count(*) FROM gone";
-
-const LINKS: &str = "WITH gone AS (DELETE FROM user_tokens WHERE (tenant_id, id) IN (
-     SELECT t.tenant_id, t.id FROM user_tokens t
-     WHERE t.expires_at < now() - interval '7 days'
-       AND NOT (t.purpose = 'ACTIVATION' AND t.id = (
-           SELECT max(l.id) FROM user_tokens l
-           WHERE l.tenant_id = t.tenant_id AND l.user_id = t.user_id AND l.purpose = 'ACTIVATION'))
-     LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING 1)
- SELECT count(*) FROM gone";
-
-/// A self sign-up is marked when made (`users.signed_up`); it is purged
-/// while still PENDING_EMAIL_VALIDATION, never signed in, a day after its
-/// last link expired. Counts the users deleted; the customer the sign-up
-/// created (`customers.signed_up`) goes in the same statement when nothing
-/// else is attached to it. The outer statement still sees the deleted
-/// users, so `gone` is excluded by hand.
-const SIGN_UPS: &str = "WITH gone AS (
-     DELETE FROM users WHERE (tenant_id, id) IN (
-         SELECT u.tenant_id, u.id FROM users u
-         WHERE u.signed_up AND u.status = 'PENDING_EMAIL_VALIDATION'
-           AND u.last_login_at IS NULL AND u.created_at < now() - interval '1 day'
-           AND NOT EXISTS (SELECT 1 FROM user_tokens t
-                           WHERE t.tenant_id = u.tenant_id AND t.user_id = u.id
-                             AND t.expires_at > now() - interval '1 day')
-         LIMIT $1 FOR UPDATE SKIP LOCKED)
-     RETURNING tenant_id, id, customer_id),
- emptied AS (
-     DELETE FROM customers c USING gone g
-     WHERE c.tenant_id = g.tenant_id AND c.id = g.customer_id AND c.signed_up
-       AND NOT EXISTS (SELECT 1 FROM users o WHERE o.tenant_id = c.tenant_id AND o.customer_id = c.id
-                         AND NOT EXISTS (SELECT 1 FROM gone x
-                                         WHERE x.tenant_id = o.tenant_id AND x.id = o.id))
-       AND NOT EXISTS (SELECT 1 FROM customers ch WHERE ch.tenant_id = c.tenant_id AND ch.parent_id = c.id)
-       AND NOT EXISTS (SELECT 1 FROM entitlements e WHERE e.tenant_id = c.tenant_id AND e.customer_id = c.id)
-       AND NOT EXISTS (SELECT 1 FROM customer_administrators a
-                       WHERE a.tenant_id = c.tenant_id AND a.customer_id = c.id)
-     RETURNING c.id)
- SELECT count(*) FROM gone";

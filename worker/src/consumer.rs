@@ -147,7 +147,7 @@ pub async fn deliver(ctx: &Context, delivery: Delivery) {
         let renew = async {
             loop {
                 tokio::time::sleep(lease / 3).await;
-                if let Err(error) = ledger::renew(&ctx.pool, &job, lease).await {
+                if let Err(error) = canopy_core::store::jobs::renew(&ctx.pool, &job, lease).await {
                     tracing::warn!(%error, "cannot renew the job's lease");
                 }
             }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use canopy_core::jobs::JobState;
+use canopy_core::store::jobs;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -18,36 +20,23 @@ pub async fn run(pool: PgPool, worker_id: String, shutdown: CancellationToken) {
             () = tokio::time::sleep(EVERY) => {}
         }
     }
-    let _ = sqlx::query("DELETE FROM worker_heartbeats WHERE worker_id = $1")
-        .bind(&worker_id)
-        .execute(&pool)
-        .await;
+    let _ = jobs::forget_worker(&pool, &worker_id).await;
 }
 
 async fn beat(pool: &PgPool, worker_id: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO worker_heartbeats (worker_id) VALUES ($1)
-         ON CONFLICT (worker_id) DO UPDATE SET last_seen = now()",
-    )
-    .bind(worker_id)
-    .execute(pool)
-    .await?;
-    // Heartbeats of workers long gone.
-    sqlx::query("DELETE FROM worker_heartbeats WHERE last_seen < now() - interval '1 day'")
-        .execute(pool)
-        .await?;
-    let depth: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT state, count(*) FROM jobs
-         WHERE state IN ('AWAITING_DISPATCH', 'PENDING', 'RUNNING', 'FAILED') GROUP BY state",
-    )
-    .fetch_all(pool)
-    .await?;
-    for state in ["AWAITING_DISPATCH", "PENDING", "RUNNING", "FAILED"] {
+    jobs::beat(pool, worker_id).await?;
+    let depth = jobs::queue_depth(pool).await?;
+    for state in [
+        JobState::AwaitingDispatch,
+        JobState::Pending,
+        JobState::Running,
+        JobState::Failed,
+    ] {
         let count = depth
             .iter()
-            .find(|(s, _)| s == state)
+            .find(|(s, _)| *s == state)
             .map_or(0, |(_, n)| *n);
-        metrics::gauge!("canopy_jobs_queue_depth", "state" => state).set(count as f64);
+        metrics::gauge!("canopy_jobs_queue_depth", "state" => state.as_str()).set(count as f64);
     }
     Ok(())
 }

@@ -17,8 +17,10 @@ use canopy_core::config::Config;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::ledger::{self, Due};
+use crate::ledger::PENDING_LEASE_FACTOR;
 use crate::queue::{self, Delivery};
+use canopy_core::jobs::JobState;
+use canopy_core::store::jobs::{self, Due, HandOut};
 
 /// Rows handed out per transaction.
 const BATCH: i64 = 100;
@@ -76,31 +78,35 @@ pub async fn dispatch_due(
     config: &Config,
 ) -> Result<usize> {
     let mut tx = pool.begin().await?;
-    let due = ledger::lock_due(&mut tx, BATCH).await?;
+    let due = jobs::lock_due(&mut tx, BATCH).await?;
     let mut handed_out = Vec::with_capacity(due.len());
     for job in &due {
-        let note = match job.state.as_str() {
-            "RUNNING" if job.attempts >= job.max_attempts => {
-                ledger::kill(&mut tx, job, "the worker stopped during the last attempt").await?;
-                metrics::counter!("canopy_jobs_killed_total", "kind" => job.kind.clone())
+        let note = match job.state {
+            JobState::Running if job.attempts >= job.max_attempts => {
+                jobs::kill(&mut tx, job, "the worker stopped during the last attempt").await?;
+                metrics::counter!("canopy_jobs_killed_total", "kind" => job.kind.as_str())
                     .increment(1);
                 continue;
             }
-            "RUNNING" => Some("the worker stopped during the attempt; retrying"),
+            JobState::Running => Some("the worker stopped during the attempt; retrying"),
             _ => None,
         };
         let delivery = next_delivery(job);
-        ledger::dispatched(&mut tx, &delivery, config.job_lease, note).await?;
-        handed_out.push((delivery, job.kind.clone()));
+        let lease = config.job_lease * PENDING_LEASE_FACTOR;
+        jobs::dispatched(&mut tx, HandOut::from(&delivery), lease, note).await?;
+        handed_out.push((delivery, job.kind));
     }
     tx.commit().await?;
     for (index, (delivery, kind)) in handed_out.iter().enumerate() {
         if let Err(error) = push(storage, delivery).await {
-            let unsent: Vec<Delivery> = handed_out[index..].iter().map(|(d, _)| *d).collect();
-            ledger::undispatched(pool, &unsent).await?;
+            let unsent: Vec<HandOut> = handed_out[index..]
+                .iter()
+                .map(|(d, _)| HandOut::from(d))
+                .collect();
+            jobs::undispatched(pool, &unsent).await?;
             return Err(error);
         }
-        metrics::counter!("canopy_jobs_enqueued_total", "kind" => kind.clone()).increment(1);
+        metrics::counter!("canopy_jobs_enqueued_total", "kind" => kind.as_str()).increment(1);
         tracing::debug!(
             job_id = delivery.job_id,
             attempt = delivery.attempt,

@@ -147,7 +147,7 @@ pub async fn revoke(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<ApiKey
     let key = api_keys::by_id(pool, caller.tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))?;
-    guards::may_grant(caller, &key.scopes())?;
+    guards::may_grant(caller, &key.scopes)?;
     api_keys::revoke(pool, caller.tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))

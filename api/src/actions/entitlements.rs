@@ -33,7 +33,7 @@ pub async fn attach(
         tenant_id,
         customer.id,
         &customer.number,
-        kind.as_str(),
+        kind.into(),
         &reference,
     )
     .await

@@ -10,11 +10,11 @@ use tokio::sync::Semaphore;
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
-use canopy_core::lifecycle::{self, Event, UserStatus};
+use canopy_core::lifecycle::{self, Event};
 use canopy_core::passwords;
 use canopy_core::secrets::{self, SecretKind};
 use canopy_core::store::sessions;
-use canopy_core::store::tokens::{self, Purpose, TokenRow};
+use canopy_core::store::tokens::{self, Purpose, TokenRow, Unusable};
 use canopy_core::store::users::{self, UserRow};
 
 /// How long a session works after signing in.
@@ -113,9 +113,7 @@ pub async fn login(
     let Some(credentials) = found.filter(|_| matched) else {
         return Err(refused());
     };
-    let may_sign_in =
-        UserStatus::parse(&credentials.user.status).is_some_and(UserStatus::may_sign_in);
-    if !may_sign_in {
+    if !credentials.user.status.may_sign_in() {
         return Err(refused());
     }
     let mut tx = pool.begin().await?;
@@ -124,7 +122,7 @@ pub async fn login(
     let current = users::lock_credentials(&mut tx, credentials.user.tenant_id, credentials.user.id)
         .await?
         .filter(|now| now.password_hash == credentials.password_hash)
-        .filter(|now| UserStatus::parse(&now.user.status).is_some_and(UserStatus::may_sign_in))
+        .filter(|now| now.user.status.may_sign_in())
         .ok_or_else(refused)?;
     let session = open_session(&mut tx, &current.user).await?;
     tx.commit().await?;
@@ -149,18 +147,14 @@ pub async fn redeem(conn: &mut PgConnection, token: &str, purpose: Purpose) -> A
         .ok_or_else(|| invalid("this link is not valid"))?;
     let row = tokens::lock_by_hash(conn, tenant_id, &secrets::sha256(token.trim().as_bytes()))
         .await?
-        .filter(|row| row.purpose == purpose.as_str())
+        .filter(|row| row.purpose == purpose)
         .ok_or_else(|| invalid("this link is not valid"))?;
-    if row.consumed_at.is_some() {
-        return Err(invalid("this link has already been used"));
+    match row.unusable() {
+        Some(Unusable::Used) => Err(invalid("this link has already been used")),
+        Some(Unusable::Revoked) => Err(invalid("this link was replaced by a newer one or revoked")),
+        Some(Unusable::Expired) => Err(invalid("this link has expired")),
+        None => Ok(row),
     }
-    if row.revoked_at.is_some() {
-        return Err(invalid("this link was replaced by a newer one or revoked"));
-    }
-    if row.expires_at <= Utc::now() {
-        return Err(invalid("this link has expired"));
-    }
-    Ok(row)
 }
 
 /// Checks a link before any slow work: the same answers as `redeem`,
@@ -181,14 +175,13 @@ pub async fn activate_account(pool: &PgPool, token: &str, password: &str) -> Api
     let user = users::lock(&mut tx, link.tenant_id, link.user_id)
         .await?
         .ok_or_else(|| ApiError::bad_input("token", "this link is not valid"))?;
-    let status = UserStatus::parse(&user.status).unwrap_or(UserStatus::Suspended);
-    let next = lifecycle::next(status, Event::Activated)
+    let transition = lifecycle::next(user.status, Event::Activated)
         .map_err(|refused| ApiError::precondition(refused.to_string()))?;
     let user = users::set_status(
         &mut tx,
         user.tenant_id,
         user.id,
-        next.as_str(),
+        transition,
         Some(&password_hash),
     )
     .await?;

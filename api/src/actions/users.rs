@@ -17,14 +17,14 @@ use crate::graphql::types::{
 use crate::ids::{self, NodeKind};
 use crate::tenants::ACTIVATION_TTL_HOURS;
 use crate::validation::{self as v, MAX_NAME_CHARS, MAX_TITLE_CHARS};
-use canopy_core::authz;
+use canopy_core::authz::{self, Role};
 use canopy_core::config::Config;
-use canopy_core::jobs::{self, AccountNotice, JobKind, NewJob, Notice, Payload};
+use canopy_core::jobs::{AccountNotice, JobKind, Notice, Payload};
 use canopy_core::lifecycle::{self, Event, UserStatus};
 use canopy_core::links;
 use canopy_core::secrets::Keyring;
 use canopy_core::store::customers::{self, Fields};
-use canopy_core::store::jobs::{Notification, notify_administrators};
+use canopy_core::store::jobs::{self, NewJob, Notification, notify_administrators};
 use canopy_core::store::tokens::{self, IssuedToken, Purpose, TokenRequest};
 use canopy_core::store::users::{self, NewUser, UserRow};
 use canopy_core::store::{sessions, tenants, tree_lock};
@@ -50,10 +50,6 @@ fn email_taken(error: sqlx::Error) -> ApiError {
 fn is_email_taken(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db)
         if matches!(db.constraint(), Some("users_email_key" | "email_claims_pkey")))
-}
-
-fn status_of(user: &UserRow) -> UserStatus {
-    UserStatus::parse(&user.status).unwrap_or(UserStatus::Suspended)
 }
 
 fn refused(refusal: lifecycle::Refused) -> ApiError {
@@ -249,8 +245,8 @@ pub async fn create(
             first_name: first_name.as_deref(),
             last_name: last_name.as_deref(),
             phone: phone.as_deref(),
-            role: role.as_str(),
-            status: UserStatus::PendingEmailValidation.as_str(),
+            role: role.into(),
+            status: UserStatus::PendingEmailValidation,
         },
     )
     .await
@@ -306,7 +302,7 @@ pub async fn resend_activation(
     let ttl = activation_ttl(ttl_hours)?;
     let mut tx = pool.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
-    if status_of(&user) != UserStatus::PendingEmailValidation {
+    if user.status != UserStatus::PendingEmailValidation {
         return Err(ApiError::precondition(format!(
             "the user is {}; only a user who has not activated gets a new link",
             user.status
@@ -379,7 +375,7 @@ pub async fn update(
             ));
         }
     }
-    if !input.email.is_undefined() && status_of(&current) == UserStatus::PendingEmailValidation {
+    if !input.email.is_undefined() && current.status == UserStatus::PendingEmailValidation {
         return Err(ApiError::precondition(
             "the user has not proven its address yet; delete and invite it again to use another",
         ));
@@ -480,15 +476,16 @@ pub async fn set_status(
 ) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
-    let from = status_of(&user);
-    let to = lifecycle::next(from, Event::StatusSet(status)).map_err(refused)?;
+    let from = user.status;
+    let transition = lifecycle::next(from, Event::StatusSet(status)).map_err(refused)?;
+    let to = transition.to();
     if from == to {
         return Ok(user);
     }
     if caller.user_id() == Some(user.id) && to != UserStatus::Active {
         return Err(ApiError::precondition("you cannot lock yourself out"));
     }
-    let user = users::set_status(&mut tx, user.tenant_id, user.id, to.as_str(), None).await?;
+    let user = users::set_status(&mut tx, user.tenant_id, user.id, transition, None).await?;
     if !to.may_sign_in() {
         sessions::delete_for_user(&mut tx, user.tenant_id, user.id, None).await?;
     }
@@ -503,8 +500,8 @@ pub async fn set_status(
 pub async fn approve(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
-    let to = lifecycle::next(status_of(&user), Event::Approved).map_err(refused)?;
-    let user = users::set_status(&mut tx, user.tenant_id, user.id, to.as_str(), None).await?;
+    let transition = lifecycle::next(user.status, Event::Approved).map_err(refused)?;
+    let user = users::set_status(&mut tx, user.tenant_id, user.id, transition, None).await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -573,8 +570,8 @@ pub async fn sign_up(
         first_name: first_name.as_deref(),
         last_name: last_name.as_deref(),
         phone: None,
-        role: UserRole::CustomerUser.as_str(),
-        status: UserStatus::PendingEmailValidation.as_str(),
+        role: Role::CustomerUser,
+        status: UserStatus::PendingEmailValidation,
     };
     // The unique keys decide whether the address is free; a savepoint
     // keeps the transaction usable when they say no.
@@ -706,16 +703,16 @@ pub async fn validate_email(pool: &PgPool, config: &Config, token: &str) -> ApiR
             let tenant = tenants::by_id(&mut *tx, user.tenant_id)
                 .await?
                 .ok_or_else(|| ApiError::not_found("tenant"))?;
-            let to = lifecycle::next(
-                status_of(&user),
+            let transition = lifecycle::next(
+                user.status,
                 Event::EmailValidated {
                     tenant_requires_approval: tenant.require_approval,
                 },
             )
             .map_err(refused)?;
             let user =
-                users::set_status(&mut tx, user.tenant_id, user.id, to.as_str(), None).await?;
-            if to == UserStatus::PendingApproval {
+                users::set_status(&mut tx, user.tenant_id, user.id, transition, None).await?;
+            if transition.to() == UserStatus::PendingApproval {
                 notify(&mut tx, config, None, &user, Notice::ApprovalRequested).await?;
             }
             user
@@ -743,7 +740,7 @@ pub async fn request_password_reset(
     let Some(user) = users::by_email(&mut tx, tenant_id, &email).await? else {
         return Ok(true);
     };
-    if status_of(&user) == UserStatus::Suspended {
+    if user.status == UserStatus::Suspended {
         return Ok(true);
     }
     let token = tokens::issue(
@@ -787,7 +784,7 @@ pub async fn reset_password(
     let user = users::lock(&mut tx, link.tenant_id, link.user_id)
         .await?
         .ok_or_else(|| ApiError::bad_input("token", "this link is not valid"))?;
-    if status_of(&user) == UserStatus::Suspended {
+    if user.status == UserStatus::Suspended {
         return Err(ApiError::precondition(
             "a suspended user cannot reset the password",
         ));

@@ -196,7 +196,7 @@ impl Query {
             .transpose()?;
         let filter = users::Filter {
             customer_id,
-            status: status.map(UserStatus::as_str),
+            status: status.map(Into::into),
             search: search_pattern(search.as_deref())?,
             reach: caller.limits().cloned(),
         };

@@ -12,7 +12,7 @@ pub struct ApiKeyRow {
     pub tenant_id: i64,
     pub id: i64,
     pub name: String,
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
     pub prefix: String,
     pub secret_hash: Vec<u8>,
     pub created_at: DateTime<Utc>,
@@ -29,10 +29,6 @@ impl ApiKeyRow {
     pub fn rate_limit(&self) -> Option<u32> {
         self.rate_limit_per_minute
             .and_then(|n| u32::try_from(n).ok())
-    }
-
-    pub fn scopes(&self) -> Vec<Scope> {
-        self.scopes.iter().filter_map(|s| Scope::parse(s)).collect()
     }
 }
 

@@ -105,6 +105,15 @@ pub async fn by_id(
     .await
 }
 
+/// A customer's title, for naming it in an email.
+pub async fn title(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT title FROM customers WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
 /// Loads and locks the row until the transaction ends, so concurrent edits
 /// of the same customer apply one after the other.
 pub async fn lock(

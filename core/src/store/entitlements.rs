@@ -3,11 +3,24 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
+crate::text_enum! {
+    /// What an entitlement is; it decides what a customer's deletion does
+    /// with it.
+    pub enum EntitlementKind {
+        /// Survives the customer's deletion, detached.
+        AuthorizationCode = "AUTHORIZATION_CODE",
+        /// Survives the customer's deletion, detached.
+        ActivationKey = "ACTIVATION_KEY",
+        /// Blocks the customer's deletion while attached.
+        CloudAccount = "CLOUD_ACCOUNT",
+    }
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct EntitlementRow {
     pub tenant_id: i64,
     pub id: i64,
-    pub kind: String,
+    pub kind: EntitlementKind,
     pub reference: String,
     pub customer_id: Option<i64>,
     /// The holder's current number while attached, else the last holder's.
@@ -61,7 +74,7 @@ pub async fn attach(
     tenant_id: i64,
     customer_id: i64,
     customer_number: &str,
-    kind: &str,
+    kind: EntitlementKind,
     reference: &str,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar(

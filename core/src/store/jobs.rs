@@ -1,8 +1,64 @@
-//! The jobs ledger as the API writes and reads it.
+//! The jobs table, the outbox: every statement that writes or reads a job,
+//! for the API (enqueue, notices, lists, counts, retry), the relay (due
+//! jobs, hand-outs) and the worker (claims, attempts, heartbeats). Each
+//! state change names the state it expects, so a stale or duplicated
+//! delivery changes nothing.
 
-use sqlx::PgConnection;
+use std::time::Duration;
 
-use crate::jobs::Notice;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+
+use super::users;
+use crate::jobs::{JobKind, JobState, Notice, Payload, current_request_id};
+
+/// A job to queue with the change that causes it.
+pub struct NewJob<'a> {
+    pub tenant_id: i64,
+    pub kind: JobKind,
+    pub payload: Payload,
+    pub recipient: &'a str,
+    pub user_id: Option<i64>,
+    pub max_attempts: i32,
+}
+
+/// Writes the job row on `conn`, inside the caller's transaction: a
+/// rolled-back change leaves no job, a committed one always has its job.
+pub async fn enqueue(conn: &mut PgConnection, job: NewJob<'_>) -> sqlx::Result<i64> {
+    let ids = enqueue_all(conn, std::slice::from_ref(&job)).await?;
+    Ok(ids[0])
+}
+
+/// `enqueue` for many jobs in one statement; their ids in order.
+pub async fn enqueue_all(conn: &mut PgConnection, jobs: &[NewJob<'_>]) -> sqlx::Result<Vec<i64>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenants: Vec<i64> = jobs.iter().map(|j| j.tenant_id).collect();
+    let kinds: Vec<JobKind> = jobs.iter().map(|j| j.kind).collect();
+    let payloads: Vec<Json<&Payload>> = jobs.iter().map(|j| Json(&j.payload)).collect();
+    let recipients: Vec<&str> = jobs.iter().map(|j| j.recipient).collect();
+    let users: Vec<Option<i64>> = jobs.iter().map(|j| j.user_id).collect();
+    let attempts: Vec<i32> = jobs.iter().map(|j| j.max_attempts).collect();
+    sqlx::query_scalar(
+        "INSERT INTO jobs (tenant_id, kind, payload, recipient, user_id, max_attempts, request_id)
+         SELECT t, k, p, r, u, m, $7
+         FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::text[], $5::bigint[], $6::int[])
+              WITH ORDINALITY AS j(t, k, p, r, u, m, n)
+         ORDER BY n
+         RETURNING id",
+    )
+    .bind(tenants)
+    .bind(kinds)
+    .bind(payloads)
+    .bind(recipients)
+    .bind(users)
+    .bind(attempts)
+    .bind(current_request_id())
+    .fetch_all(conn)
+    .await
+}
 
 /// Who is told about something that happened at a customer.
 pub struct Notification<'a> {
@@ -20,66 +76,52 @@ pub struct Notification<'a> {
 }
 
 /// Queues one ADMIN_NOTIFICATION per active administrator of the customer
-/// or of any customer above it, in one statement; returns how many.
+/// or of any customer above it; returns how many.
 pub async fn notify_administrators(
     conn: &mut PgConnection,
     notification: Notification<'_>,
 ) -> sqlx::Result<u64> {
-    let notice = serde_json::to_value(notification.notice)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let result = sqlx::query(
-        "WITH administrators AS (
-             SELECT DISTINCT u.id, u.email FROM customers target
-             JOIN customers c ON c.tenant_id = target.tenant_id AND c.path @> target.path
-             JOIN customer_administrators a ON a.tenant_id = c.tenant_id AND a.customer_id = c.id
-             JOIN users u ON u.tenant_id = a.tenant_id AND u.id = a.user_id
-             WHERE target.tenant_id = $1 AND target.id = $2 AND u.status = 'ACTIVE'
-         ),
-         recipients AS (
-             SELECT id, email FROM administrators
-             UNION ALL
-             SELECT u.id, u.email FROM users u
-             WHERE $7 AND u.tenant_id = $1 AND u.role = 'TENANT_ADMIN' AND u.status = 'ACTIVE'
-               AND NOT EXISTS (SELECT 1 FROM administrators)
-         )
-         INSERT INTO jobs (tenant_id, kind, payload, recipient, user_id, max_attempts, request_id)
-         SELECT $1, 'ADMIN_NOTIFICATION',
-                jsonb_build_object('type', 'notice', 'recipientUserId', r.id, 'notice', $3::text,
-                                   'subjectUserId', $4::bigint, 'customerId', $2::bigint,
-                                   'subjectLabel', $5::text),
-                r.email, r.id, $8, $9
-         FROM recipients r
-         WHERE r.id IS DISTINCT FROM $6",
+    let recipients = users::administrators_to_tell(
+        &mut *conn,
+        notification.tenant_id,
+        notification.customer_id,
+        notification.fall_back_to_tenant_admins,
     )
-    .bind(notification.tenant_id)
-    .bind(notification.customer_id)
-    .bind(notice)
-    .bind(notification.subject_user_id)
-    .bind(notification.subject_label)
-    .bind(notification.actor_user_id)
-    .bind(notification.fall_back_to_tenant_admins)
-    .bind(notification.max_attempts)
-    .bind(crate::jobs::current_request_id())
-    .execute(conn)
     .await?;
-    Ok(result.rows_affected())
+    let jobs: Vec<NewJob<'_>> = recipients
+        .iter()
+        .filter(|r| Some(r.id) != notification.actor_user_id)
+        .map(|r| NewJob {
+            tenant_id: notification.tenant_id,
+            kind: JobKind::AdminNotification,
+            payload: Payload::Notice {
+                recipient_user_id: r.id,
+                notice: notification.notice,
+                subject_user_id: notification.subject_user_id,
+                customer_id: notification.customer_id,
+                subject_label: notification.subject_label.to_owned(),
+            },
+            recipient: &r.email,
+            user_id: Some(r.id),
+            max_attempts: notification.max_attempts,
+        })
+        .collect();
+    Ok(enqueue_all(conn, &jobs).await?.len() as u64)
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct JobRow {
     pub tenant_id: i64,
     pub id: i64,
-    pub kind: String,
-    pub state: String,
+    pub kind: JobKind,
+    pub state: JobState,
     pub attempts: i32,
     pub max_attempts: i32,
     pub last_error: Option<String>,
     pub recipient: Option<String>,
     pub request_id: Option<String>,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "j.tenant_id, j.id, j.kind, j.state, j.attempts, j.max_attempts, \
@@ -87,7 +129,7 @@ const COLUMNS: &str = "j.tenant_id, j.id, j.kind, j.state, j.attempts, j.max_att
 
 /// Emails addressed to a user, newest first; `before` is the cursor (an id).
 pub async fn for_user(
-    pool: &sqlx::PgPool,
+    pool: &PgPool,
     tenant_id: i64,
     user_id: i64,
     before: Option<i64>,
@@ -106,11 +148,7 @@ pub async fn for_user(
     .await
 }
 
-pub async fn count_for_user(
-    pool: &sqlx::PgPool,
-    tenant_id: i64,
-    user_id: i64,
-) -> sqlx::Result<i64> {
+pub async fn count_for_user(pool: &PgPool, tenant_id: i64, user_id: i64) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT count(*) FROM jobs WHERE tenant_id = $1 AND user_id = $2")
         .bind(tenant_id)
         .bind(user_id)
@@ -118,7 +156,7 @@ pub async fn count_for_user(
         .await
 }
 
-pub async fn by_id(pool: &sqlx::PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Option<JobRow>> {
+pub async fn by_id(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM jobs j WHERE j.tenant_id = $1 AND j.id = $2"
     ))
@@ -130,10 +168,7 @@ pub async fn by_id(pool: &sqlx::PgPool, tenant_id: i64, id: i64) -> sqlx::Result
 
 /// Jobs per kind and state, for jobQueue: from the counters the ledger's
 /// triggers keep (`job_counts`), not a scan of the ledger.
-pub async fn counts(
-    pool: &sqlx::PgPool,
-    tenant_id: i64,
-) -> sqlx::Result<Vec<(String, String, i64)>> {
+pub async fn counts(pool: &PgPool, tenant_id: i64) -> sqlx::Result<Vec<(JobKind, JobState, i64)>> {
     sqlx::query_as(
         "SELECT kind, state, sum(count)::bigint FROM job_counts
          WHERE tenant_id = $1 GROUP BY kind, state",
@@ -144,7 +179,7 @@ pub async fn counts(
 }
 
 /// Worker processes whose heartbeat is recent.
-pub async fn active_workers(pool: &sqlx::PgPool) -> sqlx::Result<i64> {
+pub async fn active_workers(pool: &PgPool) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "SELECT count(*) FROM worker_heartbeats WHERE last_seen > now() - interval '30 seconds'",
     )
@@ -155,8 +190,8 @@ pub async fn active_workers(pool: &sqlx::PgPool) -> sqlx::Result<i64> {
 fn push_filter(
     query: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>,
     tenant_id: i64,
-    kind: Option<&'static str>,
-    state: Option<&'static str>,
+    kind: Option<JobKind>,
+    state: Option<JobState>,
 ) {
     query.push(" WHERE j.tenant_id = ").push_bind(tenant_id);
     if let Some(kind) = kind {
@@ -169,10 +204,10 @@ fn push_filter(
 
 /// The tenant's jobs, newest first, by kind and state.
 pub async fn list(
-    pool: &sqlx::PgPool,
+    pool: &PgPool,
     tenant_id: i64,
-    kind: Option<&'static str>,
-    state: Option<&'static str>,
+    kind: Option<JobKind>,
+    state: Option<JobState>,
     before: Option<i64>,
     limit: i64,
 ) -> sqlx::Result<Vec<JobRow>> {
@@ -188,10 +223,10 @@ pub async fn list(
 /// How many of the tenant's jobs are of `kind` and in `state`, from the
 /// counters (`job_counts`), not a scan of the ledger.
 pub async fn count(
-    pool: &sqlx::PgPool,
+    pool: &PgPool,
     tenant_id: i64,
-    kind: Option<&'static str>,
-    state: Option<&'static str>,
+    kind: Option<JobKind>,
+    state: Option<JobState>,
 ) -> sqlx::Result<i64> {
     let mut query =
         sqlx::QueryBuilder::new("SELECT coalesce(sum(j.count), 0)::bigint FROM job_counts j");
@@ -202,7 +237,7 @@ pub async fn count(
 /// Puts a FAILED or KILLED job back in the queue with `extra` more
 /// attempts; `None` when the job is in another state (or absent).
 pub async fn retry(
-    pool: &sqlx::PgPool,
+    pool: &PgPool,
     tenant_id: i64,
     id: i64,
     extra_attempts: i32,
@@ -217,5 +252,217 @@ pub async fn retry(
     .bind(id)
     .bind(extra_attempts)
     .fetch_optional(pool)
+    .await
+}
+
+/// A job claimed for one attempt.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Claimed {
+    pub tenant_id: i64,
+    pub id: i64,
+    pub kind: JobKind,
+    pub payload: Json<serde_json::Value>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Claims attempt `attempt` of a job: PENDING with one attempt fewer
+/// becomes RUNNING, leased for `lease`. Anything else (done, killed,
+/// another attempt, already running) means the delivery is stale: `None`.
+pub async fn claim(
+    pool: &PgPool,
+    tenant_id: i64,
+    id: i64,
+    attempt: i32,
+    lease: Duration,
+) -> sqlx::Result<Option<Claimed>> {
+    sqlx::query_as(
+        "UPDATE jobs SET state = 'RUNNING', attempts = $3, updated_at = now(),
+             run_at = now() + make_interval(secs => $4)
+         WHERE tenant_id = $1 AND id = $2 AND state = 'PENDING' AND attempts = $3 - 1
+         RETURNING tenant_id, id, kind, payload, attempts, max_attempts, created_at",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(attempt)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Extends a running attempt's lease, so a slow send is not taken for a
+/// dead worker.
+pub async fn renew(pool: &PgPool, job: &Claimed, lease: Duration) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET run_at = now() + make_interval(secs => $4)
+         WHERE tenant_id = $1 AND id = $2 AND state = 'RUNNING' AND attempts = $3",
+    )
+    .bind(job.tenant_id)
+    .bind(job.id)
+    .bind(job.attempts)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// How an attempt ended, as the ledger keeps it.
+pub struct AttemptEnd<'a> {
+    /// DONE, FAILED (retried after `retry_in`) or KILLED.
+    pub state: JobState,
+    pub error: Option<&'a str>,
+    /// Where the email went, when it was sent.
+    pub recipient: Option<&'a str>,
+    pub retry_in: Duration,
+}
+
+/// The longest `last_error` kept.
+const MAX_ERROR_CHARS: usize = 500;
+
+/// Records the end of a running attempt.
+pub async fn finish(pool: &PgPool, job: &Claimed, end: AttemptEnd<'_>) -> sqlx::Result<()> {
+    let error = end
+        .error
+        .map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>());
+    sqlx::query(
+        "UPDATE jobs SET state = $4, last_error = $5, recipient = coalesce($6, recipient),
+             run_at = now() + make_interval(secs => $7), updated_at = now()
+         WHERE tenant_id = $1 AND id = $2 AND state = 'RUNNING' AND attempts = $3",
+    )
+    .bind(job.tenant_id)
+    .bind(job.id)
+    .bind(job.attempts)
+    .bind(end.state)
+    .bind(error)
+    .bind(end.recipient)
+    .bind(end.retry_in.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A job due for the relay.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Due {
+    pub tenant_id: i64,
+    pub id: i64,
+    pub kind: JobKind,
+    pub state: JobState,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub dispatches: i32,
+}
+
+/// Locks up to `limit` due jobs that no other relay holds.
+pub async fn lock_due(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Due>> {
+    sqlx::query_as(
+        "SELECT tenant_id, id, kind, state, attempts, max_attempts, dispatches FROM jobs
+         WHERE state IN ('AWAITING_DISPATCH', 'PENDING', 'RUNNING', 'FAILED') AND run_at <= now()
+         ORDER BY run_at LIMIT $1
+         FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// One hand-out of a job to Redis: which attempt, and which hand-out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandOut {
+    pub tenant_id: i64,
+    pub job_id: i64,
+    pub attempt: i32,
+    pub dispatch: i32,
+}
+
+/// Marks a job handed to Redis, PENDING until `lease` has passed without a
+/// worker claiming it; `note` replaces the last error when given.
+pub async fn dispatched(
+    conn: &mut PgConnection,
+    hand_out: HandOut,
+    lease: Duration,
+    note: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'PENDING', attempts = $3 - 1, dispatches = $4, updated_at = now(),
+             last_error = coalesce($6, last_error),
+             run_at = now() + make_interval(secs => $5)
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(hand_out.tenant_id)
+    .bind(hand_out.job_id)
+    .bind(hand_out.attempt)
+    .bind(hand_out.dispatch)
+    .bind(lease.as_secs_f64())
+    .bind(note)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Puts hand-outs whose push failed back to AWAITING_DISPATCH, unless a
+/// worker got to them after all.
+pub async fn undispatched(pool: &PgPool, hand_outs: &[HandOut]) -> sqlx::Result<()> {
+    for hand_out in hand_outs {
+        sqlx::query(
+            "UPDATE jobs SET state = 'AWAITING_DISPATCH', run_at = now(), updated_at = now()
+             WHERE tenant_id = $1 AND id = $2 AND state = 'PENDING' AND dispatches = $3",
+        )
+        .bind(hand_out.tenant_id)
+        .bind(hand_out.job_id)
+        .bind(hand_out.dispatch)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A job whose worker vanished after its last allowed attempt.
+pub async fn kill(conn: &mut PgConnection, job: &Due, cause: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'KILLED', last_error = $3, updated_at = now()
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(job.tenant_id)
+    .bind(job.id)
+    .bind(cause)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that worker `worker_id` is alive, and forgets workers silent
+/// for a day.
+pub async fn beat(pool: &PgPool, worker_id: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO worker_heartbeats (worker_id) VALUES ($1)
+         ON CONFLICT (worker_id) DO UPDATE SET last_seen = now()",
+    )
+    .bind(worker_id)
+    .execute(pool)
+    .await?;
+    sqlx::query("DELETE FROM worker_heartbeats WHERE last_seen < now() - interval '1 day'")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// A worker that stops takes its heartbeat with it.
+pub async fn forget_worker(pool: &PgPool, worker_id: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM worker_heartbeats WHERE worker_id = $1")
+        .bind(worker_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// How many jobs wait or run, per unfinished state, across tenants.
+pub async fn queue_depth(pool: &PgPool) -> sqlx::Result<Vec<(JobState, i64)>> {
+    sqlx::query_as(
+        "SELECT state, count(*) FROM jobs
+         WHERE state IN ('AWAITING_DISPATCH', 'PENDING', 'RUNNING', 'FAILED') GROUP BY state",
+    )
+    .fetch_all(pool)
     .await
 }

@@ -113,3 +113,17 @@ pub async fn delete_for_user(
     .await?;
     Ok(result.rows_affected())
 }
+
+/// Deletes up to `limit` expired sessions; answers how many.
+pub async fn purge_expired(pool: &PgPool, limit: i64) -> sqlx::Result<u64> {
+    let deleted: i64 = sqlx::query_scalar(
+        "WITH gone AS (DELETE FROM sessions WHERE (tenant_id, id) IN (
+     SELECT tenant_id, id FROM sessions WHERE expires_at < now()
+     LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING 1)
+ SELECT count(*) FROM gone",
+    )
+    .bind(limit)
+    .fetch_one(pool)
+    .await?;
+    Ok(deleted as u64)
+}

@@ -1,24 +1,16 @@
 //! One-time secrets behind email links.
 
 use chrono::{DateTime, Duration, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use crate::secrets::{self, Keyring};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Purpose {
-    EmailValidation,
-    Activation,
-    PasswordReset,
-}
-
-impl Purpose {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::EmailValidation => "EMAIL_VALIDATION",
-            Purpose::Activation => "ACTIVATION",
-            Purpose::PasswordReset => "PASSWORD_RESET",
-        }
+crate::text_enum! {
+    /// What a link does when it is followed.
+    pub enum Purpose {
+        EmailValidation = "EMAIL_VALIDATION",
+        Activation = "ACTIVATION",
+        PasswordReset = "PASSWORD_RESET",
     }
 }
 
@@ -63,7 +55,7 @@ pub async fn issue(
     .bind(request.tenant_id)
     .bind(id)
     .bind(request.user_id)
-    .bind(request.purpose.as_str())
+    .bind(request.purpose)
     .bind(secrets::sha256(token.as_bytes()))
     .bind(expires_at)
     .bind(request.method)
@@ -92,7 +84,7 @@ pub async fn revoke_pending(
     )
     .bind(tenant_id)
     .bind(user_id)
-    .bind(purpose.as_str())
+    .bind(purpose)
     .execute(conn)
     .await?;
     Ok(result.rows_affected() > 0)
@@ -110,7 +102,7 @@ pub struct InvitationRow {
 }
 
 pub async fn latest_invitations(
-    pool: &sqlx::PgPool,
+    pool: &PgPool,
     tenant_id: i64,
     user_ids: &[i64],
 ) -> sqlx::Result<std::collections::HashMap<i64, InvitationRow>> {
@@ -132,12 +124,43 @@ pub struct TokenRow {
     pub tenant_id: i64,
     pub id: i64,
     pub user_id: i64,
-    pub purpose: String,
+    pub purpose: Purpose,
+    /// The address a validation link proves, for an address change.
     pub email: Option<String>,
+    /// The id of the server secret that made the link.
+    pub secret_id: Option<String>,
     pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
     pub consumed_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
+
+/// Why a link no longer works.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unusable {
+    Used,
+    Revoked,
+    Expired,
+}
+
+impl TokenRow {
+    /// Why the link no longer works, if it does not: the one reading of
+    /// used, revoked and expired, for redeeming a link and for sending it.
+    pub fn unusable(&self) -> Option<Unusable> {
+        if self.consumed_at.is_some() {
+            Some(Unusable::Used)
+        } else if self.revoked_at.is_some() {
+            Some(Unusable::Revoked)
+        } else if self.expires_at <= Utc::now() {
+            Some(Unusable::Expired)
+        } else {
+            None
+        }
+    }
+}
+
+const TOKEN_COLUMNS: &str = "tenant_id, id, user_id, purpose, email, secret_id, expires_at, \
+     created_at, consumed_at, revoked_at";
 
 /// Finds a token by its hash and locks it, so it can be used only once.
 pub async fn lock_by_hash(
@@ -145,13 +168,23 @@ pub async fn lock_by_hash(
     tenant_id: i64,
     token_hash: &[u8],
 ) -> sqlx::Result<Option<TokenRow>> {
-    sqlx::query_as(
-        "SELECT tenant_id, id, user_id, purpose, email, expires_at, consumed_at, revoked_at
-         FROM user_tokens WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM user_tokens
+         WHERE tenant_id = $1 AND token_hash = $2 FOR UPDATE"
+    ))
     .bind(tenant_id)
     .bind(token_hash)
     .fetch_optional(conn)
+    .await
+}
+
+pub async fn by_id(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Option<TokenRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM user_tokens WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(pool)
     .await
 }
 
@@ -162,4 +195,23 @@ pub async fn consume(conn: &mut PgConnection, tenant_id: i64, id: i64) -> sqlx::
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Deletes up to `limit` links a week past their expiry, keeping each
+/// user's latest invitation; answers how many.
+pub async fn purge_stale(pool: &PgPool, limit: i64) -> sqlx::Result<u64> {
+    let deleted: i64 = sqlx::query_scalar(
+        "WITH gone AS (DELETE FROM user_tokens WHERE (tenant_id, id) IN (
+     SELECT t.tenant_id, t.id FROM user_tokens t
+     WHERE t.expires_at < now() - interval '7 days'
+       AND NOT (t.purpose = 'ACTIVATION' AND t.id = (
+           SELECT max(l.id) FROM user_tokens l
+           WHERE l.tenant_id = t.tenant_id AND l.user_id = t.user_id AND l.purpose = 'ACTIVATION'))
+     LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING 1)
+ SELECT count(*) FROM gone",
+    )
+    .bind(limit)
+    .fetch_one(pool)
+    .await?;
+    Ok(deleted as u64)
 }

@@ -6,6 +6,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 use super::Page;
 use super::{Grouped, by_group};
 use crate::authz::{CustomerReach, Role, UserFacts};
+use crate::lifecycle::{Transition, UserStatus};
 use crate::store::customers::CustomerRow;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -17,8 +18,8 @@ pub struct UserRow {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub phone: Option<String>,
-    pub role: String,
-    pub status: String,
+    pub role: Role,
+    pub status: UserStatus,
     pub last_login_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -29,18 +30,12 @@ pub struct UserRow {
 }
 
 impl UserRow {
-    pub fn role(&self) -> Role {
-        // The table's CHECK admits only the two roles; the lesser is the
-        // safe reading of anything else.
-        Role::parse(&self.role).unwrap_or(Role::CustomerUser)
-    }
-
     /// What the authorization rules need of the user, with the paths of
     /// the customers it administers (empty when they do not matter).
     pub fn facts(&self, administered: Vec<String>) -> UserFacts {
         UserFacts {
             id: self.id,
-            role: self.role(),
+            role: self.role,
             customer: self.customer_id.zip(self.customer_path.clone()),
             administered,
         }
@@ -57,7 +52,7 @@ pub const COLUMNS: &str = "u.tenant_id, u.id, u.customer_id, u.email, u.first_na
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
     pub customer_id: Option<i64>,
-    pub status: Option<&'static str>,
+    pub status: Option<UserStatus>,
     /// An ILIKE pattern on email, first and last name.
     pub search: Option<String>,
     /// A customer user's reach; `None` is the whole tenant.
@@ -191,6 +186,91 @@ pub async fn administered_customer_ids(
     Ok(map)
 }
 
+/// The users who administer customer `$2` of tenant `$1` or a customer
+/// above it, as a subquery of user ids: the one reading of "the
+/// administrators of a customer or its ancestors".
+const ADMINISTRATORS_ABOVE: &str = "SELECT a.user_id FROM customers target
+     JOIN customers c ON c.tenant_id = target.tenant_id AND c.path @> target.path
+     JOIN customer_administrators a ON a.tenant_id = c.tenant_id AND a.customer_id = c.id
+     WHERE target.tenant_id = $1 AND target.id = $2";
+
+/// Someone an email goes to, as the worker needs it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Recipient {
+    pub id: i64,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub status: UserStatus,
+    /// An address the user asked to change to, not yet proven.
+    pub pending_email: Option<String>,
+}
+
+impl Recipient {
+    pub fn greeting_name(&self) -> String {
+        self.first_name
+            .clone()
+            .unwrap_or_else(|| self.email.clone())
+    }
+}
+
+pub async fn recipient(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Option<Recipient>> {
+    sqlx::query_as(
+        "SELECT id, email, first_name, status, pending_email FROM users
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The active administrators of `customer_id` or of a customer above it;
+/// when there are none and `fall_back` holds, the active tenant
+/// administrators.
+pub async fn administrators_to_tell(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    customer_id: Option<i64>,
+    fall_back: bool,
+) -> sqlx::Result<Vec<Recipient>> {
+    sqlx::query_as(&format!(
+        "WITH administrators AS (
+             SELECT u.id, u.email, u.first_name, u.status, u.pending_email FROM users u
+             WHERE u.tenant_id = $1 AND u.status = 'ACTIVE' AND u.id IN ({ADMINISTRATORS_ABOVE})
+         )
+         SELECT * FROM administrators
+         UNION ALL
+         SELECT u.id, u.email, u.first_name, u.status, u.pending_email FROM users u
+         WHERE $3 AND u.tenant_id = $1 AND u.role = 'TENANT_ADMIN' AND u.status = 'ACTIVE'
+           AND NOT EXISTS (SELECT 1 FROM administrators)"
+    ))
+    .bind(tenant_id)
+    .bind(customer_id)
+    .bind(fall_back)
+    .fetch_all(conn)
+    .await
+}
+
+/// Whether `user_id` may still act at `customer_id`: a tenant
+/// administrator, or an administrator of it or of a customer above it.
+pub async fn still_administers(
+    pool: &PgPool,
+    tenant_id: i64,
+    user_id: i64,
+    customer_id: i64,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(&format!(
+        "SELECT EXISTS (
+             SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.id = $3 AND u.role = 'TENANT_ADMIN')
+         OR $3 IN ({ADMINISTRATORS_ABOVE})"
+    ))
+    .bind(tenant_id)
+    .bind(customer_id)
+    .bind(user_id)
+    .fetch_one(pool)
+    .await
+}
+
 /// Makes `user_id` an administrator of `customer_id`; true when it was not one.
 pub async fn add_administrator(
     conn: &mut PgConnection,
@@ -236,8 +316,8 @@ pub struct NewUser<'a> {
     pub first_name: Option<&'a str>,
     pub last_name: Option<&'a str>,
     pub phone: Option<&'a str>,
-    pub role: &'static str,
-    pub status: &'static str,
+    pub role: Role,
+    pub status: UserStatus,
 }
 
 /// Inserts a user and claims its address; an address already held or
@@ -327,8 +407,8 @@ pub async fn phantom(
         first_name: user.first_name.map(str::to_owned),
         last_name: user.last_name.map(str::to_owned),
         phone: user.phone.map(str::to_owned),
-        role: user.role.to_owned(),
-        status: user.status.to_owned(),
+        role: user.role,
+        status: user.status,
         last_login_at: None,
         created_at: customer.created_at,
         updated_at: customer.updated_at,
@@ -393,12 +473,12 @@ pub async fn lock(
     .await
 }
 
-/// Sets the status (as the lifecycle decided) and, when given, the password.
+/// Makes the move the lifecycle allowed and, when given, sets the password.
 pub async fn set_status(
     conn: &mut PgConnection,
     tenant_id: i64,
     id: i64,
-    status: &str,
+    transition: Transition,
     password_hash: Option<&str>,
 ) -> sqlx::Result<UserRow> {
     sqlx::query_as(&format!(
@@ -408,7 +488,7 @@ pub async fn set_status(
     ))
     .bind(tenant_id)
     .bind(id)
-    .bind(status)
+    .bind(transition.to())
     .bind(password_hash)
     .fetch_one(conn)
     .await
@@ -586,7 +666,7 @@ pub async fn approval_requests(
 /// The approval queue as a list filter (for counting).
 pub fn approval_filter(reach: Option<&CustomerReach>) -> Filter {
     Filter {
-        status: Some("PENDING_APPROVAL"),
+        status: Some(UserStatus::PendingApproval),
         reach: reach.cloned(),
         ..Filter::default()
     }
@@ -654,4 +734,41 @@ pub async fn lock_credentials(
     .bind(id)
     .fetch_optional(conn)
     .await
+}
+
+/// A self sign-up is marked when made (`users.signed_up`); it is purged
+/// while still PENDING_EMAIL_VALIDATION, never signed in, a day after its
+/// last link expired. Deletes up to `limit` such users and answers how many; the customer the sign-up
+/// created (`customers.signed_up`) goes in the same statement when nothing
+/// else is attached to it. The outer statement still sees the deleted
+/// users, so `gone` is excluded by hand.
+pub async fn purge_unvalidated_sign_ups(pool: &PgPool, limit: i64) -> sqlx::Result<u64> {
+    let deleted: i64 = sqlx::query_scalar(
+        "WITH gone AS (
+     DELETE FROM users WHERE (tenant_id, id) IN (
+         SELECT u.tenant_id, u.id FROM users u
+         WHERE u.signed_up AND u.status = 'PENDING_EMAIL_VALIDATION'
+           AND u.last_login_at IS NULL AND u.created_at < now() - interval '1 day'
+           AND NOT EXISTS (SELECT 1 FROM user_tokens t
+                           WHERE t.tenant_id = u.tenant_id AND t.user_id = u.id
+                             AND t.expires_at > now() - interval '1 day')
+         LIMIT $1 FOR UPDATE SKIP LOCKED)
+     RETURNING tenant_id, id, customer_id),
+ emptied AS (
+     DELETE FROM customers c USING gone g
+     WHERE c.tenant_id = g.tenant_id AND c.id = g.customer_id AND c.signed_up
+       AND NOT EXISTS (SELECT 1 FROM users o WHERE o.tenant_id = c.tenant_id AND o.customer_id = c.id
+                         AND NOT EXISTS (SELECT 1 FROM gone x
+                                         WHERE x.tenant_id = o.tenant_id AND x.id = o.id))
+       AND NOT EXISTS (SELECT 1 FROM customers ch WHERE ch.tenant_id = c.tenant_id AND ch.parent_id = c.id)
+       AND NOT EXISTS (SELECT 1 FROM entitlements e WHERE e.tenant_id = c.tenant_id AND e.customer_id = c.id)
+       AND NOT EXISTS (SELECT 1 FROM customer_administrators a
+                       WHERE a.tenant_id = c.tenant_id AND a.customer_id = c.id)
+     RETURNING c.id)
+ SELECT count(*) FROM gone",
+    )
+    .bind(limit)
+    .fetch_one(pool)
+    .await?;
+    Ok(deleted as u64)
 }

@@ -6,7 +6,8 @@ use canopy_core::jobs::{AccountNotice, Payload};
 use serde_json::json;
 
 use super::{Composed, Context};
-use crate::ledger::{Claimed, Outcome};
+use crate::ledger::Outcome;
+use canopy_core::store::jobs::Claimed;
 
 pub async fn compose(ctx: &Context, job: &Claimed, payload: Payload) -> Result<Composed, Outcome> {
     let Payload::Account {

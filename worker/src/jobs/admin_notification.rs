@@ -3,10 +3,13 @@
 //! longer act on it, or the customer is gone.
 
 use canopy_core::jobs::{Notice, Payload};
+use canopy_core::lifecycle::UserStatus;
+use canopy_core::store::{customers, users};
 use serde_json::json;
 
 use super::{Composed, Context};
-use crate::ledger::{Claimed, Outcome};
+use crate::ledger::Outcome;
+use canopy_core::store::jobs::Claimed;
 
 fn describe(notice: Notice, subject: &str) -> (&'static str, String) {
     match notice {
@@ -61,20 +64,16 @@ pub async fn compose(ctx: &Context, job: &Claimed, payload: Payload) -> Result<C
             "the administrator no longer exists".to_owned(),
         ));
     };
-    if recipient.status != "ACTIVE" {
+    if recipient.status != UserStatus::Active {
         return Ok(Composed::Moot(
             "the administrator cannot sign in".to_owned(),
         ));
     }
     let customer = match customer_id {
         Some(customer_id) => {
-            let title: Option<String> =
-                sqlx::query_scalar("SELECT title FROM customers WHERE tenant_id = $1 AND id = $2")
-                    .bind(job.tenant_id)
-                    .bind(customer_id)
-                    .fetch_optional(&ctx.pool)
-                    .await
-                    .map_err(super::unavailable)?;
+            let title = customers::title(&ctx.pool, job.tenant_id, customer_id)
+                .await
+                .map_err(super::unavailable)?;
             match title {
                 Some(title) => Some(title),
                 None => return Ok(Composed::Moot("the customer was deleted".to_owned())),
@@ -119,15 +118,12 @@ async fn moot(
     subject: Option<i64>,
 ) -> Result<Option<String>, Outcome> {
     if notice == Notice::ApprovalRequested {
-        let waiting: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2
-                            AND status = 'PENDING_APPROVAL')",
-        )
-        .bind(job.tenant_id)
-        .bind(subject)
-        .fetch_one(&ctx.pool)
-        .await
-        .map_err(super::unavailable)?;
+        let waiting = match subject {
+            Some(subject) => super::recipient(&ctx.pool, job.tenant_id, subject)
+                .await?
+                .is_some_and(|user| user.status == UserStatus::PendingApproval),
+            None => false,
+        };
         if !waiting {
             return Ok(Some("the request was already decided".to_owned()));
         }
@@ -137,21 +133,9 @@ async fn moot(
     if let Some(customer_id) = customer_id
         && !about_itself
     {
-        let still: bool = sqlx::query_scalar(
-            "SELECT EXISTS (
-                 SELECT 1 FROM users u WHERE u.tenant_id = $1 AND u.id = $2 AND u.role = 'TENANT_ADMIN')
-             OR EXISTS (
-                 SELECT 1 FROM customers target
-                 JOIN customers c ON c.tenant_id = target.tenant_id AND c.path @> target.path
-                 JOIN customer_administrators a ON a.tenant_id = c.tenant_id AND a.customer_id = c.id
-                 WHERE target.tenant_id = $1 AND target.id = $3 AND a.user_id = $2)",
-        )
-        .bind(job.tenant_id)
-        .bind(recipient)
-        .bind(customer_id)
-        .fetch_one(&ctx.pool)
-        .await
-        .map_err(super::unavailable)?;
+        let still = users::still_administers(&ctx.pool, job.tenant_id, recipient, customer_id)
+            .await
+            .map_err(super::unavailable)?;
         if !still {
             return Ok(Some(
                 "the recipient no longer administers the customer".to_owned(),

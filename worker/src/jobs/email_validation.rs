@@ -4,8 +4,10 @@
 use serde_json::json;
 
 use super::{Composed, Context};
-use crate::ledger::{Claimed, Outcome};
+use crate::ledger::Outcome;
+use canopy_core::lifecycle::UserStatus;
 use canopy_core::links;
+use canopy_core::store::jobs::Claimed;
 
 pub async fn compose(
     ctx: &Context,
@@ -31,7 +33,7 @@ pub async fn compose(
             }
             (new.clone(), true)
         }
-        None if link.user.status != "PENDING_EMAIL_VALIDATION" => {
+        None if link.user.status != UserStatus::PendingEmailValidation => {
             return Ok(Composed::Moot(
                 "the address is already validated".to_owned(),
             ));

@@ -14,14 +14,17 @@ use canopy_core::config::Config;
 use canopy_core::jobs::{JobKind, Payload};
 use canopy_core::links;
 use canopy_core::secrets::Keyring;
-use chrono::{DateTime, Utc};
+use canopy_core::store::tenants::{self, TenantRow};
+use canopy_core::store::tokens::{self, TokenRow, Unusable};
+use canopy_core::store::users::{self, Recipient};
 use lettre::message::Mailbox;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::ledger::{Claimed, Outcome};
+use crate::ledger::Outcome;
 use crate::mail::templates::{Templates, in_words};
 use crate::mail::{Email, Mailer};
+use canopy_core::store::jobs::Claimed;
 
 /// What every job handler may use.
 pub struct Context {
@@ -42,20 +45,20 @@ pub enum Composed {
 pub async fn compose(ctx: &Context, job: &Claimed) -> Result<Composed, Outcome> {
     let payload: Payload = serde_json::from_value(job.payload.0.clone())
         .map_err(|e| Outcome::Permanent(format!("unreadable payload: {e}")))?;
-    match (job.kind(), payload) {
-        (Some(JobKind::Invitation), Payload::Link { user_id, token_id }) => {
+    match (job.kind, payload) {
+        (JobKind::Invitation, Payload::Link { user_id, token_id }) => {
             invitation::compose(ctx, job, user_id, token_id).await
         }
-        (Some(JobKind::EmailValidation), Payload::Link { user_id, token_id }) => {
+        (JobKind::EmailValidation, Payload::Link { user_id, token_id }) => {
             email_validation::compose(ctx, job, user_id, token_id).await
         }
-        (Some(JobKind::PasswordReset), Payload::Link { user_id, token_id }) => {
+        (JobKind::PasswordReset, Payload::Link { user_id, token_id }) => {
             password_reset::compose(ctx, job, user_id, token_id).await
         }
-        (Some(JobKind::AdminNotification), payload @ Payload::Notice { .. }) => {
+        (JobKind::AdminNotification, payload @ Payload::Notice { .. }) => {
             admin_notification::compose(ctx, job, payload).await
         }
-        (Some(JobKind::AccountNotice), payload @ Payload::Account { .. }) => {
+        (JobKind::AccountNotice, payload @ Payload::Account { .. }) => {
             account_notice::compose(ctx, job, payload).await
         }
         _ => Err(Outcome::Permanent(format!(
@@ -71,59 +74,18 @@ pub(crate) fn unavailable(error: sqlx::Error) -> Outcome {
     Outcome::Transient("the database was unavailable".to_owned())
 }
 
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Recipient {
-    pub email: String,
-    pub first_name: Option<String>,
-    pub status: String,
-    pub pending_email: Option<String>,
-}
-
-impl Recipient {
-    pub fn greeting_name(&self) -> String {
-        self.first_name
-            .clone()
-            .unwrap_or_else(|| self.email.clone())
-    }
-}
-
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct Tenant {
-    pub name: String,
-    pub portal_url: String,
-}
-
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct LinkToken {
-    pub purpose: String,
-    pub email: Option<String>,
-    /// The id of the server secret that made the link.
-    pub secret_id: Option<String>,
-    pub expires_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub consumed_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
 pub(crate) async fn recipient(
     pool: &PgPool,
     tenant_id: i64,
     user_id: i64,
 ) -> Result<Option<Recipient>, Outcome> {
-    sqlx::query_as(
-        "SELECT email, first_name, status, pending_email FROM users WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(tenant_id)
-    .bind(user_id)
-    .fetch_optional(pool)
-    .await
-    .map_err(unavailable)
+    users::recipient(pool, tenant_id, user_id)
+        .await
+        .map_err(unavailable)
 }
 
-pub(crate) async fn tenant(pool: &PgPool, tenant_id: i64) -> Result<Tenant, Outcome> {
-    sqlx::query_as("SELECT name, portal_url FROM tenants WHERE id = $1")
-        .bind(tenant_id)
-        .fetch_optional(pool)
+pub(crate) async fn tenant(pool: &PgPool, tenant_id: i64) -> Result<TenantRow, Outcome> {
+    tenants::by_id(pool, tenant_id)
         .await
         .map_err(unavailable)?
         .ok_or_else(|| Outcome::Permanent("the tenant no longer exists".to_owned()))
@@ -132,8 +94,8 @@ pub(crate) async fn tenant(pool: &PgPool, tenant_id: i64) -> Result<Tenant, Outc
 /// The user a link email goes to and its token, or why it is moot.
 pub(crate) struct Link {
     pub user: Recipient,
-    pub token: LinkToken,
-    pub tenant: Tenant,
+    pub token: TokenRow,
+    pub tenant: TenantRow,
     pub url: String,
     pub expires_in: String,
 }
@@ -150,26 +112,19 @@ pub(crate) async fn link(
     let Some(user) = recipient(&ctx.pool, job.tenant_id, user_id).await? else {
         return Ok(Err("the user no longer exists".to_owned()));
     };
-    let token: Option<LinkToken> = sqlx::query_as(
-        "SELECT purpose, email, secret_id, expires_at, created_at, consumed_at, revoked_at
-         FROM user_tokens WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(job.tenant_id)
-    .bind(token_id)
-    .fetch_optional(&ctx.pool)
-    .await
-    .map_err(unavailable)?;
+    let token = tokens::by_id(&ctx.pool, job.tenant_id, token_id)
+        .await
+        .map_err(unavailable)?;
     let Some(token) = token else {
         return Ok(Err("the link no longer exists".to_owned()));
     };
-    if token.consumed_at.is_some() {
-        return Ok(Err("the link was already used".to_owned()));
-    }
-    if token.revoked_at.is_some() {
-        return Ok(Err("the link was replaced or revoked".to_owned()));
-    }
-    if token.expires_at <= Utc::now() {
-        return Ok(Err("the link expired before it could be sent".to_owned()));
+    match token.unusable() {
+        Some(Unusable::Used) => return Ok(Err("the link was already used".to_owned())),
+        Some(Unusable::Revoked) => return Ok(Err("the link was replaced or revoked".to_owned())),
+        Some(Unusable::Expired) => {
+            return Ok(Err("the link expired before it could be sent".to_owned()));
+        }
+        None => {}
     }
     let tenant = tenant(&ctx.pool, job.tenant_id).await?;
     let portal = url::Url::parse(&tenant.portal_url)
@@ -180,7 +135,7 @@ pub(crate) async fn link(
             token.secret_id.as_deref(),
             job.tenant_id,
             token_id,
-            &token.purpose,
+            token.purpose.as_str(),
         )
         .ok_or_else(|| {
             // Transient: during a rolling rotation another process may

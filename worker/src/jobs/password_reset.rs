@@ -3,8 +3,10 @@
 use serde_json::json;
 
 use super::{Composed, Context};
-use crate::ledger::{Claimed, Outcome};
+use crate::ledger::Outcome;
+use canopy_core::lifecycle::UserStatus;
 use canopy_core::links;
+use canopy_core::store::jobs::Claimed;
 
 pub async fn compose(
     ctx: &Context,
@@ -16,7 +18,7 @@ pub async fn compose(
         Ok(link) => link,
         Err(reason) => return Ok(Composed::Moot(reason)),
     };
-    if link.user.status == "SUSPENDED" {
+    if link.user.status == UserStatus::Suspended {
         return Ok(Composed::Moot("the user is suspended".to_owned()));
     }
     let context = json!({

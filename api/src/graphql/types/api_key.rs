@@ -12,7 +12,7 @@ use canopy_core::authz::Scope as CoreScope;
 use canopy_core::store::api_keys::ApiKeyRow;
 
 /// What an API key may do. A tenant administrator holds every scope.
-/// (The GraphQL face of `canopy_core::authz::Scope`.)
+// (The GraphQL face of `canopy_core::authz::Scope`.)
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 #[graphql(remote = "canopy_core::authz::Scope")]
 pub enum Scope {
@@ -39,7 +39,7 @@ impl ApiKey {
     }
 
     async fn scopes(&self) -> Vec<Scope> {
-        self.0.scopes().into_iter().map(Scope::from).collect()
+        self.0.scopes.iter().copied().map(Scope::from).collect()
     }
 
     /// The first characters of the secret, to tell keys apart.

@@ -263,7 +263,7 @@ impl Customer {
         }
         let filter = users::Filter {
             customer_id: Some(self.0.id),
-            status: status.map(UserStatus::as_str),
+            status: status.map(Into::into),
             search: search_pattern(search.as_deref())?,
             reach: guards::caller(ctx)?.limits().cloned(),
         };

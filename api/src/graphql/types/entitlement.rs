@@ -7,7 +7,10 @@ use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
 use canopy_core::store::entitlements::EntitlementRow;
 
+// The GraphQL face of `canopy_core::store::entitlements::EntitlementKind`.
+/// What an entitlement is; it decides what deleting its customer does with it.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "canopy_core::store::entitlements::EntitlementKind")]
 pub enum EntitlementKind {
     /// Survives the customer's deletion, detached.
     AuthorizationCode,
@@ -15,24 +18,6 @@ pub enum EntitlementKind {
     ActivationKey,
     /// Blocks the customer's deletion while attached.
     CloudAccount,
-}
-
-impl EntitlementKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntitlementKind::AuthorizationCode => "AUTHORIZATION_CODE",
-            EntitlementKind::ActivationKey => "ACTIVATION_KEY",
-            EntitlementKind::CloudAccount => "CLOUD_ACCOUNT",
-        }
-    }
-
-    fn parse(value: &str) -> Self {
-        match value {
-            "AUTHORIZATION_CODE" => EntitlementKind::AuthorizationCode,
-            "ACTIVATION_KEY" => EntitlementKind::ActivationKey,
-            _ => EntitlementKind::CloudAccount,
-        }
-    }
 }
 
 /// Something the customer holds outside this service.
@@ -45,7 +30,7 @@ impl Entitlement {
     }
 
     async fn kind(&self) -> EntitlementKind {
-        EntitlementKind::parse(&self.0.kind)
+        self.0.kind.into()
     }
 
     /// The code, key or account id; unique per kind in the tenant.

@@ -6,10 +6,11 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
 use crate::pagination::{self, Page, PageInfoParts};
-use canopy_core::jobs::JobKind as CoreKind;
+use canopy_core::jobs::{JobKind as CoreKind, JobState as CoreState};
 use canopy_core::store::jobs::{self, JobRow};
 
-/// The GraphQL face of `canopy_core::jobs::JobKind`.
+// The GraphQL face of `canopy_core::jobs::JobKind`.
+/// What a job sends.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 #[graphql(remote = "canopy_core::jobs::JobKind")]
 pub enum JobKind {
@@ -21,7 +22,10 @@ pub enum JobKind {
     AccountNotice,
 }
 
+// The GraphQL face of `canopy_core::jobs::JobState`.
+/// Where a job is: written with its change, handed to the queue, running, finished.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "canopy_core::jobs::JobState")]
 pub enum JobState {
     /// Committed but not yet handed to the queue.
     AwaitingDispatch,
@@ -34,30 +38,6 @@ pub enum JobState {
     Killed,
 }
 
-impl JobState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::AwaitingDispatch => "AWAITING_DISPATCH",
-            JobState::Pending => "PENDING",
-            JobState::Running => "RUNNING",
-            JobState::Done => "DONE",
-            JobState::Failed => "FAILED",
-            JobState::Killed => "KILLED",
-        }
-    }
-
-    fn parse(name: &str) -> Self {
-        match name {
-            "AWAITING_DISPATCH" => JobState::AwaitingDispatch,
-            "PENDING" => JobState::Pending,
-            "RUNNING" => JobState::Running,
-            "DONE" => JobState::Done,
-            "FAILED" => JobState::Failed,
-            _ => JobState::Killed,
-        }
-    }
-}
-
 /// An email on its way: its state, attempts and last error.
 pub struct Job(pub JobRow);
 
@@ -68,13 +48,11 @@ impl Job {
     }
 
     async fn kind(&self) -> JobKind {
-        CoreKind::parse(&self.0.kind)
-            .unwrap_or(CoreKind::AdminNotification)
-            .into()
+        self.0.kind.into()
     }
 
     async fn state(&self) -> JobState {
-        JobState::parse(&self.0.state)
+        self.0.state.into()
     }
 
     async fn attempts(&self) -> i32 {
@@ -131,8 +109,8 @@ enum JobSet {
     },
     Queue {
         tenant_id: i64,
-        kind: Option<&'static str>,
-        state: Option<&'static str>,
+        kind: Option<CoreKind>,
+        state: Option<CoreState>,
     },
 }
 
@@ -178,8 +156,8 @@ impl JobConnection {
         page: Page,
     ) -> ApiResult<Self> {
         let state = ctx.data_unchecked::<AppState>();
-        let kind = kind.map(|kind| CoreKind::from(kind).as_str());
-        let job_state = job_state.map(JobState::as_str);
+        let kind = kind.map(CoreKind::from);
+        let job_state = job_state.map(CoreState::from);
         let rows = jobs::list(
             &state.pool,
             tenant_id,
@@ -276,9 +254,9 @@ impl JobQueue {
                     kind: kind.into(),
                     ..JobKindRow::default()
                 };
-                for (k, s, n) in &counts {
-                    if k == kind.as_str() {
-                        row.add(JobState::parse(s), *n);
+                for &(k, s, n) in &counts {
+                    if k == kind {
+                        row.add(s.into(), n);
                     }
                 }
                 row

@@ -10,11 +10,11 @@ use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
 use crate::pagination::{self, Page, PageInfoParts};
 use canopy_core::authz;
-use canopy_core::lifecycle::UserStatus as CoreStatus;
 use canopy_core::store::customers::CustomerRow;
 use canopy_core::store::users::{self, Filter, UserRow};
 
-/// The GraphQL face of the lifecycle's status (`canopy_core::lifecycle`).
+// The GraphQL face of the lifecycle's status (`canopy_core::lifecycle`).
+/// Where a user is in its lifecycle; only the lifecycle's moves change it.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 #[graphql(remote = "canopy_core::lifecycle::UserStatus")]
 pub enum UserStatus {
@@ -27,18 +27,8 @@ pub enum UserStatus {
     Suspended,
 }
 
-impl UserStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        CoreStatus::from(self).as_str()
-    }
-
-    fn of(row: &UserRow) -> CoreStatus {
-        CoreStatus::parse(&row.status).unwrap_or(CoreStatus::Suspended)
-    }
-}
-
-/// The GraphQL face of `canopy_core::authz::Role`.
+// The GraphQL face of `canopy_core::authz::Role`.
+/// A user's place in its tenant.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 #[graphql(remote = "canopy_core::authz::Role")]
 pub enum UserRole {
@@ -46,12 +36,6 @@ pub enum UserRole {
     TenantAdmin,
     /// Belongs to one customer; manages what it administers.
     CustomerUser,
-}
-
-impl UserRole {
-    pub fn as_str(self) -> &'static str {
-        canopy_core::authz::Role::from(self).as_str()
-    }
 }
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -187,16 +171,16 @@ impl User {
     }
 
     async fn role(&self) -> UserRole {
-        self.0.role().into()
+        self.0.role.into()
     }
 
     async fn status(&self) -> UserStatus {
-        UserStatus::of(&self.0).into()
+        self.0.status.into()
     }
 
     /// Whether the user has proven the address, derived from the status.
     async fn email_verified(&self) -> bool {
-        UserStatus::of(&self.0).email_verified()
+        self.0.status.email_verified()
     }
 
     /// Null for tenant administrators.
