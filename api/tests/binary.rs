@@ -8,70 +8,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use canopy_tests::TestDb;
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 const BIN: &str = env!("CARGO_BIN_EXE_canopy-api");
-const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 
 fn random_hex() -> String {
     format!("{:016x}", rand::random::<u64>())
-}
-
-/// A database of the test's own, named but not created (the binary creates
-/// it); dropped by `drop_now`, or on `Drop` when a test fails first.
-struct Database {
-    name: String,
-    dropped: bool,
-}
-
-impl Database {
-    fn new() -> Self {
-        Self {
-            name: format!("canopy_bin_{}", random_hex()),
-            dropped: false,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("{POSTGRES}/{}", self.name)
-    }
-
-    async fn drop_now(mut self) {
-        drop_database(&self.name)
-            .await
-            .expect("drop the test database");
-        self.dropped = true;
-    }
-}
-
-async fn drop_database(name: &str) -> sqlx::Result<()> {
-    let mut admin = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres")).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    admin.close().await
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if self.dropped {
-            return;
-        }
-        // Drop cannot await: a thread with a runtime of its own does it.
-        let name = self.name.clone();
-        let done = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(drop_database(&name))
-        })
-        .join();
-        if !matches!(done, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {done:?}", self.name);
-        }
-    }
 }
 
 /// A scratch directory, removed on drop.
@@ -122,11 +65,11 @@ impl Drop for Server {
 
 /// Runs `create-tenant` as on a fresh installation: no CANOPY_SECRET, so
 /// the installation generates its own.
-async fn create_tenant(db: &Database, admin_email: &str) -> Output {
+async fn create_tenant(db: &TestDb, admin_email: &str) -> Output {
     create_tenant_with(db, admin_email, None).await
 }
 
-async fn create_tenant_with(db: &Database, admin_email: &str, secret: Option<&str>) -> Output {
+async fn create_tenant_with(db: &TestDb, admin_email: &str, secret: Option<&str>) -> Output {
     let mut command = tokio::process::Command::new(BIN);
     match secret {
         Some(secret) => command.env("CANOPY_SECRET", secret),
@@ -186,7 +129,7 @@ const VIEWER: &str = "{ viewer { tenant { id name } scopes } }";
 
 #[tokio::test]
 async fn create_tenant_then_serve_and_query_with_the_printed_key() {
-    let db = Database::new();
+    let db = TestDb::named();
     let scratch = TempDir::new();
 
     // create-tenant: one JSON object on stdout.
@@ -405,12 +348,12 @@ async fn create_tenant_then_serve_and_query_with_the_printed_key() {
     );
 
     drop(server);
-    db.drop_now().await;
+    drop(db);
 }
 
 #[tokio::test]
 async fn create_tenant_refuses_bad_input() {
-    let db = Database::new();
+    let db = TestDb::named();
 
     let output = create_tenant(&db, "not-an-email").await;
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -428,25 +371,18 @@ async fn create_tenant_refuses_bad_input() {
 
     // Input is checked before anything is touched: not even the database
     // was created.
-    let mut admin = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres"))
-        .await
-        .expect("connect to postgres");
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&db.name)
-            .fetch_one(&mut admin)
-            .await
-            .expect("look up the database");
-    assert!(!exists, "create-tenant created a database for bad input");
-    admin.close().await.expect("close");
+    assert!(
+        !db.exists().await,
+        "create-tenant created a database for bad input"
+    );
 
-    db.drop_now().await;
+    drop(db);
 }
 
 #[tokio::test]
 async fn fresh_installations_without_a_secret_issue_different_links() {
-    let first = Database::new();
-    let second = Database::new();
+    let first = TestDb::named();
+    let second = TestDb::named();
     let mut links = Vec::new();
     for db in [&first, &second] {
         let output = create_tenant(db, "admin@bin.test").await;
@@ -477,13 +413,13 @@ async fn fresh_installations_without_a_secret_issue_different_links() {
         stderr.contains("CANOPY_SECRET must be at least 32 bytes"),
         "{stderr}"
     );
-    first.drop_now().await;
-    second.drop_now().await;
+    drop(first);
+    drop(second);
 }
 
 #[tokio::test]
 async fn operators_endpoints_can_have_an_address_of_their_own() {
-    let db = Database::new();
+    let db = TestDb::named();
     let scratch = TempDir::new();
     let namespace = RedisNamespace::new();
     let (api_port, ops_port) = (free_port(), free_port());
@@ -532,7 +468,7 @@ async fn operators_endpoints_can_have_an_address_of_their_own() {
     let _ = server.child.kill();
     let _ = server.child.wait();
     drop(server);
-    db.drop_now().await;
+    drop(db);
 }
 
 /// The Redis keys of a queue prefix, deleted when the test ends.

@@ -1,11 +1,14 @@
 //! The harness for Canopy's end-to-end tests: the real app on a database of
-//! the test's own (from `#[sqlx::test]`), under a Redis prefix of its own,
+//! the test's own (`TestDb`), under a Redis prefix of its own,
 //! spoken to as a client would: GraphQL over HTTP.
 
+pub mod database;
 pub mod mail;
 pub mod redis_server;
 pub mod statements;
 pub mod worker_process;
+
+pub use database::TestDb;
 
 /// How often tests look again for what they wait for.
 pub const POLL: std::time::Duration = std::time::Duration::from_millis(50);

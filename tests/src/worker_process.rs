@@ -38,8 +38,7 @@ impl WorkerProcess {
             .fetch_one(&app.pool)
             .await
             .unwrap();
-        let server = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-        let (server, _) = server.rsplit_once('/').unwrap();
+        let server = crate::database::server_url();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

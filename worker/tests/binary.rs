@@ -5,70 +5,13 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use sqlx::Connection;
+use canopy_tests::TestDb;
 use tokio::sync::mpsc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_canopy-worker");
-const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 
 fn random_hex() -> String {
     format!("{:016x}", rand::random::<u64>())
-}
-
-/// A database of the test's own, named but not created (the binary creates
-/// it); dropped by `drop_now`, or on `Drop` when the test fails first.
-struct Database {
-    name: String,
-    dropped: bool,
-}
-
-impl Database {
-    fn new() -> Self {
-        Self {
-            name: format!("canopy_bin_{}", random_hex()),
-            dropped: false,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("{POSTGRES}/{}", self.name)
-    }
-
-    async fn drop_now(mut self) {
-        drop_database(&self.name)
-            .await
-            .expect("drop the test database");
-        self.dropped = true;
-    }
-}
-
-async fn drop_database(name: &str) -> sqlx::Result<()> {
-    let mut admin = sqlx::PgConnection::connect(&format!("{POSTGRES}/postgres")).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
-    admin.close().await
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if self.dropped {
-            return;
-        }
-        // Drop cannot await: a thread with a runtime of its own does it.
-        let name = self.name.clone();
-        let done = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(drop_database(&name))
-        })
-        .join();
-        if !matches!(done, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {done:?}", self.name);
-        }
-    }
 }
 
 /// The running worker; killed on drop if still running, and what it logged
@@ -80,7 +23,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(db: &Database, port: u16, namespace: &RedisNamespace) -> Self {
+    fn start(db: &TestDb, port: u16, namespace: &RedisNamespace) -> Self {
         let mut child = Command::new(BIN)
             .env("DATABASE_URL", db.url())
             .env("CANOPY_WORKER_ADDR", format!("127.0.0.1:{port}"))
@@ -174,7 +117,7 @@ impl Drop for Worker {
 
 #[tokio::test]
 async fn worker_starts_connects_and_stops_on_sigterm() {
-    let db = Database::new();
+    let db = TestDb::named();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -238,7 +181,7 @@ async fn worker_starts_connects_and_stops_on_sigterm() {
     );
 
     drop(worker);
-    db.drop_now().await;
+    drop(db);
 }
 
 /// The Redis keys of a queue prefix, deleted when the test ends.

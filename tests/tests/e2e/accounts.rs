@@ -2,9 +2,8 @@
 //! API keys record their maker and may expire, and account data past its
 //! use is purged.
 
-use canopy_tests::{TestApp, data_of, error_of, link_token};
+use canopy_tests::{TestApp, TestDb, data_of, error_of, link_token};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -68,8 +67,10 @@ async fn signed_in(app: &TestApp, session: &str) -> bool {
         .is_none()
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_user_lists_and_ends_its_sessions_and_managers_may_too(pool: PgPool) {
+#[tokio::test]
+async fn a_user_lists_and_ends_its_sessions_and_managers_may_too() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let (id, first) = active_user(&app, "pat@globex.test").await;
     let second = login(&app, "pat@globex.test").await;
@@ -115,8 +116,10 @@ async fn a_user_lists_and_ends_its_sessions_and_managers_may_too(pool: PgPool) {
     assert_eq!(data["user"]["sessions"], json!([]));
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_changed_password_or_address_is_told_and_ends_sessions(pool: PgPool) {
+#[tokio::test]
+async fn a_changed_password_or_address_is_told_and_ends_sessions() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     let (id, session) = active_user(&app, "kim@globex.test").await;
 
@@ -171,8 +174,10 @@ async fn a_changed_password_or_address_is_told_and_ends_sessions(pool: PgPool) {
     assert!(told.text.contains("signed out"), "{}", told.text);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn tenant_administrators_hear_of_new_administrators_and_keys(pool: PgPool) {
+#[tokio::test]
+async fn tenant_administrators_hear_of_new_administrators_and_keys() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     let token = link_token(&app.tenant.activation_link);
     let admin = data_of(
@@ -281,8 +286,10 @@ async fn tenant_administrators_hear_of_new_administrators_and_keys(pool: PgPool)
     assert_eq!(app.snapshot().await, before);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_key_that_expires_makes_no_key_that_outlives_it(pool: PgPool) {
+#[tokio::test]
+async fn a_key_that_expires_makes_no_key_that_outlives_it() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let expiry = chrono::Utc::now() + chrono::Duration::days(1);
     let temporary = app
@@ -330,8 +337,10 @@ async fn a_key_that_expires_makes_no_key_that_outlives_it(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn stale_sign_ups_sessions_and_links_are_purged(pool: PgPool) {
+#[tokio::test]
+async fn stale_sign_ups_sessions_and_links_are_purged() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let sign_up =
         "mutation($input: SignUpInput!) { signUp(input: $input) { user { id } customer { id } } }";

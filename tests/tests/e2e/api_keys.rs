@@ -1,9 +1,8 @@
 //! API keys: authentication, scopes on every guarded field, creation,
 //! revocation and the throttled lastUsedAt.
 
-use canopy_tests::{TestApp, global_id_number};
+use canopy_tests::{TestApp, TestDb, global_id_number};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 const CREATE_KEY: &str = "mutation($name: String!, $scopes: [Scope!]!) {
   createApiKey(name: $name, scopes: $scopes) {
@@ -11,8 +10,10 @@ const CREATE_KEY: &str = "mutation($name: String!, $scopes: [Scope!]!) {
   }
 }";
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn callers_without_a_valid_key_are_unauthenticated(pool: PgPool) {
+#[tokio::test]
+async fn callers_without_a_valid_key_are_unauthenticated() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let error = app
         .error_as(None, "{ customers { totalCount } }", json!({}))
@@ -41,8 +42,10 @@ async fn callers_without_a_valid_key_are_unauthenticated(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_created_key_works_once_shown_and_stops_when_revoked(pool: PgPool) {
+#[tokio::test]
+async fn a_created_key_works_once_shown_and_stops_when_revoked() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let data = app
         .data(
@@ -122,8 +125,10 @@ async fn a_created_key_works_once_shown_and_stops_when_revoked(pool: PgPool) {
     assert_eq!(data["revokeApiKey"]["revokedAt"], revoked_at);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn create_and_revoke_refuse_bad_input(pool: PgPool) {
+#[tokio::test]
+async fn create_and_revoke_refuse_bad_input() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let readonly = app.key_with(&["CUSTOMERS_READ", "API_KEYS_WRITE"]).await;
     let other = app.create_tenant("Other").await;
@@ -194,8 +199,10 @@ async fn create_and_revoke_refuse_bad_input(pool: PgPool) {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn scopes_guard_every_field(pool: PgPool) {
+#[tokio::test]
+async fn scopes_guard_every_field() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let customer = app.customer("Acme", None).await;
     let read = app.key_with(&["CUSTOMERS_READ"]).await;
@@ -305,8 +312,10 @@ async fn scopes_guard_every_field(pool: PgPool) {
     assert_eq!(data["users"]["totalCount"], 1);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn last_used_at_is_written_at_most_once_a_minute(pool: PgPool) {
+#[tokio::test]
+async fn last_used_at_is_written_at_most_once_a_minute() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let secret = app.key_with(&["CUSTOMERS_READ"]).await;
     let stored = || async {

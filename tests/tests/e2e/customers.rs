@@ -1,9 +1,8 @@
 //! Creating, editing, listing and finding customers; administrators and
 //! entitlements; and that a tenant sees nothing of another's.
 
-use canopy_tests::TestApp;
+use canopy_tests::{TestApp, TestDb};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 const CREATE: &str = "mutation($input: CreateCustomerInput!) {
   createCustomer(input: $input) {
@@ -36,8 +35,10 @@ fn field_values(connection: &Value, field: &str) -> Vec<String> {
         .collect()
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn create_stores_every_field_and_assigns_numbers(pool: PgPool) {
+#[tokio::test]
+async fn create_stores_every_field_and_assigns_numbers() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let input = json!({
         "title": "  Acme GmbH ", "info": "Primary contact: Ann\nBackup: Bob",
@@ -88,8 +89,10 @@ async fn create_stores_every_field_and_assigns_numbers(pool: PgPool) {
     assert_eq!(data["createCustomer"]["customer"]["number"], "C-000001");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn create_refuses_bad_input_and_changes_nothing(pool: PgPool) {
+#[tokio::test]
+async fn create_refuses_bad_input_and_changes_nothing() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let parent = app.customer("Parent", None).await;
     app.data(
@@ -188,8 +191,10 @@ async fn create_refuses_bad_input_and_changes_nothing(pool: PgPool) {
     .await;
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn update_changes_given_fields_clears_nulls_and_keeps_the_rest(pool: PgPool) {
+#[tokio::test]
+async fn update_changes_given_fields_clears_nulls_and_keeps_the_rest() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let data = app
         .data(
@@ -227,8 +232,10 @@ async fn update_changes_given_fields_clears_nulls_and_keeps_the_rest(pool: PgPoo
     assert_eq!(found["customerByNumber"]["id"], id);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn update_refuses_bad_input_and_changes_nothing(pool: PgPool) {
+#[tokio::test]
+async fn update_refuses_bad_input_and_changes_nothing() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let id = app.customer("Acme", None).await;
     app.data(
@@ -273,8 +280,10 @@ async fn update_refuses_bad_input_and_changes_nothing(pool: PgPool) {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn lists_search_and_page_with_cursors(pool: PgPool) {
+#[tokio::test]
+async fn lists_search_and_page_with_cursors() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let root = app.customer("Globex", None).await;
     for title in ["Initech", "Umbrella Corp", "Acme Corp", "Hooli"] {
@@ -348,8 +357,10 @@ async fn lists_search_and_page_with_cursors(pool: PgPool) {
     assert_eq!(data["customer"]["innerCustomers"]["totalCount"], 2);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn page_sizes_cursors_and_search_length_are_bounded(pool: PgPool) {
+#[tokio::test]
+async fn page_sizes_cursors_and_search_length_are_bounded() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     app.customer("One", None).await;
     for (variables, field) in [
@@ -366,8 +377,10 @@ async fn page_sizes_cursors_and_search_length_are_bounded(pool: PgPool) {
     assert_eq!(data["customers"]["totalCount"], 1);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn administrators_are_assigned_and_removed_by_email(pool: PgPool) {
+#[tokio::test]
+async fn administrators_are_assigned_and_removed_by_email() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let customer = app.customer("Acme", None).await;
     let assign = "mutation($id: ID!, $email: String!) {
@@ -460,8 +473,10 @@ async fn administrators_are_assigned_and_removed_by_email(pool: PgPool) {
     assert_eq!(error.code, "FAILED_PRECONDITION");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn entitlements_attach_and_detach(pool: PgPool) {
+#[tokio::test]
+async fn entitlements_attach_and_detach() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let customer = app.customer("Acme", None).await;
     let attach = "mutation($id: ID!, $kind: EntitlementKind!, $reference: String!) {
@@ -552,8 +567,10 @@ async fn entitlements_attach_and_detach(pool: PgPool) {
     assert_eq!(error.code, "NOT_FOUND");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_tenant_never_sees_another_tenants_customers(pool: PgPool) {
+#[tokio::test]
+async fn a_tenant_never_sees_another_tenants_customers() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let ours = app.customer("Secret Customer", None).await;
     let user = app.insert_user("someone@acme.test", Some(&ours)).await;
@@ -609,8 +626,10 @@ async fn a_tenant_never_sees_another_tenants_customers(pool: PgPool) {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn users_are_listed_filtered_and_searched(pool: PgPool) {
+#[tokio::test]
+async fn users_are_listed_filtered_and_searched() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let acme = app.customer("Acme", None).await;
     app.insert_user("zoe@acme.test", Some(&acme)).await;

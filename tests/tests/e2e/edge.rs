@@ -1,9 +1,8 @@
 //! At the edge: request ids, security headers, CORS, and the switches for
 //! GraphiQL and introspection.
 
-use canopy_tests::TestApp;
+use canopy_tests::{TestApp, TestDb};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 const VIEWER: &str = "{ viewer { scopes } }";
 
@@ -19,8 +18,10 @@ async fn post(app: &TestApp, request_id: Option<&str>) -> reqwest::Response {
     request.send().await.unwrap()
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn every_answer_names_its_request_and_jobs_carry_it(pool: PgPool) {
+#[tokio::test]
+async fn every_answer_names_its_request_and_jobs_carry_it() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     // The tests' app trusts 127.0.0.1 as its proxy: the id it sends stands.
     let app = TestApp::spawn(pool).await;
     let response = post(&app, Some("req-abc.123")).await;
@@ -56,15 +57,19 @@ async fn every_answer_names_its_request_and_jobs_carry_it(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_client_that_is_no_trusted_proxy_cannot_name_its_request(pool: PgPool) {
+#[tokio::test]
+async fn a_client_that_is_no_trusted_proxy_cannot_name_its_request() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_env(pool, &[("CANOPY_TRUSTED_PROXIES", "10.9.9.9")]).await;
     let response = post(&app, Some("chosen-by-client")).await;
     assert_ne!(response.headers()["x-request-id"], "chosen-by-client");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn answers_carry_security_headers(pool: PgPool) {
+#[tokio::test]
+async fn answers_carry_security_headers() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let response = post(&app, None).await;
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
@@ -90,8 +95,10 @@ fn references(html: &str) -> Vec<String> {
     found
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn graphiql_loads_only_what_this_server_serves(pool: PgPool) {
+#[tokio::test]
+async fn graphiql_loads_only_what_this_server_serves() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool.clone()).await;
     let page = app.client.get(app.url("/graphql")).send().await.unwrap();
     assert_eq!(page.status(), 200);
@@ -164,8 +171,10 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
         .unwrap()
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn browsers_may_call_only_from_the_origins_allowed(pool: PgPool) {
+#[tokio::test]
+async fn browsers_may_call_only_from_the_origins_allowed() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let closed = TestApp::spawn(pool.clone()).await;
     let response = preflight(&closed, "https://app.example").await;
     assert!(
@@ -186,8 +195,10 @@ async fn browsers_may_call_only_from_the_origins_allowed(pool: PgPool) {
     assert!(!other.headers().contains_key("access-control-allow-origin"));
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn graphiql_and_introspection_can_be_switched_off(pool: PgPool) {
+#[tokio::test]
+async fn graphiql_and_introspection_can_be_switched_off() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let open = TestApp::spawn(pool.clone()).await;
     let body = open
         .post(

@@ -8,9 +8,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use canopy_api::ids::{self, NodeKind};
-use canopy_tests::{GqlError, TestApp};
+use canopy_tests::{GqlError, TestApp, TestDb};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 use crate::permissions::{administer, member, titles};
 
@@ -58,8 +57,10 @@ async fn refused(app: &TestApp, key: &str, query: &str, variables: Value, code: 
 
 /// The attack: a key holding only user scopes made itself (or its holder)
 /// a tenant administrator, or took over one's account.
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_key_short_of_any_scope_gains_no_tenant_administrator(pool: PgPool) {
+#[tokio::test]
+async fn a_key_short_of_any_scope_gains_no_tenant_administrator() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     // The first administrator has not activated yet; the test brings an
     // active one of its own.
@@ -99,8 +100,10 @@ async fn a_key_short_of_any_scope_gains_no_tenant_administrator(pool: PgPool) {
     assert_eq!(data["setUserStatus"]["user"]["status"], "SUSPENDED");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_key_acts_on_customer_users_only_with_the_scopes_they_hold(pool: PgPool) {
+#[tokio::test]
+async fn a_key_acts_on_customer_users_only_with_the_scopes_they_hold() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let c = app.customer("Client", None).await;
     let plain = app.insert_user("plain@acme.test", Some(&c)).await;
@@ -159,8 +162,10 @@ async fn a_key_acts_on_customer_users_only_with_the_scopes_they_hold(pool: PgPoo
     assert_eq!(data["setUserStatus"]["user"]["status"], "SUSPENDED");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn making_an_administrator_needs_the_administrators_scopes(pool: PgPool) {
+#[tokio::test]
+async fn making_an_administrator_needs_the_administrators_scopes() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let c = app.customer("Client", None).await;
     app.insert_user("plain@acme.test", Some(&c)).await;
@@ -197,8 +202,10 @@ async fn making_an_administrator_needs_the_administrators_scopes(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn deleting_a_customer_deletes_only_users_the_caller_covers(pool: PgPool) {
+#[tokio::test]
+async fn deleting_a_customer_deletes_only_users_the_caller_covers() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let a = app.customer("A", None).await;
     let a1 = app.customer("A1", Some(&a)).await;
@@ -248,8 +255,10 @@ async fn deleting_a_customer_deletes_only_users_the_caller_covers(pool: PgPool) 
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn what_lies_out_of_reach_looks_absent(pool: PgPool) {
+#[tokio::test]
+async fn what_lies_out_of_reach_looks_absent() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let a = app.customer("Secretparent", None).await;
     let a1 = app.customer("Branch", Some(&a)).await;
@@ -370,8 +379,10 @@ async fn what_lies_out_of_reach_looks_absent(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn links_issued_before_a_user_gains_power_stop_working(pool: PgPool) {
+#[tokio::test]
+async fn links_issued_before_a_user_gains_power_stop_working() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let a = app.customer("A", None).await;
     let a1 = app.customer("A1", Some(&a)).await;

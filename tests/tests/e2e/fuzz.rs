@@ -23,7 +23,7 @@ use async_graphql_parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use canopy_api::ids::{NodeKind, encode};
-use canopy_tests::{TestApp, data_of, global_id_number, link_token};
+use canopy_tests::{TestApp, TestDb, data_of, global_id_number, link_token};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -1311,28 +1311,35 @@ fn digest_difference(before: &str, after: &str) -> String {
     out
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn fuzzed_customer_mutations_never_fail_inside_nor_change_rows_when_refused(pool: PgPool) {
+#[tokio::test]
+async fn fuzzed_customer_mutations_never_fail_inside_nor_change_rows_when_refused() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     fuzz(pool, CUSTOMER_MUTATIONS).await;
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn fuzzed_user_mutations_never_fail_inside_nor_change_rows_when_refused(pool: PgPool) {
+#[tokio::test]
+async fn fuzzed_user_mutations_never_fail_inside_nor_change_rows_when_refused() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     fuzz(pool, USER_MUTATIONS).await;
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn fuzzed_account_tenant_job_and_key_mutations_never_fail_inside_nor_change_rows_when_refused(
-    pool: PgPool,
-) {
+#[tokio::test]
+async fn fuzzed_account_tenant_job_and_key_mutations_never_fail_inside_nor_change_rows_when_refused()
+ {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     fuzz(pool, OTHER_MUTATIONS).await;
 }
 
 /// A body that is JSON the server cannot decode (here a lone UTF-16
 /// surrogate, `\ud800`, in a variable's string) is answered 400 with a
 /// coded JSON error, not the parser's text, and changes nothing.
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_body_json_cannot_decode_is_answered_with_a_coded_json_error(pool: PgPool) {
+#[tokio::test]
+async fn a_body_json_cannot_decode_is_answered_with_a_coded_json_error() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let before = app.snapshot().await;
     let response = app

@@ -1,12 +1,13 @@
 //! Hostile input: what a fuzzer found reaches nothing it should not, and
 //! addresses are plain mailboxes.
 
-use canopy_tests::TestApp;
+use canopy_tests::{TestApp, TestDb};
 use serde_json::json;
-use sqlx::PgPool;
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn control_characters_are_bad_input_not_internal_errors(pool: PgPool) {
+#[tokio::test]
+async fn control_characters_are_bad_input_not_internal_errors() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let nul = "\u{0}w";
     let before = app.snapshot().await;
@@ -54,8 +55,10 @@ async fn control_characters_are_bad_input_not_internal_errors(pool: PgPool) {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn addresses_are_plain_mailboxes(pool: PgPool) {
+#[tokio::test]
+async fn addresses_are_plain_mailboxes() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let customer = app.customer("Globex", None).await;
     let before = app.snapshot().await;

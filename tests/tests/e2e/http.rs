@@ -1,9 +1,10 @@
-use canopy_tests::TestApp;
+use canopy_tests::{TestApp, TestDb};
 use serde_json::json;
-use sqlx::PgPool;
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn health_readiness_and_metrics_are_served(pool: PgPool) {
+#[tokio::test]
+async fn health_readiness_and_metrics_are_served() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -31,8 +32,10 @@ async fn health_readiness_and_metrics_are_served(pool: PgPool) {
     assert!(graphiql.text().await.unwrap().contains("graphiql"));
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn readiness_fails_when_redis_is_unreachable(pool: PgPool) {
+#[tokio::test]
+async fn readiness_fails_when_redis_is_unreachable() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool.clone()).await;
     // The same app, pointed at a port where no Redis listens.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -56,8 +59,10 @@ async fn readiness_fails_when_redis_is_unreachable(pool: PgPool) {
     assert_eq!(body, json!({ "postgres": "ok", "redis": "unavailable" }));
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn deep_and_costly_queries_are_refused_before_running(pool: PgPool) {
+#[tokio::test]
+async fn deep_and_costly_queries_are_refused_before_running() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     app.customer("Acme", None).await;
 

@@ -5,9 +5,8 @@
 use std::time::{Duration, Instant};
 
 use canopy_tests::redis_server::RedisServer;
-use canopy_tests::{POLL, TestApp, data_of};
+use canopy_tests::{POLL, TestApp, TestDb, data_of};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 const INVITE: &str = "mutation($c: ID!, $e: String!) {
   createUser(input: { customerId: $c, email: $e, activation: SEND_ACTIVATION_EMAIL }) { user { id } }
@@ -67,8 +66,10 @@ async fn delivery_when(app: &TestApp, user: &str, done: impl Fn(&Value) -> bool)
     }
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_refusing_smtp_server_is_retried_until_it_accepts(pool: PgPool) {
+#[tokio::test]
+async fn a_refusing_smtp_server_is_retried_until_it_accepts() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     let customer = app.customer("Globex", None).await;
     app.mail()
@@ -94,8 +95,10 @@ async fn a_refusing_smtp_server_is_retried_until_it_accepts(pool: PgPool) {
     assert!(email.message_id.starts_with("canopy-job-"));
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_permanent_refusal_kills_the_job_until_an_operator_retries_it(pool: PgPool) {
+#[tokio::test]
+async fn a_permanent_refusal_kills_the_job_until_an_operator_retries_it() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     let customer = app.customer("Globex", None).await;
     app.mail()
@@ -146,8 +149,10 @@ async fn a_permanent_refusal_kills_the_job_until_an_operator_retries_it(pool: Pg
     assert_eq!(error.code, "NOT_FOUND");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn the_queue_is_read_with_jobs_read_and_per_tenant(pool: PgPool) {
+#[tokio::test]
+async fn the_queue_is_read_with_jobs_read_and_per_tenant() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let customer = app.customer("Globex", None).await;
     invite(&app, &customer, "cy@globex.test").await;
@@ -202,8 +207,10 @@ async fn the_queue_is_read_with_jobs_read_and_per_tenant(pool: PgPool) {
     assert_eq!(error.code, "FORBIDDEN", "retrying needs JOBS_WRITE");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_mutation_committed_while_redis_is_down_still_sends_its_email(pool: PgPool) {
+#[tokio::test]
+async fn a_mutation_committed_while_redis_is_down_still_sends_its_email() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let mut redis = RedisServer::start();
     let app = TestApp::spawn_with_mail_and_redis(pool, &redis.url()).await;
     let customer = app.customer("Globex", None).await;
@@ -228,8 +235,10 @@ async fn a_mutation_committed_while_redis_is_down_still_sends_its_email(pool: Pg
     assert_eq!(app.mail().messages_to("during@globex.test").len(), 1);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn retention_prunes_old_done_jobs_only(pool: PgPool) {
+#[tokio::test]
+async fn retention_prunes_old_done_jobs_only() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let customer = app.customer("Globex", None).await;
     for i in 0..5 {
@@ -276,8 +285,10 @@ async fn retention_prunes_old_done_jobs_only(pool: PgPool) {
     assert_eq!(rows, 3, "one row per kind and state left");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn an_smtp_server_that_is_down_is_retried_until_it_is_back(pool: PgPool) {
+#[tokio::test]
+async fn an_smtp_server_that_is_down_is_retried_until_it_is_back() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let mut app = TestApp::spawn_with_mail(pool).await;
     let customer = app.customer("Globex", None).await;
     app.smtp.as_mut().unwrap().stop().await;
@@ -312,8 +323,10 @@ async fn an_smtp_server_that_is_down_is_retried_until_it_is_back(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn redis_forgets_tasks_finished_long_ago(pool: PgPool) {
+#[tokio::test]
+async fn redis_forgets_tasks_finished_long_ago() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     let customer = app.customer("Globex", None).await;
     invite(&app, &customer, "old@globex.test").await;

@@ -4,9 +4,8 @@
 //! from the environment; an API key's operations weigh by their cost.
 
 use canopy_core::config::RateLimits;
-use canopy_tests::{TestApp, data_of, link_token};
+use canopy_tests::{TestApp, TestDb, data_of, link_token};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -43,8 +42,10 @@ fn code(body: &Value) -> &str {
         .unwrap_or("none")
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn aliased_guesses_in_one_request_get_nowhere(pool: PgPool) {
+#[tokio::test]
+async fn aliased_guesses_in_one_request_get_nowhere() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_env(pool, &shipped()).await;
     activated_admin(&app).await;
     let before = sessions(&app).await;
@@ -75,8 +76,10 @@ async fn aliased_guesses_in_one_request_get_nowhere(pool: PgPool) {
     assert_eq!(sessions(&app).await, before, "no session came of it");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn repeated_guesses_are_refused_before_the_password_is_tried(pool: PgPool) {
+#[tokio::test]
+async fn repeated_guesses_are_refused_before_the_password_is_tried() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_env(pool, &shipped()).await;
     activated_admin(&app).await;
     let before = sessions(&app).await;
@@ -96,8 +99,10 @@ async fn repeated_guesses_are_refused_before_the_password_is_tried(pool: PgPool)
     assert_eq!(sessions(&app).await, before);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn an_address_gets_at_most_the_limits_number_of_reset_emails(pool: PgPool) {
+#[tokio::test]
+async fn an_address_gets_at_most_the_limits_number_of_reset_emails() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail_and_env(pool, &shipped()).await;
     activated_admin(&app).await;
     let reset = "mutation($t: ID!, $e: String!) { requestPasswordReset(tenantId: $t, email: $e) }";
@@ -133,8 +138,10 @@ async fn an_address_gets_at_most_the_limits_number_of_reset_emails(pool: PgPool)
     assert!((1..=3).contains(&resets), "{resets}");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn two_processes_share_one_limit_and_each_limits_without_redis(pool: PgPool) {
+#[tokio::test]
+async fn two_processes_share_one_limit_and_each_limits_without_redis() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_env(pool.clone(), &shipped()).await;
     activated_admin(&app).await;
     // A second api process of the same installation.
@@ -193,8 +200,10 @@ async fn two_processes_share_one_limit_and_each_limits_without_redis(pool: PgPoo
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_limit_set_in_the_environment_takes_effect(pool: PgPool) {
+#[tokio::test]
+async fn a_limit_set_in_the_environment_takes_effect() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_env(pool, &[("CANOPY_LIMIT_LOGIN_CLIENT_ADDRESS", "2/60")]).await;
     activated_admin(&app).await;
     let codes: Vec<String> = {
@@ -213,8 +222,10 @@ async fn a_limit_set_in_the_environment_takes_effect(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_callers_operations_weigh_by_their_cost(pool: PgPool) {
+#[tokio::test]
+async fn a_callers_operations_weigh_by_their_cost() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_env(pool, &[("CANOPY_LIMIT_CALLER", "100/60")]).await;
     let query = "{ customers(first: 20) { nodes { id title } } }";
     let send = || {
@@ -274,8 +285,10 @@ async fn login_status(app: &TestApp) -> (u16, Option<String>, Value) {
     (status, retry, response.json().await.unwrap())
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_request_out_of_time_is_answered_503(pool: PgPool) {
+#[tokio::test]
+async fn a_request_out_of_time_is_answered_503() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     // A sign-in's Argon2 work alone takes longer than a millisecond.
     let app = TestApp::spawn_with_env(pool, &[("CANOPY_REQUEST_TIMEOUT_MS", "1")]).await;
     let (status, retry, body) = login_status(&app).await;
@@ -284,8 +297,10 @@ async fn a_request_out_of_time_is_answered_503(pool: PgPool) {
     assert_eq!(body["errors"][0]["message"], "the request took too long");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn requests_beyond_those_in_flight_are_shed(pool: PgPool) {
+#[tokio::test]
+async fn requests_beyond_those_in_flight_are_shed() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_env(pool, &[("CANOPY_MAX_IN_FLIGHT", "1")]).await;
     let answers = futures_join(&app, 16).await;
     let shed = answers.iter().filter(|(status, ..)| *status == 503).count();
@@ -317,8 +332,10 @@ async fn futures_join(app: &TestApp, n: usize) -> Vec<(u16, Option<String>, Valu
     running.join_all().await
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_key_may_have_a_budget_of_its_own(pool: PgPool) {
+#[tokio::test]
+async fn a_key_may_have_a_budget_of_its_own() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_env(pool, &[("CANOPY_LIMIT_CALLER", "1000/60")]).await;
     let create = "mutation($n: Int) { createApiKey(name: \"partner\", scopes: [CUSTOMERS_READ, API_KEYS_WRITE],
         rateLimitPerMinute: $n) { secret apiKey { rateLimitPerMinute } } }";
@@ -363,8 +380,10 @@ async fn a_key_may_have_a_budget_of_its_own(pool: PgPool) {
     assert_eq!(data["createApiKey"]["apiKey"]["rateLimitPerMinute"], 30);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_search_weighs_more_than_a_page(pool: PgPool) {
+#[tokio::test]
+async fn a_search_weighs_more_than_a_page() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let cost = |body: Value| body["extensions"]["cost"].as_u64().unwrap();
     let key = app.tenant.api_key.clone();
@@ -391,8 +410,10 @@ async fn a_search_weighs_more_than_a_page(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn every_spelling_of_a_tenant_counts_against_one_account(pool: PgPool) {
+#[tokio::test]
+async fn every_spelling_of_a_tenant_counts_against_one_account() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     use base64::Engine as _;
     let app = TestApp::spawn_with_env(pool, &shipped()).await;
     activated_admin(&app).await;
@@ -419,8 +440,10 @@ async fn every_spelling_of_a_tenant_counts_against_one_account(pool: PgPool) {
     assert_eq!(code(&body), "RATE_LIMITED", "{body}");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn signing_in_again_brings_no_new_budget(pool: PgPool) {
+#[tokio::test]
+async fn signing_in_again_brings_no_new_budget() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_env(pool, &[("CANOPY_LIMIT_CALLER", "10/60")]).await;
     activated_admin(&app).await;
     let session = |body: Value| data_of(body)["login"]["token"].as_str().unwrap().to_owned();
@@ -432,8 +455,10 @@ async fn signing_in_again_brings_no_new_budget(pool: PgPool) {
     assert_eq!(code(&body), "RATE_LIMITED", "{body}");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn graphql_comes_as_json_only(pool: PgPool) {
+#[tokio::test]
+async fn graphql_comes_as_json_only() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let before = app.snapshot().await;
     for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
@@ -452,8 +477,10 @@ async fn graphql_comes_as_json_only(pool: PgPool) {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn anonymous_operations_spend_a_budget_per_client(pool: PgPool) {
+#[tokio::test]
+async fn anonymous_operations_spend_a_budget_per_client() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_env(pool, &[("CANOPY_LIMIT_CALLER", "5/60")]).await;
     let mut codes = Vec::new();
     for _ in 0..6 {

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_graphql_parser::types::{TypeKind, TypeSystemDefinition};
 use canopy_core::authz::Scope;
-use canopy_tests::{TestApp, data_of, global_id_number, link_token};
+use canopy_tests::{TestApp, TestDb, data_of, global_id_number, link_token};
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 
@@ -1096,8 +1096,10 @@ fn matches(answer: &Value, expected: Answer, content: Content) -> bool {
 // ---------------------------------------------------------------------------
 // The tests.
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn every_field_answers_each_caller_as_the_matrix_says(pool: PgPool) {
+#[tokio::test]
+async fn every_field_answers_each_caller_as_the_matrix_says() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let schema = schema();
     let (rules, _) = matrix();
     let mut world = World::build(pool).await;
@@ -1180,8 +1182,10 @@ async fn every_field_answers_each_caller_as_the_matrix_says(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn every_mutation_answers_each_caller_as_the_matrix_says(pool: PgPool) {
+#[tokio::test]
+async fn every_mutation_answers_each_caller_as_the_matrix_says() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let schema = schema();
     let (rules, _) = matrix();
     let mut world = World::build(pool).await;

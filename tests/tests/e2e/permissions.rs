@@ -2,9 +2,8 @@
 //! customer users for themselves, and nothing of another subtree, a
 //! sibling's or another tenant's. Out of reach answers as absent.
 
-use canopy_tests::{TestApp, data_of};
+use canopy_tests::{TestApp, TestDb, data_of};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -104,8 +103,10 @@ async fn world(app: &TestApp) -> World {
     }
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_customer_administrator_reads_its_subtree_only(pool: PgPool) {
+#[tokio::test]
+async fn a_customer_administrator_reads_its_subtree_only() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let w = world(&app).await;
     let data = app
@@ -157,8 +158,10 @@ async fn a_customer_administrator_reads_its_subtree_only(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_customer_administrator_changes_its_subtree_only(pool: PgPool) {
+#[tokio::test]
+async fn a_customer_administrator_changes_its_subtree_only() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let w = world(&app).await;
     let key = Some(w.a1_admin.as_str());
@@ -296,8 +299,10 @@ async fn a_customer_administrator_changes_its_subtree_only(pool: PgPool) {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_siblings_administrator_reaches_nothing_of_ours(pool: PgPool) {
+#[tokio::test]
+async fn a_siblings_administrator_reaches_nothing_of_ours() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let w = world(&app).await;
     let data = app
@@ -333,8 +338,10 @@ async fn a_siblings_administrator_reaches_nothing_of_ours(pool: PgPool) {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_plain_customer_user_reads_itself_and_its_customer_and_edits_its_name(pool: PgPool) {
+#[tokio::test]
+async fn a_plain_customer_user_reads_itself_and_its_customer_and_edits_its_name() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let w = world(&app).await;
     let session = w.plain_session.as_str();
@@ -414,8 +421,10 @@ async fn a_plain_customer_user_reads_itself_and_its_customer_and_edits_its_name(
     assert_eq!(app.snapshot().await, before);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_user_with_power_elsewhere_is_not_a_subtree_administrators_to_manage(pool: PgPool) {
+#[tokio::test]
+async fn a_user_with_power_elsewhere_is_not_a_subtree_administrators_to_manage() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let w = world(&app).await;
     // deep (of A1a, in A1's subtree) also administers B, beyond A1's reach.

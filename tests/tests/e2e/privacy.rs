@@ -1,9 +1,8 @@
 //! Account privacy: a sign-up tells nobody whether an address has an
 //! account, and a tenant may switch self sign-up off.
 
-use canopy_tests::{TestApp, data_of, error_of, global_id_number};
+use canopy_tests::{TestApp, TestDb, data_of, error_of, global_id_number};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -51,8 +50,10 @@ fn id_of(body: &Value, object: &str) -> i64 {
     global_id_number(body["data"]["signUp"][object]["id"].as_str().unwrap())
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_sign_up_with_a_taken_address_answers_as_a_new_one_and_tells_the_owner(pool: PgPool) {
+#[tokio::test]
+async fn a_sign_up_with_a_taken_address_answers_as_a_new_one_and_tells_the_owner() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     let first = sign_up(&app, "sam@bikes.test", "Sam's Bikes").await;
     let before = app.snapshot().await;
@@ -124,8 +125,10 @@ async fn a_sign_up_with_a_taken_address_answers_as_a_new_one_and_tells_the_owner
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_key_of_another_tenant_reads_nothing_through_a_sign_up(pool: PgPool) {
+#[tokio::test]
+async fn a_key_of_another_tenant_reads_nothing_through_a_sign_up() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     let other = app.create_tenant("Other").await;
     let nested = "mutation($input: SignUpInput!) { signUp(input: $input) {
@@ -170,8 +173,10 @@ const UPDATE_TENANT: &str = "mutation($input: UpdateTenantInput!) {
   updateTenant(input: $input) { id name requireApproval portalUrl selfSignUp }
 }";
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_tenant_without_self_sign_up_answers_as_if_it_did_not_exist(pool: PgPool) {
+#[tokio::test]
+async fn a_tenant_without_self_sign_up_answers_as_if_it_did_not_exist() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let unknown = app
         .post(

@@ -5,9 +5,8 @@
 use std::time::{Duration, Instant};
 
 use canopy_tests::worker_process::WorkerProcess;
-use canopy_tests::{POLL, TestApp};
+use canopy_tests::{POLL, TestApp, TestDb};
 use serde_json::json;
-use sqlx::PgPool;
 
 async fn invite(app: &TestApp, customer: &str, email: &str) {
     app.data(
@@ -37,8 +36,10 @@ async fn wait_for_state(app: &TestApp, state: &str) {
     }
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_worker_killed_during_a_job_leaves_it_to_another(pool: PgPool) {
+#[tokio::test]
+async fn a_worker_killed_during_a_job_leaves_it_to_another() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail_stopped(pool).await;
     let customer = app.customer("Globex", None).await;
     // The SMTP server is slow, so the worker is killed mid-job.
@@ -68,8 +69,10 @@ async fn a_worker_killed_during_a_job_leaves_it_to_another(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn two_workers_send_each_email_once(pool: PgPool) {
+#[tokio::test]
+async fn two_workers_send_each_email_once() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail_stopped(pool).await;
     let customer = app.customer("Globex", None).await;
     let _one = WorkerProcess::start(&app).await;
@@ -92,8 +95,10 @@ async fn two_workers_send_each_email_once(pool: PgPool) {
     assert!(attempts.iter().all(|a| *a == 1), "{attempts:?}");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_stopped_worker_loses_nothing_to_its_successor(pool: PgPool) {
+#[tokio::test]
+async fn a_stopped_worker_loses_nothing_to_its_successor() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail_stopped(pool).await;
     let customer = app.customer("Globex", None).await;
     let mut first = WorkerProcess::start(&app).await;

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use canopy_core::config::Secret;
 use canopy_core::secrets::{Keyring, sha256};
-use canopy_tests::TestApp;
+use canopy_tests::{TestApp, TestDb};
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -38,8 +38,10 @@ async fn insert_token(pool: &PgPool, tenant: i64, user: i64, keyring: &Keyring) 
     id
 }
 
-#[sqlx::test(migrations = false)]
-async fn links_made_under_the_old_built_in_secret_are_revoked_on_upgrade(pool: PgPool) {
+#[tokio::test]
+async fn links_made_under_the_old_built_in_secret_are_revoked_on_upgrade() {
+    let db = TestDb::empty().await;
+    let pool = db.pool();
     let all = &canopy_core::db::MIGRATOR;
     let earlier = Migrator {
         migrations: Cow::Owned(
@@ -114,8 +116,10 @@ async fn invite(app: &TestApp, email: &str) {
 
 const NEXT_SECRET: &str = "the next canopy secret, 256 bits or more";
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_rotated_secret_still_sends_the_links_the_old_one_made(pool: PgPool) {
+#[tokio::test]
+async fn a_rotated_secret_still_sends_the_links_the_old_one_made() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail_stopped(pool).await;
     invite(&app, "ann@globex.test").await;
     // The link was made under the test secret; the worker now runs under a
@@ -146,8 +150,10 @@ async fn a_rotated_secret_still_sends_the_links_the_old_one_made(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_link_whose_secret_is_unknown_is_retried_not_sent_with_a_wrong_token(pool: PgPool) {
+#[tokio::test]
+async fn a_link_whose_secret_is_unknown_is_retried_not_sent_with_a_wrong_token() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail_stopped(pool).await;
     invite(&app, "ann@globex.test").await;
     let _worker = worker_with(&app, NEXT_SECRET, None);

@@ -1,8 +1,7 @@
 //! Signing in: activation links, login, logout, and sessions that stop.
 
-use canopy_tests::{TestApp, global_id_number, link_token};
+use canopy_tests::{TestApp, TestDb, global_id_number, link_token};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 const ACTIVATE: &str = "mutation($token: String!, $password: String!) {
   activateAccount(token: $token, password: $password) { token expiresAt user { id status emailVerified lastLoginAt } }
@@ -42,8 +41,10 @@ async fn status_of(app: &TestApp, response: &str) -> u16 {
         .as_u16()
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn the_first_admin_activates_signs_in_and_out(pool: PgPool) {
+#[tokio::test]
+async fn the_first_admin_activates_signs_in_and_out() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let token = link_token(&app.tenant.activation_link);
 
@@ -134,8 +135,10 @@ async fn the_first_admin_activates_signs_in_and_out(pool: PgPool) {
     assert_eq!(error.code, "UNAUTHENTICATED");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn every_refused_login_looks_the_same(pool: PgPool) {
+#[tokio::test]
+async fn every_refused_login_looks_the_same() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     activate_admin(&app).await;
     let customer = app.customer("Acme", None).await;
@@ -183,8 +186,10 @@ async fn every_refused_login_looks_the_same(pool: PgPool) {
     assert!(!messages[0].contains("exist"));
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_suspended_user_is_signed_out_at_once(pool: PgPool) {
+#[tokio::test]
+async fn a_suspended_user_is_signed_out_at_once() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let session = activate_admin(&app).await;
     assert_eq!(status_of(&app, &session).await, 200);
@@ -204,8 +209,10 @@ async fn a_suspended_user_is_signed_out_at_once(pool: PgPool) {
     assert_eq!(error.code, "UNAUTHENTICATED");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn expired_replaced_and_forged_links_are_refused(pool: PgPool) {
+#[tokio::test]
+async fn expired_replaced_and_forged_links_are_refused() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let first = link_token(&app.tenant.activation_link);
     let tenant = global_id_number(&app.tenant.tenant_id);

@@ -3,9 +3,8 @@
 //! size. (Loaders of different depths may share a batch when their timing
 //! allows, so the exact count can be lower; it can never be higher.)
 
-use canopy_tests::{TestApp, statements};
+use canopy_tests::{TestApp, TestDb, statements};
 use serde_json::json;
-use sqlx::PgPool;
 
 const NESTED: &str = "query($first: Int!) {
   customers(rootsOnly: true, first: $first) {
@@ -37,8 +36,10 @@ const DB_BACKED_FIELDS: usize = 3 + 11 + 5;
 /// Batches a loaded machine may split (see below).
 const SPLIT_BATCHES: usize = 4;
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn statement_count_does_not_grow_with_the_page(pool: PgPool) {
+#[tokio::test]
+async fn statement_count_does_not_grow_with_the_page() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     for i in 0..50 {
         let root = app.customer(&format!("Root {i:02}"), None).await;

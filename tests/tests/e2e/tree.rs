@@ -1,9 +1,8 @@
 //! The customer tree: depth, ancestors, descendants in order, moves, cycles
 //! and deletion.
 
-use canopy_tests::TestApp;
+use canopy_tests::{TestApp, TestDb};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 const DESCENDANTS: &str = "query($id: ID!, $maxDepth: Int, $first: Int, $after: String) {
   customer(id: $id) {
@@ -49,8 +48,10 @@ async fn create_numbered(app: &TestApp, title: &str, number: &str, parent: Optio
         .to_owned()
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_deep_tree_answers_depth_ancestors_and_descendants(pool: PgPool) {
+#[tokio::test]
+async fn a_deep_tree_answers_depth_ancestors_and_descendants() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     // A chain seven levels deep (depth 0..=6), with a side branch at level 2.
     let mut chain = vec![app.customer("Level 0", None).await];
@@ -119,8 +120,10 @@ async fn a_deep_tree_answers_depth_ancestors_and_descendants(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn descendants_are_in_pre_order_with_children_by_title_then_number(pool: PgPool) {
+#[tokio::test]
+async fn descendants_are_in_pre_order_with_children_by_title_then_number() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let root = app.customer("Root", None).await;
     // Equal titles fall back to the number; case does not decide the order.
@@ -192,8 +195,10 @@ async fn descendants_are_in_pre_order_with_children_by_title_then_number(pool: P
     assert_eq!(inner, ["Z-9", "A-0", "A-1", "B-2", "Z-1"]);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn renaming_a_customer_moves_its_subtree_in_the_order(pool: PgPool) {
+#[tokio::test]
+async fn renaming_a_customer_moves_its_subtree_in_the_order() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let root = app.customer("Root", None).await;
     let b = app.customer("B", Some(&root)).await;
@@ -209,8 +214,10 @@ async fn renaming_a_customer_moves_its_subtree_in_the_order(pool: PgPool) {
     assert_eq!(descendant_titles(&app, &root).await, ["C", "D", "B child"]);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn moving_under_a_siblings_descendant_rewrites_the_subtree(pool: PgPool) {
+#[tokio::test]
+async fn moving_under_a_siblings_descendant_rewrites_the_subtree() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let root = app.customer("Root", None).await;
     let a = app.customer("A", Some(&root)).await;
@@ -257,8 +264,10 @@ async fn moving_under_a_siblings_descendant_rewrites_the_subtree(pool: PgPool) {
     assert_eq!(titles(&data["customers"]), ["B1", "Root"]);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_move_that_would_make_a_cycle_is_refused(pool: PgPool) {
+#[tokio::test]
+async fn a_move_that_would_make_a_cycle_is_refused() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let a = app.customer("A", None).await;
     let a1 = app.customer("A1", Some(&a)).await;
@@ -315,8 +324,10 @@ const ATTACH: &str = "mutation($id: ID!, $kind: EntitlementKind!, $reference: St
   attachEntitlement(customerId: $id, kind: $kind, reference: $reference) { id customerNumber }
 }";
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn cascade_delete_takes_users_and_detaches_entitlements(pool: PgPool) {
+#[tokio::test]
+async fn cascade_delete_takes_users_and_detaches_entitlements() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let keep = app.customer("Keep", None).await;
     let a = app.customer("A", None).await;
@@ -421,8 +432,10 @@ async fn cascade_delete_takes_users_and_detaches_entitlements(pool: PgPool) {
     assert_eq!(app.count("customers").await, 1);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_leaf_is_deleted_without_cascade(pool: PgPool) {
+#[tokio::test]
+async fn a_leaf_is_deleted_without_cascade() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let a = app.customer("A", None).await;
     let leaf = app.customer("Leaf", Some(&a)).await;
@@ -446,8 +459,10 @@ async fn a_leaf_is_deleted_without_cascade(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn the_tree_is_at_most_a_hundred_levels_deep(pool: PgPool) {
+#[tokio::test]
+async fn the_tree_is_at_most_a_hundred_levels_deep() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let mut chain = vec![app.customer("Level 0", None).await];
     for level in 1..=100 {

@@ -1,9 +1,8 @@
 //! Users and their lifecycle, driven as people would: by reading the real
 //! email the worker sent and following its link.
 
-use canopy_tests::{TestApp, data_of, error_of};
+use canopy_tests::{TestApp, TestDb, data_of, error_of};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -59,8 +58,10 @@ async fn viewer_status(app: &TestApp, session: &str) -> u16 {
         .as_u16()
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn an_invited_user_activates_from_the_email_and_signs_in(pool: PgPool) {
+#[tokio::test]
+async fn an_invited_user_activates_from_the_email_and_signs_in() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     let customer = app.customer("Globex", None).await;
     let data = app
@@ -170,8 +171,10 @@ const SIGN_UP: &str = "mutation($input: SignUpInput!) {
 
 const VALIDATE: &str = "mutation($token: String!) { validateEmail(token: $token) { user { id status email emailVerified } } }";
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_sign_up_validates_waits_for_approval_and_signs_in(pool: PgPool) {
+#[tokio::test]
+async fn a_sign_up_validates_waits_for_approval_and_signs_in() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     sqlx::query("UPDATE tenants SET require_approval = true")
         .execute(&app.pool)
@@ -261,8 +264,10 @@ async fn a_sign_up_validates_waits_for_approval_and_signs_in(pool: PgPool) {
     assert_eq!(data["approvalRequests"]["totalCount"], 0);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn without_approval_a_validated_sign_up_is_active(pool: PgPool) {
+#[tokio::test]
+async fn without_approval_a_validated_sign_up_is_active() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     let input = json!({ "tenantId": app.tenant.tenant_id, "customerTitle": "Solo",
                         "email": "solo@solo.test", "password": PASSWORD });
@@ -321,8 +326,10 @@ async fn without_approval_a_validated_sign_up_is_active(pool: PgPool) {
     assert_eq!(app.snapshot().await, before);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_forgotten_password_is_reset_from_the_email(pool: PgPool) {
+#[tokio::test]
+async fn a_forgotten_password_is_reset_from_the_email() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     let old_session = activate_admin(&app).await;
     let request = "mutation($tenant: ID!, $email: String!) { requestPasswordReset(tenantId: $tenant, email: $email) }";
@@ -406,8 +413,10 @@ async fn a_forgotten_password_is_reset_from_the_email(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn suspending_a_user_ends_its_session_and_tells_its_administrators(pool: PgPool) {
+#[tokio::test]
+async fn suspending_a_user_ends_its_session_and_tells_its_administrators() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     activate_admin(&app).await;
     let customer = app.customer("Globex", None).await;
@@ -481,8 +490,10 @@ async fn suspending_a_user_ends_its_session_and_tells_its_administrators(pool: P
     data_of(login(&app, "carl@globex.test", PASSWORD).await);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_new_address_counts_once_validated_and_is_reserved_meanwhile(pool: PgPool) {
+#[tokio::test]
+async fn a_new_address_counts_once_validated_and_is_reserved_meanwhile() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     let customer = app.customer("Globex", None).await;
     let data = app
@@ -603,8 +614,10 @@ async fn a_new_address_counts_once_validated_and_is_reserved_meanwhile(pool: PgP
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn deleting_a_user_ends_its_sessions_and_voids_its_links(pool: PgPool) {
+#[tokio::test]
+async fn deleting_a_user_ends_its_sessions_and_voids_its_links() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     let admin = activate_admin(&app).await;
     let customer = app.customer("Globex", None).await;
@@ -670,8 +683,10 @@ async fn deleting_a_user_ends_its_sessions_and_voids_its_links(pool: PgPool) {
     assert_eq!(error.code, "FAILED_PRECONDITION");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn user_mutations_refuse_bad_input_and_change_nothing(pool: PgPool) {
+#[tokio::test]
+async fn user_mutations_refuse_bad_input_and_change_nothing() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     let customer = app.customer("Globex", None).await;
     let data = app
@@ -790,8 +805,10 @@ async fn user_mutations_refuse_bad_input_and_change_nothing(pool: PgPool) {
     assert_eq!(error.code, "FAILED_PRECONDITION", "already active");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn a_mutation_that_fails_after_writing_its_job_leaves_no_job_and_no_email(pool: PgPool) {
+#[tokio::test]
+async fn a_mutation_that_fails_after_writing_its_job_leaves_no_job_and_no_email() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     activate_admin(&app).await;
     let customer = app.customer("Globex", None).await;
@@ -847,8 +864,10 @@ async fn a_mutation_that_fails_after_writing_its_job_leaves_no_job_and_no_email(
     assert!(app.mail().messages_to("ivy@globex.test").is_empty());
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn moot_jobs_send_nothing(pool: PgPool) {
+#[tokio::test]
+async fn moot_jobs_send_nothing() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let mut app = TestApp::spawn_with_mail_stopped(pool).await;
     activate_admin(&app).await;
     let customer = app.customer("Globex", None).await;
