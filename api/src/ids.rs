@@ -1,7 +1,6 @@
 //! Global ids: opaque, and telling the node's type. `Customer:42` in
 //! URL-safe base64; nobody should depend on the inside.
 
-use async_graphql::ID;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -51,8 +50,8 @@ impl NodeKind {
     }
 }
 
-pub fn encode(kind: NodeKind, id: i64) -> ID {
-    ID(URL_SAFE_NO_PAD.encode(format!("{}:{id}", kind.name())))
+pub fn encode(kind: NodeKind, id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{id}", kind.name()))
 }
 
 /// Reads any global id; `None` when it is not one of ours.
@@ -65,9 +64,17 @@ pub fn decode(id: &str) -> Option<(NodeKind, i64)> {
     (number > 0).then_some((kind, number))
 }
 
+/// The tenant a public mutation names; `None` when the id names none, so
+/// the mutation can answer as it does for a tenant that does not exist.
+pub fn tenant(id: &str) -> Option<i64> {
+    decode(id)
+        .filter(|(kind, _)| *kind == NodeKind::Tenant)
+        .map(|(_, id)| id)
+}
+
 /// Reads an id argument that must name a `kind`. A malformed id is bad
 /// input on `field`; a well-formed id of another type names nothing.
-pub fn expect(id: &ID, kind: NodeKind, field: &str) -> ApiResult<i64> {
+pub fn expect(id: &str, kind: NodeKind, field: &str) -> ApiResult<i64> {
     match decode(id) {
         Some((found, number)) if found == kind => Ok(number),
         Some(_) => Err(ApiError::not_found(kind.noun())),
@@ -91,7 +98,7 @@ mod tests {
             expect(&id, NodeKind::User, "id").unwrap_err().code(),
             "NOT_FOUND"
         );
-        let bad = expect(&ID("nonsense".into()), NodeKind::User, "userId").unwrap_err();
+        let bad = expect("nonsense", NodeKind::User, "userId").unwrap_err();
         assert!(matches!(bad, ApiError::BadInput { ref field, .. } if field == "userId"));
     }
 }

@@ -5,8 +5,8 @@
 //! - `auth` turns a bearer secret into a `Caller`;
 //! - `graphiql` serves GraphiQL and its pinned assets (GET /graphql);
 //! - `graphql` is the schema: queries, mutations, types, loaders and guards;
-//! - `tenants` creates a tenant with its first administrator (the CLI's job).
 
+pub mod access;
 pub mod actions;
 pub mod app;
 pub mod auth;
@@ -16,7 +16,6 @@ pub mod graphql;
 pub mod ids;
 pub mod limits;
 pub mod pagination;
-pub mod tenants;
 pub mod validation;
 
 pub use app::{AppState, app, run};

@@ -1,7 +1,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use canopy_api::tenants::{self, NewTenant};
+use canopy_api::actions::tenants::{self, NewTenant};
 use canopy_core::secrets::Keyring;
 use canopy_core::{config::Config, db, telemetry};
 

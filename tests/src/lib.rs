@@ -16,7 +16,7 @@ pub const POLL: std::time::Duration = std::time::Duration::from_millis(50);
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use canopy_api::tenants::{self, CreatedTenant, NewTenant};
+use canopy_api::actions::tenants::{self, CreatedTenant, NewTenant};
 use canopy_api::{AppState, app};
 use canopy_core::config::Config;
 use canopy_core::secrets::Keyring;
@@ -427,7 +427,7 @@ impl TestApp {
         .execute(&self.pool)
         .await
         .unwrap();
-        canopy_api::ids::encode(canopy_api::ids::NodeKind::User, id).0
+        canopy_api::ids::encode(canopy_api::ids::NodeKind::User, id)
     }
 }
 

@@ -1,11 +1,9 @@
-use async_graphql::ID;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 
+use crate::access;
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::guards;
-use crate::ids::{self, NodeKind};
 use crate::validation::{self, MAX_NAME_CHARS};
 use canopy_core::config::Config;
 use canopy_core::jobs::Notice;
@@ -70,7 +68,7 @@ pub async fn create(
     let mut scopes = scopes.to_vec();
     scopes.sort_by_key(|s| s.as_str());
     scopes.dedup();
-    guards::may_grant(caller, &scopes)?;
+    access::may_grant(caller, &scopes)?;
     // A key makes only keys that expire no later and may spend no more
     // than itself: otherwise a temporary or slow key could outgrow itself.
     let maker = match caller.key_id() {
@@ -142,12 +140,11 @@ pub async fn create(
 
 /// Revokes a key; a caller may only revoke keys whose scopes it holds, so a
 /// narrow key cannot switch off a broader one.
-pub async fn revoke(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<ApiKeyRow> {
-    let id = ids::expect(id, NodeKind::ApiKey, "id")?;
+pub async fn revoke(pool: &PgPool, caller: &Caller, id: i64) -> ApiResult<ApiKeyRow> {
     let key = api_keys::by_id(pool, caller.tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))?;
-    guards::may_grant(caller, &key.scopes)?;
+    access::may_grant(caller, &key.scopes)?;
     api_keys::revoke(pool, caller.tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))

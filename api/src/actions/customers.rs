@@ -1,14 +1,12 @@
 //! Creating, editing, moving and deleting customers, and assigning their
 //! administrators.
 
-use async_graphql::{ID, MaybeUndefined};
 use sqlx::{PgConnection, PgPool};
 
+use super::Patch;
+use crate::access;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::guards;
-use crate::graphql::types::{CreateCustomerInput, UpdateCustomerInput};
-use crate::ids::{self, NodeKind};
 use crate::validation::{self as v, *};
 use canopy_core::authz;
 use canopy_core::config::Config;
@@ -28,7 +26,7 @@ pub const MAX_DEPTH: i32 = 100;
 async fn existing(conn: &mut PgConnection, tenant_id: i64, id: i64) -> ApiResult<CustomerRow> {
     customers::by_id(conn, tenant_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(NodeKind::Customer.noun()))
+        .ok_or_else(|| ApiError::not_found("customer"))
 }
 
 /// A parent named in input: it must exist and be the caller's to change,
@@ -40,8 +38,8 @@ fn parent_in_reach(
     parent: Option<CustomerRow>,
 ) -> ApiResult<CustomerRow> {
     match parent {
-        Some(row) if guards::manages_customer(caller, &row) => Ok(row),
-        Some(row) if guards::sees_customer(caller, &row) => Err(ApiError::Forbidden(
+        Some(row) if access::manages_customer(caller, &row) => Ok(row),
+        Some(row) if access::sees_customer(caller, &row) => Err(ApiError::Forbidden(
             "you may not add below this customer".into(),
         )),
         _ => Err(ApiError::bad_input(
@@ -59,17 +57,42 @@ fn title(value: &str) -> ApiResult<String> {
     v::required("title", value, MAX_TITLE_CHARS)
 }
 
-pub async fn create(
-    pool: &PgPool,
-    caller: &Caller,
-    input: CreateCustomerInput,
-) -> ApiResult<CustomerRow> {
+/// A customer to create, as the caller gave it; `create` validates it.
+#[derive(Clone, Debug, Default)]
+pub struct NewCustomer {
+    pub parent_id: Option<i64>,
+    pub number: Option<String>,
+    pub title: String,
+    pub info: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub country: Option<String>,
+    pub state: Option<String>,
+    pub city: Option<String>,
+    pub address: Option<String>,
+    pub address2: Option<String>,
+    pub zip: Option<String>,
+}
+
+/// Changes to a customer's fields; `update` validates them.
+#[derive(Clone, Debug, Default)]
+pub struct CustomerChanges {
+    pub number: Patch<String>,
+    pub title: Patch<String>,
+    pub info: Patch<String>,
+    pub email: Patch<String>,
+    pub phone: Patch<String>,
+    pub country: Patch<String>,
+    pub state: Patch<String>,
+    pub city: Patch<String>,
+    pub address: Patch<String>,
+    pub address2: Patch<String>,
+    pub zip: Patch<String>,
+}
+
+pub async fn create(pool: &PgPool, caller: &Caller, input: NewCustomer) -> ApiResult<CustomerRow> {
     let tenant_id = caller.tenant_id;
-    let parent_id = input
-        .parent_id
-        .as_ref()
-        .map(|id| ids::expect(id, NodeKind::Customer, "parentId"))
-        .transpose()?;
+    let parent_id = input.parent_id;
     let number = input.number.as_deref().map(number).transpose()?;
     let fields = Fields {
         title: title(&input.title)?,
@@ -121,43 +144,42 @@ pub async fn create(
 /// Applies one field of an update: left out keeps `current`, null clears it.
 fn patch(
     field: &str,
-    change: &MaybeUndefined<String>,
+    change: &Patch<String>,
     current: &Option<String>,
     check: impl Fn(&str, Option<&str>) -> ApiResult<Option<String>>,
 ) -> ApiResult<Option<String>> {
     match change {
-        MaybeUndefined::Undefined => Ok(current.clone()),
-        MaybeUndefined::Null => Ok(None),
-        MaybeUndefined::Value(value) => check(field, Some(value)),
+        Patch::Keep => Ok(current.clone()),
+        Patch::Clear => Ok(None),
+        Patch::Set(value) => check(field, Some(value)),
     }
 }
 
 /// Applies a change to a field that cannot be cleared.
 fn patch_required(
     field: &str,
-    change: &MaybeUndefined<String>,
+    change: &Patch<String>,
     current: &str,
     check: impl Fn(&str) -> ApiResult<String>,
 ) -> ApiResult<String> {
     match change {
-        MaybeUndefined::Undefined => Ok(current.to_owned()),
-        MaybeUndefined::Null => Err(ApiError::bad_input(
+        Patch::Keep => Ok(current.to_owned()),
+        Patch::Clear => Err(ApiError::bad_input(
             field,
             format!("{field} cannot be cleared"),
         )),
-        MaybeUndefined::Value(value) => check(value),
+        Patch::Set(value) => check(value),
     }
 }
 
 pub async fn update(
     pool: &PgPool,
     caller: &Caller,
-    id: &ID,
-    input: UpdateCustomerInput,
+    id: i64,
+    input: CustomerChanges,
 ) -> ApiResult<CustomerRow> {
     let tenant_id = caller.tenant_id;
-    let id = ids::expect(id, NodeKind::Customer, "id")?;
-    let resorts = !input.title.is_undefined() || !input.number.is_undefined();
+    let resorts = !input.title.is_keep() || !input.number.is_keep();
     let mut tx = pool.begin().await?;
     if resorts {
         // A new title or number moves the subtree in the sort order.
@@ -165,8 +187,8 @@ pub async fn update(
     }
     let current = customers::lock(&mut tx, tenant_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(NodeKind::Customer.noun()))?;
-    guards::must_manage_customer(caller, &current)?;
+        .ok_or_else(|| ApiError::not_found("customer"))?;
+    access::must_manage_customer(caller, &current)?;
     let place = |max| move |f: &str, v: Option<&str>| optional(f, v, max);
     let new_number = patch_required("number", &input.number, &current.number, number)?;
     let fields = Fields {
@@ -221,18 +243,14 @@ pub async fn update(
 pub async fn move_to(
     pool: &PgPool,
     caller: &Caller,
-    id: &ID,
-    new_parent_id: Option<&ID>,
+    id: i64,
+    new_parent: Option<i64>,
 ) -> ApiResult<CustomerRow> {
     let tenant_id = caller.tenant_id;
-    let id = ids::expect(id, NodeKind::Customer, "id")?;
-    let new_parent = new_parent_id
-        .map(|p| ids::expect(p, NodeKind::Customer, "newParentId"))
-        .transpose()?;
     let mut tx = pool.begin().await?;
     tree_lock::exclusive(&mut tx, tenant_id).await?;
     let current = existing(&mut tx, tenant_id, id).await?;
-    guards::must_restructure_customer(caller, &current)?;
+    access::must_restructure_customer(caller, &current)?;
     if new_parent.is_none() && caller.limits().is_some() {
         return Err(ApiError::Forbidden(
             "customer users cannot make root customers".into(),
@@ -267,13 +285,12 @@ pub async fn move_to(
     Ok(row)
 }
 
-pub async fn delete(pool: &PgPool, caller: &Caller, id: &ID, cascade: bool) -> ApiResult<Deleted> {
+pub async fn delete(pool: &PgPool, caller: &Caller, id: i64, cascade: bool) -> ApiResult<Deleted> {
     let tenant_id = caller.tenant_id;
-    let id = ids::expect(id, NodeKind::Customer, "id")?;
     let mut tx = pool.begin().await?;
     tree_lock::exclusive(&mut tx, tenant_id).await?;
     let root = existing(&mut tx, tenant_id, id).await?;
-    guards::must_restructure_customer(caller, &root)?;
+    access::must_restructure_customer(caller, &root)?;
     let census = customers::census(&mut tx, &root).await?;
     if census.customers > 1 && !cascade {
         return Err(ApiError::precondition(format!(
@@ -289,7 +306,7 @@ pub async fn delete(pool: &PgPool, caller: &Caller, id: &ID, cascade: bool) -> A
     }
     // Deleting a user needs what managing it needs: every power it holds.
     for (user, administered) in users::in_subtree(&mut tx, tenant_id, &root.path).await? {
-        if let Err(refusal) = guards::must_manage_user(caller, &user, administered) {
+        if let Err(refusal) = access::must_manage_user(caller, &user, administered) {
             return Err(match refusal {
                 ApiError::Forbidden(reason) => ApiError::Forbidden(format!(
                     "deleting it would delete {}: {reason}",
@@ -313,12 +330,11 @@ pub async fn set_administrator(
     pool: &PgPool,
     config: &Config,
     caller: &Caller,
-    customer_id: &ID,
+    customer_id: i64,
     email: &str,
     assign: bool,
 ) -> ApiResult<CustomerRow> {
     let tenant_id = caller.tenant_id;
-    let customer_id = ids::expect(customer_id, NodeKind::Customer, "customerId")?;
     let email = v::email("email", email)?;
     let mut tx = pool.begin().await?;
     // Shares the tree lock: a customer being deleted gains no administrator.
@@ -326,16 +342,16 @@ pub async fn set_administrator(
     let customer = existing(&mut tx, tenant_id, customer_id).await?;
     if assign {
         // Making an administrator grants its scopes over the subtree.
-        guards::enforce(
+        access::enforce(
             authz::grant_administration(caller, customer.id, &customer.path),
             "customer",
         )?;
     } else {
-        guards::must_manage_customer(caller, &customer)?;
+        access::must_manage_customer(caller, &customer)?;
     }
     let user = users::by_email(&mut tx, tenant_id, &email)
         .await?
-        .filter(|user| guards::sees_user(caller, user))
+        .filter(|user| access::sees_user(caller, user))
         .ok_or_else(|| ApiError::bad_input("email", "no user with this email is registered"))?;
     let notice = |notice| Notification {
         tenant_id,

@@ -1,25 +1,21 @@
-use async_graphql::ID;
 use sqlx::PgPool;
 
+use crate::access;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::guards;
-use crate::graphql::types::EntitlementKind;
-use crate::ids::{self, NodeKind};
 use crate::validation::{self, MAX_REFERENCE_CHARS};
 use canopy_core::authz::{self, Decision};
-use canopy_core::store::entitlements::{self, EntitlementRow};
+use canopy_core::store::entitlements::{self, EntitlementKind, EntitlementRow};
 use canopy_core::store::{customers, tree_lock};
 
 pub async fn attach(
     pool: &PgPool,
     caller: &Caller,
-    customer_id: &ID,
+    customer_id: i64,
     kind: EntitlementKind,
     reference: &str,
 ) -> ApiResult<EntitlementRow> {
     let tenant_id = caller.tenant_id;
-    let customer_id = ids::expect(customer_id, NodeKind::Customer, "customerId")?;
     let reference = validation::required("reference", reference, MAX_REFERENCE_CHARS)?;
     let mut tx = pool.begin().await?;
     // A deletion holds the tree lock alone: what it counted stays true.
@@ -27,13 +23,13 @@ pub async fn attach(
     let customer = customers::by_id(&mut tx, tenant_id, customer_id)
         .await?
         .ok_or_else(|| ApiError::not_found("customer"))?;
-    guards::must_manage_customer(caller, &customer)?;
+    access::must_manage_customer(caller, &customer)?;
     let id = entitlements::attach(
         &mut tx,
         tenant_id,
         customer.id,
         &customer.number,
-        kind.into(),
+        kind,
         &reference,
     )
     .await
@@ -52,9 +48,8 @@ pub async fn attach(
     Ok(row)
 }
 
-pub async fn detach(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<EntitlementRow> {
+pub async fn detach(pool: &PgPool, caller: &Caller, id: i64) -> ApiResult<EntitlementRow> {
     let tenant_id = caller.tenant_id;
-    let id = ids::expect(id, NodeKind::Entitlement, "id")?;
     let mut tx = pool.begin().await?;
     let current = entitlements::by_id(&mut tx, tenant_id, id)
         .await?
@@ -69,7 +64,7 @@ pub async fn detach(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<Entitl
         None if caller.limits().is_some() => Decision::Hidden,
         None => Decision::Allowed,
     };
-    guards::enforce(decision, "entitlement")?;
+    access::enforce(decision, "entitlement")?;
     if current.customer_id.is_none() {
         return Err(ApiError::precondition(
             "the entitlement is already detached",

@@ -1,16 +1,13 @@
-use async_graphql::ID;
 use sqlx::PgPool;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{self, NodeKind};
 use canopy_core::config::Config;
 use canopy_core::store::jobs::{self, JobRow};
 
 /// Puts a FAILED or KILLED job back in the queue with another
 /// `CANOPY_JOB_MAX_ATTEMPTS` attempts.
-pub async fn retry(pool: &PgPool, config: &Config, caller: &Caller, id: &ID) -> ApiResult<JobRow> {
-    let id = ids::expect(id, NodeKind::Job, "id")?;
+pub async fn retry(pool: &PgPool, config: &Config, caller: &Caller, id: i64) -> ApiResult<JobRow> {
     if let Some(row) = jobs::retry(pool, caller.tenant_id, id, config.job_max_attempts).await? {
         return Ok(row);
     }

@@ -6,4 +6,20 @@ pub mod customers;
 pub mod entitlements;
 pub mod jobs;
 pub mod sessions;
+pub mod tenants;
 pub mod users;
+
+/// One field of an update as the caller gave it: left out, cleared, or set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    pub fn is_keep(&self) -> bool {
+        matches!(self, Patch::Keep)
+    }
+}

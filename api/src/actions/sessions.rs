@@ -1,6 +1,5 @@
 //! Signing in and out, and the links that set a password.
 
-use async_graphql::ID;
 use std::sync::{Arc, LazyLock};
 
 use chrono::{Duration, Utc};
@@ -9,7 +8,6 @@ use tokio::sync::Semaphore;
 
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{self, NodeKind};
 use canopy_core::lifecycle::{self, Event};
 use canopy_core::passwords;
 use canopy_core::secrets::{self, SecretKind};
@@ -87,15 +85,12 @@ pub fn check_password(password: &str) -> ApiResult<()> {
 /// after the same Argon2 work.
 pub async fn login(
     pool: &PgPool,
-    tenant_id: &ID,
+    tenant_id: Option<i64>,
     email: &str,
     password: &str,
 ) -> ApiResult<Session> {
     let email = &crate::validation::lookup_email("email", email)?;
     let refused = || ApiError::UnauthenticatedBecause(LOGIN_REFUSED.to_owned());
-    let tenant_id = ids::decode(tenant_id)
-        .filter(|(kind, _)| *kind == NodeKind::Tenant)
-        .map(|(_, id)| id);
     let found = match tenant_id {
         Some(tenant_id) if password.chars().count() <= passwords::MAX_CHARS => {
             // The connection goes back to the pool before the hash.

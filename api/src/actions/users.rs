@@ -3,19 +3,15 @@
 //! of status goes through `canopy_core::lifecycle`; every email is a job
 //! row written in the same transaction.
 
-use async_graphql::{ID, MaybeUndefined};
 use chrono::Duration;
 use sqlx::{Acquire, PgConnection, PgPool};
 
+use super::Patch;
+use crate::access;
 use crate::actions::sessions::{check_link, check_password, hash_password, redeem};
+use crate::actions::tenants::ACTIVATION_TTL_HOURS;
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::guards;
-use crate::graphql::types::{
-    ActivationMethod, CreateUserInput, SignUpInput, UpdateUserInput, UserRole,
-};
-use crate::ids::{self, NodeKind};
-use crate::tenants::ACTIVATION_TTL_HOURS;
 use crate::validation::{self as v, MAX_NAME_CHARS, MAX_TITLE_CHARS};
 use canopy_core::authz::{self, Role};
 use canopy_core::config::Config;
@@ -25,7 +21,7 @@ use canopy_core::links;
 use canopy_core::secrets::Keyring;
 use canopy_core::store::customers::{self, Fields};
 use canopy_core::store::jobs::{self, NewJob, Notification, notify_administrators};
-use canopy_core::store::tokens::{self, IssuedToken, Purpose, TokenRequest};
+use canopy_core::store::tokens::{self, ActivationMethod, IssuedToken, Purpose, TokenRequest};
 use canopy_core::store::users::{self, NewUser, UserRow};
 use canopy_core::store::{sessions, tenants, tree_lock};
 
@@ -57,8 +53,7 @@ fn refused(refusal: lifecycle::Refused) -> ApiError {
 }
 
 /// Loads and locks a user of the tenant, or NOT_FOUND.
-async fn existing(conn: &mut PgConnection, tenant_id: i64, id: &ID) -> ApiResult<UserRow> {
-    let id = ids::expect(id, NodeKind::User, "id")?;
+async fn existing(conn: &mut PgConnection, tenant_id: i64, id: i64) -> ApiResult<UserRow> {
     users::lock(conn, tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))
@@ -66,7 +61,7 @@ async fn existing(conn: &mut PgConnection, tenant_id: i64, id: &ID) -> ApiResult
 
 /// Loads and locks a user the caller manages: one it reaches and whose
 /// every power it holds (taking over the account would hand it those).
-async fn managed(conn: &mut PgConnection, caller: &Caller, id: &ID) -> ApiResult<UserRow> {
+async fn managed(conn: &mut PgConnection, caller: &Caller, id: i64) -> ApiResult<UserRow> {
     let user = existing(conn, caller.tenant_id, id).await?;
     must_manage(conn, caller, &user).await?;
     Ok(user)
@@ -76,7 +71,7 @@ async fn managed(conn: &mut PgConnection, caller: &Caller, id: &ID) -> ApiResult
 /// holds, reading which customers it administers.
 async fn must_manage(conn: &mut PgConnection, caller: &Caller, user: &UserRow) -> ApiResult<()> {
     let administered = users::administered_paths(&mut *conn, user.tenant_id, user.id).await?;
-    guards::must_manage_user(caller, user, administered)
+    access::must_manage_user(caller, user, administered)
 }
 
 /// A link email: the job names the user and the token row, so the worker
@@ -160,7 +155,7 @@ async fn hand_out_activation(
             user_id: user.id,
             purpose: Purpose::Activation,
             ttl,
-            method: Some(method.as_str()),
+            method: Some(method),
             email: None,
         },
     )
@@ -180,6 +175,40 @@ async fn hand_out_activation(
     }
 }
 
+/// A user to create, as the caller gave it; `create` validates it.
+#[derive(Clone, Debug)]
+pub struct NewUserCommand {
+    pub customer_id: Option<i64>,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub role: Role,
+    pub activation: ActivationMethod,
+    pub activation_ttl_hours: Option<i32>,
+}
+
+/// Changes to a user's profile; `update` validates them.
+#[derive(Clone, Debug, Default)]
+pub struct UserChanges {
+    pub first_name: Patch<String>,
+    pub last_name: Patch<String>,
+    pub phone: Patch<String>,
+    pub email: Patch<String>,
+}
+
+/// A self sign-up, as the caller gave it; `sign_up` validates it.
+#[derive(Clone, Debug)]
+pub struct SignUp {
+    /// `None` when the id given names no tenant.
+    pub tenant_id: Option<i64>,
+    pub customer_title: String,
+    pub email: String,
+    pub password: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
 pub struct CreatedUser {
     pub user: UserRow,
     pub activation_link: Option<String>,
@@ -190,31 +219,29 @@ pub async fn create(
     config: &Config,
     keyring: &Keyring,
     caller: &Caller,
-    input: CreateUserInput,
+    input: NewUserCommand,
 ) -> ApiResult<CreatedUser> {
     let email = v::email("email", &input.email)?;
     let first_name = v::optional("firstName", input.first_name.as_deref(), MAX_NAME_CHARS)?;
     let last_name = v::optional("lastName", input.last_name.as_deref(), MAX_NAME_CHARS)?;
     let phone = v::optional_phone("phone", input.phone.as_deref())?;
     let ttl = activation_ttl(input.activation_ttl_hours)?;
-    let role = input.role.unwrap_or(UserRole::CustomerUser);
-    let customer_id = match (role, &input.customer_id) {
-        (UserRole::CustomerUser, Some(id)) => {
-            Some(ids::expect(id, NodeKind::Customer, "customerId")?)
-        }
-        (UserRole::CustomerUser, None) => {
+    let role = input.role;
+    let customer_id = match (role, input.customer_id) {
+        (Role::CustomerUser, Some(id)) => Some(id),
+        (Role::CustomerUser, None) => {
             return Err(ApiError::bad_input(
                 "customerId",
                 "a customer user needs customerId",
             ));
         }
-        (UserRole::TenantAdmin, Some(_)) => {
+        (Role::TenantAdmin, Some(_)) => {
             return Err(ApiError::bad_input(
                 "customerId",
                 "a tenant administrator belongs to no customer",
             ));
         }
-        (UserRole::TenantAdmin, None) => None,
+        (Role::TenantAdmin, None) => None,
     };
 
     let mut tx = pool.begin().await?;
@@ -224,7 +251,7 @@ pub async fn create(
             tree_lock::shared(&mut tx, caller.tenant_id).await?;
             let customer = customers::by_id(&mut tx, caller.tenant_id, customer_id)
                 .await?
-                .filter(|customer| guards::sees_customer(caller, customer))
+                .filter(|customer| access::sees_customer(caller, customer))
                 .ok_or_else(|| ApiError::bad_input("customerId", "customerId names no customer"))?;
             Some((customer.id, customer.path))
         }
@@ -232,10 +259,10 @@ pub async fn create(
     };
     let decision = authz::create_user(
         caller,
-        role.into(),
+        role,
         placement.as_ref().map(|(id, path)| (*id, path.as_str())),
     );
-    guards::enforce(decision, "customer")?;
+    access::enforce(decision, "customer")?;
     let user = users::insert(
         &mut tx,
         caller.tenant_id,
@@ -245,7 +272,7 @@ pub async fn create(
             first_name: first_name.as_deref(),
             last_name: last_name.as_deref(),
             phone: phone.as_deref(),
-            role: role.into(),
+            role,
             status: UserStatus::PendingEmailValidation,
         },
     )
@@ -254,7 +281,7 @@ pub async fn create(
     let activation_link =
         hand_out_activation(&mut tx, config, keyring, &user, input.activation, ttl).await?;
     notify(&mut tx, config, Some(caller), &user, Notice::UserAdded).await?;
-    if role == UserRole::TenantAdmin {
+    if role == Role::TenantAdmin {
         // Everyone holding every power hears of a new holder, and the
         // holder of what it now may do.
         notify_administrators(
@@ -295,7 +322,7 @@ pub async fn resend_activation(
     config: &Config,
     keyring: &Keyring,
     caller: &Caller,
-    id: &ID,
+    id: i64,
     method: ActivationMethod,
     ttl_hours: Option<i32>,
 ) -> ApiResult<CreatedUser> {
@@ -322,7 +349,7 @@ pub async fn resend_activation(
 pub async fn revoke_sessions(
     pool: &PgPool,
     caller: &Caller,
-    id: &ID,
+    id: i64,
     keep_current: bool,
 ) -> ApiResult<u64> {
     let mut tx = pool.begin().await?;
@@ -340,7 +367,7 @@ pub async fn revoke_sessions(
 }
 
 /// Makes the user's pending activation link stop working.
-pub async fn revoke_invitation(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<UserRow> {
+pub async fn revoke_invitation(pool: &PgPool, caller: &Caller, id: i64) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
     if !tokens::revoke_pending(&mut tx, user.tenant_id, user.id, Purpose::Activation).await? {
@@ -357,50 +384,50 @@ pub async fn update(
     config: &Config,
     keyring: &Keyring,
     caller: &Caller,
-    id: &ID,
-    input: UpdateUserInput,
+    id: i64,
+    input: UserChanges,
 ) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
     let current = existing(&mut tx, caller.tenant_id, id).await?;
     // Users change their own names and phone; managers change the rest.
-    if guards::reaches_user(caller, &current) {
+    if access::reaches_user(caller, &current) {
         must_manage(&mut tx, caller, &current).await?;
     } else {
         if caller.user_id() != Some(current.id) {
-            guards::must_manage_user(caller, &current, Vec::new())?;
+            access::must_manage_user(caller, &current, Vec::new())?;
         }
-        if !input.email.is_undefined() {
+        if !input.email.is_keep() {
             return Err(ApiError::Forbidden(
                 "your administrator changes your email address".into(),
             ));
         }
     }
-    if !input.email.is_undefined() && current.status == UserStatus::PendingEmailValidation {
+    if !input.email.is_keep() && current.status == UserStatus::PendingEmailValidation {
         return Err(ApiError::precondition(
             "the user has not proven its address yet; delete and invite it again to use another",
         ));
     }
-    let text = |field: &str, change: &MaybeUndefined<String>, now: &Option<String>| match change {
-        MaybeUndefined::Undefined => Ok(now.clone()),
-        MaybeUndefined::Null => Ok(None),
-        MaybeUndefined::Value(value) => v::optional(field, Some(value), MAX_NAME_CHARS),
+    let text = |field: &str, change: &Patch<String>, now: &Option<String>| match change {
+        Patch::Keep => Ok(now.clone()),
+        Patch::Clear => Ok(None),
+        Patch::Set(value) => v::optional(field, Some(value), MAX_NAME_CHARS),
     };
     let first_name = text("firstName", &input.first_name, &current.first_name)?;
     let last_name = text("lastName", &input.last_name, &current.last_name)?;
     let phone = match &input.phone {
-        MaybeUndefined::Undefined => current.phone.clone(),
-        MaybeUndefined::Null => None,
-        MaybeUndefined::Value(value) => v::optional_phone("phone", Some(value))?,
+        Patch::Keep => current.phone.clone(),
+        Patch::Clear => None,
+        Patch::Set(value) => v::optional_phone("phone", Some(value))?,
     };
     let previous_pending = users::pending_email(&mut tx, current.tenant_id, current.id).await?;
     // What the reserved new address becomes: left out keeps it; the current
     // address withdraws it; another address replaces it.
     let wanted = match &input.email {
-        MaybeUndefined::Undefined => previous_pending.clone(),
-        MaybeUndefined::Null => {
+        Patch::Keep => previous_pending.clone(),
+        Patch::Clear => {
             return Err(ApiError::bad_input("email", "email cannot be cleared"));
         }
-        MaybeUndefined::Value(value) => {
+        Patch::Set(value) => {
             let email = v::email("email", value)?;
             (!email.eq_ignore_ascii_case(&current.email)).then_some(email)
         }
@@ -471,7 +498,7 @@ pub async fn set_status(
     pool: &PgPool,
     config: &Config,
     caller: &Caller,
-    id: &ID,
+    id: i64,
     status: UserStatus,
 ) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
@@ -497,7 +524,7 @@ pub async fn set_status(
 }
 
 /// Moves a PENDING_APPROVAL user to ACTIVE.
-pub async fn approve(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<UserRow> {
+pub async fn approve(pool: &PgPool, caller: &Caller, id: i64) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
     let transition = lifecycle::next(user.status, Event::Approved).map_err(refused)?;
@@ -508,7 +535,7 @@ pub async fn approve(pool: &PgPool, caller: &Caller, id: &ID) -> ApiResult<UserR
 
 /// Deletes a user: its sessions end and its links stop working (both go
 /// with the row); its administrators are told.
-pub async fn delete(pool: &PgPool, config: &Config, caller: &Caller, id: &ID) -> ApiResult<i64> {
+pub async fn delete(pool: &PgPool, config: &Config, caller: &Caller, id: i64) -> ApiResult<i64> {
     let mut tx = pool.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
     if caller.user_id() == Some(user.id) {
@@ -532,11 +559,10 @@ pub async fn sign_up(
     pool: &PgPool,
     config: &Config,
     keyring: &Keyring,
-    input: SignUpInput,
+    input: SignUp,
 ) -> ApiResult<(UserRow, customers::CustomerRow)> {
     let no_tenant = || ApiError::bad_input("tenantId", "tenantId names no tenant");
-    let tenant_id =
-        ids::expect(&input.tenant_id, NodeKind::Tenant, "tenantId").map_err(|_| no_tenant())?;
+    let tenant_id = input.tenant_id.ok_or_else(no_tenant)?;
     let title = v::required("customerTitle", &input.customer_title, MAX_TITLE_CHARS)?;
     let email = v::email("email", &input.email)?;
     check_password(&input.password)?;
@@ -729,11 +755,11 @@ pub async fn request_password_reset(
     pool: &PgPool,
     config: &Config,
     keyring: &Keyring,
-    tenant_id: &ID,
+    tenant_id: Option<i64>,
     email: &str,
 ) -> ApiResult<bool> {
     let email = v::lookup_email("email", email)?;
-    let Some((NodeKind::Tenant, tenant_id)) = ids::decode(tenant_id) else {
+    let Some(tenant_id) = tenant_id else {
         return Ok(true);
     };
     let mut tx = pool.begin().await?;

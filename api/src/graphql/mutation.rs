@@ -39,7 +39,7 @@ impl Mutation {
         input: CreateCustomerInput,
     ) -> ApiResult<CustomerPayload> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        actions::customers::create(&state(ctx).pool, caller, input)
+        actions::customers::create(&state(ctx).pool, caller, input.into_command()?)
             .await
             .map(payload)
     }
@@ -51,7 +51,8 @@ impl Mutation {
         input: UpdateCustomerInput,
     ) -> ApiResult<CustomerPayload> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        actions::customers::update(&state(ctx).pool, caller, &id, input)
+        let id = ids::expect(&id, NodeKind::Customer, "id")?;
+        actions::customers::update(&state(ctx).pool, caller, id, input.into())
             .await
             .map(payload)
     }
@@ -65,7 +66,11 @@ impl Mutation {
         new_parent_id: Option<ID>,
     ) -> ApiResult<CustomerPayload> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        actions::customers::move_to(&state(ctx).pool, caller, &id, new_parent_id.as_ref())
+        let id = ids::expect(&id, NodeKind::Customer, "id")?;
+        let new_parent = new_parent_id
+            .map(|p| ids::expect(&p, NodeKind::Customer, "newParentId"))
+            .transpose()?;
+        actions::customers::move_to(&state(ctx).pool, caller, id, new_parent)
             .await
             .map(payload)
     }
@@ -81,11 +86,15 @@ impl Mutation {
         #[graphql(default_with = "Some(false)")] cascade: Option<bool>,
     ) -> ApiResult<DeleteCustomerPayload> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
+        let id = ids::expect(&id, NodeKind::Customer, "id")?;
         let deleted =
-            actions::customers::delete(&state(ctx).pool, caller, &id, cascade.unwrap_or(false))
+            actions::customers::delete(&state(ctx).pool, caller, id, cascade.unwrap_or(false))
                 .await?;
-        let encode =
-            |kind, ids: Vec<i64>| ids.into_iter().map(|id| ids::encode(kind, id)).collect();
+        let encode = |kind, ids: Vec<i64>| {
+            ids.into_iter()
+                .map(|id| ids::encode(kind, id).into())
+                .collect()
+        };
         Ok(DeleteCustomerPayload {
             deleted_customer_ids: encode(NodeKind::Customer, deleted.customer_ids),
             deleted_user_ids: encode(NodeKind::User, deleted.user_ids),
@@ -107,11 +116,12 @@ impl Mutation {
         // Naming a user by address reveals whether it exists: users are read.
         guards::require(ctx, Scope::UsersRead)?;
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
+        let customer_id = ids::expect(&customer_id, NodeKind::Customer, "customerId")?;
         actions::customers::set_administrator(
             &state(ctx).pool,
             &state(ctx).config,
             caller,
-            &customer_id,
+            customer_id,
             &email,
             true,
         )
@@ -130,11 +140,12 @@ impl Mutation {
         // Naming a user by address reveals whether it exists: users are read.
         guards::require(ctx, Scope::UsersRead)?;
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
+        let customer_id = ids::expect(&customer_id, NodeKind::Customer, "customerId")?;
         actions::customers::set_administrator(
             &state(ctx).pool,
             &state(ctx).config,
             caller,
-            &customer_id,
+            customer_id,
             &email,
             false,
         )
@@ -151,15 +162,23 @@ impl Mutation {
         reference: String,
     ) -> ApiResult<Entitlement> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        actions::entitlements::attach(&state(ctx).pool, caller, &customer_id, kind, &reference)
-            .await
-            .map(Entitlement)
+        let customer_id = ids::expect(&customer_id, NodeKind::Customer, "customerId")?;
+        actions::entitlements::attach(
+            &state(ctx).pool,
+            caller,
+            customer_id,
+            kind.into(),
+            &reference,
+        )
+        .await
+        .map(Entitlement)
     }
 
     /// Detaches it, keeping the number of the customer that held it.
     async fn detach_entitlement(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Entitlement> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        actions::entitlements::detach(&state(ctx).pool, caller, &id)
+        let id = ids::expect(&id, NodeKind::Entitlement, "id")?;
+        actions::entitlements::detach(&state(ctx).pool, caller, id)
             .await
             .map(Entitlement)
     }
@@ -173,8 +192,9 @@ impl Mutation {
     ) -> ApiResult<CreateUserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let state = state(ctx);
+        let command = input.into_command()?;
         let created =
-            actions::users::create(&state.pool, &state.config, &state.keyring, caller, input)
+            actions::users::create(&state.pool, &state.config, &state.keyring, caller, command)
                 .await?;
         Ok(CreateUserPayload {
             user: User(created.user),
@@ -192,14 +212,15 @@ impl Mutation {
     ) -> ApiResult<UserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let state = state(ctx);
+        let id = ids::expect(&id, NodeKind::User, "id")?;
         user_payload(
             actions::users::update(
                 &state.pool,
                 &state.config,
                 &state.keyring,
                 caller,
-                &id,
-                input,
+                id,
+                input.into(),
             )
             .await,
         )
@@ -215,16 +236,17 @@ impl Mutation {
     ) -> ApiResult<UserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let state = state(ctx);
+        let id = ids::expect(&id, NodeKind::User, "id")?;
         user_payload(
-            actions::users::set_status(&state.pool, &state.config, caller, &id, status.into())
-                .await,
+            actions::users::set_status(&state.pool, &state.config, caller, id, status.into()).await,
         )
     }
 
     /// Moves a PENDING_APPROVAL user to ACTIVE.
     async fn approve_user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<UserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
-        user_payload(actions::users::approve(&state(ctx).pool, caller, &id).await)
+        let id = ids::expect(&id, NodeKind::User, "id")?;
+        user_payload(actions::users::approve(&state(ctx).pool, caller, id).await)
     }
 
     /// Invalidates earlier activation links and issues a new one.
@@ -237,13 +259,14 @@ impl Mutation {
     ) -> ApiResult<CreateUserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let state = state(ctx);
+        let id = ids::expect(&id, NodeKind::User, "id")?;
         let created = actions::users::resend_activation(
             &state.pool,
             &state.config,
             &state.keyring,
             caller,
-            &id,
-            method,
+            id,
+            method.into(),
             activation_ttl_hours,
         )
         .await?;
@@ -256,7 +279,8 @@ impl Mutation {
     /// Makes the user's pending activation link stop working.
     async fn revoke_invitation(&self, ctx: &Context<'_>, id: ID) -> ApiResult<UserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
-        user_payload(actions::users::revoke_invitation(&state(ctx).pool, caller, &id).await)
+        let id = ids::expect(&id, NodeKind::User, "id")?;
+        user_payload(actions::users::revoke_invitation(&state(ctx).pool, caller, id).await)
     }
 
     /// Ends the user's sessions at once: the user itself, or a caller who
@@ -270,8 +294,9 @@ impl Mutation {
     ) -> ApiResult<i32> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let keep_current = keep_current.unwrap_or(false);
+        let user_id = ids::expect(&user_id, NodeKind::User, "userId")?;
         let ended =
-            actions::users::revoke_sessions(&state(ctx).pool, caller, &user_id, keep_current)
+            actions::users::revoke_sessions(&state(ctx).pool, caller, user_id, keep_current)
                 .await?;
         Ok(i32::try_from(ended).unwrap_or(i32::MAX))
     }
@@ -280,9 +305,10 @@ impl Mutation {
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeleteUserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let state = state(ctx);
-        let deleted = actions::users::delete(&state.pool, &state.config, caller, &id).await?;
+        let id = ids::expect(&id, NodeKind::User, "id")?;
+        let deleted = actions::users::delete(&state.pool, &state.config, caller, id).await?;
         Ok(DeleteUserPayload {
-            deleted_user_id: ids::encode(NodeKind::User, deleted),
+            deleted_user_id: ids::encode(NodeKind::User, deleted).into(),
         })
     }
 
@@ -292,7 +318,8 @@ impl Mutation {
         throttle::public(ctx, Flow::Emailing, Some((&input.tenant_id, &input.email))).await?;
         let state = state(ctx);
         let (user, customer) =
-            actions::users::sign_up(&state.pool, &state.config, &state.keyring, input).await?;
+            actions::users::sign_up(&state.pool, &state.config, &state.keyring, input.into())
+                .await?;
         Ok(SignUpPayload {
             user: User(user),
             customer: Customer(customer),
@@ -319,7 +346,7 @@ impl Mutation {
             &state.pool,
             &state.config,
             &state.keyring,
-            &tenant_id,
+            ids::tenant(&tenant_id),
             &email,
         )
         .await
@@ -348,7 +375,7 @@ impl Mutation {
         password: String,
     ) -> ApiResult<AuthPayload> {
         throttle::public(ctx, Flow::Login, Some((&tenant_id, &email))).await?;
-        actions::sessions::login(&state(ctx).pool, &tenant_id, &email, &password)
+        actions::sessions::login(&state(ctx).pool, ids::tenant(&tenant_id), &email, &password)
             .await
             .map(AuthPayload::from)
     }
@@ -381,7 +408,7 @@ impl Mutation {
         input: UpdateTenantInput,
     ) -> ApiResult<Tenant> {
         let caller = guards::caller(ctx)?;
-        crate::tenants::update(&state(ctx).pool, caller, input)
+        actions::tenants::update(&state(ctx).pool, caller, input.into())
             .await
             .map(Tenant)
     }
@@ -391,7 +418,8 @@ impl Mutation {
     async fn retry_job(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Job> {
         let caller = guards::require(ctx, Scope::JobsWrite)?;
         let state = state(ctx);
-        actions::jobs::retry(&state.pool, &state.config, caller, &id)
+        let id = ids::expect(&id, NodeKind::Job, "id")?;
+        actions::jobs::retry(&state.pool, &state.config, caller, id)
             .await
             .map(Job)
     }
@@ -432,7 +460,8 @@ impl Mutation {
     /// The key stops working at once. Revoking a revoked key changes nothing.
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ApiKey> {
         let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
-        actions::api_keys::revoke(&state(ctx).pool, caller, &id)
+        let id = ids::expect(&id, NodeKind::ApiKey, "id")?;
+        actions::api_keys::revoke(&state(ctx).pool, caller, id)
             .await
             .map(ApiKey)
     }

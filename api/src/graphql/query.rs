@@ -7,6 +7,7 @@ use super::types::{
     User, UserConnection, UserStatus, Viewer,
 };
 use crate::AppState;
+use crate::access;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
@@ -39,7 +40,7 @@ impl Query {
                     .customers
                     .load_one((tenant, number))
                     .await?
-                    .filter(|row| guards::sees_customer(caller, row))
+                    .filter(|row| access::sees_customer(caller, row))
                     .map(|row| Node::Customer(Customer(row)))
             }
             NodeKind::User => {
@@ -48,7 +49,7 @@ impl Query {
                     .users
                     .load_one((tenant, number))
                     .await?
-                    .filter(|row| guards::sees_user(caller, row))
+                    .filter(|row| access::sees_user(caller, row))
                     .map(|row| Node::User(User(row)))
             }
             NodeKind::ApiKey => {
@@ -73,7 +74,7 @@ impl Query {
                 };
                 // A detached entitlement belongs to the tenant's view only.
                 let visible = match &holder {
-                    Some(customer) => guards::sees_customer(caller, customer),
+                    Some(customer) => access::sees_customer(caller, customer),
                     None => caller.limits().is_none(),
                 };
                 row.filter(|_| visible)
@@ -99,7 +100,7 @@ impl Query {
             .customers
             .load_one((caller.tenant_id, number))
             .await?
-            .filter(|row| guards::sees_customer(caller, row))
+            .filter(|row| access::sees_customer(caller, row))
             .map(Customer))
     }
 
@@ -113,7 +114,7 @@ impl Query {
         let state = ctx.data_unchecked::<AppState>();
         Ok(customers::by_number(&state.pool, caller.tenant_id, &number)
             .await?
-            .filter(|row| guards::sees_customer(caller, row))
+            .filter(|row| access::sees_customer(caller, row))
             .map(Customer))
     }
 
@@ -162,7 +163,7 @@ impl Query {
             .users
             .load_one((caller.tenant_id, number))
             .await?
-            .filter(|row| guards::sees_user(caller, row))
+            .filter(|row| access::sees_user(caller, row))
             .map(User))
     }
 
@@ -174,7 +175,7 @@ impl Query {
         let mut conn = state.pool.acquire().await?;
         Ok(users::by_email(&mut conn, caller.tenant_id, &email)
             .await?
-            .filter(|row| guards::sees_user(caller, row))
+            .filter(|row| access::sees_user(caller, row))
             .map(User))
     }
 

@@ -14,6 +14,16 @@ crate::text_enum! {
     }
 }
 
+crate::text_enum! {
+    /// How an activation link was handed out.
+    pub enum ActivationMethod {
+        /// Queued as an invitation email.
+        SendActivationEmail = "SEND_ACTIVATION_EMAIL",
+        /// Returned to the caller to display; nothing sent.
+        DisplayActivationLink = "DISPLAY_ACTIVATION_LINK",
+    }
+}
+
 pub struct IssuedToken {
     pub id: i64,
     pub token: String,
@@ -27,7 +37,7 @@ pub struct TokenRequest<'a> {
     pub purpose: Purpose,
     pub ttl: Duration,
     /// How an activation link is handed out.
-    pub method: Option<&'a str>,
+    pub method: Option<ActivationMethod>,
     /// The address a validation link proves, for an email change.
     pub email: Option<&'a str>,
 }
@@ -94,7 +104,7 @@ pub async fn revoke_pending(
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct InvitationRow {
     pub user_id: i64,
-    pub method: Option<String>,
+    pub method: Option<ActivationMethod>,
     pub expires_at: DateTime<Utc>,
     pub consumed_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,

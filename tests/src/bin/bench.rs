@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use canopy_api::AppState;
-use canopy_api::tenants::{self, NewTenant};
+use canopy_api::actions::tenants::{self, NewTenant};
 use canopy_core::config::Config;
 use canopy_core::secrets::Keyring;
 use serde_json::{Value, json};

@@ -363,7 +363,7 @@ async fn what_lies_out_of_reach_looks_absent() {
         .as_str()
         .unwrap()
         .to_owned();
-    let made_up = ids::encode(NodeKind::Entitlement, 999_999).0;
+    let made_up = ids::encode(NodeKind::Entitlement, 999_999);
     let out_of_reach = refused(&app, &a1_admin, DETACH, json!({ "id": held }), "NOT_FOUND").await;
     let missing = refused(
         &app,

@@ -259,7 +259,7 @@ impl Ids {
             .unwrap();
             ids.0[slot] = rows
                 .into_iter()
-                .map(|id| encode(*kind, id).0)
+                .map(|id| encode(*kind, id))
                 // The key driving the fuzz is never a target.
                 .filter(|id| id != except_key)
                 .collect();
@@ -698,7 +698,7 @@ impl Gen<'_> {
         if !self.hostile() {
             let ids = world.ids.of(kind);
             return match ids.is_empty() {
-                true => json!(encode(kind, 1).0),
+                true => json!(encode(kind, 1)),
                 false => json!(self.pick(ids)),
             };
         }
@@ -712,15 +712,15 @@ impl Gen<'_> {
             1 => {
                 let other = self.pick(&KINDS.iter().filter(|k| **k != kind).collect::<Vec<_>>());
                 match world.ids.of(*other).is_empty() {
-                    true => json!(encode(*other, 1).0),
+                    true => json!(encode(*other, 1)),
                     false => json!(self.pick(world.ids.of(*other))),
                 }
             }
             2 => match world.other_ids.of(kind).is_empty() {
-                true => json!(encode(kind, 999_999).0),
+                true => json!(encode(kind, 999_999)),
                 false => json!(self.pick(world.other_ids.of(kind))),
             },
-            3 => json!(encode(kind, self.pick(&[0, -1, i64::MIN, i64::MAX, 999_999_999])).0),
+            3 => json!(encode(kind, self.pick(&[0, -1, i64::MIN, i64::MAX, 999_999_999]))),
             4 => {
                 let inside = self.pick(&[
                     format!("{kind_name}:99999999999999999999"),
@@ -746,7 +746,7 @@ impl Gen<'_> {
                     .filter(|id| !KINDS.iter().any(|k| world.ids.of(*k).contains(id)))
                     .collect();
                 match stale.is_empty() {
-                    true => json!(encode(kind, 424_242).0),
+                    true => json!(encode(kind, 424_242)),
                     false => json!(self.pick(&stale)),
                 }
             }

@@ -182,7 +182,7 @@ async fn a_tenant_without_self_sign_up_answers_as_if_it_did_not_exist() {
         .post(
             None,
             SIGN_UP,
-            json!({ "input": { "tenantId": canopy_api::ids::encode(canopy_api::ids::NodeKind::Tenant, 999).0,
+            json!({ "input": { "tenantId": canopy_api::ids::encode(canopy_api::ids::NodeKind::Tenant, 999),
                                "customerTitle": "X", "email": "x@x.test", "password": PASSWORD } }),
         )
         .await;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use async_graphql::Enum;
 
 use super::User;
+use crate::access;
 use crate::error::ApiResult;
 use crate::graphql::guards;
 use crate::graphql::loaders::Loaders;
@@ -31,7 +32,7 @@ pub struct ApiKey(pub ApiKeyRow);
 #[Object]
 impl ApiKey {
     pub async fn id(&self) -> ID {
-        ids::encode(NodeKind::ApiKey, self.0.id)
+        ids::encode(NodeKind::ApiKey, self.0.id).into()
     }
 
     async fn name(&self) -> &str {
@@ -86,7 +87,7 @@ impl ApiKey {
             .users
             .load_one((self.0.tenant_id, id))
             .await?
-            .filter(|row| guards::sees_user(caller, row))
+            .filter(|row| access::sees_user(caller, row))
             .map(User))
     }
 
@@ -97,7 +98,7 @@ impl ApiKey {
         let Some(id) = self.0.created_by_key_id else {
             return Ok(None);
         };
-        if !caller.has(CoreScope::ApiKeysWrite) || !guards::in_tenant(caller, self.0.tenant_id) {
+        if !caller.has(CoreScope::ApiKeysWrite) || !access::in_tenant(caller, self.0.tenant_id) {
             return Ok(None);
         }
         let loaders = ctx.data_unchecked::<Loaders>();

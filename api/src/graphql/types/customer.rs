@@ -3,6 +3,8 @@ use chrono::{DateTime, Utc};
 
 use super::{Entitlement, PageInfo, User, UserConnection, UserStatus};
 use crate::AppState;
+use crate::access;
+use crate::actions::customers::{CustomerChanges, NewCustomer};
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
@@ -23,7 +25,7 @@ impl Customer {
     /// users and administrators. A customer user sees its own customer but
     /// nothing below it, unless it administers it.
     fn opens(&self, ctx: &Context<'_>) -> ApiResult<bool> {
-        Ok(guards::manages_customer(guards::caller(ctx)?, &self.0))
+        Ok(access::manages_customer(guards::caller(ctx)?, &self.0))
     }
 
     /// The ancestors the caller may learn of (`authz::visible_ancestors`);
@@ -31,7 +33,7 @@ impl Customer {
     fn visible_ancestors(&self, ctx: &Context<'_>) -> ApiResult<Vec<i64>> {
         Ok(ctx
             .data_opt::<Caller>()
-            .filter(|caller| guards::in_tenant(caller, self.0.tenant_id))
+            .filter(|caller| access::in_tenant(caller, self.0.tenant_id))
             .map(|caller| authz::visible_ancestors(caller, &self.0.path))
             .unwrap_or_default())
     }
@@ -48,7 +50,7 @@ impl Customer {
 #[Object]
 impl Customer {
     pub async fn id(&self) -> ID {
-        ids::encode(NodeKind::Customer, self.0.id)
+        ids::encode(NodeKind::Customer, self.0.id).into()
     }
 
     /// Unique within the tenant; assigned when not given (`C-000001`, …).
@@ -102,7 +104,7 @@ impl Customer {
     async fn parent_id(&self, ctx: &Context<'_>) -> ApiResult<Option<ID>> {
         Ok(self
             .visible_parent(ctx)?
-            .map(|id| ids::encode(NodeKind::Customer, id)))
+            .map(|id| ids::encode(NodeKind::Customer, id).into()))
     }
 
     async fn parent(&self, ctx: &Context<'_>) -> ApiResult<Option<Customer>> {
@@ -258,7 +260,7 @@ impl Customer {
         search: Option<String>,
     ) -> ApiResult<UserConnection> {
         let caller = guards::require(ctx, Scope::UsersRead)?;
-        if !guards::sees_customer(caller, &self.0) {
+        if !access::sees_customer(caller, &self.0) {
             return Ok(UserConnection::empty());
         }
         let filter = users::Filter {
@@ -293,14 +295,14 @@ impl Customer {
             .await?
             .unwrap_or_default()
             .into_iter()
-            .filter(|user| guards::sees_user(caller, user))
+            .filter(|user| access::sees_user(caller, user))
             .map(User)
             .collect())
     }
 
     async fn entitlements(&self, ctx: &Context<'_>) -> ApiResult<Vec<Entitlement>> {
         let caller = guards::require(ctx, Scope::CustomersRead)?;
-        if !guards::sees_customer(caller, &self.0) {
+        if !access::sees_customer(caller, &self.0) {
             return Ok(Vec::new());
         }
         let loaders = ctx.data_unchecked::<Loaders>();
@@ -481,4 +483,46 @@ pub struct DeleteCustomerPayload {
     pub deleted_customer_ids: Vec<ID>,
     pub deleted_user_ids: Vec<ID>,
     pub detached_entitlement_ids: Vec<ID>,
+}
+
+impl CreateCustomerInput {
+    /// The command, with `parentId` decoded.
+    pub fn into_command(self) -> ApiResult<NewCustomer> {
+        let parent_id = self
+            .parent_id
+            .map(|id| ids::expect(&id, NodeKind::Customer, "parentId"))
+            .transpose()?;
+        Ok(NewCustomer {
+            parent_id,
+            number: self.number,
+            title: self.title,
+            info: self.info,
+            email: self.email,
+            phone: self.phone,
+            country: self.country,
+            state: self.state,
+            city: self.city,
+            address: self.address,
+            address2: self.address2,
+            zip: self.zip,
+        })
+    }
+}
+
+impl From<UpdateCustomerInput> for CustomerChanges {
+    fn from(input: UpdateCustomerInput) -> Self {
+        CustomerChanges {
+            number: input.number.into(),
+            title: input.title.into(),
+            info: input.info.into(),
+            email: input.email.into(),
+            phone: input.phone.into(),
+            country: input.country.into(),
+            state: input.state.into(),
+            city: input.city.into(),
+            address: input.address.into(),
+            address2: input.address2.into(),
+            zip: input.zip.into(),
+        }
+    }
 }

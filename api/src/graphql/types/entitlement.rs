@@ -26,7 +26,7 @@ pub struct Entitlement(pub EntitlementRow);
 #[Object]
 impl Entitlement {
     pub async fn id(&self) -> ID {
-        ids::encode(NodeKind::Entitlement, self.0.id)
+        ids::encode(NodeKind::Entitlement, self.0.id).into()
     }
 
     async fn kind(&self) -> EntitlementKind {

@@ -44,7 +44,7 @@ pub struct Job(pub JobRow);
 #[Object]
 impl Job {
     pub async fn id(&self) -> ID {
-        ids::encode(NodeKind::Job, self.0.id)
+        ids::encode(NodeKind::Job, self.0.id).into()
     }
 
     async fn kind(&self) -> JobKind {

@@ -59,3 +59,13 @@ impl PageInfo {
         }
     }
 }
+
+impl<T> From<async_graphql::MaybeUndefined<T>> for crate::actions::Patch<T> {
+    fn from(value: async_graphql::MaybeUndefined<T>) -> Self {
+        match value {
+            async_graphql::MaybeUndefined::Undefined => crate::actions::Patch::Keep,
+            async_graphql::MaybeUndefined::Null => crate::actions::Patch::Clear,
+            async_graphql::MaybeUndefined::Value(value) => crate::actions::Patch::Set(value),
+        }
+    }
+}

@@ -15,7 +15,7 @@ pub struct Tenant(pub TenantRow);
 #[Object]
 impl Tenant {
     pub async fn id(&self) -> ID {
-        ids::encode(NodeKind::Tenant, self.0.id)
+        ids::encode(NodeKind::Tenant, self.0.id).into()
     }
 
     async fn name(&self) -> &str {
@@ -89,5 +89,16 @@ impl Viewer {
 
     async fn scopes(&self) -> Vec<Scope> {
         self.0.scopes().iter().copied().map(Scope::from).collect()
+    }
+}
+
+impl From<UpdateTenantInput> for crate::actions::tenants::TenantChanges {
+    fn from(input: UpdateTenantInput) -> Self {
+        Self {
+            name: input.name,
+            require_approval: input.require_approval,
+            portal_url: input.portal_url,
+            self_sign_up: input.self_sign_up,
+        }
     }
 }

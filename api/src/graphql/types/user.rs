@@ -3,6 +3,8 @@ use chrono::{DateTime, Utc};
 
 use super::{Customer, PageInfo};
 use crate::AppState;
+use crate::access;
+use crate::actions::users::{NewUserCommand, SignUp, UserChanges};
 use crate::auth::{Caller, Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
@@ -38,21 +40,15 @@ pub enum UserRole {
     CustomerUser,
 }
 
+// The GraphQL face of `canopy_core::store::tokens::ActivationMethod`.
+/// How an activation link is handed out.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "canopy_core::store::tokens::ActivationMethod")]
 pub enum ActivationMethod {
     /// Queue an invitation email carrying the activation link.
     SendActivationEmail,
     /// Return the activation link in the payload; send nothing.
     DisplayActivationLink,
-}
-
-impl ActivationMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActivationMethod::SendActivationEmail => "SEND_ACTIVATION_EMAIL",
-            ActivationMethod::DisplayActivationLink => "DISPLAY_ACTIVATION_LINK",
-        }
-    }
 }
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
@@ -83,11 +79,9 @@ impl From<canopy_core::store::tokens::InvitationRow> for Invitation {
         } else {
             InvitationState::Pending
         };
-        let method = if row.method.as_deref() == Some("SEND_ACTIVATION_EMAIL") {
-            ActivationMethod::SendActivationEmail
-        } else {
-            ActivationMethod::DisplayActivationLink
-        };
+        let method = row
+            .method
+            .map_or(ActivationMethod::DisplayActivationLink, Into::into);
         Self {
             state,
             method,
@@ -108,7 +102,7 @@ impl User {
         if caller.user_id() == Some(self.0.id) {
             return Ok(true);
         }
-        if !guards::reaches_user(caller, &self.0) {
+        if !access::reaches_user(caller, &self.0) {
             return Ok(false);
         }
         let administered = self
@@ -143,14 +137,14 @@ impl User {
     /// Whether the caller manages this user or is it.
     fn is_managed_or_self(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let caller = guards::caller(ctx)?;
-        Ok(caller.user_id() == Some(self.0.id) || guards::reaches_user(caller, &self.0))
+        Ok(caller.user_id() == Some(self.0.id) || access::reaches_user(caller, &self.0))
     }
 }
 
 #[Object]
 impl User {
     pub async fn id(&self) -> ID {
-        ids::encode(NodeKind::User, self.0.id)
+        ids::encode(NodeKind::User, self.0.id).into()
     }
 
     /// Unique within the tenant, compared case-insensitively.
@@ -194,7 +188,7 @@ impl User {
             .customers
             .load_one((self.0.tenant_id, customer_id))
             .await?
-            .filter(|row| guards::sees_customer(caller, row))
+            .filter(|row| access::sees_customer(caller, row))
             .map(Customer))
     }
 
@@ -204,7 +198,7 @@ impl User {
             .administered_rows(ctx)
             .await?
             .into_iter()
-            .filter(|row| guards::sees_customer(caller, row))
+            .filter(|row| access::sees_customer(caller, row))
             .map(Customer)
             .collect())
     }
@@ -490,4 +484,48 @@ pub struct SignUpInput {
     pub password: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
+}
+
+impl CreateUserInput {
+    /// The command, with `customerId` decoded.
+    pub fn into_command(self) -> ApiResult<NewUserCommand> {
+        let customer_id = self
+            .customer_id
+            .map(|id| ids::expect(&id, NodeKind::Customer, "customerId"))
+            .transpose()?;
+        Ok(NewUserCommand {
+            customer_id,
+            email: self.email,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            phone: self.phone,
+            role: self.role.map_or(authz::Role::CustomerUser, Into::into),
+            activation: self.activation.into(),
+            activation_ttl_hours: self.activation_ttl_hours,
+        })
+    }
+}
+
+impl From<UpdateUserInput> for UserChanges {
+    fn from(input: UpdateUserInput) -> Self {
+        UserChanges {
+            first_name: input.first_name.into(),
+            last_name: input.last_name.into(),
+            phone: input.phone.into(),
+            email: input.email.into(),
+        }
+    }
+}
+
+impl From<SignUpInput> for SignUp {
+    fn from(input: SignUpInput) -> Self {
+        SignUp {
+            tenant_id: ids::tenant(&input.tenant_id),
+            customer_title: input.customer_title,
+            email: input.email,
+            password: input.password,
+            first_name: input.first_name,
+            last_name: input.last_name,
+        }
+    }
 }

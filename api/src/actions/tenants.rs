@@ -6,10 +6,9 @@ use serde::Serialize;
 use sqlx::PgPool;
 use url::Url;
 
+use crate::access;
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::guards;
-use crate::graphql::types::UpdateTenantInput;
 use crate::ids::{self, NodeKind};
 use crate::validation;
 use canopy_core::authz;
@@ -17,6 +16,7 @@ use canopy_core::lifecycle::UserStatus;
 use canopy_core::links;
 use canopy_core::secrets::{self, Keyring, SecretKind};
 use canopy_core::store::tenants::TenantRow;
+use canopy_core::store::tokens::ActivationMethod;
 use canopy_core::store::{api_keys, tenants, tokens, users};
 
 /// How long an activation link works unless the caller says otherwise.
@@ -89,7 +89,7 @@ pub async fn create(pool: &PgPool, keyring: &Keyring, new: NewTenant) -> ApiResu
             user_id: admin.id,
             purpose: tokens::Purpose::Activation,
             ttl: Duration::hours(ACTIVATION_TTL_HOURS),
-            method: Some("DISPLAY_ACTIVATION_LINK"),
+            method: Some(ActivationMethod::DisplayActivationLink),
             email: None,
         },
     )
@@ -113,8 +113,8 @@ pub async fn create(pool: &PgPool, keyring: &Keyring, new: NewTenant) -> ApiResu
     tx.commit().await?;
 
     Ok(CreatedTenant {
-        tenant_id: ids::encode(NodeKind::Tenant, tenant.id).0,
-        admin_user_id: ids::encode(NodeKind::User, admin.id).0,
+        tenant_id: ids::encode(NodeKind::Tenant, tenant.id),
+        admin_user_id: ids::encode(NodeKind::User, admin.id),
         api_key: key.plaintext,
         activation_link: links::link(&portal_url, links::ACTIVATE, &activation.token),
     })
@@ -129,13 +129,18 @@ pub fn describe(error: &ApiError) -> String {
     }
 }
 
+/// Changes to a tenant's settings; a field left out keeps its value.
+#[derive(Clone, Debug, Default)]
+pub struct TenantChanges {
+    pub name: Option<String>,
+    pub require_approval: Option<bool>,
+    pub portal_url: Option<String>,
+    pub self_sign_up: Option<bool>,
+}
+
 /// Changes the caller's tenant; needs every scope (`authz::change_tenant`).
-pub async fn update(
-    pool: &PgPool,
-    caller: &Caller,
-    input: UpdateTenantInput,
-) -> ApiResult<TenantRow> {
-    guards::enforce(authz::change_tenant(caller), "tenant")?;
+pub async fn update(pool: &PgPool, caller: &Caller, input: TenantChanges) -> ApiResult<TenantRow> {
+    access::enforce(authz::change_tenant(caller), "tenant")?;
     let name = input
         .name
         .map(|name| validation::required("name", &name, validation::MAX_TITLE_CHARS))
