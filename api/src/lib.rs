@@ -5,6 +5,7 @@
 //! - `auth` turns a bearer secret into a `Caller`;
 //! - `graphiql` serves GraphiQL and its pinned assets (GET /graphql);
 //! - `graphql` is the schema: queries, mutations, types, loaders and guards;
+//! - `graphql_http` is GraphQL over HTTP: media types, status codes, GET;
 //! - `store` is every SQL statement, grouped by table;
 //! - `tenants` creates a tenant with its first administrator (the CLI's job).
 
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod error;
 pub mod graphiql;
 pub mod graphql;
+pub mod graphql_http;
 pub mod ids;
 pub mod limits;
 pub mod pagination;
