@@ -4,20 +4,19 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLRequest;
+use async_graphql_axum::rejection::GraphQLRejection;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::Request;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::HeaderValue;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::http::{HeaderName, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get};
 use axum::{BoxError, Extension, Json, Router};
 use canopy_core::jobs::REQUEST_ID;
 use metrics_exporter_prometheus::PrometheusHandle;
-use serde_json::json;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
@@ -30,8 +29,10 @@ use tracing::Instrument;
 use crate::auth::{self, AuthError};
 use crate::error::retry_after_seconds;
 use crate::graphiql;
+use crate::graphql::extensions::Execution;
 use crate::graphql::throttle::RequestBudget;
 use crate::graphql::{self, CanopySchema, loaders::Loaders};
+use crate::graphql_http::{self, GetParameters, Media};
 use crate::limits::{self, Limiter, Verdict};
 use canopy_core::config::Config;
 use canopy_core::readiness::Readiness;
@@ -83,11 +84,7 @@ pub fn app(state: AppState) -> Router {
         .load_shed()
         .concurrency_limit(state.config.max_in_flight)
         .timeout(state.config.request_timeout);
-    let graphql = if state.config.graphiql {
-        get(graphiql::page).post(graphql_handler)
-    } else {
-        post(graphql_handler)
-    };
+    let graphql = get(graphql_get).post(graphql_post);
     let no_store = SetResponseHeaderLayer::overriding(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
@@ -180,23 +177,6 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
         .filter_map(|v| v.to_str().ok())
         .collect();
     let client = limits::client_address(socket, &forwarded_for, &state.config.trusted_proxies);
-    // GraphQL comes as JSON only: a page elsewhere cannot post a form or
-    // plain text that a browser sends without asking (no CORS preflight).
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    if request.method() == Method::POST && request.uri().path() == "/graphql" && !is_json {
-        return error_response(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "BAD_USER_INPUT",
-            "send GraphQL requests as application/json",
-        );
-    }
     request.extensions_mut().insert(Edge {
         request_id: request_id.clone(),
         client,
@@ -208,12 +188,75 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
     response
 }
 
-async fn graphql_handler(
+/// POST /graphql: a GraphQL request in a JSON body.
+async fn graphql_post(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    request: Request,
+) -> Response {
+    let headers = request.headers().clone();
+    let Some(media) = Media::negotiate(&headers) else {
+        return graphql_http::not_acceptable();
+    };
+    // GraphQL comes as JSON only: a page elsewhere cannot post a form or
+    // plain text that a browser sends without asking (no CORS preflight).
+    // The body is not read otherwise.
+    if !graphql_http::is_json(&headers) {
+        return media.refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_USER_INPUT",
+            "send GraphQL requests as application/json",
+        );
+    }
+    match GraphQLRequest::<GraphQLRejection>::from_request(request, &state).await {
+        Ok(request) => execute(state, edge, &headers, media, request.into_inner()).await,
+        Err(GraphQLRejection(error)) => media.unreadable(&error),
+    }
+}
+
+/// GET /graphql: GraphiQL for a browser that asks for a page and no
+/// query; otherwise a query (never a mutation) in the query string.
+async fn graphql_get(
     State(state): State<AppState>,
     Extension(edge): Extension<Edge>,
     headers: HeaderMap,
-    request: GraphQLRequest<UnreadableRequest>,
+    uri: Uri,
 ) -> Response {
+    let parameters = GetParameters::of(&uri);
+    if state.config.graphiql
+        && graphql_http::accepts_html(&headers)
+        && parameters.as_ref().is_ok_and(|p| p.query.is_none())
+    {
+        return graphiql::page().await;
+    }
+    let Some(media) = Media::negotiate(&headers) else {
+        return graphql_http::not_acceptable();
+    };
+    let mut request = match parameters.and_then(GetParameters::into_request) {
+        Ok(request) => request,
+        Err(message) => return media.refuse(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message),
+    };
+    if graphql_http::is_mutation(&mut request) {
+        return graphql_http::mutation_over_get(media);
+    }
+    execute(state, edge, &headers, media, request).await
+}
+
+/// Runs a request for its caller and answers in `media`.
+async fn execute(
+    state: AppState,
+    edge: Edge,
+    headers: &HeaderMap,
+    media: Media,
+    request: async_graphql::Request,
+) -> Response {
+    if request.query.trim().is_empty() {
+        return media.refuse(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "the request has no query",
+        );
+    }
     let span = tracing::info_span!("graphql_request", request_id = %edge.request_id);
     async move {
         let authorization = headers
@@ -222,7 +265,7 @@ async fn graphql_handler(
         let caller = match auth::authenticate(&state.pool, authorization).await {
             Ok(caller) => caller,
             Err(AuthError::Invalid) => {
-                return error_response(
+                return media.refuse(
                     StatusCode::UNAUTHORIZED,
                     "UNAUTHENTICATED",
                     "the bearer secret is not a valid API key or session",
@@ -230,7 +273,7 @@ async fn graphql_handler(
             }
             Err(AuthError::Database(error)) => {
                 tracing::error!(%error, "cannot authenticate");
-                return error_response(
+                return media.refuse(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "INTERNAL",
                     "internal error",
@@ -238,11 +281,12 @@ async fn graphql_handler(
             }
         };
         let budget = RequestBudget::new(edge.client);
+        let execution = Arc::new(Execution::default());
         let mut request = request
-            .into_inner()
             .data(state.clone())
             .data(Loaders::new(&state.pool))
-            .data(budget.clone());
+            .data(budget.clone())
+            .data(execution.clone());
         if let Some(caller) = caller {
             request = request.data(caller);
         }
@@ -264,7 +308,7 @@ async fn graphql_handler(
                     .is_some_and(|code| *code == async_graphql::Value::from("RATE_LIMITED"))
             });
         let report = *budget.report.lock().expect("report");
-        let mut http = GraphQLResponse::from(response).into_response();
+        let mut http = media.respond(response, execution.began());
         if let Some(verdict) = report {
             rate_limit_headers(http.headers_mut(), &verdict);
             if refused && !verdict.allowed {
@@ -283,7 +327,7 @@ async fn graphql_handler(
 
 /// A request shed or out of time: 503 with `Retry-After` and a GraphQL
 /// error body.
-async fn unavailable(error: BoxError) -> Response {
+async fn unavailable(headers: HeaderMap, error: BoxError) -> Response {
     let message = if error.is::<tower::timeout::error::Elapsed>() {
         "the request took too long"
     } else if error.is::<tower::load_shed::error::Overloaded>() {
@@ -292,7 +336,8 @@ async fn unavailable(error: BoxError) -> Response {
         tracing::error!(%error, "request failed in a layer");
         "the server cannot answer now"
     };
-    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message);
+    let mut response =
+        Media::for_errors(&headers).refuse(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", message);
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -317,39 +362,6 @@ fn rate_limit_headers(headers: &mut HeaderMap, verdict: &Verdict) {
             headers.insert(name, value);
         }
     }
-}
-
-/// A body that is no GraphQL request (malformed JSON, a lone surrogate,
-/// too deep, too large): a coded JSON error, never the parser's text.
-pub struct UnreadableRequest(async_graphql::ParseRequestError);
-
-impl From<async_graphql::ParseRequestError> for UnreadableRequest {
-    fn from(error: async_graphql::ParseRequestError) -> Self {
-        Self(error)
-    }
-}
-
-impl IntoResponse for UnreadableRequest {
-    fn into_response(self) -> Response {
-        use async_graphql::ParseRequestError;
-        let (status, message) = match self.0 {
-            ParseRequestError::PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the request body is too large",
-            ),
-            _ => (
-                StatusCode::BAD_REQUEST,
-                "the request body is not a GraphQL request in JSON",
-            ),
-        };
-        error_response(status, "BAD_USER_INPUT", message)
-    }
-}
-
-fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    let body =
-        json!({ "data": null, "errors": [{ "message": message, "extensions": { "code": code } }] });
-    (status, Json(body)).into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {

@@ -2,9 +2,17 @@
 //! their users.
 //!
 //! - `app` builds the router and runs the server (and, by default, the worker);
-//! - `auth` turns a bearer secret into a `Caller`;
+//! - `graphql_http` is GraphQL over HTTP: media types, status codes, GET;
 //! - `graphiql` serves GraphiQL and its pinned assets (GET /graphql);
-//! - `graphql` is the schema: queries, mutations, types, loaders and guards;
+//! - `graphql` is the schema: queries, mutations, types and loaders; it
+//!   decodes ids and inputs into the actions' commands;
+//! - `actions` is what each mutation does, on plain commands, in one
+//!   transaction (SQL is in `canopy_core::store`);
+//! - `access` applies the authorization rules to rows, for actions and
+//!   resolvers alike;
+//! - `auth` turns a bearer secret into a `Caller`;
+//! - `ids` are the global ids, `limits` the rate limiter, `pagination` the
+//!   cursors and `validation` the checks of input.
 
 pub mod access;
 pub mod actions;
@@ -13,6 +21,7 @@ pub mod auth;
 pub mod error;
 pub mod graphiql;
 pub mod graphql;
+pub mod graphql_http;
 pub mod ids;
 pub mod limits;
 pub mod pagination;

@@ -39,6 +39,13 @@ pub async fn serve(state: AppState) -> SocketAddr {
     addr
 }
 
+/// The media type of GraphQL responses over HTTP, and the Content-Type
+/// Canopy answers with in it.
+pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+pub const GRAPHQL_RESPONSE_JSON_UTF8: &str = "application/graphql-response+json; charset=utf-8";
+/// The legacy media type, and Canopy's Content-Type in it.
+pub const JSON_UTF8: &str = "application/json; charset=utf-8";
+
 /// The server secret of every test app: 256 bits, as the server demands.
 pub const TEST_SECRET: &str = "canopy-test-secret-0123456789abcdef";
 use serde_json::{Value, json};
@@ -198,6 +205,10 @@ impl TestApp {
         self.post_with(key, query, variables, None).await
     }
 
+    /// Posts a GraphQL request as a client of GraphQL over HTTP does,
+    /// asking for `application/graphql-response+json`, and returns the
+    /// whole body once it is sure the answer is one: in that media type,
+    /// 2xx when it has `data` (execution began) and 4xx or 5xx when not.
     pub async fn post_with(
         &self,
         key: Option<&str>,
@@ -208,6 +219,7 @@ impl TestApp {
         let mut request = self
             .client
             .post(self.url("/graphql"))
+            .header("accept", GRAPHQL_RESPONSE_JSON)
             .json(&json!({ "query": query, "variables": variables }));
         if let Some(key) = key {
             request = request.bearer_auth(key);
@@ -216,7 +228,20 @@ impl TestApp {
             request = request.header("x-request-id", id);
         }
         let response = request.send().await.expect("request sent");
-        response.json().await.expect("JSON body")
+        let status = response.status();
+        let content_type = response.headers().get("content-type").cloned();
+        let body: Value = response.json().await.expect("JSON body");
+        assert_eq!(
+            content_type.as_ref().and_then(|v| v.to_str().ok()),
+            Some(GRAPHQL_RESPONSE_JSON_UTF8),
+            "{status} {body}"
+        );
+        assert_eq!(
+            body.get("data").is_some(),
+            status.is_success(),
+            "data only with 2xx: {status} {body}"
+        );
+        body
     }
 
     /// Runs `query` with the tenant's key and returns `data`, failing the

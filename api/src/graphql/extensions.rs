@@ -1,17 +1,33 @@
 //! Per-request bookkeeping around every GraphQL operation: metrics by
-//! operation name, and the error policy: every error leaves with an
+//! operation name, whether execution began, required variables checked
+//! before it, and the error policy: every error leaves with an
 //! `extensions.code`, and nothing internal leaves at all.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextRequest,
 };
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
-use async_graphql::{Response, ServerError, ServerResult, Variables};
+use async_graphql::{Request, Response, ServerError, ServerResult, Value, Variables};
 
 use canopy_core::metrics;
+
+/// Whether a request reached execution, for its HTTP answer: one that did
+/// not (unparsable, invalid, an unknown operation, variables of the wrong
+/// type, a spent budget) is a request error, whose answer has no `data`.
+/// Give it to a request as `Arc<Execution>`.
+#[derive(Default)]
+pub struct Execution(AtomicBool);
+
+impl Execution {
+    pub fn began(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 pub struct Observability;
 
@@ -68,6 +84,9 @@ impl Extension for RequestObserver {
         if let (Some(name), Ok(mut slot)) = (operation_name, self.operation.lock()) {
             *slot = Some(name.to_owned());
         }
+        if let Some(execution) = ctx.data_opt::<Arc<Execution>>() {
+            execution.0.store(true, Ordering::SeqCst);
+        }
         let mut response = next.run(ctx, operation_name).await;
         // During execution every deliberate error carries a code (ApiError).
         // An uncoded one with a Rust error behind it is an unexpected
@@ -98,5 +117,54 @@ fn ensure_code(error: &mut ServerError, code: &str) {
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_none() {
         extensions.set("code", code);
+    }
+}
+
+/// Refuses, before execution, an operation whose non-null variable (with
+/// no default) is missing or null: async-graphql would otherwise run it
+/// and fail only the fields that use the variable, while GraphQL coerces
+/// every variable first and runs nothing when one cannot be.
+pub struct RequiredVariables;
+
+impl ExtensionFactory for RequiredVariables {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(RequiredVariables)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for RequiredVariables {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let name = request.operation_name.clone();
+        let variables = request.variables.clone();
+        // A document that does not parse is refused as such further on.
+        if let Ok(document) = request.parsed_query()
+            && let Some(operation) = super::operation(document, name.as_deref())
+        {
+            for definition in &operation.node.variable_definitions {
+                let definition = &definition.node;
+                let given = variables
+                    .get(&definition.name.node)
+                    .is_some_and(|value| *value != Value::Null);
+                if !definition.var_type.node.nullable
+                    && definition.default_value.is_none()
+                    && !given
+                {
+                    return Err(ServerError::new(
+                        format!(
+                            "variable ${} of type {} is required",
+                            definition.name.node, definition.var_type.node
+                        ),
+                        Some(definition.name.pos),
+                    ));
+                }
+            }
+        }
+        next.run(ctx, request).await
     }
 }

@@ -10,7 +10,8 @@ pub mod query;
 pub mod throttle;
 pub mod types;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
+use async_graphql::{EmptySubscription, Positioned, Schema, SchemaBuilder};
 
 pub use mutation::Mutation;
 pub use query::Query;
@@ -36,6 +37,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 pub fn schema(introspection: bool) -> CanopySchema {
     let builder = builder()
         .extension(extensions::Observability)
+        .extension(extensions::RequiredVariables)
         .extension(throttle::CallerBudget);
     if introspection {
         builder.finish()
@@ -47,4 +49,20 @@ pub fn schema(introspection: bool) -> CanopySchema {
 /// The schema in SDL, as checked in at `schema.graphql`.
 pub fn sdl() -> String {
     builder().finish().sdl()
+}
+
+/// The operation a request for `name` runs in `document`, as execution
+/// picks it: by name, or the only one; `None` when that names none.
+pub fn operation<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(operation), None) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next()
+        }
+        _ => None,
+    }
 }

@@ -220,8 +220,20 @@ async fn graphiql_and_introspection_can_be_switched_off() {
         ],
     )
     .await;
+    // GET /graphql is then GraphQL alone, and a GET without a query is a
+    // request error, not a page.
     let page = app.client.get(app.url("/graphql")).send().await.unwrap();
-    assert_eq!(page.status(), 405);
+    assert_eq!(page.status(), 400);
+    assert_eq!(
+        page.headers()["content-type"],
+        canopy_tests::GRAPHQL_RESPONSE_JSON_UTF8
+    );
+    let body: Value = page.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["message"], "the request has no query",
+        "{body}"
+    );
+    assert!(body.get("data").is_none(), "{body}");
     let body: Value = app
         .post(
             Some(&app.tenant.api_key),

@@ -720,7 +720,10 @@ impl Gen<'_> {
                 true => json!(encode(kind, 999_999)),
                 false => json!(self.pick(world.other_ids.of(kind))),
             },
-            3 => json!(encode(kind, self.pick(&[0, -1, i64::MIN, i64::MAX, 999_999_999]))),
+            3 => json!(encode(
+                kind,
+                self.pick(&[0, -1, i64::MIN, i64::MAX, 999_999_999])
+            )),
             4 => {
                 let inside = self.pick(&[
                     format!("{kind_name}:99999999999999999999"),
