@@ -17,7 +17,11 @@ pub struct Config {
     pub queue: String,
     pub addr: SocketAddr,
     pub embedded_worker: bool,
+    /// May hold credentials: never log it as it is.
     pub smtp_url: Option<String>,
+    /// PEM certificates trusted for the SMTP server besides the system's
+    /// roots (`SMTP_CA_FILE`), for a relay under a private CA.
+    pub smtp_ca_file: Option<PathBuf>,
     pub mail_dir: PathBuf,
     /// `CANOPY_SECRET`; unset, the installation's generated secret (kept in
     /// the database) is used: see `secrets::Keyring::load`.
@@ -275,6 +279,9 @@ impl Config {
                 format!("CANOPY_EMBEDDED_WORKER is not a boolean: {embedded_worker}")
             })?,
             smtp_url: lookup("SMTP_URL").filter(|s| !s.trim().is_empty()),
+            smtp_ca_file: lookup("SMTP_CA_FILE")
+                .filter(|s| !s.trim().is_empty())
+                .map(PathBuf::from),
             mail_dir: PathBuf::from(get("CANOPY_MAIL_DIR", "./mail")),
             secret,
             previous_secret,
@@ -329,6 +336,7 @@ mod tests {
         assert_eq!(config.addr.to_string(), "127.0.0.1:8080");
         assert!(config.embedded_worker);
         assert!(config.smtp_url.is_none());
+        assert!(config.smtp_ca_file.is_none());
         assert_eq!(config.mail_dir, PathBuf::from("./mail"));
         assert_eq!(config.mail_from, "Canopy <no-reply@localhost>");
     }

@@ -6,6 +6,7 @@ pub mod database;
 pub mod mail;
 pub mod redis_server;
 pub mod statements;
+pub mod tls;
 pub mod worker_process;
 
 pub use database::TestDb;
@@ -99,6 +100,18 @@ impl TestApp {
     /// tests' own.
     pub async fn spawn_with_mail_and_env(pool: PgPool, env: &[(&str, &str)]) -> Self {
         let sink = mail::SmtpSink::start().await;
+        let mut app = Self::start_with(pool, Some(sink), None, env).await;
+        app.start_worker();
+        app
+    }
+
+    /// Like `spawn_with_mail_and_env`, sending to `sink` as the test set it
+    /// up (the env may name a `SMTP_URL` of its own for it).
+    pub async fn spawn_with_sink_and_env(
+        pool: PgPool,
+        sink: mail::SmtpSink,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut app = Self::start_with(pool, Some(sink), None, env).await;
         app.start_worker();
         app

@@ -1,17 +1,22 @@
 //! A real SMTP server for the tests, in the test process: the SMTP
-//! protocol is `mailin`'s, the sockets are tokio's. Each test starts its own
-//! on a free port; it can refuse messages with a reply of the test's
-//! choosing, answer slowly, or stop and start again on the same port.
-//! Messages are read back by polling, never after a fixed sleep.
+//! protocol is `mailin`'s, the sockets are tokio's, TLS is rustls'. Each
+//! test starts its own on a free port; it can refuse messages with a reply
+//! of the test's choosing, answer slowly, stop and start again on the same
+//! port, offer STARTTLS or speak TLS from the first byte, and demand a user
+//! and password. Messages are read back by polling, never after a fixed
+//! sleep.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use mailin::AuthMechanism;
 use mailin::{Action, Response, Session, SessionBuilder};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use rustls::ServerConfig;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// How long a test waits for an email before failing.
@@ -30,7 +35,35 @@ struct State {
     refusal: Option<String>,
     /// How long to wait before answering each message.
     delay: Option<Duration>,
-    received: Vec<Vec<u8>>,
+    /// The TLS offered to new connections.
+    tls: Option<SinkTls>,
+    /// The user and password new connections must authenticate with.
+    login: Option<Login>,
+    received: Vec<Delivery>,
+}
+
+/// How the sink offers TLS, under the certificate of `config`.
+#[derive(Clone)]
+pub enum SinkTls {
+    /// Plain at first, upgraded with STARTTLS (port 25 or 587 style).
+    StartTls(Arc<ServerConfig>),
+    /// TLS from the first byte (`smtps://`, port 465 style).
+    Implicit(Arc<ServerConfig>),
+}
+
+#[derive(Clone)]
+struct Login {
+    user: String,
+    password: String,
+    mechanisms: Vec<AuthMechanism>,
+}
+
+/// A message as it arrived.
+#[derive(Clone)]
+struct Delivery {
+    raw: Vec<u8>,
+    tls: bool,
+    user: Option<String>,
 }
 
 /// One run of the server: stopping it closes the listener and every
@@ -50,6 +83,10 @@ pub struct Received {
     pub text: String,
     pub html: String,
     pub raw: String,
+    /// Whether it came over TLS.
+    pub tls: bool,
+    /// The user its connection authenticated as.
+    pub user: Option<String>,
 }
 
 impl Received {
@@ -120,6 +157,21 @@ impl SmtpSink {
         self.state.lock().unwrap().refusal = reply.map(str::to_owned);
     }
 
+    /// Makes new connections use `tls` (or none).
+    pub fn offer_tls(&self, tls: Option<SinkTls>) {
+        self.state.lock().unwrap().tls = tls;
+    }
+
+    /// Makes new connections authenticate as `user` with `password`, by
+    /// one of `mechanisms`, before sending (only offered over TLS).
+    pub fn require_login(&self, user: &str, password: &str, mechanisms: &[AuthMechanism]) {
+        self.state.lock().unwrap().login = Some(Login {
+            user: user.to_owned(),
+            password: password.to_owned(),
+            mechanisms: mechanisms.to_vec(),
+        });
+    }
+
     /// Makes the sink wait `seconds` before answering each message.
     pub fn delay(&self, seconds: Option<f64>) {
         self.state.lock().unwrap().delay = seconds.map(Duration::from_secs_f64);
@@ -128,7 +180,7 @@ impl SmtpSink {
     /// Every message received so far, in order.
     pub fn messages(&self) -> Vec<Received> {
         let received = self.state.lock().unwrap().received.clone();
-        received.iter().map(|raw| parse(raw)).collect()
+        received.iter().map(parse).collect()
     }
 
     /// Waits for a message to `to` whose subject contains `subject`.
@@ -200,44 +252,118 @@ async fn accept(listener: TcpListener, state: Arc<Mutex<State>>, stop: Cancellat
     }
 }
 
-/// One SMTP conversation: lines in, `mailin`'s replies out. When a
-/// message's final "." arrives the sink waits the delay the test set, then
-/// keeps the message, or answers the refusal instead of `mailin`'s OK
-/// (`mailin` would stay in its data state after an error of its handler).
+/// One SMTP conversation: lines in, `mailin`'s replies out, in TLS when
+/// the sink offers it (from the first byte, or once STARTTLS is answered).
 async fn converse(socket: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
     let peer = socket.peer_addr()?.ip();
-    let mut stream = BufReader::new(socket);
-    let finished = Arc::new(Mutex::new(None));
+    let (tls, login) = {
+        let state = state.lock().unwrap();
+        (state.tls.clone(), state.login.clone())
+    };
+    let mut builder = SessionBuilder::new("canopy-test-sink");
+    if let Some(login) = &login {
+        for mechanism in &login.mechanisms {
+            builder.enable_auth(mechanism.clone());
+        }
+    }
+    if let Some(SinkTls::StartTls(_)) = tls {
+        builder.enable_start_tls();
+    }
+    let shared = Arc::new(Mutex::new(Shared::default()));
     let collector = Collector {
         message: Vec::new(),
-        finished: finished.clone(),
+        login,
+        shared: shared.clone(),
     };
-    let mut session: Session<Collector> =
-        SessionBuilder::new("canopy-test-sink").build(peer, collector);
-    reply(&mut stream, &session.greeting()).await?;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if stream.read_until(b'\n', &mut line).await? == 0 {
-            return Ok(());
+    let mut session: Session<Collector> = builder.build(peer, collector);
+    let talk = Talk {
+        state: &state,
+        shared: &shared,
+    };
+    match tls {
+        Some(SinkTls::Implicit(config)) => {
+            let stream = TlsAcceptor::from(config).accept(socket).await?;
+            session.tls_active();
+            let mut stream = BufReader::new(stream);
+            reply(&mut stream, &session.greeting()).await?;
+            talk.lines(&mut stream, &mut session, true).await?;
         }
-        let mut response = session.process(&line);
-        let message = finished.lock().unwrap().take();
-        if let Some(message) = message {
-            let delay = state.lock().unwrap().delay;
-            if let Some(delay) = delay {
-                tokio::time::sleep(delay).await;
-            }
-            let mut state = state.lock().unwrap();
-            match &state.refusal {
-                Some(refusal) => response = refused(refusal),
-                None => state.received.push(message),
+        tls => {
+            let mut stream = BufReader::new(socket);
+            reply(&mut stream, &session.greeting()).await?;
+            if talk.lines(&mut stream, &mut session, false).await? == Ended::StartTls {
+                let Some(SinkTls::StartTls(config)) = tls else {
+                    unreachable!("mailin offers STARTTLS only when enabled");
+                };
+                let stream = TlsAcceptor::from(config)
+                    .accept(stream.into_inner())
+                    .await?;
+                session.tls_active();
+                talk.lines(&mut BufReader::new(stream), &mut session, true)
+                    .await?;
             }
         }
-        match response.action {
-            Action::NoReply => {}
-            Action::Reply | Action::UpgradeTls => reply(&mut stream, &response).await?,
-            Action::Close => return reply(&mut stream, &response).await,
+    }
+    Ok(())
+}
+
+#[derive(PartialEq, Eq)]
+enum Ended {
+    Closed,
+    StartTls,
+}
+
+struct Talk<'a> {
+    state: &'a Arc<Mutex<State>>,
+    shared: &'a Arc<Mutex<Shared>>,
+}
+
+impl Talk<'_> {
+    /// Answers lines until the client leaves or STARTTLS is agreed. When a
+    /// message's final "." arrives the sink waits the delay the test set,
+    /// then keeps the message, or answers the refusal instead of `mailin`'s
+    /// OK (`mailin` would stay in its data state after an error of its
+    /// handler).
+    async fn lines<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: &mut BufReader<S>,
+        session: &mut Session<Collector>,
+        tls: bool,
+    ) -> std::io::Result<Ended> {
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if stream.read_until(b'\n', &mut line).await? == 0 {
+                return Ok(Ended::Closed);
+            }
+            let mut response = session.process(&line);
+            let (message, user) = {
+                let mut shared = self.shared.lock().unwrap();
+                (shared.finished.take(), shared.user.clone())
+            };
+            if let Some(raw) = message {
+                let delay = self.state.lock().unwrap().delay;
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
+                let mut state = self.state.lock().unwrap();
+                match &state.refusal {
+                    Some(refusal) => response = refused(refusal),
+                    None => state.received.push(Delivery { raw, tls, user }),
+                }
+            }
+            match response.action {
+                Action::NoReply => {}
+                Action::Reply => reply(stream, &response).await?,
+                Action::UpgradeTls => {
+                    reply(stream, &response).await?;
+                    return Ok(Ended::StartTls);
+                }
+                Action::Close => {
+                    reply(stream, &response).await?;
+                    return Ok(Ended::Closed);
+                }
+            }
         }
     }
 }
@@ -248,15 +374,40 @@ fn refused(reply: &str) -> Response {
     Response::custom(code.parse().expect("a reply code"), text.to_owned())
 }
 
-async fn reply(stream: &mut BufReader<TcpStream>, response: &Response) -> std::io::Result<()> {
+async fn reply<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut BufReader<S>,
+    response: &Response,
+) -> std::io::Result<()> {
     stream.write_all(&response.buffer()?).await?;
     stream.flush().await
 }
 
-/// Collects each message and hands it to the conversation when it ends.
+/// Collects each message and hands it to the conversation when it ends;
+/// checks the user and password.
 struct Collector {
     message: Vec<u8>,
-    finished: Arc<Mutex<Option<Vec<u8>>>>,
+    login: Option<Login>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// What the handler tells the conversation.
+#[derive(Default)]
+struct Shared {
+    finished: Option<Vec<u8>>,
+    /// Once authenticated.
+    user: Option<String>,
+}
+
+impl Collector {
+    fn authenticate(&mut self, user: &str, password: &str) -> Response {
+        match &self.login {
+            Some(login) if login.user == user && login.password == password => {
+                self.shared.lock().unwrap().user = Some(user.to_owned());
+                mailin::response::AUTH_OK
+            }
+            _ => mailin::response::INVALID_CREDENTIALS,
+        }
+    }
 }
 
 impl mailin::Handler for Collector {
@@ -277,12 +428,26 @@ impl mailin::Handler for Collector {
     }
 
     fn data_end(&mut self) -> Response {
-        *self.finished.lock().unwrap() = Some(std::mem::take(&mut self.message));
+        self.shared.lock().unwrap().finished = Some(std::mem::take(&mut self.message));
         mailin::response::OK
+    }
+
+    fn auth_plain(
+        &mut self,
+        _authorization_id: &str,
+        authentication_id: &str,
+        password: &str,
+    ) -> Response {
+        self.authenticate(authentication_id, password)
+    }
+
+    fn auth_login(&mut self, username: &str, password: &str) -> Response {
+        self.authenticate(username, password)
     }
 }
 
-fn parse(raw: &[u8]) -> Received {
+fn parse(delivery: &Delivery) -> Received {
+    let raw = &delivery.raw;
     let message = mail_parser::MessageParser::default()
         .parse(raw)
         .expect("a parsable message");
@@ -299,5 +464,7 @@ fn parse(raw: &[u8]) -> Received {
         text: message.body_text(0).unwrap_or_default().into_owned(),
         html: message.body_html(0).unwrap_or_default().into_owned(),
         raw: String::from_utf8_lossy(raw).into_owned(),
+        tls: delivery.tls,
+        user: delivery.user.clone(),
     }
 }

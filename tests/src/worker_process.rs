@@ -34,6 +34,11 @@ impl WorkerProcess {
     /// Starts a worker process for `app`'s database, Redis prefix and SMTP
     /// server.
     pub async fn start(app: &TestApp) -> Self {
+        Self::start_with_env(app, &[]).await
+    }
+
+    /// Like `start`, with these environment variables over the usual ones.
+    pub async fn start_with_env(app: &TestApp, env: &[(&str, &str)]) -> Self {
         let database: String = sqlx::query_scalar("SELECT current_database()")
             .fetch_one(&app.pool)
             .await
@@ -53,6 +58,7 @@ impl WorkerProcess {
             .env("CANOPY_JOB_LEASE_SECONDS", "2")
             .env("CANOPY_WORKER_ADDR", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .spawn()
             .expect("canopy-worker starts");

@@ -42,7 +42,7 @@ async fn counts_match_ledger(app: &TestApp) {
     assert_eq!(counted, actual);
 }
 
-async fn invite(app: &TestApp, customer: &str, email: &str) -> String {
+pub(crate) async fn invite(app: &TestApp, customer: &str, email: &str) -> String {
     app.data(INVITE, json!({ "c": customer, "e": email })).await["createUser"]["user"]["id"]
         .as_str()
         .unwrap()
@@ -50,7 +50,11 @@ async fn invite(app: &TestApp, customer: &str, email: &str) -> String {
 }
 
 /// The user's one invitation job, once `done` says it is where it should be.
-async fn delivery_when(app: &TestApp, user: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn delivery_when(
+    app: &TestApp,
+    user: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let started = Instant::now();
     loop {
         let data = app.data(DELIVERIES, json!({ "id": user })).await;

@@ -18,6 +18,7 @@ mod processes;
 mod schema;
 mod secrets;
 mod sessions;
+mod smtp;
 mod statements;
 mod tree;
 mod users;

@@ -42,6 +42,7 @@ impl Mailer {
         match &config.smtp_url {
             Some(url) => Ok(Mailer::Smtp(smtp::SmtpPool::from_url(
                 url,
+                config.smtp_ca_file.as_deref(),
                 config.worker_concurrency,
             )?)),
             None => {
