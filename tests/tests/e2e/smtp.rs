@@ -5,11 +5,11 @@
 //! server is put right.
 
 use canopy_tests::TestApp;
+use canopy_tests::TestDb;
 use canopy_tests::mail::{AuthMechanism, SinkTls, SmtpSink};
 use canopy_tests::tls::TestCa;
 use canopy_tests::worker_process::WorkerProcess;
 use serde_json::{Value, json};
-use sqlx::PgPool;
 
 use crate::jobs::{delivery_when, invite};
 
@@ -29,8 +29,10 @@ async fn failed_once(app: &TestApp, user: &str, to: &str) -> Value {
     failed
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn starttls_with_a_trusted_certificate_delivers(pool: PgPool) {
+#[tokio::test]
+async fn starttls_with_a_trusted_certificate_delivers() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let ca = TestCa::new("Canopy test CA");
     let sink = SmtpSink::start().await;
     sink.offer_tls(Some(SinkTls::StartTls(ca.server_config())));
@@ -45,8 +47,10 @@ async fn starttls_with_a_trusted_certificate_delivers(pool: PgPool) {
     assert!(done["lastError"].is_null(), "{done}");
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn credentials_in_the_url_authenticate_over_starttls(pool: PgPool) {
+#[tokio::test]
+async fn credentials_in_the_url_authenticate_over_starttls() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let ca = TestCa::new("Canopy test CA");
     let sink = SmtpSink::start().await;
     sink.offer_tls(Some(SinkTls::StartTls(ca.server_config())));
@@ -65,8 +69,10 @@ async fn credentials_in_the_url_authenticate_over_starttls(pool: PgPool) {
     assert_eq!(email.user.as_deref(), Some("mailer@globex.test"));
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn smtps_speaks_tls_from_the_first_byte(pool: PgPool) {
+#[tokio::test]
+async fn smtps_speaks_tls_from_the_first_byte() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let ca = TestCa::new("Canopy test CA");
     let sink = SmtpSink::start().await;
     sink.offer_tls(Some(SinkTls::Implicit(ca.server_config())));
@@ -84,8 +90,10 @@ async fn smtps_speaks_tls_from_the_first_byte(pool: PgPool) {
     assert_eq!(done["attempts"], 1);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn an_untrusted_certificate_is_retried_never_sent_past(pool: PgPool) {
+#[tokio::test]
+async fn an_untrusted_certificate_is_retried_never_sent_past() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let trusted = TestCa::new("Canopy test CA");
     let stranger = TestCa::new("Someone else's CA");
     let sink = SmtpSink::start().await;
@@ -115,8 +123,10 @@ async fn an_untrusted_certificate_is_retried_never_sent_past(pool: PgPool) {
     assert_eq!(app.mail().messages_to("ann@globex.test").len(), 1);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn tls_required_refuses_a_server_without_starttls(pool: PgPool) {
+#[tokio::test]
+async fn tls_required_refuses_a_server_without_starttls() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let ca = TestCa::new("Canopy test CA");
     let sink = SmtpSink::start().await;
     let url = format!("{}?tls=required", sink.url());
@@ -137,8 +147,10 @@ async fn tls_required_refuses_a_server_without_starttls(pool: PgPool) {
     assert!(email.tls);
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn credentials_are_never_sent_in_clear(pool: PgPool) {
+#[tokio::test]
+async fn credentials_are_never_sent_in_clear() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let sink = SmtpSink::start().await;
     let url = format!("smtp://mailer:hunter2-secret@127.0.0.1:{}", sink.port);
     let app = TestApp::spawn_with_sink_and_env(pool, sink, &[("SMTP_URL", url.as_str())]).await;
@@ -153,8 +165,10 @@ async fn credentials_are_never_sent_in_clear(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn refused_credentials_are_retried_and_never_shown(pool: PgPool) {
+#[tokio::test]
+async fn refused_credentials_are_retried_and_never_shown() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let ca = TestCa::new("Canopy test CA");
     let sink = SmtpSink::start().await;
     sink.offer_tls(Some(SinkTls::StartTls(ca.server_config())));
@@ -199,8 +213,10 @@ async fn refused_credentials_are_retried_and_never_shown(pool: PgPool) {
 
 /// Operators may trust a private CA the standard way too: the system's
 /// roots honour `SSL_CERT_FILE`.
-#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
-async fn ssl_cert_file_is_honoured(pool: PgPool) {
+#[tokio::test]
+async fn ssl_cert_file_is_honoured() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
     let ca = TestCa::new("Canopy test CA");
     let app = TestApp::spawn_with_mail_stopped(pool).await;
     app.mail()
