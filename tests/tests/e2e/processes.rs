@@ -1,11 +1,15 @@
 //! Delivery across worker processes: one killed during a job, one stopped
 //! and replaced, two running at once. Each email arrives; a duplicate made
-//! by a fault carries the same Message-ID.
+//! by a fault carries the same Message-ID. Also what running many workers
+//! asks of a host: addresses of their own.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use canopy_core::config::WorkerAddr;
 use canopy_tests::worker_process::WorkerProcess;
 use canopy_tests::{POLL, TestApp};
+use redis::aio::MultiplexedConnection;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -119,4 +123,85 @@ async fn a_stopped_worker_loses_nothing_to_its_successor(pool: PgPool) {
     {
         assert_eq!(app.mail().messages_to(email).len(), 1, "{email}");
     }
+}
+
+async fn redis(app: &TestApp) -> MultiplexedConnection {
+    redis::Client::open(app.config.redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn keys(redis: &mut MultiplexedConnection, pattern: &str) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(redis)
+        .await
+        .unwrap()
+}
+
+async fn healthz(addr: SocketAddr) -> (u16, String) {
+    let response = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn workers_without_an_address_start_side_by_side(pool: PgPool) {
+    let app = TestApp::spawn_with_mail_stopped(pool).await;
+    let customer = app.customer("Globex", None).await;
+    let first = WorkerProcess::start_with_addr(&app, None).await;
+    let first_addr = first.serving_addr().await;
+    let second = WorkerProcess::start_with_addr(&app, None).await;
+    let second_addr = second.serving_addr().await;
+
+    let gave_way = |worker: &WorkerProcess| {
+        worker
+            .log()
+            .iter()
+            .any(|line| line.contains("the default CANOPY_WORKER_ADDR is taken"))
+    };
+    // The first takes the default unless something else on the host has it;
+    // the second finds it taken either way and says where it went.
+    assert!(first_addr == WorkerAddr::DEFAULT || gave_way(&first));
+    assert_ne!(second_addr, WorkerAddr::DEFAULT);
+    assert!(gave_way(&second), "{:?}", second.log());
+    assert_ne!(first_addr, second_addr);
+    assert_eq!(second_addr.ip(), WorkerAddr::DEFAULT.ip());
+    for addr in [first_addr, second_addr] {
+        assert_eq!(healthz(addr).await, (200, "ok".to_owned()), "{addr}");
+    }
+    // And both work.
+    let recipients: Vec<String> = (0..6).map(|i| format!("user{i}@globex.test")).collect();
+    for email in &recipients {
+        invite(&app, &customer, email).await;
+    }
+    for email in &recipients {
+        app.mail().wait_for(email, "set up your account").await;
+    }
+}
+
+#[sqlx::test(migrator = "canopy_core::db::MIGRATOR")]
+async fn a_worker_address_set_but_taken_stops_the_start_in_one_line(pool: PgPool) {
+    let app = TestApp::spawn_with_mail_stopped(pool).await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let mut worker = WorkerProcess::start_with_addr(&app, Some(addr)).await;
+    let status = worker.wait_exit();
+    assert!(!status.success(), "{status}");
+    assert_eq!(
+        worker.log(),
+        [format!(
+            "canopy-worker: CANOPY_WORKER_ADDR {addr} is already in use"
+        )]
+    );
+    // It stopped before touching Redis.
+    let mut redis = redis(&app).await;
+    assert!(
+        keys(&mut redis, &format!("{}:*", app.config.queue))
+            .await
+            .is_empty()
+    );
 }
