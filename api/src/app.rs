@@ -385,12 +385,15 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// `CANOPY_EMBEDDED_WORKER=false`; in-flight requests finish first.
 pub async fn run(config: Config) -> Result<()> {
     let config = Arc::new(config);
+    // Before anything else, so a taken address stops the start at once.
+    let listener = canopy_core::listen::bind("CANOPY_ADDR", config.addr).await?;
+    let ops = match config.ops_addr {
+        Some(ops_addr) => Some(canopy_core::listen::bind("CANOPY_OPS_ADDR", ops_addr).await?),
+        None => None,
+    };
     let pool = db::connect_and_migrate(&config.database_url).await?;
     let api_pool = db::bounded_pool(&pool, 20, config.request_timeout);
     let state = AppState::new(api_pool, config.clone()).await?;
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.addr))?;
     tracing::info!(addr = %config.addr, "serving /graphql");
 
     let stop = CancellationToken::new();
@@ -410,11 +413,8 @@ pub async fn run(config: Config) -> Result<()> {
         ))
     });
 
-    if let Some(ops_addr) = config.ops_addr {
-        let ops = tokio::net::TcpListener::bind(ops_addr)
-            .await
-            .with_context(|| format!("cannot listen on {ops_addr}"))?;
-        tracing::info!(addr = %ops_addr, "serving /healthz, /readyz and /metrics");
+    if let Some(ops) = ops {
+        tracing::info!(addr = %ops.local_addr()?, "serving /healthz, /readyz and /metrics");
         let ops_app = ops_app(state.clone());
         let stopped = stop.clone();
         tokio::spawn(async move {

@@ -1,7 +1,7 @@
 //! Configuration from the environment, each value with a working local default
 //! (see the table in README.md).
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -39,7 +39,7 @@ pub struct Config {
     pub worker_concurrency: usize,
     /// Where `canopy-worker` serves /healthz, /readyz and /metrics
     /// (`CANOPY_WORKER_ADDR`).
-    pub worker_addr: SocketAddr,
+    pub worker_addr: WorkerAddr,
     /// DONE jobs older than this are pruned (`CANOPY_JOB_RETENTION_DAYS`).
     pub job_retention: std::time::Duration,
     /// How often callers may act (`CANOPY_LIMIT_*`).
@@ -62,6 +62,22 @@ pub struct Config {
     /// Where /metrics, /healthz and /readyz are served instead of
     /// `CANOPY_ADDR` (`CANOPY_OPS_ADDR`; unset: with the API).
     pub ops_addr: Option<SocketAddr>,
+}
+
+/// Where `canopy-worker` serves /healthz, /readyz and /metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerAddr {
+    /// `CANOPY_WORKER_ADDR` names it: there or nowhere, since the
+    /// operator's probes look there.
+    Explicit(SocketAddr),
+    /// Unset: [`WorkerAddr::DEFAULT`] while it is free, else a free port on
+    /// the same host, so any number of workers start on one host.
+    Default,
+}
+
+impl WorkerAddr {
+    pub const DEFAULT: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9091);
 }
 
 /// So many events per period, refilling evenly (a GCRA quota): `burst`
@@ -177,7 +193,7 @@ impl Config {
         );
         let secret = server_secret(&lookup, "CANOPY_SECRET")?;
         let previous_secret = server_secret(&lookup, "CANOPY_SECRET_PREVIOUS")?;
-        let worker_addr = get("CANOPY_WORKER_ADDR", "127.0.0.1:9091");
+        let worker_addr = get("CANOPY_WORKER_ADDR", "");
         let retention = get("CANOPY_JOB_RETENTION_DAYS", "30");
         let lease = get("CANOPY_JOB_LEASE_SECONDS", "60");
         let concurrency = get("CANOPY_WORKER_CONCURRENCY", "8");
@@ -243,9 +259,13 @@ impl Config {
                         .with_context(|| format!("CANOPY_TRUSTED_PROXIES holds a non-address: {p}"))
                 })
                 .collect::<Result<_>>()?,
-            worker_addr: worker_addr
-                .parse()
-                .with_context(|| format!("CANOPY_WORKER_ADDR is not an address: {worker_addr}"))?,
+            worker_addr: match worker_addr.as_str() {
+                "" => WorkerAddr::Default,
+                addr => WorkerAddr::Explicit(
+                    addr.parse()
+                        .with_context(|| format!("CANOPY_WORKER_ADDR is not an address: {addr}"))?,
+                ),
+            },
             job_retention: retention
                 .parse::<u64>()
                 .ok()
@@ -339,6 +359,28 @@ mod tests {
         assert!(config.smtp_ca_file.is_none());
         assert_eq!(config.mail_dir, PathBuf::from("./mail"));
         assert_eq!(config.mail_from, "Canopy <no-reply@localhost>");
+        assert_eq!(config.worker_addr, WorkerAddr::Default);
+        assert_eq!(WorkerAddr::DEFAULT.to_string(), "127.0.0.1:9091");
+    }
+
+    #[test]
+    fn a_worker_address_set_is_explicit() {
+        let config =
+            Config::from_lookup(|n| (n == "CANOPY_WORKER_ADDR").then(|| "127.0.0.1:9091".into()))
+                .unwrap();
+        assert_eq!(
+            config.worker_addr,
+            WorkerAddr::Explicit(WorkerAddr::DEFAULT),
+            "even the default address, once named, is explicit"
+        );
+        let blank = Config::from_lookup(|n| (n == "CANOPY_WORKER_ADDR").then(|| " ".into()));
+        assert_eq!(blank.unwrap().worker_addr, WorkerAddr::Default);
+        let bad = Config::from_lookup(|n| (n == "CANOPY_WORKER_ADDR").then(|| "9091".into()));
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("CANOPY_WORKER_ADDR is not an address")
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod db;
 pub mod jobs;
 pub mod lifecycle;
 pub mod links;
+pub mod listen;
 pub mod metrics;
 pub mod passwords;
 pub mod purge;

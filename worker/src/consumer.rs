@@ -1,7 +1,8 @@
 //! The apalis worker: takes deliveries from Redis, claims each attempt in
 //! the ledger, composes the email and sends it, and records how it went.
 //! A lost Redis connection ends an apalis worker; this module starts a new
-//! one (under a new name) until shutdown.
+//! one (under a new name) until shutdown. Each apalis worker that ends
+//! removes what apalis keeps of it in Redis (`queue::leave`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,9 +42,11 @@ pub async fn run(
     // Each process, and each restart within it, gets a name of its own.
     let instance = worker_id;
     let mut generation = 0u32;
+    // Names of ended apalis workers whose traces are still in Redis.
+    let mut ended_workers: Vec<String> = Vec::new();
     while !shutdown.is_cancelled() {
         generation += 1;
-        let conn = match queue::connect(&config.redis_url).await {
+        let mut conn = match queue::connect(&config.redis_url).await {
             Ok(conn) => conn,
             Err(error) => {
                 tracing::warn!(%error, "worker cannot reach Redis; retrying");
@@ -52,8 +55,10 @@ pub async fn run(
             }
         };
         tracing::info!(queue = %queue::namespace(&config), "worker connected to Redis");
-        let worker = WorkerBuilder::new(format!("canopy-{instance}-{generation}"))
-            .backend(queue::storage(conn, &config).poll_with_strategy(Ticks::every(POLL)))
+        leave(&mut conn, &config, &mut ended_workers).await;
+        let name = format!("canopy-{instance}-{generation}");
+        let worker = WorkerBuilder::new(name.as_str())
+            .backend(queue::storage(conn.clone(), &config).poll_with_strategy(Ticks::every(POLL)))
             .data(context.clone())
             .concurrency(config.worker_concurrency)
             .build(handle);
@@ -64,6 +69,8 @@ pub async fn run(
                 Ok::<(), std::io::Error>(())
             })
             .await;
+        ended_workers.push(name);
+        leave(&mut conn, &config, &mut ended_workers).await;
         match ended {
             Ok(()) => break,
             Err(error) => {
@@ -72,6 +79,29 @@ pub async fn run(
             }
         }
     }
+    // Stopped while Redis was away: one last try.
+    if !ended_workers.is_empty()
+        && let Ok(mut conn) = queue::connect(&config.redis_url).await
+    {
+        leave(&mut conn, &config, &mut ended_workers).await;
+    }
+}
+
+/// Removes what apalis keeps of each ended worker; those Redis cannot be
+/// told of now stay listed for the next try.
+async fn leave(
+    conn: &mut apalis_redis::ConnectionManager,
+    config: &Config,
+    ended_workers: &mut Vec<String>,
+) {
+    let mut failed = Vec::new();
+    for name in ended_workers.drain(..) {
+        if let Err(error) = queue::leave(conn, config, &name).await {
+            tracing::warn!(%error, worker = %name, "cannot remove a stopped worker from Redis");
+            failed.push(name);
+        }
+    }
+    *ended_workers = failed;
 }
 
 async fn pause(shutdown: &CancellationToken, duration: Duration) {

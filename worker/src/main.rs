@@ -1,3 +1,4 @@
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -5,9 +6,23 @@ use canopy_core::{config::Config, db, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> ExitCode {
     telemetry::init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line an operator can act on, e.g. a taken CANOPY_WORKER_ADDR.
+            eprintln!("canopy-worker: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<()> {
     let config = Arc::new(Config::from_env()?);
+    // Before anything else, so a taken address stops the start at once.
+    let listener = canopy_worker::http::listen(config.worker_addr).await?;
+    let addr = listener.local_addr()?;
     let pool = db::connect_and_migrate(&config.database_url).await?;
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
@@ -20,14 +35,13 @@ async fn main() -> Result<()> {
         redis: redis::Client::open(config.redis_url.as_str())?,
         metrics: canopy_core::metrics::install(),
     };
-    let listener = tokio::net::TcpListener::bind(config.worker_addr).await?;
-    tracing::info!(addr = %config.worker_addr, "serving /healthz, /readyz and /metrics");
     let http_stop = stop.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, canopy_worker::http::router(probe))
             .with_graceful_shutdown(http_stop.cancelled_owned())
             .await
     });
+    tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
     canopy_worker::run(pool, config, stop).await?;
     http.await??;
     Ok(())

@@ -1,13 +1,17 @@
 //! The Redis side of the queue: apalis-redis storage under the
-//! installation's prefix, and the task that names a job's attempt.
+//! installation's prefix, the task that names a job's attempt, and the
+//! housekeeping apalis leaves undone (what it keeps of stopped workers and
+//! of finished tasks).
 
 use std::pin::Pin;
+use std::sync::LazyLock;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apalis::prelude::{PollSnapshot, PollStrategy};
 use apalis_redis::{ConnectionManager, RedisStorage};
 use canopy_core::config::Config;
+use redis::{RedisResult, Script};
 use serde::{Deserialize, Serialize};
 
 /// What Redis carries: which attempt of which job. Ids only.
@@ -50,13 +54,228 @@ pub async fn connect(url: &str) -> redis::RedisResult<ConnectionManager> {
 /// The storage, consumed as JSON values so a task that does not decode is
 /// dropped by the handler instead of stopping the worker.
 pub fn storage(conn: ConnectionManager, config: &Config) -> RedisStorage<serde_json::Value> {
-    let settings = apalis_redis::Config::default()
+    RedisStorage::new(conn).with_config(settings(config))
+}
+
+/// apalis-redis's settings for the installation's queue, and so its key names.
+pub fn settings(config: &Config) -> apalis_redis::Config {
+    apalis_redis::Config::default()
         .queue(namespace(config))
         .batch_size(config.worker_concurrency.min(10))
         .heartbeat_interval(Duration::from_secs(5))
         .missed_heartbeats(6)
-        .emit_events(false);
-    RedisStorage::new(conn).with_config(settings)
+        .emit_events(false)
+}
+
+/// The one key apalis-redis 1.0 writes outside the installation's prefix:
+/// a sorted set listing each queue by its workers set
+/// (`{CANOPY_QUEUE}:jobs:workers`), added by every worker that registers.
+pub const APALIS_QUEUES: &str = "core:apalis:queues:list";
+
+/// What apalis keeps of one worker: its metadata hash.
+pub fn worker_metadata_key(config: &Config, worker: &str) -> String {
+    format!("{}:workers:metadata:{worker}", namespace(config))
+}
+
+/// A worker that stops takes its traces with it. apalis registers each
+/// worker in `{ns}:workers`, keeps `{ns}:workers:metadata:{name}` and lists
+/// the queue in [`APALIS_QUEUES`], and on stopping removes none of them
+/// (1.0's cleanup names the worker's inflight set where its name belongs).
+/// Tasks the worker still held (it lost Redis mid-task) go back to the
+/// queue; the queue leaves apalis's list with its last live worker.
+static LEAVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+-- KEYS: workers set, the worker's metadata, its inflight set, the active
+-- list, the signal list, apalis's list of queues
+-- ARGV: the worker's name, the heartbeat time below which a worker is dead
+local held = redis.call("smembers", KEYS[3])
+if #held > 0 then
+  redis.call("rpush", KEYS[4], unpack(held))
+  redis.call("del", KEYS[3])
+  redis.call("del", KEYS[5])
+  redis.call("lpush", KEYS[5], 1)
+end
+redis.call("zrem", KEYS[1], ARGV[1])
+redis.call("del", KEYS[2])
+if redis.call("zcount", KEYS[1], ARGV[2], "+inf") == 0 then
+  redis.call("zrem", KEYS[6], KEYS[1])
+end
+return #held
+"#,
+    )
+});
+
+/// Removes what apalis keeps of the stopped worker `worker` (see [`LEAVE`]).
+pub async fn leave(conn: &mut ConnectionManager, config: &Config, worker: &str) -> RedisResult<()> {
+    let settings = settings(config);
+    let alive_since = unix_now().saturating_sub(settings.orphaned_duration().as_secs());
+    let requeued: u64 = LEAVE
+        .key(settings.workers_set())
+        .key(worker_metadata_key(config, worker))
+        .key(format!("{}:{worker}", settings.inflight_jobs_set()))
+        .key(settings.active_jobs_list())
+        .key(settings.signal_list())
+        .key(APALIS_QUEUES)
+        .arg(worker)
+        .arg(alive_since)
+        .invoke_async(conn)
+        .await?;
+    if requeued > 0 {
+        tracing::info!(
+            requeued,
+            worker,
+            "tasks a stopped worker held went back to the queue"
+        );
+    }
+    Ok(())
+}
+
+/// Deletes the metadata of those of the named workers not registered.
+static FORGET_DEPARTED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+-- KEYS[1]: the workers set; ARGV[1]: the metadata prefix; ARGV[2..]: names
+local forgotten = 0
+for i = 2, #ARGV do
+  if not redis.call("zscore", KEYS[1], ARGV[i]) then
+    forgotten = forgotten + redis.call("del", ARGV[1] .. ARGV[i])
+  end
+end
+return forgotten
+"#,
+    )
+});
+
+/// Deletes the metadata of workers apalis no longer counts: those killed
+/// (a live worker drops them from `{ns}:workers` when it takes their tasks
+/// back, but keeps their metadata). Returns how many.
+pub async fn forget_departed_workers(
+    conn: &mut ConnectionManager,
+    config: &Config,
+) -> RedisResult<u64> {
+    let prefix = worker_metadata_key(config, "");
+    let pattern = format!("{}*", glob_escape(&prefix));
+    let workers_set = settings(config).workers_set();
+    let mut forgotten = 0;
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(SCAN_BATCH)
+            .query_async(conn)
+            .await?;
+        let names: Vec<&str> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .collect();
+        if !names.is_empty() {
+            forgotten += FORGET_DEPARTED
+                .key(&workers_set)
+                .arg(&prefix)
+                .arg(&names)
+                .invoke_async::<u64>(conn)
+                .await?;
+        }
+        if next == 0 {
+            return Ok(forgotten);
+        }
+        cursor = next;
+    }
+}
+
+/// Forgets finished tasks, given by id, that finished at or before a time:
+/// their id in the finished set, their data, result and record. A task
+/// with no record left (removed by an older vacuum) goes from the set too.
+static FORGET_FINISHED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+-- KEYS: the finished set, the data hash, the metadata prefix
+-- ARGV[1]: finished at or before (unix seconds); ARGV[2..]: task ids
+local before = tonumber(ARGV[1])
+local forgotten = 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local meta = KEYS[3] .. ":" .. id
+  local done_at = tonumber(redis.call("hget", meta, "done_at"))
+  if done_at == nil or done_at <= before then
+    redis.call("srem", KEYS[1], id)
+    redis.call("hdel", KEYS[2], id)
+    redis.call("hdel", KEYS[3] .. ":result", id)
+    redis.call("del", meta)
+    forgotten = forgotten + 1
+  end
+end
+return forgotten
+"#,
+    )
+});
+
+/// Forgets every task that finished `age` ago or earlier. apalis keeps a
+/// finished task's id in `{ns}:done` (or `{ns}:dead`), its data in
+/// `{ns}:data` and its record in `{ns}:meta:{id}`, and trims none of
+/// them; the job itself lives on in the ledger. (`{ns}:failed` is never
+/// written by apalis-redis 1.0.) Returns how many tasks were forgotten.
+pub async fn forget_finished(
+    conn: &mut ConnectionManager,
+    config: &Config,
+    age: Duration,
+) -> RedisResult<u64> {
+    let settings = settings(config);
+    let before = unix_now().saturating_sub(age.as_secs());
+    let mut forgotten = 0;
+    for finished in [settings.done_jobs_set(), settings.dead_jobs_set()] {
+        let mut cursor = 0u64;
+        loop {
+            let (next, ids): (u64, Vec<String>) = redis::cmd("SSCAN")
+                .arg(&finished)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(SCAN_BATCH)
+                .query_async(conn)
+                .await?;
+            if !ids.is_empty() {
+                forgotten += FORGET_FINISHED
+                    .key(&finished)
+                    .key(settings.job_data_hash())
+                    .key(settings.job_meta_hash())
+                    .arg(before)
+                    .arg(&ids)
+                    .invoke_async::<u64>(conn)
+                    .await?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(forgotten)
+}
+
+/// Keys or members looked at per round trip, so no script holds Redis long.
+const SCAN_BATCH: usize = 500;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// `text` matched literally in a SCAN pattern.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// Polls at a fixed rhythm, arming the next tick at once so that a tick

@@ -3,15 +3,15 @@
 //! in small batches, each its own short statement, so the ledger stays
 //! bounded without long locks. Any number of workers may prune at once.
 //!
-//! Redis keeps every task it carried; tasks finished over an hour ago are
-//! removed too (their jobs live on in the ledger, and no task id is ever
-//! pushed twice).
+//! apalis keeps every task it carried and never trims its sets of finished
+//! tasks; tasks finished over an hour ago are forgotten in Redis (their jobs
+//! live on in the ledger, and no task id is ever pushed twice), and so is
+//! the metadata of workers that were killed.
 
 use std::time::Duration;
 
 use std::sync::Arc;
 
-use apalis_core::backend::Vacuum;
 use canopy_core::config::Config;
 use canopy_core::purge::Purged;
 use sqlx::PgPool;
@@ -23,7 +23,7 @@ const BATCH: i64 = 1000;
 const EVERY: Duration = Duration::from_secs(60);
 
 /// How long Redis keeps a finished task.
-const REDIS_KEEPS_FINISHED: Duration = Duration::from_secs(3600);
+pub const REDIS_KEEPS_FINISHED: Duration = Duration::from_secs(3600);
 
 pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken) {
     loop {
@@ -42,7 +42,7 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
         if let Err(error) = fold_counts(&pool).await {
             tracing::warn!(%error, "cannot fold the job counters");
         }
-        if let Err(error) = vacuum_redis(&config).await {
+        if let Err(error) = vacuum_redis(&config, REDIS_KEEPS_FINISHED).await {
             tracing::warn!(%error, "cannot remove finished tasks from Redis");
         }
         tokio::select! {
@@ -79,14 +79,13 @@ pub async fn prune(
     Ok(total)
 }
 
-/// Removes tasks Redis finished over an hour ago; returns how many.
-pub async fn vacuum_redis(config: &Config) -> anyhow::Result<usize> {
-    let conn = queue::connect(&config.redis_url).await?;
-    let mut storage = queue::storage(conn, config);
-    storage
-        .vacuum_before(REDIS_KEEPS_FINISHED)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
+/// Forgets the tasks Redis finished `age` ago or earlier, and what apalis
+/// keeps of killed workers; returns how many tasks.
+pub async fn vacuum_redis(config: &Config, age: Duration) -> anyhow::Result<u64> {
+    let mut conn = queue::connect(&config.redis_url).await?;
+    let forgotten = queue::forget_finished(&mut conn, config, age).await?;
+    queue::forget_departed_workers(&mut conn, config).await?;
+    Ok(forgotten)
 }
 
 /// Folds the counters' +1 / -1 rows into one row per tenant, kind and

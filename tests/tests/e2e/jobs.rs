@@ -353,9 +353,12 @@ async fn redis_forgets_tasks_finished_long_ago() {
     assert_eq!(carried, 1);
     // Nothing is old enough yet.
     assert_eq!(
-        canopy_worker::retention::vacuum_redis(&app.config)
-            .await
-            .unwrap(),
+        canopy_worker::retention::vacuum_redis(
+            &app.config,
+            canopy_worker::retention::REDIS_KEEPS_FINISHED,
+        )
+        .await
+        .unwrap(),
         0
     );
     // Once Redis has recorded the task as done, an hour and more ago...
@@ -393,9 +396,12 @@ async fn redis_forgets_tasks_finished_long_ago() {
             .unwrap();
     }
     assert_eq!(
-        canopy_worker::retention::vacuum_redis(&app.config)
-            .await
-            .unwrap(),
+        canopy_worker::retention::vacuum_redis(
+            &app.config,
+            canopy_worker::retention::REDIS_KEEPS_FINISHED,
+        )
+        .await
+        .unwrap(),
         1
     );
     let carried: i64 = redis::cmd("HLEN")

@@ -1,11 +1,18 @@
 //! Delivery across worker processes: one killed during a job, one stopped
 //! and replaced, two running at once. Each email arrives; a duplicate made
-//! by a fault carries the same Message-ID.
+//! by a fault carries the same Message-ID. Also what running many workers
+//! asks of a host and of Redis: addresses of their own, and nothing left
+//! behind in Redis by workers that stopped or tasks long finished.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use canopy_core::config::WorkerAddr;
 use canopy_tests::worker_process::WorkerProcess;
 use canopy_tests::{POLL, TestApp, TestDb};
+use canopy_worker::queue::APALIS_QUEUES;
+use canopy_worker::retention::{REDIS_KEEPS_FINISHED, vacuum_redis};
+use redis::aio::MultiplexedConnection;
 use serde_json::json;
 
 async fn invite(app: &TestApp, customer: &str, email: &str) {
@@ -124,4 +131,232 @@ async fn a_stopped_worker_loses_nothing_to_its_successor() {
     {
         assert_eq!(app.mail().messages_to(email).len(), 1, "{email}");
     }
+}
+
+async fn redis(app: &TestApp) -> MultiplexedConnection {
+    redis::Client::open(app.config.redis_url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn keys(redis: &mut MultiplexedConnection, pattern: &str) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(redis)
+        .await
+        .unwrap()
+}
+
+async fn healthz(addr: SocketAddr) -> (u16, String) {
+    let response = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn workers_without_an_address_start_side_by_side() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn_with_mail_stopped(pool).await;
+    let customer = app.customer("Globex", None).await;
+    let first = WorkerProcess::start_with_addr(&app, None).await;
+    let first_addr = first.serving_addr().await;
+    let second = WorkerProcess::start_with_addr(&app, None).await;
+    let second_addr = second.serving_addr().await;
+
+    let gave_way = |worker: &WorkerProcess| {
+        worker
+            .log()
+            .iter()
+            .any(|line| line.contains("the default CANOPY_WORKER_ADDR is taken"))
+    };
+    // The first takes the default unless something else on the host has it;
+    // the second finds it taken either way and says where it went.
+    assert!(first_addr == WorkerAddr::DEFAULT || gave_way(&first));
+    assert_ne!(second_addr, WorkerAddr::DEFAULT);
+    assert!(gave_way(&second), "{:?}", second.log());
+    assert_ne!(first_addr, second_addr);
+    assert_eq!(second_addr.ip(), WorkerAddr::DEFAULT.ip());
+    for addr in [first_addr, second_addr] {
+        assert_eq!(healthz(addr).await, (200, "ok".to_owned()), "{addr}");
+    }
+    // And both work.
+    let recipients: Vec<String> = (0..6).map(|i| format!("user{i}@globex.test")).collect();
+    for email in &recipients {
+        invite(&app, &customer, email).await;
+    }
+    for email in &recipients {
+        app.mail().wait_for(email, "set up your account").await;
+    }
+}
+
+#[tokio::test]
+async fn a_worker_address_set_but_taken_stops_the_start_in_one_line() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn_with_mail_stopped(pool).await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let mut worker = WorkerProcess::start_with_addr(&app, Some(addr)).await;
+    let status = worker.wait_exit();
+    assert!(!status.success(), "{status}");
+    assert_eq!(
+        worker.log(),
+        [format!(
+            "canopy-worker: CANOPY_WORKER_ADDR {addr} is already in use"
+        )]
+    );
+    // It stopped before touching Redis.
+    let mut redis = redis(&app).await;
+    assert!(
+        keys(&mut redis, &format!("{}:*", app.config.queue))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn stopped_workers_leave_nothing_of_themselves_in_redis() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn_with_mail_stopped(pool).await;
+    let customer = app.customer("Globex", None).await;
+    let mut redis = redis(&app).await;
+    let workers = format!("{}:jobs:workers", app.config.queue);
+    let metadata = format!("{workers}:metadata:*");
+    let listed = async |redis: &mut MultiplexedConnection| -> bool {
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(APALIS_QUEUES)
+            .arg(&workers)
+            .query_async(redis)
+            .await
+            .unwrap();
+        score.is_some()
+    };
+    let registered = async |redis: &mut MultiplexedConnection| -> usize {
+        redis::cmd("ZCARD")
+            .arg(&workers)
+            .query_async(redis)
+            .await
+            .unwrap()
+    };
+
+    let mut one = WorkerProcess::start(&app).await;
+    let mut two = WorkerProcess::start(&app).await;
+    let started = Instant::now();
+    while registered(&mut redis).await < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the workers never registered"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    invite(&app, &customer, "ann@globex.test").await;
+    app.mail()
+        .wait_for("ann@globex.test", "set up your account")
+        .await;
+    assert!(listed(&mut redis).await);
+    assert_eq!(keys(&mut redis, &metadata).await.len(), 2);
+
+    assert!(one.terminate().success());
+    // The other still runs, so the queue stays listed.
+    assert_eq!(registered(&mut redis).await, 1);
+    assert_eq!(keys(&mut redis, &metadata).await.len(), 1);
+    assert!(listed(&mut redis).await);
+
+    assert!(two.terminate().success());
+    assert_eq!(registered(&mut redis).await, 0);
+    assert!(keys(&mut redis, &metadata).await.is_empty());
+    assert!(
+        !listed(&mut redis).await,
+        "the last worker took the queue off"
+    );
+}
+
+#[tokio::test]
+async fn retention_forgets_finished_tasks_and_departed_workers() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn_with_mail(pool).await;
+    let customer = app.customer("Globex", None).await;
+    let recipients: Vec<String> = (0..3).map(|i| format!("user{i}@globex.test")).collect();
+    for email in &recipients {
+        invite(&app, &customer, email).await;
+    }
+    for email in &recipients {
+        app.mail().wait_for(email, "set up your account").await;
+    }
+    app.jobs_settled().await;
+
+    let namespace = format!("{}:jobs", app.config.queue);
+    let done = format!("{namespace}:done");
+    let data = format!("{namespace}:data");
+    let mut redis = redis(&app).await;
+    let count = async |redis: &mut MultiplexedConnection, command: &str, key: &str| -> u64 {
+        redis::cmd(command)
+            .arg(key)
+            .query_async(redis)
+            .await
+            .unwrap()
+    };
+    // Redis records each task as done just after its handler returns.
+    let started = Instant::now();
+    while count(&mut redis, "SCARD", &done).await < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "tasks not done"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    assert_eq!(count(&mut redis, "HLEN", &data).await, 3);
+    assert_eq!(
+        keys(&mut redis, &format!("{namespace}:meta:*")).await.len(),
+        3
+    );
+    // The metadata apalis keeps of a worker that was killed and dropped.
+    let departed = format!("{namespace}:workers:metadata:canopy-killed-1");
+    redis::cmd("HSET")
+        .arg(&departed)
+        .arg("backend_name")
+        .arg("RedisStorage")
+        .query_async::<()>(&mut redis)
+        .await
+        .unwrap();
+
+    // Tasks finished moments ago stay.
+    assert_eq!(
+        vacuum_redis(&app.config, REDIS_KEEPS_FINISHED)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(count(&mut redis, "SCARD", &done).await, 3);
+    assert_eq!(count(&mut redis, "HLEN", &data).await, 3);
+    // The departed worker's metadata went; the running worker's stays.
+    assert_eq!(count(&mut redis, "EXISTS", &departed).await, 0);
+    assert_eq!(
+        keys(&mut redis, &format!("{namespace}:workers:metadata:*"))
+            .await
+            .len(),
+        1
+    );
+
+    // Past their age, finished tasks go with everything kept of them.
+    assert_eq!(vacuum_redis(&app.config, Duration::ZERO).await.unwrap(), 3);
+    assert_eq!(count(&mut redis, "EXISTS", &done).await, 0);
+    assert_eq!(count(&mut redis, "EXISTS", &data).await, 0);
+    assert!(
+        keys(&mut redis, &format!("{namespace}:meta:*"))
+            .await
+            .is_empty()
+    );
+    // The ledger keeps the jobs.
+    let ledger: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'DONE'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(ledger, 3);
 }

@@ -87,12 +87,9 @@ async fn links_made_under_the_old_built_in_secret_are_revoked_on_upgrade() {
 }
 
 /// Starts a worker for `app` under `secret`, with `previous` as
-/// CANOPY_SECRET_PREVIOUS; stopped when the returned token is cancelled.
-fn worker_with(
-    app: &TestApp,
-    secret: &str,
-    previous: Option<&str>,
-) -> tokio_util::sync::CancellationToken {
+/// CANOPY_SECRET_PREVIOUS; stopped when the returned guard drops (before
+/// the app, which deletes the test's Redis keys, when declared after it).
+fn worker_with(app: &TestApp, secret: &str, previous: Option<&str>) -> tokio_util::sync::DropGuard {
     let mut config = (*app.config).clone();
     config.secret = Some(Secret::new(secret));
     config.previous_secret = previous.map(Secret::new);
@@ -102,7 +99,7 @@ fn worker_with(
         std::sync::Arc::new(config),
         stop.clone(),
     ));
-    stop
+    stop.drop_guard()
 }
 
 async fn invite(app: &TestApp, email: &str) {
@@ -129,6 +126,8 @@ async fn a_rotated_secret_still_sends_the_links_the_old_one_made() {
         .mail()
         .wait_for("ann@globex.test", "set up your account")
         .await;
+    // The worker records the job after the SMTP server accepted it.
+    app.jobs_settled().await;
     let data = app
         .data_as(
             &app.tenant.api_key,
