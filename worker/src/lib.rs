@@ -5,9 +5,16 @@
 //! - `queue`: the Redis side (apalis-redis storage, task ids, polling)
 //! - `consumer`: the apalis worker; each delivery is claimed in the ledger,
 //!   composed by its kind's module in `jobs`, sent by `mail`, and recorded
-//! - `ledger`: every change of a job's state
+//! - `ledger`: how an attempt ends (outcome, backoff, metrics); the
+//!   statements are in `canopy_core::store::jobs`
+//! - `heartbeat`: the worker's heartbeat, for jobQueue.activeWorkers
+//! - `counters`: the queue-depth gauge and the folding of job counters
+//! - `retention`: finished jobs, expired account data and finished tasks
+//!   in Redis, deleted in batches
+//! - `http`: /healthz, /readyz and /metrics for operators
 
 pub mod consumer;
+pub mod counters;
 pub mod heartbeat;
 pub mod http;
 pub mod jobs;
@@ -38,6 +45,7 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
         worker_id.clone(),
         shutdown.clone(),
     ));
+    let counters = tokio::spawn(counters::run(pool.clone(), shutdown.clone()));
     let retention = tokio::spawn(retention::run(
         pool.clone(),
         config.clone(),
@@ -46,6 +54,7 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
     consumer::run(pool, config, keyring, mailer, worker_id, shutdown).await;
     relay.await?;
     heartbeat.await?;
+    counters.await?;
     retention.await?;
     tracing::info!("worker stopped");
     Ok(())

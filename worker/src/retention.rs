@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use canopy_core::config::Config;
 use canopy_core::purge::Purged;
+use canopy_core::store::jobs;
 use sqlx::PgPool;
 
 use crate::queue;
@@ -39,9 +40,6 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "cannot purge account data"),
         }
-        if let Err(error) = fold_counts(&pool).await {
-            tracing::warn!(%error, "cannot fold the job counters");
-        }
         if let Err(error) = vacuum_redis(&config, REDIS_KEEPS_FINISHED).await {
             tracing::warn!(%error, "cannot remove finished tasks from Redis");
         }
@@ -60,17 +58,7 @@ pub async fn prune(
 ) -> sqlx::Result<u64> {
     let mut total = 0;
     while !shutdown.is_cancelled() {
-        let deleted = sqlx::query(
-            "DELETE FROM jobs WHERE (tenant_id, id) IN (
-                 SELECT tenant_id, id FROM jobs
-                 WHERE state = 'DONE' AND updated_at < now() - make_interval(secs => $1)
-                 LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        )
-        .bind(retention.as_secs_f64())
-        .bind(BATCH)
-        .execute(pool)
-        .await?
-        .rows_affected();
+        let deleted = jobs::prune_done(pool, retention, BATCH).await?;
         total += deleted;
         if deleted < BATCH as u64 {
             break;
@@ -86,19 +74,4 @@ pub async fn vacuum_redis(config: &Config, age: Duration) -> anyhow::Result<u64>
     let forgotten = queue::forget_finished(&mut conn, config, age).await?;
     queue::forget_departed_workers(&mut conn, config).await?;
     Ok(forgotten)
-}
-
-/// Folds the counters' +1 / -1 rows into one row per tenant, kind and
-/// state, in one statement; rows appended meanwhile are simply left for
-/// next time. Several workers may fold at once.
-pub async fn fold_counts(pool: &PgPool) -> sqlx::Result<()> {
-    sqlx::query(
-        "WITH folded AS (DELETE FROM job_counts RETURNING tenant_id, kind, state, count)
-         INSERT INTO job_counts (tenant_id, kind, state, count)
-         SELECT tenant_id, kind, state, sum(count) FROM folded
-         GROUP BY tenant_id, kind, state HAVING sum(count) <> 0",
-    )
-    .execute(pool)
-    .await?;
-    Ok(())
 }

@@ -1,8 +1,10 @@
 //! What each mutation does: validate, then change the database in one
 //! transaction, so a failed mutation changes nothing.
 
+pub mod accounts;
 pub mod api_keys;
 pub mod customers;
+pub mod emails;
 pub mod entitlements;
 pub mod jobs;
 pub mod sessions;

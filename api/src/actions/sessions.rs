@@ -1,18 +1,15 @@
-//! Signing in and out, and the links that set a password.
-
-use std::sync::{Arc, LazyLock};
+//! Signing in and out, and the password hashing both need.
 
 use chrono::{Duration, Utc};
 use sqlx::{PgConnection, PgPool};
+use std::sync::{Arc, LazyLock};
 use tokio::sync::Semaphore;
 
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
-use canopy_core::lifecycle::{self, Event};
 use canopy_core::passwords;
 use canopy_core::secrets::{self, SecretKind};
 use canopy_core::store::sessions;
-use canopy_core::store::tokens::{self, Purpose, TokenRow, Unusable};
 use canopy_core::store::users::{self, UserRow};
 
 /// How long a session works after signing in.
@@ -28,7 +25,7 @@ pub struct Session {
     pub user: UserRow,
 }
 
-async fn open_session(conn: &mut PgConnection, user: &UserRow) -> ApiResult<Session> {
+pub(super) async fn open_session(conn: &mut PgConnection, user: &UserRow) -> ApiResult<Session> {
     let secret = secrets::mint(SecretKind::Session, user.tenant_id);
     let expires_at = Utc::now() + Duration::hours(SESSION_TTL_HOURS);
     sessions::insert(conn, user.tenant_id, user.id, &secret.hash, expires_at).await?;
@@ -54,7 +51,9 @@ fn argon2_slots() -> Arc<Semaphore> {
 /// Runs Argon2 work off the async threads, behind `argon2_slots`. The
 /// slot goes with the work, not the request: a request dropped mid-hash
 /// (a timeout, a client gone) frees it only when the hash is done.
-async fn argon2<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+pub(super) async fn argon2<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
     let slot = argon2_slots()
         .acquire_owned()
         .await
@@ -132,56 +131,4 @@ pub async fn logout(pool: &PgPool, caller: &Caller) -> ApiResult<bool> {
         }
         Principal::ApiKey { .. } => Ok(false),
     }
-}
-
-/// Finds the live token behind a link and locks it. Every way a link can
-/// fail is bad input on `token`, each with its own message.
-pub async fn redeem(conn: &mut PgConnection, token: &str, purpose: Purpose) -> ApiResult<TokenRow> {
-    let invalid = |message: &str| ApiError::bad_input("token", message);
-    let tenant_id = secrets::link_token_tenant(token.trim())
-        .ok_or_else(|| invalid("this link is not valid"))?;
-    let row = tokens::lock_by_hash(conn, tenant_id, &secrets::sha256(token.trim().as_bytes()))
-        .await?
-        .filter(|row| row.purpose == purpose)
-        .ok_or_else(|| invalid("this link is not valid"))?;
-    match row.unusable() {
-        Some(Unusable::Used) => Err(invalid("this link has already been used")),
-        Some(Unusable::Revoked) => Err(invalid("this link was replaced by a newer one or revoked")),
-        Some(Unusable::Expired) => Err(invalid("this link has expired")),
-        None => Ok(row),
-    }
-}
-
-/// Checks a link before any slow work: the same answers as `redeem`,
-/// without keeping a connection (`redeem` decides again, locked).
-pub async fn check_link(pool: &PgPool, token: &str, purpose: Purpose) -> ApiResult<()> {
-    let mut conn = pool.acquire().await?;
-    redeem(&mut conn, token, purpose).await.map(|_| ())
-}
-
-/// Sets the password from an activation link, activates the user and
-/// signs it in.
-pub async fn activate_account(pool: &PgPool, token: &str, password: &str) -> ApiResult<Session> {
-    check_password(password)?;
-    check_link(pool, token, Purpose::Activation).await?;
-    let password_hash = hash_password(password.to_owned()).await?;
-    let mut tx = pool.begin().await?;
-    let link = redeem(&mut tx, token, Purpose::Activation).await?;
-    let user = users::lock(&mut tx, link.tenant_id, link.user_id)
-        .await?
-        .ok_or_else(|| ApiError::bad_input("token", "this link is not valid"))?;
-    let transition = lifecycle::next(user.status, Event::Activated)
-        .map_err(|refused| ApiError::precondition(refused.to_string()))?;
-    let user = users::set_status(
-        &mut tx,
-        user.tenant_id,
-        user.id,
-        transition,
-        Some(&password_hash),
-    )
-    .await?;
-    tokens::consume(&mut tx, link.tenant_id, link.id).await?;
-    let session = open_session(&mut tx, &user).await?;
-    tx.commit().await?;
-    Ok(session)
 }

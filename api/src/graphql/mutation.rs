@@ -318,7 +318,7 @@ impl Mutation {
         throttle::public(ctx, Flow::Emailing, Some((&input.tenant_id, &input.email))).await?;
         let state = state(ctx);
         let (user, customer) =
-            actions::users::sign_up(&state.pool, &state.config, &state.keyring, input.into())
+            actions::accounts::sign_up(&state.pool, &state.config, &state.keyring, input.into())
                 .await?;
         Ok(SignUpPayload {
             user: User(user),
@@ -330,7 +330,7 @@ impl Mutation {
     async fn validate_email(&self, ctx: &Context<'_>, token: String) -> ApiResult<UserPayload> {
         throttle::public(ctx, Flow::Link, None).await?;
         let state = state(ctx);
-        user_payload(actions::users::validate_email(&state.pool, &state.config, &token).await)
+        user_payload(actions::accounts::validate_email(&state.pool, &state.config, &token).await)
     }
 
     /// Public. Answers true whether or not the address is known.
@@ -342,7 +342,7 @@ impl Mutation {
     ) -> ApiResult<bool> {
         throttle::public(ctx, Flow::Emailing, Some((&tenant_id, &email))).await?;
         let state = state(ctx);
-        actions::users::request_password_reset(
+        actions::accounts::request_password_reset(
             &state.pool,
             &state.config,
             &state.keyring,
@@ -362,7 +362,7 @@ impl Mutation {
     ) -> ApiResult<bool> {
         throttle::public(ctx, Flow::Link, None).await?;
         let state = state(ctx);
-        actions::users::reset_password(&state.pool, &state.config, &token, &password).await
+        actions::accounts::reset_password(&state.pool, &state.config, &token, &password).await
     }
 
     /// Public. Signs in; every refusal (unknown address, wrong password, a
@@ -395,7 +395,7 @@ impl Mutation {
         password: String,
     ) -> ApiResult<AuthPayload> {
         throttle::public(ctx, Flow::Link, None).await?;
-        actions::sessions::activate_account(&state(ctx).pool, &token, &password)
+        actions::accounts::activate_account(&state(ctx).pool, &token, &password)
             .await
             .map(AuthPayload::from)
     }

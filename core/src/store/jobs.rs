@@ -166,6 +166,37 @@ pub async fn by_id(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Optio
     .await
 }
 
+/// Deletes up to `limit` DONE jobs last changed more than `retention` ago;
+/// answers how many.
+pub async fn prune_done(pool: &PgPool, retention: Duration, limit: i64) -> sqlx::Result<u64> {
+    let result = sqlx::query(
+        "DELETE FROM jobs WHERE (tenant_id, id) IN (
+             SELECT tenant_id, id FROM jobs
+             WHERE state = 'DONE' AND updated_at < now() - make_interval(secs => $1)
+             LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(retention.as_secs_f64())
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Folds the counters' +1 / -1 rows (written by the ledger's triggers) into
+/// one row per tenant, kind and state, in one statement; rows appended
+/// meanwhile are left for next time. Several workers may fold at once.
+pub async fn fold_counts(pool: &PgPool) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH folded AS (DELETE FROM job_counts RETURNING tenant_id, kind, state, count)
+         INSERT INTO job_counts (tenant_id, kind, state, count)
+         SELECT tenant_id, kind, state, sum(count) FROM folded
+         GROUP BY tenant_id, kind, state HAVING sum(count) <> 0",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Jobs per kind and state, for jobQueue: from the counters the ledger's
 /// triggers keep (`job_counts`), not a scan of the ledger.
 pub async fn counts(pool: &PgPool, tenant_id: i64) -> sqlx::Result<Vec<(JobKind, JobState, i64)>> {

@@ -278,7 +278,7 @@ async fn retention_prunes_old_done_jobs_only() {
     );
     counts_match_ledger(&app).await;
     // Folding the counters changes no sum.
-    canopy_worker::retention::fold_counts(&app.pool)
+    canopy_core::store::jobs::fold_counts(&app.pool)
         .await
         .unwrap();
     counts_match_ledger(&app).await;
