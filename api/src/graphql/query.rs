@@ -140,7 +140,7 @@ impl Query {
         };
         let state = ctx.data_unchecked::<AppState>();
         let rows = customers::list(&state.pool, caller.tenant_id, &filter, &page).await?;
-        Ok(CustomerConnection::new(
+        Ok(CustomerConnection::of(
             &page,
             rows,
             CustomerTotal::List {

@@ -1,7 +1,8 @@
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::{Entitlement, PageInfo, User, UserConnection, UserStatus};
+use super::connection::{Connection, Total};
+use super::{Entitlement, User, UserConnection, UserStatus};
 use crate::AppState;
 use crate::access;
 use crate::actions::customers::{CustomerChanges, NewCustomer};
@@ -10,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::graphql::loaders::{ChildCountKey, ChildrenKey, Loaders};
 use crate::ids::{self, NodeKind};
-use crate::pagination::{self, Page, PageInfoParts, connection_cost, search_pattern};
+use crate::pagination::{self, Page, connection_cost, search_pattern};
 use canopy_core::authz;
 use canopy_core::store::customers::{self, CustomerRow, Filter};
 use canopy_core::store::users;
@@ -43,7 +44,7 @@ impl Customer {
     }
 
     fn empty(page: &Page, total: CustomerTotal) -> CustomerConnection {
-        CustomerConnection::new(page, Vec::new(), total)
+        CustomerConnection::of(page, Vec::new(), total)
     }
 }
 
@@ -177,7 +178,7 @@ impl Customer {
             })
             .await?
             .unwrap_or_default();
-        Ok(CustomerConnection::new(&page, rows, total))
+        Ok(CustomerConnection::of(&page, rows, total))
     }
 
     async fn inner_customer_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
@@ -239,7 +240,7 @@ impl Customer {
         }
         let state = ctx.data_unchecked::<AppState>();
         let rows = customers::descendants(&state.pool, &self.0, max_depth, &page).await?;
-        Ok(CustomerConnection::new(
+        Ok(CustomerConnection::of(
             &page,
             rows,
             CustomerTotal::Descendants {
@@ -325,12 +326,6 @@ impl Customer {
     }
 }
 
-#[derive(SimpleObject)]
-pub struct CustomerEdge {
-    pub cursor: String,
-    pub node: Customer,
-}
-
 /// Which set a connection pages through, so `totalCount` is computed only
 /// when asked, and through a loader where many connections ask at once.
 pub enum CustomerTotal {
@@ -351,62 +346,32 @@ pub enum CustomerTotal {
     },
 }
 
-pub struct CustomerConnection {
-    rows: Vec<CustomerRow>,
-    cursors: Vec<String>,
-    info: PageInfoParts,
-    total: CustomerTotal,
-}
+pub type CustomerConnection = Connection<Customer, CustomerTotal>;
 
 impl CustomerConnection {
-    pub fn new(page: &Page, rows: Vec<CustomerRow>, total: CustomerTotal) -> Self {
-        let (rows, info) = page.finish(rows);
-        let cursors = rows
-            .iter()
-            .map(|row| {
-                pagination::encode_cursor(match &total {
-                    CustomerTotal::Descendants { root, .. } => row
-                        .tree_sort
-                        .strip_prefix(root.tree_sort.as_str())
-                        .unwrap_or(&row.tree_sort),
-                    _ => &row.sort_key,
-                })
-            })
-            .collect();
-        Self {
-            rows,
-            cursors,
-            info,
-            total,
-        }
+    /// A page of customers; a subtree's cursors are its rows' tree order
+    /// below the root, others their sort keys.
+    pub fn of(page: &Page, rows: Vec<CustomerRow>, total: CustomerTotal) -> Self {
+        let below = match &total {
+            CustomerTotal::Descendants { root, .. } => Some(root.tree_sort.clone()),
+            _ => None,
+        };
+        let sort_key = move |row: &CustomerRow| match &below {
+            Some(root) => row
+                .tree_sort
+                .strip_prefix(root.as_str())
+                .unwrap_or(&row.tree_sort)
+                .to_owned(),
+            None => row.sort_key.clone(),
+        };
+        Connection::new(page, rows, sort_key, Customer, total)
     }
 }
 
-#[Object]
-impl CustomerConnection {
-    async fn edges(&self) -> Vec<CustomerEdge> {
-        self.rows
-            .iter()
-            .zip(&self.cursors)
-            .map(|(row, cursor)| CustomerEdge {
-                cursor: cursor.clone(),
-                node: Customer(row.clone()),
-            })
-            .collect()
-    }
-
-    async fn nodes(&self) -> Vec<Customer> {
-        self.rows.iter().cloned().map(Customer).collect()
-    }
-
-    async fn page_info(&self) -> PageInfo {
-        PageInfo::new(self.info, &self.cursors)
-    }
-
-    /// All matching customers, not just this page.
-    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+impl Total for CustomerTotal {
+    async fn count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         let state = ctx.data_unchecked::<AppState>();
-        match &self.total {
+        match self {
             CustomerTotal::Nothing => Ok(0),
             CustomerTotal::List { tenant_id, filter } => {
                 Ok(customers::count(&state.pool, *tenant_id, filter).await?)

@@ -1,11 +1,11 @@
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::PageInfo;
+use super::connection::{Connection, Total};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
-use crate::pagination::{self, Page, PageInfoParts};
+use crate::pagination::{self, Page};
 use canopy_core::jobs::{JobKind as CoreKind, JobState as CoreState};
 use canopy_core::store::jobs::{self, JobRow};
 
@@ -39,6 +39,7 @@ pub enum JobState {
 }
 
 /// An email on its way: its state, attempts and last error.
+#[derive(Clone)]
 pub struct Job(pub JobRow);
 
 #[Object]
@@ -88,21 +89,11 @@ impl Job {
     }
 }
 
-#[derive(SimpleObject)]
-pub struct JobEdge {
-    pub cursor: String,
-    pub node: Job,
-}
-
 /// Jobs, newest first.
-pub struct JobConnection {
-    rows: Vec<JobRow>,
-    info: PageInfoParts,
-    set: JobSet,
-}
+pub type JobConnection = Connection<Job, JobSet>;
 
 /// Which jobs a connection pages through, for its totalCount.
-enum JobSet {
+pub enum JobSet {
     User {
         tenant_id: i64,
         user_id: i64,
@@ -139,12 +130,14 @@ impl JobConnection {
             page.limit(),
         )
         .await?;
-        let (rows, info) = page.finish(rows);
-        Ok(Self {
+        let set = JobSet::User { tenant_id, user_id };
+        Ok(Connection::new(
+            &page,
             rows,
-            info,
-            set: JobSet::User { tenant_id, user_id },
-        })
+            |row| row.id.to_string(),
+            Job,
+            set,
+        ))
     }
 
     /// The tenant's jobs of a kind and state.
@@ -167,50 +160,25 @@ impl JobConnection {
             page.limit(),
         )
         .await?;
-        let (rows, info) = page.finish(rows);
-        Ok(Self {
+        let set = JobSet::Queue {
+            tenant_id,
+            kind,
+            state: job_state,
+        };
+        Ok(Connection::new(
+            &page,
             rows,
-            info,
-            set: JobSet::Queue {
-                tenant_id,
-                kind,
-                state: job_state,
-            },
-        })
-    }
-
-    fn cursors(&self) -> Vec<String> {
-        self.rows
-            .iter()
-            .map(|row| pagination::encode_cursor(&row.id.to_string()))
-            .collect()
+            |row| row.id.to_string(),
+            Job,
+            set,
+        ))
     }
 }
 
-#[Object]
-impl JobConnection {
-    async fn edges(&self) -> Vec<JobEdge> {
-        self.rows
-            .iter()
-            .zip(self.cursors())
-            .map(|(row, cursor)| JobEdge {
-                cursor,
-                node: Job(row.clone()),
-            })
-            .collect()
-    }
-
-    async fn nodes(&self) -> Vec<Job> {
-        self.rows.iter().cloned().map(Job).collect()
-    }
-
-    async fn page_info(&self) -> PageInfo {
-        PageInfo::new(self.info, &self.cursors())
-    }
-
-    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+impl Total for JobSet {
+    async fn count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         let state = ctx.data_unchecked::<AppState>();
-        Ok(match self.set {
+        Ok(match *self {
             JobSet::User { tenant_id, user_id } => {
                 jobs::count_for_user(&state.pool, tenant_id, user_id).await?
             }

@@ -1,6 +1,7 @@
 //! The objects callers see.
 
 mod api_key;
+mod connection;
 mod customer;
 mod entitlement;
 mod job;
@@ -15,12 +16,12 @@ pub use customer::{
     DeleteCustomerPayload, UpdateCustomerInput,
 };
 pub use entitlement::{Entitlement, EntitlementKind};
-pub use job::{Job, JobConnection, JobQueue};
+pub use job::{Job, JobConnection, JobQueue, JobSet};
 pub use tenant::{Tenant, UpdateTenantInput, Viewer};
 pub use user::{
     ActivationMethod, AuthPayload, CreateUserInput, CreateUserPayload, DeleteUserPayload, Session,
     SignUpInput, SignUpPayload, UpdateUserInput, User, UserConnection, UserPayload, UserRole,
-    UserStatus,
+    UserStatus, UserTotal,
 };
 
 use crate::pagination::PageInfoParts;

@@ -1,7 +1,8 @@
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::{Customer, PageInfo};
+use super::Customer;
+use super::connection::{Connection, Total};
 use crate::AppState;
 use crate::access;
 use crate::actions::accounts::SignUp;
@@ -11,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
-use crate::pagination::{self, Page, PageInfoParts};
+use crate::pagination::{self, Page};
 use canopy_core::authz;
 use canopy_core::store::customers::CustomerRow;
 use canopy_core::store::users::{self, Filter, UserRow};
@@ -92,6 +93,7 @@ impl From<canopy_core::store::tokens::InvitationRow> for Invitation {
     }
 }
 
+#[derive(Clone)]
 pub struct User(pub UserRow);
 
 impl User {
@@ -280,21 +282,10 @@ impl User {
     }
 }
 
-#[derive(SimpleObject)]
-pub struct UserEdge {
-    pub cursor: String,
-    pub node: User,
-}
-
-pub struct UserConnection {
-    rows: Vec<UserRow>,
-    cursors: Vec<String>,
-    info: PageInfoParts,
-    total: UserTotal,
-}
+pub type UserConnection = Connection<User, UserTotal>;
 
 /// Which set a user connection pages through, for its totalCount.
-enum UserTotal {
+pub enum UserTotal {
     List { tenant_id: i64, filter: Filter },
     Nothing,
 }
@@ -309,10 +300,11 @@ impl UserConnection {
     ) -> ApiResult<Self> {
         let state = ctx.data_unchecked::<AppState>();
         let rows = users::list(&state.pool, tenant_id, &filter, &page).await?;
-        Ok(Self::new(
+        Ok(Connection::new(
             &page,
             rows,
             |row| row.email_key.clone(),
+            User,
             UserTotal::List { tenant_id, filter },
         ))
     }
@@ -323,10 +315,11 @@ impl UserConnection {
             first: 0,
             after: None,
         };
-        Self::new(
+        Connection::new(
             &page,
             Vec::new(),
-            |row| row.id.to_string(),
+            |row: &UserRow| row.id.to_string(),
+            User,
             UserTotal::Nothing,
         )
     }
@@ -340,54 +333,20 @@ impl UserConnection {
             tenant_id: caller.tenant_id,
             filter: users::approval_filter(reach),
         };
-        Ok(Self::new(&page, rows, |row| row.id.to_string(), total))
-    }
-
-    fn new(
-        page: &Page,
-        rows: Vec<UserRow>,
-        key: impl Fn(&UserRow) -> String,
-        total: UserTotal,
-    ) -> Self {
-        let (rows, info) = page.finish(rows);
-        let cursors = rows
-            .iter()
-            .map(|row| pagination::encode_cursor(&key(row)))
-            .collect();
-        Self {
+        Ok(Connection::new(
+            &page,
             rows,
-            cursors,
-            info,
+            |row| row.id.to_string(),
+            User,
             total,
-        }
+        ))
     }
 }
 
-#[Object]
-impl UserConnection {
-    async fn edges(&self) -> Vec<UserEdge> {
-        self.rows
-            .iter()
-            .zip(&self.cursors)
-            .map(|(row, cursor)| UserEdge {
-                cursor: cursor.clone(),
-                node: User(row.clone()),
-            })
-            .collect()
-    }
-
-    async fn nodes(&self) -> Vec<User> {
-        self.rows.iter().cloned().map(User).collect()
-    }
-
-    async fn page_info(&self) -> PageInfo {
-        PageInfo::new(self.info, &self.cursors)
-    }
-
-    /// All matching users, not just this page.
-    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+impl Total for UserTotal {
+    async fn count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         let state = ctx.data_unchecked::<AppState>();
-        match &self.total {
+        match self {
             UserTotal::List { tenant_id, filter } => {
                 Ok(users::count(&state.pool, *tenant_id, filter).await?)
             }
