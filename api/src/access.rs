@@ -6,6 +6,8 @@
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
 use canopy_core::authz::{self, Decision};
+use canopy_core::id::TenantId;
+use canopy_core::path::Path;
 use canopy_core::store::customers::CustomerRow;
 use canopy_core::store::users::UserRow;
 
@@ -22,7 +24,7 @@ pub fn enforce(decision: Decision, what: &str) -> ApiResult<()> {
 /// Whether the row belongs to the caller's tenant. Rows of another tenant
 /// reach a resolver only through the public mutations (a sign-up names
 /// its tenant), and are never the caller's to read further.
-pub fn in_tenant(caller: &Caller, tenant_id: i64) -> bool {
+pub fn in_tenant(caller: &Caller, tenant_id: TenantId) -> bool {
     caller.tenant_id == tenant_id
 }
 
@@ -47,7 +49,7 @@ pub fn reaches_user(caller: &Caller, user: &UserRow) -> bool {
     in_tenant(caller, user.tenant_id)
         && caller.limits().is_none_or(|reach| {
             user.customer_path
-                .as_deref()
+                .as_ref()
                 .is_some_and(|path| reach.manages_path(path))
         })
 }
@@ -72,11 +74,7 @@ pub fn must_restructure_customer(caller: &Caller, customer: &CustomerRow) -> Api
 /// Managing `user`, given the paths of the customers it administers:
 /// NOT_FOUND out of sight, FORBIDDEN when seen but not managed or when it
 /// holds a power the caller does not.
-pub fn must_manage_user(
-    caller: &Caller,
-    user: &UserRow,
-    administered: Vec<String>,
-) -> ApiResult<()> {
+pub fn must_manage_user(caller: &Caller, user: &UserRow, administered: Vec<Path>) -> ApiResult<()> {
     enforce(
         authz::manage_user(caller, &user.facts(administered)),
         "user",

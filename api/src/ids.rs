@@ -5,6 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::{ApiError, ApiResult};
+use canopy_core::id::{CustomerId, JobId, TenantId, UserId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeKind {
@@ -50,6 +51,42 @@ impl NodeKind {
     }
 }
 
+/// The typed id of a node kind.
+pub trait NodeId: Copy {
+    const KIND: NodeKind;
+    fn number(self) -> i64;
+    fn from_number(number: i64) -> Self;
+}
+
+macro_rules! node_id {
+    ($id:ty, $kind:expr) => {
+        impl NodeId for $id {
+            const KIND: NodeKind = $kind;
+            fn number(self) -> i64 {
+                self.0
+            }
+            fn from_number(number: i64) -> Self {
+                Self(number)
+            }
+        }
+    };
+}
+
+node_id!(TenantId, NodeKind::Tenant);
+node_id!(CustomerId, NodeKind::Customer);
+node_id!(UserId, NodeKind::User);
+node_id!(JobId, NodeKind::Job);
+
+/// The global id of a typed row id.
+pub fn of<I: NodeId>(id: I) -> String {
+    encode(I::KIND, id.number())
+}
+
+/// Reads an id argument that must name a node of `I`'s kind (as `expect`).
+pub fn expect_id<I: NodeId>(id: &str, field: &str) -> ApiResult<I> {
+    expect(id, I::KIND, field).map(I::from_number)
+}
+
 pub fn encode(kind: NodeKind, id: i64) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}:{id}", kind.name()))
 }
@@ -66,10 +103,10 @@ pub fn decode(id: &str) -> Option<(NodeKind, i64)> {
 
 /// The tenant a public mutation names; `None` when the id names none, so
 /// the mutation can answer as it does for a tenant that does not exist.
-pub fn tenant(id: &str) -> Option<i64> {
+pub fn tenant(id: &str) -> Option<TenantId> {
     decode(id)
         .filter(|(kind, _)| *kind == NodeKind::Tenant)
-        .map(|(_, id)| id)
+        .map(|(_, id)| TenantId(id))
 }
 
 /// Reads an id argument that must name a `kind`. A malformed id is bad

@@ -19,6 +19,9 @@
 //! Something out of reach answers exactly as something that does not
 //! exist: [`Decision::Hidden`].
 
+use crate::id::{CustomerId, TenantId, UserId};
+use crate::path::Path;
+
 crate::text_enum! {
     /// What an API key may do. A tenant administrator holds every scope.
     #[derive(PartialOrd, Ord)]
@@ -74,31 +77,21 @@ pub enum Reach {
 /// from the root down, dot-separated (`12.40.57`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CustomerReach {
-    pub user_id: i64,
+    pub user_id: UserId,
     /// Its own customer: id and path.
-    pub own_customer: Option<(i64, String)>,
+    pub own_customer: Option<(CustomerId, Path)>,
     /// Paths of the customers it administers (their subtrees are in reach).
-    pub administered: Vec<String>,
-}
-
-/// Whether `path` is `root` or lies below it, label by label.
-pub fn path_within(path: &str, root: &str) -> bool {
-    path == root || (path.starts_with(root) && path[root.len()..].starts_with('.'))
-}
-
-/// The id a path ends with: the customer itself.
-fn last_id(path: &str) -> Option<i64> {
-    path.rsplit('.').next()?.parse().ok()
+    pub administered: Vec<Path>,
 }
 
 impl CustomerReach {
     /// Whether `path` lies in an administered subtree.
-    pub fn manages_path(&self, path: &str) -> bool {
-        self.administered.iter().any(|root| path_within(path, root))
+    pub fn manages_path(&self, path: &Path) -> bool {
+        self.administered.iter().any(|root| path.within(root))
     }
 
     /// Whether the customer at `path` is in sight: administered, or its own.
-    pub fn sees(&self, id: i64, path: &str) -> bool {
+    pub fn sees(&self, id: CustomerId, path: &Path) -> bool {
         self.own_customer
             .as_ref()
             .is_some_and(|(own, _)| *own == id)
@@ -109,17 +102,17 @@ impl CustomerReach {
     /// the administered customers not below another one it administers,
     /// and its own customer unless that is already in an administered
     /// subtree.
-    pub fn view_roots(&self) -> Vec<i64> {
-        let mut roots: Vec<i64> = self
+    pub fn view_roots(&self) -> Vec<CustomerId> {
+        let mut roots: Vec<CustomerId> = self
             .administered
             .iter()
             .filter(|path| {
                 !self
                     .administered
                     .iter()
-                    .any(|other| other != *path && path_within(path, other))
+                    .any(|other| other != *path && path.within(other))
             })
-            .filter_map(|path| last_id(path))
+            .map(Path::id)
             .collect();
         if let Some((id, path)) = &self.own_customer
             && !self.manages_path(path)
@@ -135,12 +128,12 @@ impl CustomerReach {
 /// What the rules need to know of a user: who it is, and what it holds.
 #[derive(Clone, Debug)]
 pub struct UserFacts {
-    pub id: i64,
+    pub id: UserId,
     pub role: Role,
     /// The path of its customer (none for a tenant administrator).
-    pub customer: Option<(i64, String)>,
+    pub customer: Option<(CustomerId, Path)>,
     /// The paths of the customers it administers.
-    pub administered: Vec<String>,
+    pub administered: Vec<Path>,
 }
 
 impl UserFacts {
@@ -170,7 +163,7 @@ impl UserFacts {
 /// An authenticated caller, always inside one tenant.
 #[derive(Clone, Debug)]
 pub struct Caller {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub principal: Principal,
 }
 
@@ -184,7 +177,7 @@ pub enum Principal {
     },
     /// A signed-in user, holding its powers.
     User {
-        id: i64,
+        id: UserId,
         session_id: i64,
         powers: Powers,
     },
@@ -216,7 +209,7 @@ impl Caller {
     }
 
     /// The signed-in user, if the caller is one.
-    pub fn user_id(&self) -> Option<i64> {
+    pub fn user_id(&self) -> Option<UserId> {
         match self.principal {
             Principal::User { id, .. } => Some(id),
             Principal::ApiKey { .. } => None,
@@ -272,18 +265,18 @@ impl Decision {
 }
 
 /// Whether the caller sees the customer with `id` at `path`.
-pub fn sees_customer(caller: &Caller, id: i64, path: &str) -> bool {
+pub fn sees_customer(caller: &Caller, id: CustomerId, path: &Path) -> bool {
     caller.limits().is_none_or(|reach| reach.sees(id, path))
 }
 
 /// Whether the caller reads and changes the customer at `path` and what
 /// lies below it.
-pub fn manages_customer(caller: &Caller, path: &str) -> bool {
+pub fn manages_customer(caller: &Caller, path: &Path) -> bool {
     caller.limits().is_none_or(|reach| reach.manages_path(path))
 }
 
 /// Changing a customer: hidden when out of sight, forbidden when only seen.
-pub fn change_customer(caller: &Caller, id: i64, path: &str) -> Decision {
+pub fn change_customer(caller: &Caller, id: CustomerId, path: &Path) -> Decision {
     if manages_customer(caller, path) {
         Decision::Allowed
     } else if sees_customer(caller, id, path) {
@@ -296,7 +289,7 @@ pub fn change_customer(caller: &Caller, id: i64, path: &str) -> Decision {
 /// Moving or deleting a customer: as [`change_customer`], and a customer
 /// administrator may not move or delete a customer it was given itself,
 /// only what lies below.
-pub fn restructure_customer(caller: &Caller, id: i64, path: &str) -> Decision {
+pub fn restructure_customer(caller: &Caller, id: CustomerId, path: &Path) -> Decision {
     change_customer(caller, id, path).and_then(|| match caller.limits() {
         Some(reach) if reach.administered.iter().any(|root| root == path) => Decision::forbid(
             "only what lies below the customers you administer may be moved or deleted",
@@ -309,12 +302,11 @@ pub fn restructure_customer(caller: &Caller, id: i64, path: &str) -> Decision {
 /// from the top down: every one for tenant-wide callers; for a customer
 /// user, those inside the subtrees it administers. A customer's `depth`
 /// is the length of this list, so nothing above a caller's reach shows.
-pub fn visible_ancestors(caller: &Caller, path: &str) -> Vec<i64> {
-    let labels: Vec<&str> = path.split('.').collect();
-    (1..labels.len())
-        .map(|end| labels[..end].join("."))
+pub fn visible_ancestors(caller: &Caller, path: &Path) -> Vec<CustomerId> {
+    path.ancestor_paths()
+        .into_iter()
         .filter(|ancestor| manages_customer(caller, ancestor))
-        .filter_map(|ancestor| last_id(&ancestor))
+        .map(|ancestor| ancestor.id())
         .collect()
 }
 
@@ -385,7 +377,7 @@ pub fn manage_user(caller: &Caller, user: &UserFacts) -> Decision {
 /// Creating a user: the caller must hold every power the new user would,
 /// since the caller may hand out (or show itself) its activation link.
 /// `customer` is where a customer user goes: its id and path.
-pub fn create_user(caller: &Caller, role: Role, customer: Option<(i64, &str)>) -> Decision {
+pub fn create_user(caller: &Caller, role: Role, customer: Option<(CustomerId, &Path)>) -> Decision {
     if let Some((id, path)) = customer {
         let placed = change_customer(caller, id, path);
         if !placed.is_allowed() {
@@ -393,9 +385,9 @@ pub fn create_user(caller: &Caller, role: Role, customer: Option<(i64, &str)>) -
         }
     }
     let new_user = UserFacts {
-        id: 0,
+        id: UserId(0),
         role,
-        customer: customer.map(|(id, path)| (id, path.to_owned())),
+        customer: customer.map(|(id, path)| (id, path.clone())),
         administered: Vec::new(),
     };
     if covers(caller, &new_user.powers()) {
@@ -415,7 +407,7 @@ pub fn create_user(caller: &Caller, role: Role, customer: Option<(i64, &str)>) -
 /// Making a user an administrator of the customer at `path`: the caller
 /// grants the administrator's scopes over that subtree, so it must hold
 /// them there.
-pub fn grant_administration(caller: &Caller, id: i64, path: &str) -> Decision {
+pub fn grant_administration(caller: &Caller, id: CustomerId, path: &Path) -> Decision {
     change_customer(caller, id, path).and_then(|| match caller.lacks(&ADMINISTRATOR_SCOPES) {
         None => Decision::Allowed,
         Some(_) => Decision::forbid(format!(
@@ -459,7 +451,7 @@ mod tests {
 
     fn key(scopes: &[Scope]) -> Caller {
         Caller {
-            tenant_id: 1,
+            tenant_id: TenantId(1),
             principal: Principal::ApiKey {
                 id: 1,
                 scopes: scopes.to_vec(),
@@ -468,18 +460,26 @@ mod tests {
         }
     }
 
+    fn p(text: &str) -> Path {
+        Path::parse(text).unwrap()
+    }
+
+    fn ids(numbers: &[i64]) -> Vec<CustomerId> {
+        numbers.iter().copied().map(CustomerId).collect()
+    }
+
     fn user(id: i64, role: Role, customer: Option<&str>, administered: &[&str]) -> UserFacts {
         UserFacts {
-            id,
+            id: UserId(id),
             role,
-            customer: customer.map(|path| (last_id(path).unwrap(), path.to_owned())),
-            administered: administered.iter().map(|p| p.to_string()).collect(),
+            customer: customer.map(|path| (p(path).id(), p(path))),
+            administered: administered.iter().map(|path| p(path)).collect(),
         }
     }
 
     fn signed_in(facts: &UserFacts) -> Caller {
         Caller {
-            tenant_id: 1,
+            tenant_id: TenantId(1),
             principal: Principal::User {
                 id: facts.id,
                 session_id: 1,
@@ -500,14 +500,14 @@ mod tests {
     #[test]
     fn subtrees_are_matched_by_whole_labels() {
         let reach = CustomerReach {
-            user_id: 1,
+            user_id: UserId(1),
             own_customer: None,
-            administered: vec!["1.2".into()],
+            administered: vec![p("1.2")],
         };
-        assert!(reach.manages_path("1.2"));
-        assert!(reach.manages_path("1.2.5"));
-        assert!(!reach.manages_path("1.22"), "a sibling sharing digits");
-        assert!(!reach.manages_path("1"), "the parent");
+        assert!(reach.manages_path(&p("1.2")));
+        assert!(reach.manages_path(&p("1.2.5")));
+        assert!(!reach.manages_path(&p("1.22")), "a sibling sharing digits");
+        assert!(!reach.manages_path(&p("1")), "the parent");
     }
 
     #[test]
@@ -537,16 +537,32 @@ mod tests {
     fn creating_a_customer_user_needs_the_scopes_it_will_hold() {
         let writer = key(&[Scope::UsersRead, Scope::UsersWrite]);
         assert!(matches!(
-            create_user(&writer, Role::CustomerUser, Some((3, "1.2.3"))),
+            create_user(
+                &writer,
+                Role::CustomerUser,
+                Some((CustomerId(3), &p("1.2.3")))
+            ),
             Decision::Forbidden(_)
         ));
         assert!(
-            create_user(&key(&MEMBER_SCOPES), Role::CustomerUser, Some((3, "1.2.3"))).is_allowed()
+            create_user(
+                &key(&MEMBER_SCOPES),
+                Role::CustomerUser,
+                Some((CustomerId(3), &p("1.2.3")))
+            )
+            .is_allowed()
         );
         let admin = signed_in(&admin_of_2());
-        assert!(create_user(&admin, Role::CustomerUser, Some((3, "1.2.3"))).is_allowed());
+        assert!(
+            create_user(
+                &admin,
+                Role::CustomerUser,
+                Some((CustomerId(3), &p("1.2.3")))
+            )
+            .is_allowed()
+        );
         assert_eq!(
-            create_user(&admin, Role::CustomerUser, Some((5, "5"))),
+            create_user(&admin, Role::CustomerUser, Some((CustomerId(5), &p("5")))),
             Decision::Hidden
         );
     }
@@ -584,27 +600,33 @@ mod tests {
         ));
         let colleague = user(31, Role::CustomerUser, Some("1.2"), &[]);
         assert_eq!(manage_user(&caller, &colleague), Decision::Hidden);
-        assert!(sees_customer(&caller, 2, "1.2"));
-        assert!(!manages_customer(&caller, "1.2"));
+        assert!(sees_customer(&caller, CustomerId(2), &p("1.2")));
+        assert!(!manages_customer(&caller, &p("1.2")));
         assert!(matches!(
-            change_customer(&caller, 2, "1.2"),
+            change_customer(&caller, CustomerId(2), &p("1.2")),
             Decision::Forbidden(_)
         ));
-        assert_eq!(change_customer(&caller, 3, "1.2.3"), Decision::Hidden);
+        assert_eq!(
+            change_customer(&caller, CustomerId(3), &p("1.2.3")),
+            Decision::Hidden
+        );
     }
 
     #[test]
     fn administration_and_scopes_are_granted_only_by_holders() {
         let admin = signed_in(&admin_of_2());
-        assert!(grant_administration(&admin, 3, "1.2.3").is_allowed());
-        assert_eq!(grant_administration(&admin, 4, "1.4"), Decision::Hidden);
+        assert!(grant_administration(&admin, CustomerId(3), &p("1.2.3")).is_allowed());
+        assert_eq!(
+            grant_administration(&admin, CustomerId(4), &p("1.4")),
+            Decision::Hidden
+        );
         let no_users_write = key(&[
             Scope::CustomersRead,
             Scope::CustomersWrite,
             Scope::UsersRead,
         ]);
         assert!(matches!(
-            grant_administration(&no_users_write, 3, "1.2.3"),
+            grant_administration(&no_users_write, CustomerId(3), &p("1.2.3")),
             Decision::Forbidden(_)
         ));
         assert!(grant_scopes(&key(&[Scope::JobsRead]), &[Scope::JobsRead]).is_allowed());
@@ -618,42 +640,48 @@ mod tests {
     #[test]
     fn an_administrator_restructures_only_below_what_it_was_given() {
         let admin = signed_in(&admin_of_2());
-        assert!(restructure_customer(&admin, 3, "1.2.3").is_allowed());
+        assert!(restructure_customer(&admin, CustomerId(3), &p("1.2.3")).is_allowed());
         assert!(matches!(
-            restructure_customer(&admin, 2, "1.2"),
+            restructure_customer(&admin, CustomerId(2), &p("1.2")),
             Decision::Forbidden(_)
         ));
-        assert_eq!(restructure_customer(&admin, 1, "1"), Decision::Hidden);
-        assert!(restructure_customer(&key(&[]), 1, "1").is_allowed());
+        assert_eq!(
+            restructure_customer(&admin, CustomerId(1), &p("1")),
+            Decision::Hidden
+        );
+        assert!(restructure_customer(&key(&[]), CustomerId(1), &p("1")).is_allowed());
     }
 
     #[test]
     fn nothing_above_a_customer_users_reach_shows() {
         let admin = signed_in(&admin_of_2());
-        assert_eq!(visible_ancestors(&admin, "1.2"), Vec::<i64>::new());
-        assert_eq!(visible_ancestors(&admin, "1.2.3"), vec![2]);
-        assert_eq!(visible_ancestors(&key(&[]), "1.2.3"), vec![1, 2]);
+        assert_eq!(
+            visible_ancestors(&admin, &p("1.2")),
+            Vec::<CustomerId>::new()
+        );
+        assert_eq!(visible_ancestors(&admin, &p("1.2.3")), ids(&[2]));
+        assert_eq!(visible_ancestors(&key(&[]), &p("1.2.3")), ids(&[1, 2]));
         // Its own customer's ancestors stay hidden even when it sees them.
         let member_of_1 = user(40, Role::CustomerUser, Some("1"), &["1.2"]);
         assert_eq!(
-            visible_ancestors(&signed_in(&member_of_1), "1.2.3"),
-            vec![2]
+            visible_ancestors(&signed_in(&member_of_1), &p("1.2.3")),
+            ids(&[2])
         );
     }
 
     #[test]
     fn view_roots_are_the_tops_of_what_a_user_sees() {
         let reach = CustomerReach {
-            user_id: 1,
-            own_customer: Some((4, "1.4".into())),
-            administered: vec!["1.2".into(), "1.2.3".into(), "5".into()],
+            user_id: UserId(1),
+            own_customer: Some((CustomerId(4), p("1.4"))),
+            administered: vec![p("1.2"), p("1.2.3"), p("5")],
         };
-        assert_eq!(reach.view_roots(), vec![2, 4, 5]);
+        assert_eq!(reach.view_roots(), ids(&[2, 4, 5]));
         let inside = CustomerReach {
-            own_customer: Some((3, "1.2.3".into())),
+            own_customer: Some((CustomerId(3), p("1.2.3"))),
             ..reach
         };
-        assert_eq!(inside.view_roots(), vec![2, 5]);
+        assert_eq!(inside.view_roots(), ids(&[2, 5]));
     }
 
     #[test]

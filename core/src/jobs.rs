@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::id::{CustomerId, UserId};
+
 /// Attempts before a job is KILLED, unless configured otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 8;
 
@@ -85,14 +87,14 @@ pub enum Payload {
     /// An email carrying a link: validation, invitation or reset. The link's
     /// token is rebuilt from the token row's id under the server secret.
     #[serde(rename_all = "camelCase")]
-    Link { user_id: i64, token_id: i64 },
+    Link { user_id: UserId, token_id: i64 },
     /// A notice to one administrator about a user or customer.
     #[serde(rename_all = "camelCase")]
     Notice {
-        recipient_user_id: i64,
+        recipient_user_id: UserId,
         notice: Notice,
-        subject_user_id: Option<i64>,
-        customer_id: Option<i64>,
+        subject_user_id: Option<UserId>,
+        customer_id: Option<CustomerId>,
         /// What the notice names, kept because the subject may be gone
         /// (a deleted user) when the email is written. An address or a
         /// title, never a secret.
@@ -102,7 +104,7 @@ pub enum Payload {
     /// may be an address the user no longer holds).
     #[serde(rename_all = "camelCase")]
     Account {
-        user_id: i64,
+        user_id: UserId,
         notice: AccountNotice,
         address: String,
     },
@@ -125,7 +127,7 @@ mod tests {
     #[test]
     fn payloads_are_ids_in_json() {
         let payload = Payload::Link {
-            user_id: 5,
+            user_id: UserId(5),
             token_id: 9,
         };
         let json = serde_json::to_value(&payload).unwrap();

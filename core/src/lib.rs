@@ -5,12 +5,14 @@
 pub mod authz;
 pub mod config;
 pub mod db;
+pub mod id;
 pub mod jobs;
 pub mod lifecycle;
 pub mod links;
 pub mod listen;
 pub mod metrics;
 pub mod passwords;
+pub mod path;
 pub mod purge;
 pub mod readiness;
 pub mod secrets;

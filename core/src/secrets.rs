@@ -2,6 +2,8 @@
 //! Only their SHA-256 hash is stored; a lookup finds the row by hash and the
 //! hashes are compared again in constant time.
 
+use crate::id::TenantId;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -38,7 +40,7 @@ impl SecretKind {
 
 /// Mints `<kind>_<tenant>_<256 random bits, base64url>`. The tenant id in
 /// the clear lets every lookup filter by tenant; it is not a secret.
-pub fn mint(kind: SecretKind, tenant_id: i64) -> NewSecret {
+pub fn mint(kind: SecretKind, tenant_id: TenantId) -> NewSecret {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let plaintext = format!(
@@ -53,14 +55,14 @@ pub fn mint(kind: SecretKind, tenant_id: i64) -> NewSecret {
 
 /// Splits a presented secret into its kind and tenant without trusting it:
 /// the hash lookup decides whether it is real.
-pub fn parse(presented: &str) -> Option<(SecretKind, i64)> {
+pub fn parse(presented: &str) -> Option<(SecretKind, TenantId)> {
     let mut parts = presented.splitn(3, '_');
     let kind = match parts.next()? {
         "cnpk" => SecretKind::ApiKey,
         "cnps" => SecretKind::Session,
         _ => return None,
     };
-    let tenant_id = parts.next()?.parse().ok()?;
+    let tenant_id = TenantId(parts.next()?.parse().ok()?);
     let rest = parts.next()?;
     (rest.len() == 43).then_some((kind, tenant_id))
 }
@@ -123,7 +125,7 @@ impl Keyring {
     }
 
     /// A new link's token, and the id of the secret that made it.
-    pub fn issue(&self, tenant_id: i64, token_id: i64, purpose: &str) -> (String, String) {
+    pub fn issue(&self, tenant_id: TenantId, token_id: i64, purpose: &str) -> (String, String) {
         (
             link_token(&self.current, tenant_id, token_id, purpose),
             self.current_id(),
@@ -136,7 +138,7 @@ impl Keyring {
     pub fn rebuild(
         &self,
         made_with: Option<&str>,
-        tenant_id: i64,
+        tenant_id: TenantId,
         token_id: i64,
         purpose: &str,
     ) -> Option<String> {
@@ -192,7 +194,7 @@ async fn stored_secret(pool: &PgPool) -> anyhow::Result<Option<Secret>> {
 /// The token behind an email link: an HMAC of the token row's identity under
 /// the server secret, so a retried email rebuilds the same link while only
 /// the token's hash is stored. `<tenant>.<base64url hmac>`.
-fn link_token(secret: &Secret, tenant_id: i64, token_id: i64, purpose: &str) -> String {
+fn link_token(secret: &Secret, tenant_id: TenantId, token_id: i64, purpose: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose()).expect("HMAC takes any key");
     mac.update(format!("{purpose}:{tenant_id}:{token_id}").as_bytes());
     format!(
@@ -203,8 +205,8 @@ fn link_token(secret: &Secret, tenant_id: i64, token_id: i64, purpose: &str) -> 
 }
 
 /// The tenant named by a link token, before its hash is looked up.
-pub fn link_token_tenant(token: &str) -> Option<i64> {
-    token.split_once('.')?.0.parse().ok()
+pub fn link_token_tenant(token: &str) -> Option<TenantId> {
+    token.split_once('.')?.0.parse().ok().map(TenantId)
 }
 
 #[cfg(test)]
@@ -213,13 +215,16 @@ mod tests {
 
     #[test]
     fn minted_secrets_parse_back_and_differ() {
-        let a = mint(SecretKind::ApiKey, 42);
-        let b = mint(SecretKind::ApiKey, 42);
+        let a = mint(SecretKind::ApiKey, TenantId(42));
+        let b = mint(SecretKind::ApiKey, TenantId(42));
         assert_ne!(a.plaintext, b.plaintext);
         assert!(a.plaintext.starts_with("cnpk_42_"));
         assert_eq!(visible_prefix(&a.plaintext).len(), "cnpk_42_".len() + 8);
         assert!(a.plaintext.starts_with(visible_prefix(&a.plaintext)));
-        assert_eq!(parse(&a.plaintext), Some((SecretKind::ApiKey, 42)));
+        assert_eq!(
+            parse(&a.plaintext),
+            Some((SecretKind::ApiKey, TenantId(42)))
+        );
         assert_eq!(a.hash, sha256(a.plaintext.as_bytes()));
         assert!(hashes_match(&a.hash, &sha256(a.plaintext.as_bytes())));
         assert!(!hashes_match(&a.hash, &b.hash));
@@ -235,32 +240,41 @@ mod tests {
     #[test]
     fn link_tokens_are_stable_per_row_and_secret() {
         let secret = Secret::new("s1");
-        let token = link_token(&secret, 7, 99, "activation");
-        assert_eq!(token, link_token(&secret, 7, 99, "activation"));
-        assert_ne!(token, link_token(&secret, 7, 100, "activation"));
-        assert_ne!(token, link_token(&secret, 7, 99, "reset"));
-        assert_ne!(token, link_token(&Secret::new("s2"), 7, 99, "activation"));
-        assert_eq!(link_token_tenant(&token), Some(7));
+        let token = link_token(&secret, TenantId(7), 99, "activation");
+        assert_eq!(token, link_token(&secret, TenantId(7), 99, "activation"));
+        assert_ne!(token, link_token(&secret, TenantId(7), 100, "activation"));
+        assert_ne!(token, link_token(&secret, TenantId(7), 99, "reset"));
+        assert_ne!(
+            token,
+            link_token(&Secret::new("s2"), TenantId(7), 99, "activation")
+        );
+        assert_eq!(link_token_tenant(&token), Some(TenantId(7)));
     }
 
     #[test]
     fn a_rotated_keyring_rebuilds_links_made_under_either_secret() {
         let old = Keyring::new(Secret::new("old"), vec![]);
-        let (old_token, old_id) = old.issue(3, 5, "ACTIVATION");
+        let (old_token, old_id) = old.issue(TenantId(3), 5, "ACTIVATION");
         let rotated = Keyring::new(Secret::new("new"), vec![Secret::new("old")]);
-        let (new_token, new_id) = rotated.issue(3, 6, "ACTIVATION");
+        let (new_token, new_id) = rotated.issue(TenantId(3), 6, "ACTIVATION");
         assert_ne!(old_id, new_id);
         assert_eq!(
-            rotated.rebuild(Some(&old_id), 3, 5, "ACTIVATION"),
+            rotated.rebuild(Some(&old_id), TenantId(3), 5, "ACTIVATION"),
             Some(old_token)
         );
         assert_eq!(
-            rotated.rebuild(Some(&new_id), 3, 6, "ACTIVATION"),
+            rotated.rebuild(Some(&new_id), TenantId(3), 6, "ACTIVATION"),
             Some(new_token.clone())
         );
-        assert_eq!(rotated.rebuild(None, 3, 6, "ACTIVATION"), Some(new_token));
+        assert_eq!(
+            rotated.rebuild(None, TenantId(3), 6, "ACTIVATION"),
+            Some(new_token)
+        );
         let forgotten = Keyring::new(Secret::new("new"), vec![]);
-        assert_eq!(forgotten.rebuild(Some(&old_id), 3, 5, "ACTIVATION"), None);
+        assert_eq!(
+            forgotten.rebuild(Some(&old_id), TenantId(3), 5, "ACTIVATION"),
+            None
+        );
         assert!(!old_id.contains("old") && old_id.len() == 16);
     }
 }

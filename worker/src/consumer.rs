@@ -146,17 +146,17 @@ pub async fn deliver(ctx: &Context, delivery: Delivery) {
     let job = match ledger::claim(&ctx.pool, &delivery, ctx.config.job_lease).await {
         Ok(Some(job)) => job,
         Ok(None) => {
-            tracing::debug!(job_id = delivery.job_id, "stale delivery ignored");
+            tracing::debug!(job_id = delivery.job_id.0, "stale delivery ignored");
             return;
         }
         Err(error) => {
             // The relay hands it out again when its lease runs out.
-            tracing::warn!(%error, job_id = delivery.job_id, "cannot claim a job");
+            tracing::warn!(%error, job_id = delivery.job_id.0, "cannot claim a job");
             return;
         }
     };
     let span =
-        tracing::info_span!("job", job_id = job.id, kind = %job.kind, attempt = job.attempts);
+        tracing::info_span!("job", job_id = job.id.0, kind = %job.kind, attempt = job.attempts);
     async {
         let work = async {
             match jobs::compose(ctx, &job).await {

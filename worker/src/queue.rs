@@ -3,6 +3,7 @@
 //! housekeeping apalis leaves undone (what it keeps of stopped workers and
 //! of finished tasks).
 
+use canopy_core::id::{JobId, TenantId};
 use std::pin::Pin;
 use std::sync::LazyLock;
 use std::task::{Context, Poll};
@@ -18,8 +19,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
-    pub tenant_id: i64,
-    pub job_id: i64,
+    pub tenant_id: TenantId,
+    pub job_id: JobId,
     pub attempt: i32,
     /// Which hand-out of the job this is.
     pub dispatch: i32,

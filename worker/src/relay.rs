@@ -108,7 +108,7 @@ pub async fn dispatch_due(
         }
         metrics::counter!("canopy_jobs_enqueued_total", "kind" => kind.as_str()).increment(1);
         tracing::debug!(
-            job_id = delivery.job_id,
+            job_id = delivery.job_id.0,
             attempt = delivery.attempt,
             "job handed to the queue"
         );

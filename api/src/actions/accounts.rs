@@ -2,6 +2,7 @@
 //! email validation, password reset, and accepting an invitation, with the
 //! one-time links they use.
 
+use canopy_core::id::TenantId;
 use chrono::Duration;
 use sqlx::{Acquire, PgConnection, PgPool};
 
@@ -31,7 +32,7 @@ pub(super) const RESET_TTL_HOURS: i64 = 1;
 #[derive(Clone, Debug)]
 pub struct SignUp {
     /// `None` when the id given names no tenant.
-    pub tenant_id: Option<i64>,
+    pub tenant_id: Option<TenantId>,
     pub customer_title: String,
     pub email: String,
     pub password: String,
@@ -197,7 +198,7 @@ pub async fn request_password_reset(
     pool: &PgPool,
     config: &Config,
     keyring: &Keyring,
-    tenant_id: Option<i64>,
+    tenant_id: Option<TenantId>,
     email: &str,
 ) -> ApiResult<bool> {
     let email = v::lookup_email("email", email)?;

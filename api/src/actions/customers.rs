@@ -1,6 +1,7 @@
 //! Creating, editing, moving and deleting customers, and assigning their
 //! administrators.
 
+use canopy_core::id::{CustomerId, TenantId};
 use sqlx::{PgConnection, PgPool};
 
 use super::Patch;
@@ -23,7 +24,11 @@ const NUMBER_TAKEN: &str = "a customer with this number already exists";
 pub const MAX_DEPTH: i32 = 100;
 
 /// Loads a customer of the tenant, or NOT_FOUND.
-async fn existing(conn: &mut PgConnection, tenant_id: i64, id: i64) -> ApiResult<CustomerRow> {
+async fn existing(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    id: CustomerId,
+) -> ApiResult<CustomerRow> {
     customers::by_id(conn, tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("customer"))
@@ -60,7 +65,7 @@ fn title(value: &str) -> ApiResult<String> {
 /// A customer to create, as the caller gave it; `create` validates it.
 #[derive(Clone, Debug, Default)]
 pub struct NewCustomer {
-    pub parent_id: Option<i64>,
+    pub parent_id: Option<CustomerId>,
     pub number: Option<String>,
     pub title: String,
     pub info: Option<String>,
@@ -175,7 +180,7 @@ fn patch_required(
 pub async fn update(
     pool: &PgPool,
     caller: &Caller,
-    id: i64,
+    id: CustomerId,
     input: CustomerChanges,
 ) -> ApiResult<CustomerRow> {
     let tenant_id = caller.tenant_id;
@@ -243,8 +248,8 @@ pub async fn update(
 pub async fn move_to(
     pool: &PgPool,
     caller: &Caller,
-    id: i64,
-    new_parent: Option<i64>,
+    id: CustomerId,
+    new_parent: Option<CustomerId>,
 ) -> ApiResult<CustomerRow> {
     let tenant_id = caller.tenant_id;
     let mut tx = pool.begin().await?;
@@ -285,7 +290,12 @@ pub async fn move_to(
     Ok(row)
 }
 
-pub async fn delete(pool: &PgPool, caller: &Caller, id: i64, cascade: bool) -> ApiResult<Deleted> {
+pub async fn delete(
+    pool: &PgPool,
+    caller: &Caller,
+    id: CustomerId,
+    cascade: bool,
+) -> ApiResult<Deleted> {
     let tenant_id = caller.tenant_id;
     let mut tx = pool.begin().await?;
     tree_lock::exclusive(&mut tx, tenant_id).await?;
@@ -330,7 +340,7 @@ pub async fn set_administrator(
     pool: &PgPool,
     config: &Config,
     caller: &Caller,
-    customer_id: i64,
+    customer_id: CustomerId,
     email: &str,
     assign: bool,
 ) -> ApiResult<CustomerRow> {

@@ -2,6 +2,7 @@
 //! transaction: link emails, notices to administrators and notices to a
 //! user about its own account.
 
+use canopy_core::id::{TenantId, UserId};
 use sqlx::PgConnection;
 
 use crate::auth::Caller;
@@ -68,8 +69,8 @@ pub(super) async fn notify(
 pub(super) async fn tell(
     conn: &mut PgConnection,
     config: &Config,
-    tenant_id: i64,
-    user_id: i64,
+    tenant_id: TenantId,
+    user_id: UserId,
     notice: AccountNotice,
     address: &str,
 ) -> ApiResult<()> {
@@ -97,7 +98,7 @@ pub(super) async fn tell(
 pub(super) async fn tell_the_address_owner(
     conn: &mut PgConnection,
     config: &Config,
-    tenant_id: i64,
+    tenant_id: TenantId,
     address: &str,
 ) -> ApiResult<()> {
     let Some((owner, address)) = users::address_owner(&mut *conn, tenant_id, address).await? else {

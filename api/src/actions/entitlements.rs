@@ -1,3 +1,4 @@
+use canopy_core::id::CustomerId;
 use sqlx::PgPool;
 
 use crate::access;
@@ -11,7 +12,7 @@ use canopy_core::store::{customers, tree_lock};
 pub async fn attach(
     pool: &PgPool,
     caller: &Caller,
-    customer_id: i64,
+    customer_id: CustomerId,
     kind: EntitlementKind,
     reference: &str,
 ) -> ApiResult<EntitlementRow> {

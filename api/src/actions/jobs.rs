@@ -1,3 +1,4 @@
+use canopy_core::id::JobId;
 use sqlx::PgPool;
 
 use crate::auth::Caller;
@@ -7,7 +8,12 @@ use canopy_core::store::jobs::{self, JobRow};
 
 /// Puts a FAILED or KILLED job back in the queue with another
 /// `CANOPY_JOB_MAX_ATTEMPTS` attempts.
-pub async fn retry(pool: &PgPool, config: &Config, caller: &Caller, id: i64) -> ApiResult<JobRow> {
+pub async fn retry(
+    pool: &PgPool,
+    config: &Config,
+    caller: &Caller,
+    id: JobId,
+) -> ApiResult<JobRow> {
     if let Some(row) = jobs::retry(pool, caller.tenant_id, id, config.job_max_attempts).await? {
         return Ok(row);
     }

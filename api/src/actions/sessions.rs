@@ -1,5 +1,6 @@
 //! Signing in and out, and the password hashing both need.
 
+use canopy_core::id::TenantId;
 use chrono::{Duration, Utc};
 use sqlx::{PgConnection, PgPool};
 use std::sync::{Arc, LazyLock};
@@ -84,7 +85,7 @@ pub fn check_password(password: &str) -> ApiResult<()> {
 /// after the same Argon2 work.
 pub async fn login(
     pool: &PgPool,
-    tenant_id: Option<i64>,
+    tenant_id: Option<TenantId>,
     email: &str,
     password: &str,
 ) -> ApiResult<Session> {

@@ -9,7 +9,7 @@ use url::Url;
 use crate::access;
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{self, NodeKind};
+use crate::ids::{self};
 use crate::validation;
 use canopy_core::authz;
 use canopy_core::lifecycle::UserStatus;
@@ -113,8 +113,8 @@ pub async fn create(pool: &PgPool, keyring: &Keyring, new: NewTenant) -> ApiResu
     tx.commit().await?;
 
     Ok(CreatedTenant {
-        tenant_id: ids::encode(NodeKind::Tenant, tenant.id),
-        admin_user_id: ids::encode(NodeKind::User, admin.id),
+        tenant_id: ids::of(tenant.id),
+        admin_user_id: ids::of(admin.id),
         api_key: key.plaintext,
         activation_link: links::link(&portal_url, links::ACTIVATE, &activation.token),
     })

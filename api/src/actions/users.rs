@@ -3,6 +3,7 @@
 //! `canopy_core::lifecycle`; every email is a job row written in the same
 //! transaction (`emails`).
 
+use canopy_core::id::{CustomerId, TenantId, UserId};
 use chrono::Duration;
 use sqlx::{PgConnection, PgPool};
 
@@ -49,7 +50,7 @@ pub(super) fn refused(refusal: lifecycle::Refused) -> ApiError {
 }
 
 /// Loads and locks a user of the tenant, or NOT_FOUND.
-async fn existing(conn: &mut PgConnection, tenant_id: i64, id: i64) -> ApiResult<UserRow> {
+async fn existing(conn: &mut PgConnection, tenant_id: TenantId, id: UserId) -> ApiResult<UserRow> {
     users::lock(conn, tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))
@@ -57,7 +58,7 @@ async fn existing(conn: &mut PgConnection, tenant_id: i64, id: i64) -> ApiResult
 
 /// Loads and locks a user the caller manages: one it reaches and whose
 /// every power it holds (taking over the account would hand it those).
-async fn managed(conn: &mut PgConnection, caller: &Caller, id: i64) -> ApiResult<UserRow> {
+async fn managed(conn: &mut PgConnection, caller: &Caller, id: UserId) -> ApiResult<UserRow> {
     let user = existing(conn, caller.tenant_id, id).await?;
     must_manage(conn, caller, &user).await?;
     Ok(user)
@@ -122,7 +123,7 @@ async fn hand_out_activation(
 /// A user to create, as the caller gave it; `create` validates it.
 #[derive(Clone, Debug)]
 pub struct NewUserCommand {
-    pub customer_id: Option<i64>,
+    pub customer_id: Option<CustomerId>,
     pub email: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -192,7 +193,7 @@ pub async fn create(
     let decision = authz::create_user(
         caller,
         role,
-        placement.as_ref().map(|(id, path)| (*id, path.as_str())),
+        placement.as_ref().map(|(id, path)| (*id, path)),
     );
     access::enforce(decision, "customer")?;
     let user = users::insert(
@@ -254,7 +255,7 @@ pub async fn resend_activation(
     config: &Config,
     keyring: &Keyring,
     caller: &Caller,
-    id: i64,
+    id: UserId,
     method: ActivationMethod,
     ttl_hours: Option<i32>,
 ) -> ApiResult<CreatedUser> {
@@ -281,7 +282,7 @@ pub async fn resend_activation(
 pub async fn revoke_sessions(
     pool: &PgPool,
     caller: &Caller,
-    id: i64,
+    id: UserId,
     keep_current: bool,
 ) -> ApiResult<u64> {
     let mut tx = pool.begin().await?;
@@ -299,7 +300,7 @@ pub async fn revoke_sessions(
 }
 
 /// Makes the user's pending activation link stop working.
-pub async fn revoke_invitation(pool: &PgPool, caller: &Caller, id: i64) -> ApiResult<UserRow> {
+pub async fn revoke_invitation(pool: &PgPool, caller: &Caller, id: UserId) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
     if !tokens::revoke_pending(&mut tx, user.tenant_id, user.id, Purpose::Activation).await? {
@@ -316,7 +317,7 @@ pub async fn update(
     config: &Config,
     keyring: &Keyring,
     caller: &Caller,
-    id: i64,
+    id: UserId,
     input: UserChanges,
 ) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
@@ -430,7 +431,7 @@ pub async fn set_status(
     pool: &PgPool,
     config: &Config,
     caller: &Caller,
-    id: i64,
+    id: UserId,
     status: UserStatus,
 ) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
@@ -456,7 +457,7 @@ pub async fn set_status(
 }
 
 /// Moves a PENDING_APPROVAL user to ACTIVE.
-pub async fn approve(pool: &PgPool, caller: &Caller, id: i64) -> ApiResult<UserRow> {
+pub async fn approve(pool: &PgPool, caller: &Caller, id: UserId) -> ApiResult<UserRow> {
     let mut tx = pool.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
     let transition = lifecycle::next(user.status, Event::Approved).map_err(refused)?;
@@ -467,7 +468,12 @@ pub async fn approve(pool: &PgPool, caller: &Caller, id: i64) -> ApiResult<UserR
 
 /// Deletes a user: its sessions end and its links stop working (both go
 /// with the row); its administrators are told.
-pub async fn delete(pool: &PgPool, config: &Config, caller: &Caller, id: i64) -> ApiResult<i64> {
+pub async fn delete(
+    pool: &PgPool,
+    config: &Config,
+    caller: &Caller,
+    id: UserId,
+) -> ApiResult<UserId> {
     let mut tx = pool.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
     if caller.user_id() == Some(user.id) {

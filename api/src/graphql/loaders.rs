@@ -12,6 +12,7 @@ use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::pagination::Page;
+use canopy_core::id::{CustomerId, TenantId, UserId};
 use canopy_core::store::api_keys::{self, ApiKeyRow};
 use canopy_core::store::customers::{self, CustomerRow};
 use canopy_core::store::entitlements::{self, EntitlementRow};
@@ -20,7 +21,7 @@ use canopy_core::store::tokens::{self, InvitationRow};
 use canopy_core::store::users::{self, UserRow};
 
 /// A row of one tenant: `(tenant_id, id)`.
-pub type Key = (i64, i64);
+pub type Key<I> = (TenantId, I);
 
 pub struct Loaders {
     pub customers: DataLoader<CustomerLoader>,
@@ -72,7 +73,7 @@ fn batches<K, G: Hash + Eq>(keys: &[K], group: impl Fn(&K) -> G) -> HashMap<G, V
     map
 }
 
-fn ids_by_tenant(keys: &[Key]) -> HashMap<i64, Vec<i64>> {
+fn ids_by_tenant<I: Copy>(keys: &[Key<I>]) -> HashMap<TenantId, Vec<I>> {
     batches(keys, |(tenant, _)| *tenant)
         .into_iter()
         .map(|(tenant, keys)| (tenant, keys.into_iter().map(|(_, id)| *id).collect()))
@@ -80,10 +81,11 @@ fn ids_by_tenant(keys: &[Key]) -> HashMap<i64, Vec<i64>> {
 }
 
 /// Runs `load` once per tenant and keys the answers by `(tenant, id)`.
-async fn per_tenant<V, F, Fut>(keys: &[Key], load: F) -> Result<HashMap<Key, V>, ApiError>
+async fn per_tenant<I, V, F, Fut>(keys: &[Key<I>], load: F) -> Result<HashMap<Key<I>, V>, ApiError>
 where
-    F: Fn(i64, Vec<i64>) -> Fut,
-    Fut: Future<Output = sqlx::Result<HashMap<i64, V>>>,
+    I: Copy + Hash + Eq,
+    F: Fn(TenantId, Vec<I>) -> Fut,
+    Fut: Future<Output = sqlx::Result<HashMap<I, V>>>,
 {
     let mut out = HashMap::new();
     for (tenant, ids) in ids_by_tenant(keys) {
@@ -96,11 +98,14 @@ where
 
 pub struct CustomerLoader(PgPool);
 
-impl Loader<Key> for CustomerLoader {
+impl Loader<Key<CustomerId>> for CustomerLoader {
     type Value = CustomerRow;
     type Error = ApiError;
 
-    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, CustomerRow>, ApiError> {
+    async fn load(
+        &self,
+        keys: &[Key<CustomerId>],
+    ) -> Result<HashMap<Key<CustomerId>, CustomerRow>, ApiError> {
         per_tenant(keys, |tenant, ids| async move {
             let rows = customers::by_ids(&self.0, tenant, &ids).await?;
             Ok(rows.into_iter().map(|row| (row.id, row)).collect())
@@ -111,11 +116,11 @@ impl Loader<Key> for CustomerLoader {
 
 pub struct UserLoader(PgPool);
 
-impl Loader<Key> for UserLoader {
+impl Loader<Key<UserId>> for UserLoader {
     type Value = UserRow;
     type Error = ApiError;
 
-    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, UserRow>, ApiError> {
+    async fn load(&self, keys: &[Key<UserId>]) -> Result<HashMap<Key<UserId>, UserRow>, ApiError> {
         per_tenant(keys, |tenant, ids| async move {
             let rows = users::by_ids(&self.0, tenant, &ids).await?;
             Ok(rows.into_iter().map(|row| (row.id, row)).collect())
@@ -127,8 +132,8 @@ impl Loader<Key> for UserLoader {
 /// A page of a parent's inner customers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ChildrenKey {
-    pub tenant_id: i64,
-    pub parent_id: i64,
+    pub tenant_id: TenantId,
+    pub parent_id: CustomerId,
     pub search: Option<String>,
     pub page: Page,
 }
@@ -147,7 +152,7 @@ impl Loader<ChildrenKey> for ChildrenLoader {
         for ((tenant, search, page), group) in
             batches(keys, |k| (k.tenant_id, k.search.clone(), k.page.clone()))
         {
-            let parents: Vec<i64> = group.iter().map(|k| k.parent_id).collect();
+            let parents: Vec<CustomerId> = group.iter().map(|k| k.parent_id).collect();
             let mut pages =
                 customers::children_pages(&self.0, tenant, &parents, search.as_deref(), &page)
                     .await?;
@@ -163,8 +168,8 @@ impl Loader<ChildrenKey> for ChildrenLoader {
 /// How many inner customers a parent has (matching a search).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ChildCountKey {
-    pub tenant_id: i64,
-    pub parent_id: i64,
+    pub tenant_id: TenantId,
+    pub parent_id: CustomerId,
     pub search: Option<String>,
 }
 
@@ -177,7 +182,7 @@ impl Loader<ChildCountKey> for ChildCountLoader {
     async fn load(&self, keys: &[ChildCountKey]) -> Result<HashMap<ChildCountKey, i64>, ApiError> {
         let mut out = HashMap::new();
         for ((tenant, search), group) in batches(keys, |k| (k.tenant_id, k.search.clone())) {
-            let parents: Vec<i64> = group.iter().map(|k| k.parent_id).collect();
+            let parents: Vec<CustomerId> = group.iter().map(|k| k.parent_id).collect();
             let counts =
                 customers::child_counts(&self.0, tenant, &parents, search.as_deref()).await?;
             for key in group {
@@ -193,11 +198,14 @@ impl Loader<ChildCountKey> for ChildCountLoader {
 
 pub struct DescendantCountLoader(PgPool);
 
-impl Loader<Key> for DescendantCountLoader {
+impl Loader<Key<CustomerId>> for DescendantCountLoader {
     type Value = i64;
     type Error = ApiError;
 
-    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, i64>, ApiError> {
+    async fn load(
+        &self,
+        keys: &[Key<CustomerId>],
+    ) -> Result<HashMap<Key<CustomerId>, i64>, ApiError> {
         per_tenant(keys, |tenant, ids| async move {
             customers::descendant_counts(&self.0, tenant, &ids).await
         })
@@ -208,11 +216,14 @@ impl Loader<Key> for DescendantCountLoader {
 /// The administrators of a customer.
 pub struct AdministratorsLoader(PgPool);
 
-impl Loader<Key> for AdministratorsLoader {
+impl Loader<Key<CustomerId>> for AdministratorsLoader {
     type Value = Vec<UserRow>;
     type Error = ApiError;
 
-    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, Vec<UserRow>>, ApiError> {
+    async fn load(
+        &self,
+        keys: &[Key<CustomerId>],
+    ) -> Result<HashMap<Key<CustomerId>, Vec<UserRow>>, ApiError> {
         per_tenant(keys, |tenant, ids| async move {
             users::administrators(&self.0, tenant, &ids).await
         })
@@ -223,11 +234,14 @@ impl Loader<Key> for AdministratorsLoader {
 /// The ids of the customers a user administers.
 pub struct AdministeredLoader(PgPool);
 
-impl Loader<Key> for AdministeredLoader {
-    type Value = Vec<i64>;
+impl Loader<Key<UserId>> for AdministeredLoader {
+    type Value = Vec<CustomerId>;
     type Error = ApiError;
 
-    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, Vec<i64>>, ApiError> {
+    async fn load(
+        &self,
+        keys: &[Key<UserId>],
+    ) -> Result<HashMap<Key<UserId>, Vec<CustomerId>>, ApiError> {
         per_tenant(keys, |tenant, ids| async move {
             users::administered_customer_ids(&self.0, tenant, &ids).await
         })
@@ -238,11 +252,14 @@ impl Loader<Key> for AdministeredLoader {
 /// The entitlements a customer holds.
 pub struct EntitlementsLoader(PgPool);
 
-impl Loader<Key> for EntitlementsLoader {
+impl Loader<Key<CustomerId>> for EntitlementsLoader {
     type Value = Vec<EntitlementRow>;
     type Error = ApiError;
 
-    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, Vec<EntitlementRow>>, ApiError> {
+    async fn load(
+        &self,
+        keys: &[Key<CustomerId>],
+    ) -> Result<HashMap<Key<CustomerId>, Vec<EntitlementRow>>, ApiError> {
         per_tenant(keys, |tenant, ids| async move {
             entitlements::by_customers(&self.0, tenant, &ids).await
         })
@@ -253,11 +270,14 @@ impl Loader<Key> for EntitlementsLoader {
 /// The latest activation link of a user.
 pub struct InvitationLoader(PgPool);
 
-impl Loader<Key> for InvitationLoader {
+impl Loader<Key<UserId>> for InvitationLoader {
     type Value = InvitationRow;
     type Error = ApiError;
 
-    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, InvitationRow>, ApiError> {
+    async fn load(
+        &self,
+        keys: &[Key<UserId>],
+    ) -> Result<HashMap<Key<UserId>, InvitationRow>, ApiError> {
         per_tenant(keys, |tenant, ids| async move {
             tokens::latest_invitations(&self.0, tenant, &ids).await
         })
@@ -268,11 +288,14 @@ impl Loader<Key> for InvitationLoader {
 /// The live sessions of a user.
 pub struct SessionLoader(PgPool);
 
-impl Loader<Key> for SessionLoader {
+impl Loader<Key<UserId>> for SessionLoader {
     type Value = Vec<SessionRow>;
     type Error = ApiError;
 
-    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, Vec<SessionRow>>, ApiError> {
+    async fn load(
+        &self,
+        keys: &[Key<UserId>],
+    ) -> Result<HashMap<Key<UserId>, Vec<SessionRow>>, ApiError> {
         per_tenant(keys, |tenant, ids| async move {
             sessions::live_for_users(&self.0, tenant, &ids).await
         })
@@ -283,11 +306,11 @@ impl Loader<Key> for SessionLoader {
 /// API keys by id (who made a key).
 pub struct ApiKeyLoader(PgPool);
 
-impl Loader<Key> for ApiKeyLoader {
+impl Loader<Key<i64>> for ApiKeyLoader {
     type Value = ApiKeyRow;
     type Error = ApiError;
 
-    async fn load(&self, keys: &[Key]) -> Result<HashMap<Key, ApiKeyRow>, ApiError> {
+    async fn load(&self, keys: &[Key<i64>]) -> Result<HashMap<Key<i64>, ApiKeyRow>, ApiError> {
         per_tenant(keys, |tenant, ids| async move {
             api_keys::by_ids(&self.0, tenant, &ids).await
         })

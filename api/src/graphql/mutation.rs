@@ -51,7 +51,7 @@ impl Mutation {
         input: UpdateCustomerInput,
     ) -> ApiResult<CustomerPayload> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        let id = ids::expect(&id, NodeKind::Customer, "id")?;
+        let id = ids::expect_id(&id, "id")?;
         actions::customers::update(&state(ctx).pool, caller, id, input.into())
             .await
             .map(payload)
@@ -66,9 +66,9 @@ impl Mutation {
         new_parent_id: Option<ID>,
     ) -> ApiResult<CustomerPayload> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        let id = ids::expect(&id, NodeKind::Customer, "id")?;
+        let id = ids::expect_id(&id, "id")?;
         let new_parent = new_parent_id
-            .map(|p| ids::expect(&p, NodeKind::Customer, "newParentId"))
+            .map(|p| ids::expect_id(&p, "newParentId"))
             .transpose()?;
         actions::customers::move_to(&state(ctx).pool, caller, id, new_parent)
             .await
@@ -86,22 +86,21 @@ impl Mutation {
         #[graphql(default_with = "Some(false)")] cascade: Option<bool>,
     ) -> ApiResult<DeleteCustomerPayload> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        let id = ids::expect(&id, NodeKind::Customer, "id")?;
+        let id = ids::expect_id(&id, "id")?;
         let deleted =
             actions::customers::delete(&state(ctx).pool, caller, id, cascade.unwrap_or(false))
                 .await?;
-        let encode = |kind, ids: Vec<i64>| {
-            ids.into_iter()
-                .map(|id| ids::encode(kind, id).into())
-                .collect()
-        };
+        fn global<I: ids::NodeId>(ids: Vec<I>) -> Vec<ID> {
+            ids.into_iter().map(|id| ids::of(id).into()).collect()
+        }
         Ok(DeleteCustomerPayload {
-            deleted_customer_ids: encode(NodeKind::Customer, deleted.customer_ids),
-            deleted_user_ids: encode(NodeKind::User, deleted.user_ids),
-            detached_entitlement_ids: encode(
-                NodeKind::Entitlement,
-                deleted.detached_entitlement_ids,
-            ),
+            deleted_customer_ids: global(deleted.customer_ids),
+            deleted_user_ids: global(deleted.user_ids),
+            detached_entitlement_ids: deleted
+                .detached_entitlement_ids
+                .into_iter()
+                .map(|id| ids::encode(NodeKind::Entitlement, id).into())
+                .collect(),
         })
     }
 
@@ -116,7 +115,7 @@ impl Mutation {
         // Naming a user by address reveals whether it exists: users are read.
         guards::require(ctx, Scope::UsersRead)?;
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        let customer_id = ids::expect(&customer_id, NodeKind::Customer, "customerId")?;
+        let customer_id = ids::expect_id(&customer_id, "customerId")?;
         actions::customers::set_administrator(
             &state(ctx).pool,
             &state(ctx).config,
@@ -140,7 +139,7 @@ impl Mutation {
         // Naming a user by address reveals whether it exists: users are read.
         guards::require(ctx, Scope::UsersRead)?;
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        let customer_id = ids::expect(&customer_id, NodeKind::Customer, "customerId")?;
+        let customer_id = ids::expect_id(&customer_id, "customerId")?;
         actions::customers::set_administrator(
             &state(ctx).pool,
             &state(ctx).config,
@@ -162,7 +161,7 @@ impl Mutation {
         reference: String,
     ) -> ApiResult<Entitlement> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        let customer_id = ids::expect(&customer_id, NodeKind::Customer, "customerId")?;
+        let customer_id = ids::expect_id(&customer_id, "customerId")?;
         actions::entitlements::attach(
             &state(ctx).pool,
             caller,
@@ -212,7 +211,7 @@ impl Mutation {
     ) -> ApiResult<UserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let state = state(ctx);
-        let id = ids::expect(&id, NodeKind::User, "id")?;
+        let id = ids::expect_id(&id, "id")?;
         user_payload(
             actions::users::update(
                 &state.pool,
@@ -236,7 +235,7 @@ impl Mutation {
     ) -> ApiResult<UserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let state = state(ctx);
-        let id = ids::expect(&id, NodeKind::User, "id")?;
+        let id = ids::expect_id(&id, "id")?;
         user_payload(
             actions::users::set_status(&state.pool, &state.config, caller, id, status.into()).await,
         )
@@ -245,7 +244,7 @@ impl Mutation {
     /// Moves a PENDING_APPROVAL user to ACTIVE.
     async fn approve_user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<UserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
-        let id = ids::expect(&id, NodeKind::User, "id")?;
+        let id = ids::expect_id(&id, "id")?;
         user_payload(actions::users::approve(&state(ctx).pool, caller, id).await)
     }
 
@@ -259,7 +258,7 @@ impl Mutation {
     ) -> ApiResult<CreateUserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let state = state(ctx);
-        let id = ids::expect(&id, NodeKind::User, "id")?;
+        let id = ids::expect_id(&id, "id")?;
         let created = actions::users::resend_activation(
             &state.pool,
             &state.config,
@@ -279,7 +278,7 @@ impl Mutation {
     /// Makes the user's pending activation link stop working.
     async fn revoke_invitation(&self, ctx: &Context<'_>, id: ID) -> ApiResult<UserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
-        let id = ids::expect(&id, NodeKind::User, "id")?;
+        let id = ids::expect_id(&id, "id")?;
         user_payload(actions::users::revoke_invitation(&state(ctx).pool, caller, id).await)
     }
 
@@ -294,7 +293,7 @@ impl Mutation {
     ) -> ApiResult<i32> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let keep_current = keep_current.unwrap_or(false);
-        let user_id = ids::expect(&user_id, NodeKind::User, "userId")?;
+        let user_id = ids::expect_id(&user_id, "userId")?;
         let ended =
             actions::users::revoke_sessions(&state(ctx).pool, caller, user_id, keep_current)
                 .await?;
@@ -305,10 +304,10 @@ impl Mutation {
     async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<DeleteUserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let state = state(ctx);
-        let id = ids::expect(&id, NodeKind::User, "id")?;
+        let id = ids::expect_id(&id, "id")?;
         let deleted = actions::users::delete(&state.pool, &state.config, caller, id).await?;
         Ok(DeleteUserPayload {
-            deleted_user_id: ids::encode(NodeKind::User, deleted).into(),
+            deleted_user_id: ids::of(deleted).into(),
         })
     }
 
@@ -418,7 +417,7 @@ impl Mutation {
     async fn retry_job(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Job> {
         let caller = guards::require(ctx, Scope::JobsWrite)?;
         let state = state(ctx);
-        let id = ids::expect(&id, NodeKind::Job, "id")?;
+        let id = ids::expect_id(&id, "id")?;
         actions::jobs::retry(&state.pool, &state.config, caller, id)
             .await
             .map(Job)

@@ -1,4 +1,5 @@
 use async_graphql::{Context, ID, Object};
+use canopy_core::id::{CustomerId, JobId, UserId};
 
 use super::guards;
 use super::loaders::Loaders;
@@ -30,7 +31,7 @@ impl Query {
         let state = ctx.data_unchecked::<AppState>();
         let loaders = ctx.data_unchecked::<Loaders>();
         Ok(match kind {
-            NodeKind::Tenant if number == tenant => tenants::by_id(&state.pool, tenant)
+            NodeKind::Tenant if number == tenant.0 => tenants::by_id(&state.pool, tenant)
                 .await?
                 .map(|row| Node::Tenant(Tenant(row))),
             NodeKind::Tenant => None,
@@ -38,7 +39,7 @@ impl Query {
                 guards::require(ctx, Scope::CustomersRead)?;
                 loaders
                     .customers
-                    .load_one((tenant, number))
+                    .load_one((tenant, CustomerId(number)))
                     .await?
                     .filter(|row| access::sees_customer(caller, row))
                     .map(|row| Node::Customer(Customer(row)))
@@ -47,7 +48,7 @@ impl Query {
                 guards::require(ctx, Scope::UsersRead)?;
                 loaders
                     .users
-                    .load_one((tenant, number))
+                    .load_one((tenant, UserId(number)))
                     .await?
                     .filter(|row| access::sees_user(caller, row))
                     .map(|row| Node::User(User(row)))
@@ -60,7 +61,7 @@ impl Query {
             }
             NodeKind::Job => {
                 guards::require(ctx, Scope::JobsRead)?;
-                jobs::by_id(&state.pool, tenant, number)
+                jobs::by_id(&state.pool, tenant, JobId(number))
                     .await?
                     .map(|row| Node::Job(Job(row)))
             }
@@ -98,7 +99,7 @@ impl Query {
         let loaders = ctx.data_unchecked::<Loaders>();
         Ok(loaders
             .customers
-            .load_one((caller.tenant_id, number))
+            .load_one((caller.tenant_id, CustomerId(number)))
             .await?
             .filter(|row| access::sees_customer(caller, row))
             .map(Customer))
@@ -161,7 +162,7 @@ impl Query {
         let loaders = ctx.data_unchecked::<Loaders>();
         Ok(loaders
             .users
-            .load_one((caller.tenant_id, number))
+            .load_one((caller.tenant_id, UserId(number)))
             .await?
             .filter(|row| access::sees_user(caller, row))
             .map(User))
@@ -193,7 +194,7 @@ impl Query {
     ) -> ApiResult<UserConnection> {
         let caller = guards::require(ctx, Scope::UsersRead)?;
         let customer_id = customer_id
-            .map(|id| ids::expect(&id, NodeKind::Customer, "customerId"))
+            .map(|id| ids::expect_id(&id, "customerId"))
             .transpose()?;
         let filter = users::Filter {
             customer_id,

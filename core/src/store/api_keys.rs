@@ -1,3 +1,4 @@
+use crate::id::{TenantId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
@@ -9,7 +10,7 @@ const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ApiKeyRow {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub id: i64,
     pub name: String,
     pub scopes: Vec<Scope>,
@@ -18,7 +19,7 @@ pub struct ApiKeyRow {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
-    pub created_by_user_id: Option<i64>,
+    pub created_by_user_id: Option<UserId>,
     pub created_by_key_id: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
     pub rate_limit_per_minute: Option<i32>,
@@ -38,7 +39,7 @@ const COLUMNS: &str = "tenant_id, id, name, scopes, prefix, secret_hash, created
 
 pub async fn find_live_by_hash(
     pool: &PgPool,
-    tenant_id: i64,
+    tenant_id: TenantId,
     hash: &[u8],
 ) -> sqlx::Result<Option<ApiKeyRow>> {
     sqlx::query_as(&format!(
@@ -73,7 +74,7 @@ pub async fn touch(pool: &PgPool, key: &ApiKeyRow) -> sqlx::Result<()> {
     Ok(())
 }
 
-pub async fn by_id(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Option<ApiKeyRow>> {
+pub async fn by_id(pool: &PgPool, tenant_id: TenantId, id: i64) -> sqlx::Result<Option<ApiKeyRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2"
     ))
@@ -86,7 +87,7 @@ pub async fn by_id(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Optio
 /// The tenant's keys with these ids, by id.
 pub async fn by_ids(
     pool: &PgPool,
-    tenant_id: i64,
+    tenant_id: TenantId,
     ids: &[i64],
 ) -> sqlx::Result<std::collections::HashMap<i64, ApiKeyRow>> {
     let rows: Vec<ApiKeyRow> = sqlx::query_as(&format!(
@@ -99,7 +100,7 @@ pub async fn by_ids(
     Ok(rows.into_iter().map(|row| (row.id, row)).collect())
 }
 
-pub async fn list(pool: &PgPool, tenant_id: i64) -> sqlx::Result<Vec<ApiKeyRow>> {
+pub async fn list(pool: &PgPool, tenant_id: TenantId) -> sqlx::Result<Vec<ApiKeyRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC"
     ))
@@ -115,7 +116,7 @@ pub struct NewKey<'a> {
     pub prefix: &'a str,
     pub secret_hash: &'a [u8],
     /// Who made it: a signed-in user, or another key.
-    pub created_by_user_id: Option<i64>,
+    pub created_by_user_id: Option<UserId>,
     pub created_by_key_id: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
     pub rate_limit_per_minute: Option<i32>,
@@ -123,7 +124,7 @@ pub struct NewKey<'a> {
 
 pub async fn insert(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    tenant_id: TenantId,
     key: &NewKey<'_>,
 ) -> sqlx::Result<ApiKeyRow> {
     let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
@@ -147,7 +148,11 @@ pub async fn insert(
 }
 
 /// Revokes the key; revoking a revoked key keeps its first revocation time.
-pub async fn revoke(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Option<ApiKeyRow>> {
+pub async fn revoke(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    id: i64,
+) -> sqlx::Result<Option<ApiKeyRow>> {
     sqlx::query_as(&format!(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
          WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"

@@ -1,6 +1,7 @@
 //! The customer tree. See the migration for how `path`, `sort_key` and
 //! `tree_sort` make every tree question one indexed statement.
 
+use crate::id::{CustomerId, TenantId, UserId};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -9,13 +10,14 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use super::Page;
 use super::{Grouped, by_group};
 use crate::authz::CustomerReach;
+use crate::path::Path;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct CustomerRow {
-    pub tenant_id: i64,
-    pub id: i64,
-    pub parent_id: Option<i64>,
-    pub path: String,
+    pub tenant_id: TenantId,
+    pub id: CustomerId,
+    pub parent_id: Option<CustomerId>,
+    pub path: Path,
     pub number: String,
     pub title: String,
     pub sort_key: String,
@@ -36,18 +38,12 @@ pub struct CustomerRow {
 impl CustomerRow {
     /// 0 for a root customer.
     pub fn depth(&self) -> i32 {
-        self.path.matches('.').count() as i32
+        self.path.depth()
     }
 
     /// Ids from the root down to the parent, read off the path.
-    pub fn ancestor_ids(&self) -> Vec<i64> {
-        let mut ids: Vec<i64> = self
-            .path
-            .split('.')
-            .filter_map(|l| l.parse().ok())
-            .collect();
-        ids.pop();
-        ids
+    pub fn ancestor_ids(&self) -> Vec<CustomerId> {
+        self.path.ancestors()
     }
 }
 
@@ -81,7 +77,11 @@ pub struct Filter {
     pub reach: Option<CustomerReach>,
 }
 
-pub async fn by_ids(pool: &PgPool, tenant_id: i64, ids: &[i64]) -> sqlx::Result<Vec<CustomerRow>> {
+pub async fn by_ids(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    ids: &[CustomerId],
+) -> sqlx::Result<Vec<CustomerRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = $1 AND c.id = ANY($2)"
     ))
@@ -93,8 +93,8 @@ pub async fn by_ids(pool: &PgPool, tenant_id: i64, ids: &[i64]) -> sqlx::Result<
 
 pub async fn by_id(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
+    tenant_id: TenantId,
+    id: CustomerId,
 ) -> sqlx::Result<Option<CustomerRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = $1 AND c.id = $2"
@@ -106,7 +106,11 @@ pub async fn by_id(
 }
 
 /// A customer's title, for naming it in an email.
-pub async fn title(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Option<String>> {
+pub async fn title(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    id: CustomerId,
+) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar("SELECT title FROM customers WHERE tenant_id = $1 AND id = $2")
         .bind(tenant_id)
         .bind(id)
@@ -118,8 +122,8 @@ pub async fn title(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Optio
 /// of the same customer apply one after the other.
 pub async fn lock(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
+    tenant_id: TenantId,
+    id: CustomerId,
 ) -> sqlx::Result<Option<CustomerRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = $1 AND c.id = $2 FOR UPDATE"
@@ -145,7 +149,7 @@ pub async fn subtree_height(conn: &mut PgConnection, root: &CustomerRow) -> sqlx
 
 pub async fn by_number(
     pool: &PgPool,
-    tenant_id: i64,
+    tenant_id: TenantId,
     number: &str,
 ) -> sqlx::Result<Option<CustomerRow>> {
     sqlx::query_as(&format!(
@@ -196,7 +200,7 @@ fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
 /// scan every customer that sorts before the first match.
 pub async fn list(
     pool: &PgPool,
-    tenant_id: i64,
+    tenant_id: TenantId,
     filter: &Filter,
     page: &Page,
 ) -> sqlx::Result<Vec<CustomerRow>> {
@@ -225,7 +229,7 @@ pub async fn list(
     query.build_query_as().fetch_all(pool).await
 }
 
-pub async fn count(pool: &PgPool, tenant_id: i64, filter: &Filter) -> sqlx::Result<i64> {
+pub async fn count(pool: &PgPool, tenant_id: TenantId, filter: &Filter) -> sqlx::Result<i64> {
     let mut query = QueryBuilder::new("SELECT count(*) FROM customers c WHERE c.tenant_id = ");
     query.push_bind(tenant_id);
     push_filter(&mut query, filter);
@@ -235,11 +239,11 @@ pub async fn count(pool: &PgPool, tenant_id: i64, filter: &Filter) -> sqlx::Resu
 /// A page of inner customers for each parent, in one statement.
 pub async fn children_pages(
     pool: &PgPool,
-    tenant_id: i64,
-    parent_ids: &[i64],
+    tenant_id: TenantId,
+    parent_ids: &[CustomerId],
     search: Option<&str>,
     page: &Page,
-) -> sqlx::Result<HashMap<i64, Vec<CustomerRow>>> {
+) -> sqlx::Result<HashMap<CustomerId, Vec<CustomerRow>>> {
     let mut query = QueryBuilder::new(format!(
         "SELECT p.id AS group_id, {} FROM unnest(",
         COLUMNS.replace("c.", "x.")
@@ -263,17 +267,18 @@ pub async fn children_pages(
         .push(" ORDER BY c.sort_key LIMIT ")
         .push_bind(page.limit())
         .push(") x ORDER BY p.id, x.sort_key");
-    let rows: Vec<Grouped<CustomerRow>> = query.build_query_as().fetch_all(pool).await?;
+    let rows: Vec<Grouped<CustomerId, CustomerRow>> =
+        query.build_query_as().fetch_all(pool).await?;
     Ok(by_group(rows))
 }
 
 /// The number of inner customers of each parent (matching `search`).
 pub async fn child_counts(
     pool: &PgPool,
-    tenant_id: i64,
-    parent_ids: &[i64],
+    tenant_id: TenantId,
+    parent_ids: &[CustomerId],
     search: Option<&str>,
-) -> sqlx::Result<HashMap<i64, i64>> {
+) -> sqlx::Result<HashMap<CustomerId, i64>> {
     let mut query =
         QueryBuilder::new("SELECT c.parent_id, count(*) FROM customers c WHERE c.tenant_id = ");
     query
@@ -289,17 +294,17 @@ pub async fn child_counts(
         },
     );
     query.push(" GROUP BY c.parent_id");
-    let rows: Vec<(i64, i64)> = query.build_query_as().fetch_all(pool).await?;
+    let rows: Vec<(CustomerId, i64)> = query.build_query_as().fetch_all(pool).await?;
     Ok(rows.into_iter().collect())
 }
 
 /// The number of customers below each of `ids`, each a GiST index lookup.
 pub async fn descendant_counts(
     pool: &PgPool,
-    tenant_id: i64,
-    ids: &[i64],
-) -> sqlx::Result<HashMap<i64, i64>> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
+    tenant_id: TenantId,
+    ids: &[CustomerId],
+) -> sqlx::Result<HashMap<CustomerId, i64>> {
+    let rows: Vec<(CustomerId, i64)> = sqlx::query_as(
         "SELECT c.id, (SELECT count(*) - 1 FROM customers d
                        WHERE d.tenant_id = c.tenant_id AND d.path <@ c.path)
          FROM customers c WHERE c.tenant_id = $1 AND c.id = ANY($2)",
@@ -362,7 +367,7 @@ pub async fn descendants_count(
 }
 
 /// Takes the next number from the tenant's counter, in a readable form.
-async fn next_number(conn: &mut PgConnection, tenant_id: i64) -> sqlx::Result<String> {
+async fn next_number(conn: &mut PgConnection, tenant_id: TenantId) -> sqlx::Result<String> {
     let n: i64 = sqlx::query_scalar(
         "INSERT INTO tenant_counters (tenant_id, customer_number) VALUES ($1, 1)
          ON CONFLICT (tenant_id) DO UPDATE
@@ -381,18 +386,19 @@ async fn next_number(conn: &mut PgConnection, tenant_id: i64) -> sqlx::Result<St
 /// unique constraint `customers_number_key`.
 pub async fn insert(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    tenant_id: TenantId,
     parent: Option<&CustomerRow>,
     number: Option<&str>,
     fields: &Fields,
 ) -> sqlx::Result<CustomerRow> {
     // The id is drawn first because the path ends with it.
-    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('customers', 'id'))")
-        .fetch_one(&mut *conn)
-        .await?;
+    let id: CustomerId =
+        sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('customers', 'id'))")
+            .fetch_one(&mut *conn)
+            .await?;
     let path = match parent {
-        Some(parent) => format!("{}.{id}", parent.path),
-        None => id.to_string(),
+        Some(parent) => parent.path.child(id),
+        None => Path::root(id),
     };
     loop {
         let (number, assigned) = match number {
@@ -440,8 +446,8 @@ pub async fn insert(
 /// `tree_sort` when the title or number changed (`move_subtree` in place).
 pub async fn update(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
+    tenant_id: TenantId,
+    id: CustomerId,
     number: &str,
     fields: &Fields,
 ) -> sqlx::Result<CustomerRow> {
@@ -474,9 +480,9 @@ pub async fn update(
 /// is what a changed title or number needs.
 pub async fn move_subtree(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
-    new_parent: Option<i64>,
+    tenant_id: TenantId,
+    id: CustomerId,
+    new_parent: Option<CustomerId>,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE customers d SET
@@ -506,9 +512,9 @@ pub async fn move_subtree(
 /// Whether `candidate` is `id` itself or lies below it.
 pub async fn is_in_subtree(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
-    candidate: i64,
+    tenant_id: TenantId,
+    id: CustomerId,
+    candidate: CustomerId,
 ) -> sqlx::Result<bool> {
     sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM customers c, customers r
@@ -548,8 +554,8 @@ pub async fn census(conn: &mut PgConnection, root: &CustomerRow) -> sqlx::Result
 
 /// What a subtree deletion removed and detached.
 pub struct Deleted {
-    pub customer_ids: Vec<i64>,
-    pub user_ids: Vec<i64>,
+    pub customer_ids: Vec<CustomerId>,
+    pub user_ids: Vec<UserId>,
     pub detached_entitlement_ids: Vec<i64>,
 }
 
@@ -557,7 +563,7 @@ pub struct Deleted {
 /// entitlements are detached keeping the customer's number, their
 /// administrator assignments go with them.
 pub async fn delete_subtree(conn: &mut PgConnection, root: &CustomerRow) -> sqlx::Result<Deleted> {
-    let user_ids: Vec<i64> = sqlx::query_scalar(
+    let user_ids: Vec<UserId> = sqlx::query_scalar(
         "DELETE FROM users u USING customers c
          WHERE u.tenant_id = $1 AND c.tenant_id = $1 AND u.customer_id = c.id
            AND c.path <@ $2::ltree
@@ -578,7 +584,7 @@ pub async fn delete_subtree(conn: &mut PgConnection, root: &CustomerRow) -> sqlx
     .bind(&root.path)
     .fetch_all(&mut *conn)
     .await?;
-    let customer_ids: Vec<i64> = sqlx::query_scalar(
+    let customer_ids: Vec<CustomerId> = sqlx::query_scalar(
         "DELETE FROM customers c WHERE c.tenant_id = $1 AND c.path <@ $2::ltree
          RETURNING c.id",
     )

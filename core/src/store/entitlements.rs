@@ -1,3 +1,4 @@
+use crate::id::{CustomerId, TenantId};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -18,11 +19,11 @@ crate::text_enum! {
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct EntitlementRow {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub id: i64,
     pub kind: EntitlementKind,
     pub reference: String,
-    pub customer_id: Option<i64>,
+    pub customer_id: Option<CustomerId>,
     /// The holder's current number while attached, else the last holder's.
     pub customer_number: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -35,7 +36,7 @@ const SELECT: &str = "SELECT e.tenant_id, e.id, e.kind, e.reference, e.customer_
 
 pub async fn by_id(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    tenant_id: TenantId,
     id: i64,
 ) -> sqlx::Result<Option<EntitlementRow>> {
     sqlx::query_as(&format!("{SELECT} WHERE e.tenant_id = $1 AND e.id = $2"))
@@ -48,9 +49,9 @@ pub async fn by_id(
 /// The entitlements of each customer, oldest first.
 pub async fn by_customers(
     pool: &PgPool,
-    tenant_id: i64,
-    customer_ids: &[i64],
-) -> sqlx::Result<HashMap<i64, Vec<EntitlementRow>>> {
+    tenant_id: TenantId,
+    customer_ids: &[CustomerId],
+) -> sqlx::Result<HashMap<CustomerId, Vec<EntitlementRow>>> {
     let rows: Vec<EntitlementRow> = sqlx::query_as(&format!(
         "{SELECT} WHERE e.tenant_id = $1 AND e.customer_id = ANY($2) ORDER BY e.created_at, e.id"
     ))
@@ -58,11 +59,11 @@ pub async fn by_customers(
     .bind(customer_ids)
     .fetch_all(pool)
     .await?;
-    let mut map: HashMap<i64, Vec<EntitlementRow>> = HashMap::new();
+    let mut map: HashMap<CustomerId, Vec<EntitlementRow>> = HashMap::new();
     for row in rows {
-        map.entry(row.customer_id.unwrap_or_default())
-            .or_default()
-            .push(row);
+        if let Some(customer_id) = row.customer_id {
+            map.entry(customer_id).or_default().push(row);
+        }
     }
     Ok(map)
 }
@@ -71,8 +72,8 @@ pub async fn by_customers(
 /// fails on `entitlements_reference_key`.
 pub async fn attach(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    customer_id: i64,
+    tenant_id: TenantId,
+    customer_id: CustomerId,
     customer_number: &str,
     kind: EntitlementKind,
     reference: &str,
@@ -91,7 +92,7 @@ pub async fn attach(
 }
 
 /// Detaches it, remembering the number of the customer that held it.
-pub async fn detach(conn: &mut PgConnection, tenant_id: i64, id: i64) -> sqlx::Result<()> {
+pub async fn detach(conn: &mut PgConnection, tenant_id: TenantId, id: i64) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE entitlements e SET customer_id = NULL,
              customer_number = coalesce(

@@ -4,6 +4,7 @@
 //! state change names the state it expects, so a stale or duplicated
 //! delivery changes nothing.
 
+use crate::id::{CustomerId, JobId, TenantId, UserId};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,31 +16,31 @@ use crate::jobs::{JobKind, JobState, Notice, Payload, current_request_id};
 
 /// A job to queue with the change that causes it.
 pub struct NewJob<'a> {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub kind: JobKind,
     pub payload: Payload,
     pub recipient: &'a str,
-    pub user_id: Option<i64>,
+    pub user_id: Option<UserId>,
     pub max_attempts: i32,
 }
 
 /// Writes the job row on `conn`, inside the caller's transaction: a
 /// rolled-back change leaves no job, a committed one always has its job.
-pub async fn enqueue(conn: &mut PgConnection, job: NewJob<'_>) -> sqlx::Result<i64> {
+pub async fn enqueue(conn: &mut PgConnection, job: NewJob<'_>) -> sqlx::Result<JobId> {
     let ids = enqueue_all(conn, std::slice::from_ref(&job)).await?;
     Ok(ids[0])
 }
 
 /// `enqueue` for many jobs in one statement; their ids in order.
-pub async fn enqueue_all(conn: &mut PgConnection, jobs: &[NewJob<'_>]) -> sqlx::Result<Vec<i64>> {
+pub async fn enqueue_all(conn: &mut PgConnection, jobs: &[NewJob<'_>]) -> sqlx::Result<Vec<JobId>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let tenants: Vec<i64> = jobs.iter().map(|j| j.tenant_id).collect();
+    let tenants: Vec<TenantId> = jobs.iter().map(|j| j.tenant_id).collect();
     let kinds: Vec<JobKind> = jobs.iter().map(|j| j.kind).collect();
     let payloads: Vec<Json<&Payload>> = jobs.iter().map(|j| Json(&j.payload)).collect();
     let recipients: Vec<&str> = jobs.iter().map(|j| j.recipient).collect();
-    let users: Vec<Option<i64>> = jobs.iter().map(|j| j.user_id).collect();
+    let users: Vec<Option<UserId>> = jobs.iter().map(|j| j.user_id).collect();
     let attempts: Vec<i32> = jobs.iter().map(|j| j.max_attempts).collect();
     sqlx::query_scalar(
         "INSERT INTO jobs (tenant_id, kind, payload, recipient, user_id, max_attempts, request_id)
@@ -62,13 +63,13 @@ pub async fn enqueue_all(conn: &mut PgConnection, jobs: &[NewJob<'_>]) -> sqlx::
 
 /// Who is told about something that happened at a customer.
 pub struct Notification<'a> {
-    pub tenant_id: i64,
-    pub customer_id: Option<i64>,
+    pub tenant_id: TenantId,
+    pub customer_id: Option<CustomerId>,
     pub notice: Notice,
-    pub subject_user_id: Option<i64>,
+    pub subject_user_id: Option<UserId>,
     pub subject_label: &'a str,
     /// The user who did it, told nothing about their own act.
-    pub actor_user_id: Option<i64>,
+    pub actor_user_id: Option<UserId>,
     /// Whether the tenant's administrators hear of it when the customer
     /// and its ancestors have no administrator (approval requests).
     pub fall_back_to_tenant_admins: bool,
@@ -111,8 +112,8 @@ pub async fn notify_administrators(
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct JobRow {
-    pub tenant_id: i64,
-    pub id: i64,
+    pub tenant_id: TenantId,
+    pub id: JobId,
     pub kind: JobKind,
     pub state: JobState,
     pub attempts: i32,
@@ -130,8 +131,8 @@ const COLUMNS: &str = "j.tenant_id, j.id, j.kind, j.state, j.attempts, j.max_att
 /// Emails addressed to a user, newest first; `before` is the cursor (an id).
 pub async fn for_user(
     pool: &PgPool,
-    tenant_id: i64,
-    user_id: i64,
+    tenant_id: TenantId,
+    user_id: UserId,
     before: Option<i64>,
     limit: i64,
 ) -> sqlx::Result<Vec<JobRow>> {
@@ -148,7 +149,11 @@ pub async fn for_user(
     .await
 }
 
-pub async fn count_for_user(pool: &PgPool, tenant_id: i64, user_id: i64) -> sqlx::Result<i64> {
+pub async fn count_for_user(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    user_id: UserId,
+) -> sqlx::Result<i64> {
     sqlx::query_scalar("SELECT count(*) FROM jobs WHERE tenant_id = $1 AND user_id = $2")
         .bind(tenant_id)
         .bind(user_id)
@@ -156,7 +161,7 @@ pub async fn count_for_user(pool: &PgPool, tenant_id: i64, user_id: i64) -> sqlx
         .await
 }
 
-pub async fn by_id(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Option<JobRow>> {
+pub async fn by_id(pool: &PgPool, tenant_id: TenantId, id: JobId) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM jobs j WHERE j.tenant_id = $1 AND j.id = $2"
     ))
@@ -199,7 +204,10 @@ pub async fn fold_counts(pool: &PgPool) -> sqlx::Result<()> {
 
 /// Jobs per kind and state, for jobQueue: from the counters the ledger's
 /// triggers keep (`job_counts`), not a scan of the ledger.
-pub async fn counts(pool: &PgPool, tenant_id: i64) -> sqlx::Result<Vec<(JobKind, JobState, i64)>> {
+pub async fn counts(
+    pool: &PgPool,
+    tenant_id: TenantId,
+) -> sqlx::Result<Vec<(JobKind, JobState, i64)>> {
     sqlx::query_as(
         "SELECT kind, state, sum(count)::bigint FROM job_counts
          WHERE tenant_id = $1 GROUP BY kind, state",
@@ -220,7 +228,7 @@ pub async fn active_workers(pool: &PgPool) -> sqlx::Result<i64> {
 
 fn push_filter(
     query: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>,
-    tenant_id: i64,
+    tenant_id: TenantId,
     kind: Option<JobKind>,
     state: Option<JobState>,
 ) {
@@ -236,7 +244,7 @@ fn push_filter(
 /// The tenant's jobs, newest first, by kind and state.
 pub async fn list(
     pool: &PgPool,
-    tenant_id: i64,
+    tenant_id: TenantId,
     kind: Option<JobKind>,
     state: Option<JobState>,
     before: Option<i64>,
@@ -255,7 +263,7 @@ pub async fn list(
 /// counters (`job_counts`), not a scan of the ledger.
 pub async fn count(
     pool: &PgPool,
-    tenant_id: i64,
+    tenant_id: TenantId,
     kind: Option<JobKind>,
     state: Option<JobState>,
 ) -> sqlx::Result<i64> {
@@ -269,8 +277,8 @@ pub async fn count(
 /// attempts; `None` when the job is in another state (or absent).
 pub async fn retry(
     pool: &PgPool,
-    tenant_id: i64,
-    id: i64,
+    tenant_id: TenantId,
+    id: JobId,
     extra_attempts: i32,
 ) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(&format!(
@@ -289,8 +297,8 @@ pub async fn retry(
 /// A job claimed for one attempt.
 #[derive(Debug, sqlx::FromRow)]
 pub struct Claimed {
-    pub tenant_id: i64,
-    pub id: i64,
+    pub tenant_id: TenantId,
+    pub id: JobId,
     pub kind: JobKind,
     pub payload: Json<serde_json::Value>,
     pub attempts: i32,
@@ -303,8 +311,8 @@ pub struct Claimed {
 /// another attempt, already running) means the delivery is stale: `None`.
 pub async fn claim(
     pool: &PgPool,
-    tenant_id: i64,
-    id: i64,
+    tenant_id: TenantId,
+    id: JobId,
     attempt: i32,
     lease: Duration,
 ) -> sqlx::Result<Option<Claimed>> {
@@ -376,8 +384,8 @@ pub async fn finish(pool: &PgPool, job: &Claimed, end: AttemptEnd<'_>) -> sqlx::
 /// A job due for the relay.
 #[derive(Debug, sqlx::FromRow)]
 pub struct Due {
-    pub tenant_id: i64,
-    pub id: i64,
+    pub tenant_id: TenantId,
+    pub id: JobId,
     pub kind: JobKind,
     pub state: JobState,
     pub attempts: i32,
@@ -401,8 +409,8 @@ pub async fn lock_due(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<D
 /// One hand-out of a job to Redis: which attempt, and which hand-out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HandOut {
-    pub tenant_id: i64,
-    pub job_id: i64,
+    pub tenant_id: TenantId,
+    pub job_id: JobId,
     pub attempt: i32,
     pub dispatch: i32,
 }

@@ -12,18 +12,19 @@ pub mod tree_lock;
 pub mod users;
 
 use std::collections::HashMap;
+use std::hash::Hash;
 
 /// A row loaded for one of several keys at once (see the DataLoaders).
 #[derive(Debug, sqlx::FromRow)]
-pub struct Grouped<T> {
-    pub group_id: i64,
+pub struct Grouped<K, T> {
+    pub group_id: K,
     #[sqlx(flatten)]
     pub row: T,
 }
 
 /// Splits grouped rows into lists per key, keeping their order.
-pub fn by_group<T>(rows: Vec<Grouped<T>>) -> HashMap<i64, Vec<T>> {
-    let mut map: HashMap<i64, Vec<T>> = HashMap::new();
+pub fn by_group<K: Eq + Hash, T>(rows: Vec<Grouped<K, T>>) -> HashMap<K, Vec<T>> {
+    let mut map: HashMap<K, Vec<T>> = HashMap::new();
     for Grouped { group_id, row } in rows {
         map.entry(group_id).or_default().push(row);
     }

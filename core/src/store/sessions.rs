@@ -1,3 +1,4 @@
+use crate::id::{TenantId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
@@ -13,8 +14,8 @@ pub struct SessionUser {
 
 pub async fn insert(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    user_id: i64,
+    tenant_id: TenantId,
+    user_id: UserId,
     token_hash: &[u8],
     expires_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
@@ -34,7 +35,7 @@ pub async fn insert(
 /// still sign in: a suspended user's sessions stop working at once.
 pub async fn find_live(
     pool: &PgPool,
-    tenant_id: i64,
+    tenant_id: TenantId,
     token_hash: &[u8],
 ) -> sqlx::Result<Option<SessionUser>> {
     sqlx::query_as(&format!(
@@ -49,7 +50,7 @@ pub async fn find_live(
     .await
 }
 
-pub async fn delete(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<bool> {
+pub async fn delete(pool: &PgPool, tenant_id: TenantId, id: i64) -> sqlx::Result<bool> {
     let result = sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND id = $2")
         .bind(tenant_id)
         .bind(id)
@@ -62,7 +63,7 @@ pub async fn delete(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<bool
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct SessionRow {
     pub id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
@@ -71,9 +72,9 @@ pub struct SessionRow {
 /// `MAX_LISTED_PER_USER` per user.
 pub async fn live_for_users(
     pool: &PgPool,
-    tenant_id: i64,
-    user_ids: &[i64],
-) -> sqlx::Result<std::collections::HashMap<i64, Vec<SessionRow>>> {
+    tenant_id: TenantId,
+    user_ids: &[UserId],
+) -> sqlx::Result<std::collections::HashMap<UserId, Vec<SessionRow>>> {
     let rows: Vec<SessionRow> = sqlx::query_as(
         "SELECT id, user_id, created_at, expires_at FROM (
              SELECT s.*, row_number() OVER (PARTITION BY user_id ORDER BY id DESC) AS n
@@ -86,7 +87,7 @@ pub async fn live_for_users(
     .bind(MAX_LISTED_PER_USER)
     .fetch_all(pool)
     .await?;
-    let mut map: std::collections::HashMap<i64, Vec<SessionRow>> = Default::default();
+    let mut map: std::collections::HashMap<UserId, Vec<SessionRow>> = Default::default();
     for row in rows {
         map.entry(row.user_id).or_default().push(row);
     }
@@ -99,8 +100,8 @@ pub const MAX_LISTED_PER_USER: i64 = 100;
 /// Ends every session of a user but `keep`; returns how many ended.
 pub async fn delete_for_user(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    user_id: i64,
+    tenant_id: TenantId,
+    user_id: UserId,
     keep: Option<i64>,
 ) -> sqlx::Result<u64> {
     let result = sqlx::query(

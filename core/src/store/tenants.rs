@@ -1,8 +1,9 @@
+use crate::id::TenantId;
 use sqlx::{PgConnection, PgExecutor};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct TenantRow {
-    pub id: i64,
+    pub id: TenantId,
     pub name: String,
     pub require_approval: bool,
     pub portal_url: String,
@@ -11,7 +12,10 @@ pub struct TenantRow {
     pub self_sign_up: bool,
 }
 
-pub async fn by_id<'e>(executor: impl PgExecutor<'e>, id: i64) -> sqlx::Result<Option<TenantRow>> {
+pub async fn by_id<'e>(
+    executor: impl PgExecutor<'e>,
+    id: TenantId,
+) -> sqlx::Result<Option<TenantRow>> {
     sqlx::query_as(
         "SELECT id, name, require_approval, portal_url, self_sign_up FROM tenants WHERE id = $1",
     )
@@ -43,7 +47,7 @@ pub async fn insert(conn: &mut PgConnection, settings: &Settings<'_>) -> sqlx::R
 }
 
 /// Locks the tenant's row until the transaction ends.
-pub async fn lock(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<TenantRow>> {
+pub async fn lock(conn: &mut PgConnection, id: TenantId) -> sqlx::Result<Option<TenantRow>> {
     sqlx::query_as(
         "SELECT id, name, require_approval, portal_url, self_sign_up FROM tenants
          WHERE id = $1 FOR UPDATE",
@@ -55,7 +59,7 @@ pub async fn lock(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<Tenan
 
 pub async fn update(
     conn: &mut PgConnection,
-    id: i64,
+    id: TenantId,
     settings: &Settings<'_>,
 ) -> sqlx::Result<TenantRow> {
     sqlx::query_as(

@@ -1,5 +1,6 @@
 //! One-time secrets behind email links.
 
+use crate::id::{TenantId, UserId};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{PgConnection, PgPool};
 
@@ -32,8 +33,8 @@ pub struct IssuedToken {
 
 /// A token to issue.
 pub struct TokenRequest<'a> {
-    pub tenant_id: i64,
-    pub user_id: i64,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
     pub purpose: Purpose,
     pub ttl: Duration,
     /// How an activation link is handed out.
@@ -83,8 +84,8 @@ pub async fn issue(
 /// Makes the user's unused links of `purpose` stop working; true if any did.
 pub async fn revoke_pending(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    user_id: i64,
+    tenant_id: TenantId,
+    user_id: UserId,
     purpose: Purpose,
 ) -> sqlx::Result<bool> {
     let result = sqlx::query(
@@ -103,7 +104,7 @@ pub async fn revoke_pending(
 /// The latest activation link of each user, for User.invitation.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct InvitationRow {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub method: Option<ActivationMethod>,
     pub expires_at: DateTime<Utc>,
     pub consumed_at: Option<DateTime<Utc>>,
@@ -113,9 +114,9 @@ pub struct InvitationRow {
 
 pub async fn latest_invitations(
     pool: &PgPool,
-    tenant_id: i64,
-    user_ids: &[i64],
-) -> sqlx::Result<std::collections::HashMap<i64, InvitationRow>> {
+    tenant_id: TenantId,
+    user_ids: &[UserId],
+) -> sqlx::Result<std::collections::HashMap<UserId, InvitationRow>> {
     let rows: Vec<InvitationRow> = sqlx::query_as(
         "SELECT DISTINCT ON (user_id) user_id, method, expires_at, consumed_at, revoked_at, created_at
          FROM user_tokens
@@ -131,9 +132,9 @@ pub async fn latest_invitations(
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct TokenRow {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     pub id: i64,
-    pub user_id: i64,
+    pub user_id: UserId,
     pub purpose: Purpose,
     /// The address a validation link proves, for an address change.
     pub email: Option<String>,
@@ -175,7 +176,7 @@ const TOKEN_COLUMNS: &str = "tenant_id, id, user_id, purpose, email, secret_id, 
 /// Finds a token by its hash and locks it, so it can be used only once.
 pub async fn lock_by_hash(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    tenant_id: TenantId,
     token_hash: &[u8],
 ) -> sqlx::Result<Option<TokenRow>> {
     sqlx::query_as(&format!(
@@ -188,7 +189,7 @@ pub async fn lock_by_hash(
     .await
 }
 
-pub async fn by_id(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Option<TokenRow>> {
+pub async fn by_id(pool: &PgPool, tenant_id: TenantId, id: i64) -> sqlx::Result<Option<TokenRow>> {
     sqlx::query_as(&format!(
         "SELECT {TOKEN_COLUMNS} FROM user_tokens WHERE tenant_id = $1 AND id = $2"
     ))
@@ -198,7 +199,7 @@ pub async fn by_id(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Optio
     .await
 }
 
-pub async fn consume(conn: &mut PgConnection, tenant_id: i64, id: i64) -> sqlx::Result<()> {
+pub async fn consume(conn: &mut PgConnection, tenant_id: TenantId, id: i64) -> sqlx::Result<()> {
     sqlx::query("UPDATE user_tokens SET consumed_at = now() WHERE tenant_id = $1 AND id = $2")
         .bind(tenant_id)
         .bind(id)

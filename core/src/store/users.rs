@@ -1,3 +1,4 @@
+use crate::id::{CustomerId, TenantId, UserId};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -7,13 +8,14 @@ use super::Page;
 use super::{Grouped, by_group};
 use crate::authz::{CustomerReach, Role, UserFacts};
 use crate::lifecycle::{Transition, UserStatus};
+use crate::path::Path;
 use crate::store::customers::CustomerRow;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct UserRow {
-    pub tenant_id: i64,
-    pub id: i64,
-    pub customer_id: Option<i64>,
+    pub tenant_id: TenantId,
+    pub id: UserId,
+    pub customer_id: Option<CustomerId>,
     pub email: String,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -26,13 +28,13 @@ pub struct UserRow {
     /// The address as compared and ordered: lower-cased by Postgres.
     pub email_key: String,
     /// The tree path of the user's customer, for deciding who may see it.
-    pub customer_path: Option<String>,
+    pub customer_path: Option<Path>,
 }
 
 impl UserRow {
     /// What the authorization rules need of the user, with the paths of
     /// the customers it administers (empty when they do not matter).
-    pub fn facts(&self, administered: Vec<String>) -> UserFacts {
+    pub fn facts(&self, administered: Vec<Path>) -> UserFacts {
         UserFacts {
             id: self.id,
             role: self.role,
@@ -51,7 +53,7 @@ pub const COLUMNS: &str = "u.tenant_id, u.id, u.customer_id, u.email, u.first_na
 /// Which users a list shows.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
-    pub customer_id: Option<i64>,
+    pub customer_id: Option<CustomerId>,
     pub status: Option<UserStatus>,
     /// An ILIKE pattern on email, first and last name.
     pub search: Option<String>,
@@ -59,7 +61,11 @@ pub struct Filter {
     pub reach: Option<CustomerReach>,
 }
 
-pub async fn by_ids(pool: &PgPool, tenant_id: i64, ids: &[i64]) -> sqlx::Result<Vec<UserRow>> {
+pub async fn by_ids(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    ids: &[UserId],
+) -> sqlx::Result<Vec<UserRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM users u WHERE u.tenant_id = $1 AND u.id = ANY($2)"
     ))
@@ -72,7 +78,7 @@ pub async fn by_ids(pool: &PgPool, tenant_id: i64, ids: &[i64]) -> sqlx::Result<
 /// Finds a user by address, compared case-insensitively.
 pub async fn by_email(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    tenant_id: TenantId,
     email: &str,
 ) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as(&format!(
@@ -117,7 +123,7 @@ fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
 /// A page of users ordered by address; the cursor is the lower-cased address.
 pub async fn list(
     pool: &PgPool,
-    tenant_id: i64,
+    tenant_id: TenantId,
     filter: &Filter,
     page: &Page,
 ) -> sqlx::Result<Vec<UserRow>> {
@@ -137,7 +143,7 @@ pub async fn list(
     query.build_query_as().fetch_all(pool).await
 }
 
-pub async fn count(pool: &PgPool, tenant_id: i64, filter: &Filter) -> sqlx::Result<i64> {
+pub async fn count(pool: &PgPool, tenant_id: TenantId, filter: &Filter) -> sqlx::Result<i64> {
     let mut query = QueryBuilder::new("SELECT count(*) FROM users u WHERE u.tenant_id = ");
     query.push_bind(tenant_id);
     push_filter(&mut query, filter);
@@ -147,10 +153,10 @@ pub async fn count(pool: &PgPool, tenant_id: i64, filter: &Filter) -> sqlx::Resu
 /// The administrators of each customer, by address.
 pub async fn administrators(
     pool: &PgPool,
-    tenant_id: i64,
-    customer_ids: &[i64],
-) -> sqlx::Result<HashMap<i64, Vec<UserRow>>> {
-    let rows: Vec<Grouped<UserRow>> = sqlx::query_as(&format!(
+    tenant_id: TenantId,
+    customer_ids: &[CustomerId],
+) -> sqlx::Result<HashMap<CustomerId, Vec<UserRow>>> {
+    let rows: Vec<Grouped<CustomerId, UserRow>> = sqlx::query_as(&format!(
         "SELECT a.customer_id AS group_id, {COLUMNS}
          FROM customer_administrators a
          JOIN users u ON u.tenant_id = a.tenant_id AND u.id = a.user_id
@@ -167,10 +173,10 @@ pub async fn administrators(
 /// The customers each user administers, as ids.
 pub async fn administered_customer_ids(
     pool: &PgPool,
-    tenant_id: i64,
-    user_ids: &[i64],
-) -> sqlx::Result<HashMap<i64, Vec<i64>>> {
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
+    tenant_id: TenantId,
+    user_ids: &[UserId],
+) -> sqlx::Result<HashMap<UserId, Vec<CustomerId>>> {
+    let rows: Vec<(UserId, CustomerId)> = sqlx::query_as(
         "SELECT a.user_id, a.customer_id FROM customer_administrators a
          JOIN customers c ON c.tenant_id = a.tenant_id AND c.id = a.customer_id
          WHERE a.tenant_id = $1 AND a.user_id = ANY($2) ORDER BY c.sort_key",
@@ -179,7 +185,7 @@ pub async fn administered_customer_ids(
     .bind(user_ids)
     .fetch_all(pool)
     .await?;
-    let mut map: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut map: HashMap<UserId, Vec<CustomerId>> = HashMap::new();
     for (user_id, customer_id) in rows {
         map.entry(user_id).or_default().push(customer_id);
     }
@@ -197,7 +203,7 @@ const ADMINISTRATORS_ABOVE: &str = "SELECT a.user_id FROM customers target
 /// Someone an email goes to, as the worker needs it.
 #[derive(Debug, sqlx::FromRow)]
 pub struct Recipient {
-    pub id: i64,
+    pub id: UserId,
     pub email: String,
     pub first_name: Option<String>,
     pub status: UserStatus,
@@ -213,7 +219,11 @@ impl Recipient {
     }
 }
 
-pub async fn recipient(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<Option<Recipient>> {
+pub async fn recipient(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    id: UserId,
+) -> sqlx::Result<Option<Recipient>> {
     sqlx::query_as(
         "SELECT id, email, first_name, status, pending_email FROM users
          WHERE tenant_id = $1 AND id = $2",
@@ -229,8 +239,8 @@ pub async fn recipient(pool: &PgPool, tenant_id: i64, id: i64) -> sqlx::Result<O
 /// administrators.
 pub async fn administrators_to_tell(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    customer_id: Option<i64>,
+    tenant_id: TenantId,
+    customer_id: Option<CustomerId>,
     fall_back: bool,
 ) -> sqlx::Result<Vec<Recipient>> {
     sqlx::query_as(&format!(
@@ -255,9 +265,9 @@ pub async fn administrators_to_tell(
 /// administrator, or an administrator of it or of a customer above it.
 pub async fn still_administers(
     pool: &PgPool,
-    tenant_id: i64,
-    user_id: i64,
-    customer_id: i64,
+    tenant_id: TenantId,
+    user_id: UserId,
+    customer_id: CustomerId,
 ) -> sqlx::Result<bool> {
     sqlx::query_scalar(&format!(
         "SELECT EXISTS (
@@ -274,9 +284,9 @@ pub async fn still_administers(
 /// Makes `user_id` an administrator of `customer_id`; true when it was not one.
 pub async fn add_administrator(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    customer_id: i64,
-    user_id: i64,
+    tenant_id: TenantId,
+    customer_id: CustomerId,
+    user_id: UserId,
 ) -> sqlx::Result<bool> {
     let result = sqlx::query(
         "INSERT INTO customer_administrators (tenant_id, customer_id, user_id)
@@ -293,9 +303,9 @@ pub async fn add_administrator(
 /// True when the user was an administrator of the customer.
 pub async fn remove_administrator(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    customer_id: i64,
-    user_id: i64,
+    tenant_id: TenantId,
+    customer_id: CustomerId,
+    user_id: UserId,
 ) -> sqlx::Result<bool> {
     let result = sqlx::query(
         "DELETE FROM customer_administrators
@@ -311,7 +321,7 @@ pub async fn remove_administrator(
 
 /// A new user, already validated.
 pub struct NewUser<'a> {
-    pub customer_id: Option<i64>,
+    pub customer_id: Option<CustomerId>,
     pub email: &'a str,
     pub first_name: Option<&'a str>,
     pub last_name: Option<&'a str>,
@@ -324,7 +334,7 @@ pub struct NewUser<'a> {
 /// reserved (case-insensitively) fails on `email_claims_pkey`.
 pub async fn insert(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    tenant_id: TenantId,
     user: &NewUser<'_>,
 ) -> sqlx::Result<UserRow> {
     let row: UserRow = sqlx::query_as(&format!(
@@ -349,9 +359,9 @@ pub async fn insert(
 /// are purged when the sign-up is never validated.
 pub async fn mark_signed_up(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    user_id: i64,
-    customer_id: i64,
+    tenant_id: TenantId,
+    user_id: UserId,
+    customer_id: CustomerId,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "WITH marked AS (UPDATE users SET signed_up = true WHERE tenant_id = $1 AND id = $2)
@@ -368,8 +378,8 @@ pub async fn mark_signed_up(
 /// Withdraws the user's pending address change: the address is free again.
 pub async fn withdraw_pending_email(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
+    tenant_id: TenantId,
+    id: UserId,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "DELETE FROM email_claims c USING users u
@@ -396,7 +406,7 @@ pub async fn phantom(
     customer: &CustomerRow,
     user: &NewUser<'_>,
 ) -> sqlx::Result<UserRow> {
-    let id: i64 = sqlx::query_scalar("SELECT currval(pg_get_serial_sequence('users', 'id'))")
+    let id: UserId = sqlx::query_scalar("SELECT currval(pg_get_serial_sequence('users', 'id'))")
         .fetch_one(conn)
         .await?;
     Ok(UserRow {
@@ -420,9 +430,9 @@ pub async fn phantom(
 /// Who holds or reserves `address`, and the address as that user has it.
 pub async fn address_owner<'e>(
     executor: impl PgExecutor<'e>,
-    tenant_id: i64,
+    tenant_id: TenantId,
     address: &str,
-) -> sqlx::Result<Option<(i64, String)>> {
+) -> sqlx::Result<Option<(UserId, String)>> {
     sqlx::query_as(
         "SELECT u.id, CASE WHEN lower(u.email) = c.address THEN u.email
                            ELSE coalesce(u.pending_email, c.address) END
@@ -445,7 +455,7 @@ pub struct Credentials {
 
 pub async fn credentials(
     conn: &mut PgConnection,
-    tenant_id: i64,
+    tenant_id: TenantId,
     email: &str,
 ) -> sqlx::Result<Option<Credentials>> {
     sqlx::query_as(&format!(
@@ -461,8 +471,8 @@ pub async fn credentials(
 /// Loads and locks a user until the transaction ends.
 pub async fn lock(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
+    tenant_id: TenantId,
+    id: UserId,
 ) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM users u WHERE u.tenant_id = $1 AND u.id = $2 FOR UPDATE"
@@ -476,8 +486,8 @@ pub async fn lock(
 /// Makes the move the lifecycle allowed and, when given, sets the password.
 pub async fn set_status(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
+    tenant_id: TenantId,
+    id: UserId,
     transition: Transition,
     password_hash: Option<&str>,
 ) -> sqlx::Result<UserRow> {
@@ -496,8 +506,8 @@ pub async fn set_status(
 
 pub async fn record_login(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
+    tenant_id: TenantId,
+    id: UserId,
 ) -> sqlx::Result<UserRow> {
     sqlx::query_as(&format!(
         "UPDATE users u SET last_login_at = now() WHERE u.tenant_id = $1 AND u.id = $2
@@ -512,8 +522,8 @@ pub async fn record_login(
 /// Claims an address for a user; a taken one fails on `email_claims_pkey`.
 pub async fn claim_email(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    user_id: i64,
+    tenant_id: TenantId,
+    user_id: UserId,
     email: &str,
 ) -> sqlx::Result<()> {
     sqlx::query(
@@ -530,8 +540,8 @@ pub async fn claim_email(
 /// Writes the fields a user may edit (validated by the caller).
 pub async fn update_profile(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
+    tenant_id: TenantId,
+    id: UserId,
     first_name: Option<&str>,
     last_name: Option<&str>,
     phone: Option<&str>,
@@ -555,8 +565,8 @@ pub async fn update_profile(
 /// Makes a validated new address the user's own, releasing the old one.
 pub async fn confirm_email(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
+    tenant_id: TenantId,
+    id: UserId,
     email: &str,
 ) -> sqlx::Result<UserRow> {
     sqlx::query(
@@ -583,8 +593,8 @@ pub async fn confirm_email(
 /// Releases a reserved address that will not be used after all.
 pub async fn release_claim(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    user_id: i64,
+    tenant_id: TenantId,
+    user_id: UserId,
     email: &str,
 ) -> sqlx::Result<()> {
     sqlx::query(
@@ -600,8 +610,8 @@ pub async fn release_claim(
 
 pub async fn pending_email(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
+    tenant_id: TenantId,
+    id: UserId,
 ) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar("SELECT pending_email FROM users WHERE tenant_id = $1 AND id = $2")
         .bind(tenant_id)
@@ -610,7 +620,7 @@ pub async fn pending_email(
         .await
 }
 
-pub async fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> sqlx::Result<()> {
+pub async fn delete(conn: &mut PgConnection, tenant_id: TenantId, id: UserId) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
         .bind(tenant_id)
         .bind(id)
@@ -621,8 +631,8 @@ pub async fn delete(conn: &mut PgConnection, tenant_id: i64, id: i64) -> sqlx::R
 
 pub async fn set_password(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
+    tenant_id: TenantId,
+    id: UserId,
     password_hash: &str,
 ) -> sqlx::Result<()> {
     sqlx::query(
@@ -640,7 +650,7 @@ pub async fn set_password(
 /// is the id.
 pub async fn approval_requests(
     pool: &PgPool,
-    tenant_id: i64,
+    tenant_id: TenantId,
     reach: Option<&CustomerReach>,
     page: &Page,
 ) -> sqlx::Result<Vec<UserRow>> {
@@ -675,9 +685,9 @@ pub fn approval_filter(reach: Option<&CustomerReach>) -> Filter {
 /// The tree paths of the customers a user administers.
 pub async fn administered_paths<'e>(
     executor: impl PgExecutor<'e>,
-    tenant_id: i64,
-    user_id: i64,
-) -> sqlx::Result<Vec<String>> {
+    tenant_id: TenantId,
+    user_id: UserId,
+) -> sqlx::Result<Vec<Path>> {
     sqlx::query_scalar(
         "SELECT c.path::text FROM customer_administrators a
          JOIN customers c ON c.tenant_id = a.tenant_id AND c.id = a.customer_id
@@ -694,16 +704,16 @@ pub async fn administered_paths<'e>(
 struct WithAdministered {
     #[sqlx(flatten)]
     user: UserRow,
-    administered: Vec<String>,
+    administered: Vec<Path>,
 }
 
 /// The users of every customer in the subtree at `root_path`, each with
 /// the paths of the customers it administers (anywhere in the tenant).
 pub async fn in_subtree(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    root_path: &str,
-) -> sqlx::Result<Vec<(UserRow, Vec<String>)>> {
+    tenant_id: TenantId,
+    root_path: &Path,
+) -> sqlx::Result<Vec<(UserRow, Vec<Path>)>> {
     let rows: Vec<WithAdministered> = sqlx::query_as(&format!(
         "SELECT {COLUMNS},
                 ARRAY(SELECT ac.path::text FROM customer_administrators a
@@ -723,8 +733,8 @@ pub async fn in_subtree(
 /// A user's sign-in state, locked until the transaction ends.
 pub async fn lock_credentials(
     conn: &mut PgConnection,
-    tenant_id: i64,
-    id: i64,
+    tenant_id: TenantId,
+    id: UserId,
 ) -> sqlx::Result<Option<Credentials>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS}, u.password_hash FROM users u

@@ -454,7 +454,7 @@ impl World {
             let token = self
                 .app
                 .keyring
-                .rebuild(None, tenant, id, &purpose)
+                .rebuild(None, canopy_core::id::TenantId(tenant), id, &purpose)
                 .expect("made under the current secret");
             if live && tenant == self.acme {
                 self.tokens.entry(purpose).or_default().push(token);

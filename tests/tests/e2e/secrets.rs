@@ -23,7 +23,7 @@ async fn insert_token(pool: &PgPool, tenant: i64, user: i64, keyring: &Keyring) 
         .fetch_one(pool)
         .await
         .unwrap();
-    let (token, _) = keyring.issue(tenant, id, "ACTIVATION");
+    let (token, _) = keyring.issue(canopy_core::id::TenantId(tenant), id, "ACTIVATION");
     sqlx::query(
         "INSERT INTO user_tokens (tenant_id, id, user_id, purpose, token_hash, expires_at)
          OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, 'ACTIVATION', $4, now() + interval '1 day')",

@@ -224,8 +224,8 @@ async fn expired_replaced_and_forged_links_are_refused() {
         &mut conn,
         &app.keyring,
         canopy_core::store::tokens::TokenRequest {
-            tenant_id: tenant,
-            user_id: user,
+            tenant_id: canopy_core::id::TenantId(tenant),
+            user_id: canopy_core::id::UserId(user),
             purpose: canopy_core::store::tokens::Purpose::Activation,
             ttl: chrono::Duration::hours(1),
             method: None,

@@ -2,6 +2,7 @@
 //! happened at a customer they manage. Moot once the recipient can no
 //! longer act on it, or the customer is gone.
 
+use canopy_core::id::{CustomerId, UserId};
 use canopy_core::jobs::{Notice, Payload};
 use canopy_core::lifecycle::UserStatus;
 use canopy_core::store::{customers, users};
@@ -113,9 +114,9 @@ async fn moot(
     ctx: &Context,
     job: &Claimed,
     notice: Notice,
-    recipient: i64,
-    customer_id: Option<i64>,
-    subject: Option<i64>,
+    recipient: UserId,
+    customer_id: Option<CustomerId>,
+    subject: Option<UserId>,
 ) -> Result<Option<String>, Outcome> {
     if notice == Notice::ApprovalRequested {
         let waiting = match subject {

@@ -1,6 +1,7 @@
 //! EMAIL_VALIDATION: the link that proves an address, after a sign-up or
 //! for an address change (then it goes to the new address).
 
+use canopy_core::id::UserId;
 use serde_json::json;
 
 use super::{Composed, Context};
@@ -12,7 +13,7 @@ use canopy_core::store::jobs::Claimed;
 pub async fn compose(
     ctx: &Context,
     job: &Claimed,
-    user_id: i64,
+    user_id: UserId,
     token_id: i64,
 ) -> Result<Composed, Outcome> {
     let link = match super::link(ctx, job, user_id, token_id, links::VALIDATE_EMAIL).await? {

@@ -1,5 +1,6 @@
 //! INVITATION: the activation link for a user an administrator created.
 
+use canopy_core::id::UserId;
 use serde_json::json;
 
 use super::{Composed, Context};
@@ -11,7 +12,7 @@ use canopy_core::store::jobs::Claimed;
 pub async fn compose(
     ctx: &Context,
     job: &Claimed,
-    user_id: i64,
+    user_id: UserId,
     token_id: i64,
 ) -> Result<Composed, Outcome> {
     let link = match super::link(ctx, job, user_id, token_id, links::ACTIVATE).await? {

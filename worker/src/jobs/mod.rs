@@ -8,6 +8,7 @@ pub mod email_validation;
 pub mod invitation;
 pub mod password_reset;
 
+use canopy_core::id::{TenantId, UserId};
 use std::sync::Arc;
 
 use canopy_core::config::Config;
@@ -76,15 +77,15 @@ pub(crate) fn unavailable(error: sqlx::Error) -> Outcome {
 
 pub(crate) async fn recipient(
     pool: &PgPool,
-    tenant_id: i64,
-    user_id: i64,
+    tenant_id: TenantId,
+    user_id: UserId,
 ) -> Result<Option<Recipient>, Outcome> {
     users::recipient(pool, tenant_id, user_id)
         .await
         .map_err(unavailable)
 }
 
-pub(crate) async fn tenant(pool: &PgPool, tenant_id: i64) -> Result<TenantRow, Outcome> {
+pub(crate) async fn tenant(pool: &PgPool, tenant_id: TenantId) -> Result<TenantRow, Outcome> {
     tenants::by_id(pool, tenant_id)
         .await
         .map_err(unavailable)?
@@ -105,7 +106,7 @@ pub(crate) struct Link {
 pub(crate) async fn link(
     ctx: &Context,
     job: &Claimed,
-    user_id: i64,
+    user_id: UserId,
     token_id: i64,
     page: &str,
 ) -> Result<Result<Link, String>, Outcome> {

@@ -1,4 +1,5 @@
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use canopy_core::id::{CustomerId, TenantId};
 use chrono::{DateTime, Utc};
 
 use super::connection::{Connection, Total};
@@ -10,7 +11,7 @@ use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::graphql::loaders::{ChildCountKey, ChildrenKey, Loaders};
-use crate::ids::{self, NodeKind};
+use crate::ids::{self};
 use crate::pagination::{self, Page, connection_cost, search_pattern};
 use canopy_core::authz;
 use canopy_core::store::customers::{self, CustomerRow, Filter};
@@ -31,7 +32,7 @@ impl Customer {
 
     /// The ancestors the caller may learn of (`authz::visible_ancestors`);
     /// none for an anonymous caller, who meets only its own sign-up's root.
-    fn visible_ancestors(&self, ctx: &Context<'_>) -> ApiResult<Vec<i64>> {
+    fn visible_ancestors(&self, ctx: &Context<'_>) -> ApiResult<Vec<CustomerId>> {
         Ok(ctx
             .data_opt::<Caller>()
             .filter(|caller| access::in_tenant(caller, self.0.tenant_id))
@@ -39,7 +40,7 @@ impl Customer {
             .unwrap_or_default())
     }
 
-    fn visible_parent(&self, ctx: &Context<'_>) -> ApiResult<Option<i64>> {
+    fn visible_parent(&self, ctx: &Context<'_>) -> ApiResult<Option<CustomerId>> {
         Ok(self.visible_ancestors(ctx)?.last().copied())
     }
 
@@ -51,7 +52,7 @@ impl Customer {
 #[Object]
 impl Customer {
     pub async fn id(&self) -> ID {
-        ids::encode(NodeKind::Customer, self.0.id).into()
+        ids::of(self.0.id).into()
     }
 
     /// Unique within the tenant; assigned when not given (`C-000001`, …).
@@ -103,9 +104,7 @@ impl Customer {
     /// Null for a root customer, and for a customer whose parent is above
     /// what the caller administers: nothing beyond its reach shows.
     async fn parent_id(&self, ctx: &Context<'_>) -> ApiResult<Option<ID>> {
-        Ok(self
-            .visible_parent(ctx)?
-            .map(|id| ids::encode(NodeKind::Customer, id).into()))
+        Ok(self.visible_parent(ctx)?.map(|id| ids::of(id).into()))
     }
 
     async fn parent(&self, ctx: &Context<'_>) -> ApiResult<Option<Customer>> {
@@ -332,12 +331,12 @@ pub enum CustomerTotal {
     /// Nothing the caller may see.
     Nothing,
     List {
-        tenant_id: i64,
+        tenant_id: TenantId,
         filter: Filter,
     },
     Children {
-        tenant_id: i64,
-        parent_id: i64,
+        tenant_id: TenantId,
+        parent_id: CustomerId,
         search: Option<String>,
     },
     Descendants {
@@ -455,7 +454,7 @@ impl CreateCustomerInput {
     pub fn into_command(self) -> ApiResult<NewCustomer> {
         let parent_id = self
             .parent_id
-            .map(|id| ids::expect(&id, NodeKind::Customer, "parentId"))
+            .map(|id| ids::expect_id(&id, "parentId"))
             .transpose()?;
         Ok(NewCustomer {
             parent_id,

@@ -1,10 +1,11 @@
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use canopy_core::id::{TenantId, UserId};
 use chrono::{DateTime, Utc};
 
 use super::connection::{Connection, Total};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{self, NodeKind};
+use crate::ids::{self};
 use crate::pagination::{self, Page};
 use canopy_core::jobs::{JobKind as CoreKind, JobState as CoreState};
 use canopy_core::store::jobs::{self, JobRow};
@@ -45,7 +46,7 @@ pub struct Job(pub JobRow);
 #[Object]
 impl Job {
     pub async fn id(&self) -> ID {
-        ids::encode(NodeKind::Job, self.0.id).into()
+        ids::of(self.0.id).into()
     }
 
     async fn kind(&self) -> JobKind {
@@ -95,11 +96,11 @@ pub type JobConnection = Connection<Job, JobSet>;
 /// Which jobs a connection pages through, for its totalCount.
 pub enum JobSet {
     User {
-        tenant_id: i64,
-        user_id: i64,
+        tenant_id: TenantId,
+        user_id: UserId,
     },
     Queue {
-        tenant_id: i64,
+        tenant_id: TenantId,
         kind: Option<CoreKind>,
         state: Option<CoreState>,
     },
@@ -117,8 +118,8 @@ impl JobConnection {
     /// The emails addressed to a user.
     pub async fn for_user(
         ctx: &Context<'_>,
-        tenant_id: i64,
-        user_id: i64,
+        tenant_id: TenantId,
+        user_id: UserId,
         page: Page,
     ) -> ApiResult<Self> {
         let state = ctx.data_unchecked::<AppState>();
@@ -143,7 +144,7 @@ impl JobConnection {
     /// The tenant's jobs of a kind and state.
     pub async fn for_queue(
         ctx: &Context<'_>,
-        tenant_id: i64,
+        tenant_id: TenantId,
         kind: Option<JobKind>,
         job_state: Option<JobState>,
         page: Page,
@@ -206,7 +207,7 @@ pub struct JobKindRow {
 
 /// The job queue as operators see it, read from the ledger.
 pub struct JobQueue {
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
 }
 
 #[Object]

@@ -5,7 +5,7 @@ use crate::AppState;
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::loaders::Loaders;
-use crate::ids::{self, NodeKind};
+use crate::ids::{self};
 use canopy_core::store::api_keys;
 use canopy_core::store::tenants::TenantRow;
 
@@ -15,7 +15,7 @@ pub struct Tenant(pub TenantRow);
 #[Object]
 impl Tenant {
     pub async fn id(&self) -> ID {
-        ids::encode(NodeKind::Tenant, self.0.id).into()
+        ids::of(self.0.id).into()
     }
 
     async fn name(&self) -> &str {

@@ -1,4 +1,5 @@
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use canopy_core::id::TenantId;
 use chrono::{DateTime, Utc};
 
 use super::Customer;
@@ -11,7 +12,7 @@ use crate::auth::{Caller, Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::graphql::loaders::Loaders;
-use crate::ids::{self, NodeKind};
+use crate::ids::{self};
 use crate::pagination::{self, Page};
 use canopy_core::authz;
 use canopy_core::store::customers::CustomerRow;
@@ -147,7 +148,7 @@ impl User {
 #[Object]
 impl User {
     pub async fn id(&self) -> ID {
-        ids::encode(NodeKind::User, self.0.id).into()
+        ids::of(self.0.id).into()
     }
 
     /// Unique within the tenant, compared case-insensitively.
@@ -286,7 +287,7 @@ pub type UserConnection = Connection<User, UserTotal>;
 
 /// Which set a user connection pages through, for its totalCount.
 pub enum UserTotal {
-    List { tenant_id: i64, filter: Filter },
+    List { tenant_id: TenantId, filter: Filter },
     Nothing,
 }
 
@@ -294,7 +295,7 @@ impl UserConnection {
     /// A page of users by address.
     pub async fn load(
         ctx: &Context<'_>,
-        tenant_id: i64,
+        tenant_id: TenantId,
         filter: Filter,
         page: Page,
     ) -> ApiResult<Self> {
@@ -451,7 +452,7 @@ impl CreateUserInput {
     pub fn into_command(self) -> ApiResult<NewUserCommand> {
         let customer_id = self
             .customer_id
-            .map(|id| ids::expect(&id, NodeKind::Customer, "customerId"))
+            .map(|id| ids::expect_id(&id, "customerId"))
             .transpose()?;
         Ok(NewUserCommand {
             customer_id,
