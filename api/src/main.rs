@@ -1,3 +1,6 @@
+//! `canopy-api`: serves the API (and, unless told not to, runs a worker in
+//! the same process), creates tenants, and prints the schema.
+
 use std::process::ExitCode;
 
 use anyhow::Result;

@@ -1,6 +1,14 @@
-//! Code both Canopy binaries share: configuration, the database, domain types
-//! and secrets. Keeping it in one crate means the API and the worker cannot
-//! drift apart on what a row or a token means.
+//! Code both Canopy binaries share, so the API and the worker cannot drift
+//! apart on what a row, a status or a token means. From the bottom up:
+//!
+//! - `id`, `path`, `text_enum`: typed ids, the tree path, stored enums;
+//! - `authz` (who may do what, pure rules), `lifecycle` (a user's status
+//!   and its moves), `jobs` (job kinds, states and payloads), `secrets`,
+//!   `passwords` and `links`;
+//! - `store`: every SQL statement, one module per concept, taking and
+//!   returning the types above; `purge` runs the account purges;
+//! - `config`, `db`, `listen`, `metrics`, `readiness`, `shutdown` and
+//!   `telemetry`: what running a binary needs.
 
 pub mod authz;
 pub mod config;

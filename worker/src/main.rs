@@ -1,3 +1,6 @@
+//! `canopy-worker`: the relay and the consumer, with /healthz, /readyz and
+//! /metrics for operators.
+
 use std::process::ExitCode;
 use std::sync::Arc;
 

@@ -1,3 +1,6 @@
+//! Creating and revoking API keys; a key never holds a scope its creator
+//! lacks, and the tenant's administrators hear of every new one.
+
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 

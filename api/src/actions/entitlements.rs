@@ -1,3 +1,5 @@
+//! Attaching entitlements to customers and detaching them.
+
 use canopy_core::id::CustomerId;
 use sqlx::PgPool;
 

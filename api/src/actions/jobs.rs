@@ -1,3 +1,5 @@
+//! Retrying a failed or killed job.
+
 use canopy_core::id::JobId;
 use sqlx::PgPool;
 

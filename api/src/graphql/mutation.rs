@@ -1,3 +1,6 @@
+//! Every mutation: it checks the caller's scopes, decodes ids and inputs
+//! into an action's command, and shapes the action's answer.
+
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 

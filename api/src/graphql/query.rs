@@ -1,3 +1,7 @@
+//! Every root query field: the viewer, any node by id, customers by id or
+//! number, users by id or address, the lists of both, the approval queue,
+//! the job queue and the API keys, each within what the caller may read.
+
 use async_graphql::{Context, ID, Object};
 use canopy_core::id::{CustomerId, JobId, UserId};
 

@@ -1,3 +1,6 @@
+//! API keys: stored by the hash of their secret, never the secret itself;
+//! looked up to authenticate, listed, created and revoked.
+
 use crate::id::{TenantId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};

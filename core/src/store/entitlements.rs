@@ -1,3 +1,6 @@
+//! Entitlements held by customers: attached, detached (keeping the last
+//! holder's number), and loaded per customer.
+
 use crate::id::{CustomerId, TenantId};
 use std::collections::HashMap;
 

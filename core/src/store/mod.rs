@@ -1,5 +1,7 @@
 //! Every SQL statement, one module per concept, shared by the API and the
-//! worker. Each query filters by tenant; none joins across tenants.
+//! worker. Each statement about a tenant's rows filters by tenant and none
+//! joins across tenants; only the relay's, the worker's and retention's
+//! statements on jobs, heartbeats and expired rows work across tenants.
 
 pub mod api_keys;
 pub mod customers;

@@ -1,3 +1,6 @@
+//! Sessions of signed-in users: opened, found by the hash of their secret,
+//! listed per user, ended, and purged once expired.
+
 use crate::id::{TenantId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};

@@ -1,3 +1,5 @@
+//! Tenants and their settings.
+
 use crate::id::TenantId;
 use sqlx::{PgConnection, PgExecutor};
 

@@ -1,3 +1,7 @@
+//! Users: their rows, addresses and the claims that reserve them, the
+//! customers they administer, credentials, and the status the lifecycle
+//! allows (`set_status` takes only a `lifecycle::Transition`).
+
 use crate::id::{CustomerId, TenantId, UserId};
 use std::collections::HashMap;
 
