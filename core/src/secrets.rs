@@ -2,8 +2,6 @@
 //! Only their SHA-256 hash is stored; a lookup finds the row by hash and the
 //! hashes are compared again in constant time.
 
-use crate::id::TenantId;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -14,6 +12,7 @@ use subtle::ConstantTimeEq;
 use sqlx::PgPool;
 
 use crate::config::{Config, Secret};
+use crate::id::TenantId;
 
 /// A freshly minted secret: what the caller sees once, and what we store.
 pub struct NewSecret {

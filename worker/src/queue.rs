@@ -3,7 +3,6 @@
 //! housekeeping apalis leaves undone (what it keeps of stopped workers and
 //! of finished tasks).
 
-use canopy_core::id::{JobId, TenantId};
 use std::pin::Pin;
 use std::sync::LazyLock;
 use std::task::{Context, Poll};
@@ -12,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use apalis::prelude::{PollSnapshot, PollStrategy};
 use apalis_redis::{ConnectionManager, RedisStorage};
 use canopy_core::config::Config;
+use canopy_core::id::{JobId, TenantId};
 use redis::{RedisResult, Script};
 use serde::{Deserialize, Serialize};
 

@@ -2,7 +2,6 @@
 //! email validation, password reset, and accepting an invitation, with the
 //! one-time links they use.
 
-use canopy_core::id::TenantId;
 use chrono::Duration;
 use sqlx::{Acquire, PgConnection, PgPool};
 
@@ -14,6 +13,7 @@ use crate::validation as v;
 use crate::validation::{MAX_NAME_CHARS, MAX_TITLE_CHARS};
 use canopy_core::authz::Role;
 use canopy_core::config::Config;
+use canopy_core::id::TenantId;
 use canopy_core::jobs::{AccountNotice, JobKind, Notice};
 use canopy_core::lifecycle::{self, Event, UserStatus};
 use canopy_core::secrets::{self, Keyring};

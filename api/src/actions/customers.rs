@@ -1,7 +1,6 @@
 //! Creating, editing, moving and deleting customers, and assigning their
 //! administrators.
 
-use canopy_core::id::{CustomerId, TenantId};
 use sqlx::{PgConnection, PgPool};
 
 use super::Patch;
@@ -11,6 +10,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::validation::{self as v, *};
 use canopy_core::authz;
 use canopy_core::config::Config;
+use canopy_core::id::{CustomerId, TenantId};
 use canopy_core::jobs::Notice;
 use canopy_core::store::customers::{self, CustomerRow, Deleted, Fields};
 use canopy_core::store::jobs::{Notification, notify_administrators};

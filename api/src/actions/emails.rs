@@ -2,12 +2,12 @@
 //! transaction: link emails, notices to administrators and notices to a
 //! user about its own account.
 
-use canopy_core::id::{TenantId, UserId};
 use sqlx::PgConnection;
 
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use canopy_core::config::Config;
+use canopy_core::id::{TenantId, UserId};
 use canopy_core::jobs::{AccountNotice, JobKind, Notice, Payload};
 use canopy_core::store::jobs::{self, NewJob, Notification, notify_administrators};
 use canopy_core::store::tokens::IssuedToken;

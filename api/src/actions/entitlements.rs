@@ -1,6 +1,5 @@
 //! Attaching entitlements to customers and detaching them.
 
-use canopy_core::id::CustomerId;
 use sqlx::PgPool;
 
 use crate::access;
@@ -8,6 +7,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::validation::{self, MAX_REFERENCE_CHARS};
 use canopy_core::authz::{self, Decision};
+use canopy_core::id::CustomerId;
 use canopy_core::store::entitlements::{self, EntitlementKind, EntitlementRow};
 use canopy_core::store::{customers, tree_lock};
 

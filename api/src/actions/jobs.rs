@@ -1,11 +1,11 @@
 //! Retrying a failed or killed job.
 
-use canopy_core::id::JobId;
 use sqlx::PgPool;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use canopy_core::config::Config;
+use canopy_core::id::JobId;
 use canopy_core::store::jobs::{self, JobRow};
 
 /// Puts a FAILED or KILLED job back in the queue with another

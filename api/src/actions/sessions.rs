@@ -1,6 +1,5 @@
 //! Signing in and out, and the password hashing both need.
 
-use canopy_core::id::TenantId;
 use chrono::{Duration, Utc};
 use sqlx::{PgConnection, PgPool};
 use std::sync::{Arc, LazyLock};
@@ -8,6 +7,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
+use canopy_core::id::TenantId;
 use canopy_core::passwords;
 use canopy_core::secrets::{self, SecretKind};
 use canopy_core::store::sessions;

@@ -3,7 +3,6 @@
 //! `canopy_core::lifecycle`; every email is a job row written in the same
 //! transaction (`emails`).
 
-use canopy_core::id::{CustomerId, TenantId, UserId};
 use chrono::Duration;
 use sqlx::{PgConnection, PgPool};
 
@@ -17,6 +16,7 @@ use crate::validation::MAX_NAME_CHARS;
 use crate::{access, validation as v};
 use canopy_core::authz::{self, Role};
 use canopy_core::config::Config;
+use canopy_core::id::{CustomerId, TenantId, UserId};
 use canopy_core::jobs::{AccountNotice, JobKind, Notice};
 use canopy_core::lifecycle::{self, Event, UserStatus};
 use canopy_core::links;

@@ -3,7 +3,6 @@
 //! the job queue and the API keys, each within what the caller may read.
 
 use async_graphql::{Context, ID, Object};
-use canopy_core::id::{CustomerId, JobId, UserId};
 
 use super::guards;
 use super::loaders::Loaders;
@@ -18,6 +17,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
 use crate::pagination::{self, connection_cost, search_pattern};
 use crate::validation;
+use canopy_core::id::{CustomerId, JobId, UserId};
 use canopy_core::store::{api_keys, customers, entitlements, jobs, tenants, users};
 
 pub struct Query;

@@ -1,11 +1,11 @@
 //! API keys: stored by the hash of their secret, never the secret itself;
 //! looked up to authenticate, listed, created and revoked.
 
-use crate::id::{TenantId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use crate::authz::Scope;
+use crate::id::{TenantId, UserId};
 
 /// How often `last_used_at` is written: at most once a minute per key, so a
 /// busy integration does not cost a write per request.

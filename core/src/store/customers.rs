@@ -1,7 +1,6 @@
 //! The customer tree. See the migration for how `path`, `sort_key` and
 //! `tree_sort` make every tree question one indexed statement.
 
-use crate::id::{CustomerId, TenantId, UserId};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -10,6 +9,7 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use super::Page;
 use super::{Grouped, by_group};
 use crate::authz::CustomerReach;
+use crate::id::{CustomerId, TenantId, UserId};
 use crate::path::Path;
 
 #[derive(Clone, Debug, sqlx::FromRow)]

@@ -1,11 +1,12 @@
 //! Entitlements held by customers: attached, detached (keeping the last
 //! holder's number), and loaded per customer.
 
-use crate::id::{CustomerId, TenantId};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
+
+use crate::id::{CustomerId, TenantId};
 
 crate::text_enum! {
     /// What an entitlement is; it decides what a customer's deletion does

@@ -4,7 +4,6 @@
 //! state change names the state it expects, so a stale or duplicated
 //! delivery changes nothing.
 
-use crate::id::{CustomerId, JobId, TenantId, UserId};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,6 +11,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
 use super::users;
+use crate::id::{CustomerId, JobId, TenantId, UserId};
 use crate::jobs::{JobKind, JobState, Notice, Payload, current_request_id};
 
 /// A job to queue with the change that causes it.

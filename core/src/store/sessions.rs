@@ -1,11 +1,11 @@
 //! Sessions of signed-in users: opened, found by the hash of their secret,
 //! listed per user, ended, and purged once expired.
 
-use crate::id::{TenantId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use super::users::{COLUMNS as USER_COLUMNS, UserRow};
+use crate::id::{TenantId, UserId};
 
 /// A live session and the user it signs in.
 #[derive(Debug, sqlx::FromRow)]

@@ -1,7 +1,8 @@
 //! Tenants and their settings.
 
-use crate::id::TenantId;
 use sqlx::{PgConnection, PgExecutor};
+
+use crate::id::TenantId;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct TenantRow {

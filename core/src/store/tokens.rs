@@ -1,9 +1,9 @@
 //! One-time secrets behind email links.
 
-use crate::id::{TenantId, UserId};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{PgConnection, PgPool};
 
+use crate::id::{TenantId, UserId};
 use crate::secrets::{self, Keyring};
 
 crate::text_enum! {

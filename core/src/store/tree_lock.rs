@@ -4,8 +4,9 @@
 //! keep its parent's old path. Creations share the lock; statements that
 //! rewrite subtrees hold it alone. Only this tenant's tree waits.
 
-use crate::id::TenantId;
 use sqlx::PgConnection;
+
+use crate::id::TenantId;
 
 /// The advisory lock class for customer trees.
 const TREE_LOCK_CLASS: i32 = 0x7472_6565; // "tree"

@@ -2,7 +2,6 @@
 //! customers they administer, credentials, and the status the lifecycle
 //! allows (`set_status` takes only a `lifecycle::Transition`).
 
-use crate::id::{CustomerId, TenantId, UserId};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -11,6 +10,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 use super::Page;
 use super::{Grouped, by_group};
 use crate::authz::{CustomerReach, Role, UserFacts};
+use crate::id::{CustomerId, TenantId, UserId};
 use crate::lifecycle::{Transition, UserStatus};
 use crate::path::Path;
 use crate::store::customers::CustomerRow;

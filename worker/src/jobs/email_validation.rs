@@ -1,11 +1,11 @@
 //! EMAIL_VALIDATION: the link that proves an address, after a sign-up or
 //! for an address change (then it goes to the new address).
 
-use canopy_core::id::UserId;
 use serde_json::json;
 
 use super::{Composed, Context};
 use crate::ledger::Outcome;
+use canopy_core::id::UserId;
 use canopy_core::lifecycle::UserStatus;
 use canopy_core::links;
 use canopy_core::store::jobs::Claimed;

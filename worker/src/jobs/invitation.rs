@@ -1,10 +1,10 @@
 //! INVITATION: the activation link for a user an administrator created.
 
-use canopy_core::id::UserId;
 use serde_json::json;
 
 use super::{Composed, Context};
 use crate::ledger::Outcome;
+use canopy_core::id::UserId;
 use canopy_core::lifecycle::UserStatus;
 use canopy_core::links;
 use canopy_core::store::jobs::Claimed;

@@ -8,10 +8,10 @@ pub mod email_validation;
 pub mod invitation;
 pub mod password_reset;
 
-use canopy_core::id::{TenantId, UserId};
 use std::sync::Arc;
 
 use canopy_core::config::Config;
+use canopy_core::id::{TenantId, UserId};
 use canopy_core::jobs::{JobKind, Payload};
 use canopy_core::links;
 use canopy_core::secrets::Keyring;

@@ -1,10 +1,10 @@
 //! PASSWORD_RESET: the link to choose a new password.
 
-use canopy_core::id::UserId;
 use serde_json::json;
 
 use super::{Composed, Context};
 use crate::ledger::Outcome;
+use canopy_core::id::UserId;
 use canopy_core::lifecycle::UserStatus;
 use canopy_core::links;
 use canopy_core::store::jobs::Claimed;

@@ -1,11 +1,8 @@
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
-use canopy_core::id::{CustomerId, TenantId};
 use chrono::{DateTime, Utc};
 
 use super::connection::{Connection, Total};
 use super::{Entitlement, User, UserConnection, UserStatus};
-use crate::AppState;
-use crate::access;
 use crate::actions::customers::{CustomerChanges, NewCustomer};
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
@@ -13,7 +10,9 @@ use crate::graphql::guards;
 use crate::graphql::loaders::{ChildCountKey, ChildrenKey, Loaders};
 use crate::ids::{self};
 use crate::pagination::{self, Page, connection_cost, search_pattern};
+use crate::{AppState, access};
 use canopy_core::authz;
+use canopy_core::id::{CustomerId, TenantId};
 use canopy_core::store::customers::{self, CustomerRow, Filter};
 use canopy_core::store::users;
 

@@ -1,5 +1,4 @@
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
-use canopy_core::id::{TenantId, UserId};
 use chrono::{DateTime, Utc};
 
 use super::connection::{Connection, Total};
@@ -7,6 +6,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self};
 use crate::pagination::{self, Page};
+use canopy_core::id::{TenantId, UserId};
 use canopy_core::jobs::{JobKind as CoreKind, JobState as CoreState};
 use canopy_core::store::jobs::{self, JobRow};
 

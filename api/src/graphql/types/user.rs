@@ -1,11 +1,8 @@
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
-use canopy_core::id::TenantId;
 use chrono::{DateTime, Utc};
 
 use super::Customer;
 use super::connection::{Connection, Total};
-use crate::AppState;
-use crate::access;
 use crate::actions::accounts::SignUp;
 use crate::actions::users::{NewUserCommand, UserChanges};
 use crate::auth::{Caller, Principal, Scope};
@@ -14,7 +11,9 @@ use crate::graphql::guards;
 use crate::graphql::loaders::Loaders;
 use crate::ids::{self};
 use crate::pagination::{self, Page};
+use crate::{AppState, access};
 use canopy_core::authz;
+use canopy_core::id::TenantId;
 use canopy_core::store::customers::CustomerRow;
 use canopy_core::store::users::{self, Filter, UserRow};
 
