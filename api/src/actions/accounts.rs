@@ -5,7 +5,7 @@
 use chrono::Duration;
 use sqlx::{Acquire, PgConnection, PgPool};
 
-use super::emails::{notify, queue_link, tell, tell_the_address_owner};
+use super::emails::{LinkEmail, notify, send_link, tell, tell_the_address_owner};
 use super::sessions::{Session, check_password, hash_password, open_session};
 use super::users::{is_email_taken, refused};
 use crate::error::{ApiError, ApiResult};
@@ -14,11 +14,11 @@ use crate::validation::{MAX_NAME_CHARS, MAX_TITLE_CHARS};
 use canopy_core::authz::Role;
 use canopy_core::config::Config;
 use canopy_core::id::TenantId;
-use canopy_core::jobs::{AccountNotice, JobKind, Notice};
+use canopy_core::jobs::{AccountNotice, Notice};
 use canopy_core::lifecycle::{self, Event, UserStatus};
 use canopy_core::secrets::{self, Keyring};
 use canopy_core::store::customers::{self, Fields};
-use canopy_core::store::tokens::{self, Purpose, TokenRequest, TokenRow, Unusable};
+use canopy_core::store::tokens::{self, Purpose, TokenRow, Unusable};
 use canopy_core::store::users::{self, NewUser, UserRow};
 use canopy_core::store::{sessions, tenants, tree_lock};
 
@@ -112,28 +112,13 @@ pub async fn sign_up(
     };
     users::set_password(&mut tx, tenant_id, user.id, &password_hash).await?;
     users::mark_signed_up(&mut tx, tenant_id, user.id, customer.id).await?;
-    let token = tokens::issue(
-        &mut tx,
-        keyring,
-        TokenRequest {
-            tenant_id,
-            user_id: user.id,
-            purpose: Purpose::EmailValidation,
-            ttl: Duration::hours(VALIDATION_TTL_HOURS),
-            method: None,
-            email: None,
-        },
-    )
-    .await?;
-    queue_link(
-        &mut tx,
-        config,
-        JobKind::EmailValidation,
-        &user,
-        &email,
-        &token,
-    )
-    .await?;
+    let validation = LinkEmail {
+        purpose: Purpose::EmailValidation,
+        ttl: Duration::hours(VALIDATION_TTL_HOURS),
+        to: &email,
+        new_address: None,
+    };
+    send_link(&mut tx, config, keyring, &user, validation).await?;
     tx.commit().await?;
     Ok((user, customer))
 }
@@ -212,28 +197,13 @@ pub async fn request_password_reset(
     if user.status == UserStatus::Suspended {
         return Ok(true);
     }
-    let token = tokens::issue(
-        &mut tx,
-        keyring,
-        TokenRequest {
-            tenant_id,
-            user_id: user.id,
-            purpose: Purpose::PasswordReset,
-            ttl: Duration::hours(RESET_TTL_HOURS),
-            method: None,
-            email: None,
-        },
-    )
-    .await?;
-    queue_link(
-        &mut tx,
-        config,
-        JobKind::PasswordReset,
-        &user,
-        &user.email,
-        &token,
-    )
-    .await?;
+    let reset = LinkEmail {
+        purpose: Purpose::PasswordReset,
+        ttl: Duration::hours(RESET_TTL_HOURS),
+        to: &user.email,
+        new_address: None,
+    };
+    send_link(&mut tx, config, keyring, &user, reset).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -9,9 +9,51 @@ use crate::error::ApiResult;
 use canopy_core::config::Config;
 use canopy_core::id::{TenantId, UserId};
 use canopy_core::jobs::{AccountNotice, JobKind, Notice, Payload};
+use canopy_core::secrets::Keyring;
 use canopy_core::store::jobs::{self, NewJob, Notification, notify_administrators};
-use canopy_core::store::tokens::IssuedToken;
+use canopy_core::store::tokens::{self, IssuedToken, Purpose, TokenRequest};
 use canopy_core::store::users::{self, UserRow};
+use chrono::Duration;
+
+/// A link email to send: what the link does, how long it works, where
+/// it goes, and (for an address change) the address it proves.
+pub(super) struct LinkEmail<'a> {
+    pub purpose: Purpose,
+    pub ttl: Duration,
+    pub to: &'a str,
+    pub new_address: Option<&'a str>,
+}
+
+/// Issues a link for `user` (the user's unused links of the same purpose
+/// stop working) and queues the email that carries it.
+pub(super) async fn send_link(
+    conn: &mut PgConnection,
+    config: &Config,
+    keyring: &Keyring,
+    user: &UserRow,
+    email: LinkEmail<'_>,
+) -> ApiResult<IssuedToken> {
+    let token = tokens::issue(
+        conn,
+        keyring,
+        TokenRequest {
+            tenant_id: user.tenant_id,
+            user_id: user.id,
+            purpose: email.purpose,
+            ttl: email.ttl,
+            method: None,
+            email: email.new_address,
+        },
+    )
+    .await?;
+    let kind = match email.purpose {
+        Purpose::EmailValidation => JobKind::EmailValidation,
+        Purpose::Activation => JobKind::Invitation,
+        Purpose::PasswordReset => JobKind::PasswordReset,
+    };
+    queue_link(conn, config, kind, user, email.to, &token).await?;
+    Ok(token)
+}
 
 /// A link email: the job names the user and the token row, so the worker
 /// rebuilds the same link on every attempt.

@@ -8,7 +8,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::Patch;
 use super::accounts::VALIDATION_TTL_HOURS;
-use super::emails::{notify, queue_link, tell};
+use super::emails::{LinkEmail, notify, queue_link, send_link, tell};
 use crate::actions::tenants::ACTIVATION_TTL_HOURS;
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
@@ -399,28 +399,13 @@ pub async fn update(
     )
     .await?;
     if let Some(email) = &new_email {
-        let token = tokens::issue(
-            &mut tx,
-            keyring,
-            TokenRequest {
-                tenant_id: user.tenant_id,
-                user_id: user.id,
-                purpose: Purpose::EmailValidation,
-                ttl: Duration::hours(VALIDATION_TTL_HOURS),
-                method: None,
-                email: Some(email),
-            },
-        )
-        .await?;
-        queue_link(
-            &mut tx,
-            config,
-            JobKind::EmailValidation,
-            &user,
-            email,
-            &token,
-        )
-        .await?;
+        let validation = LinkEmail {
+            purpose: Purpose::EmailValidation,
+            ttl: Duration::hours(VALIDATION_TTL_HOURS),
+            to: email,
+            new_address: Some(email),
+        };
+        send_link(&mut tx, config, keyring, &user, validation).await?;
     }
     tx.commit().await?;
     Ok(user)

@@ -34,6 +34,31 @@ fn payload(row: canopy_core::store::customers::CustomerRow) -> CustomerPayload {
     }
 }
 
+/// Assigns or removes a customer's administrator. Naming a user by address
+/// reveals whether it exists, so users are read: USERS_READ as well as
+/// CUSTOMERS_WRITE.
+async fn set_administrator(
+    ctx: &Context<'_>,
+    customer_id: &ID,
+    email: &str,
+    assign: bool,
+) -> ApiResult<CustomerPayload> {
+    guards::require(ctx, Scope::UsersRead)?;
+    let caller = guards::require(ctx, Scope::CustomersWrite)?;
+    let customer_id = ids::expect_id(customer_id, "customerId")?;
+    let state = state(ctx);
+    actions::customers::set_administrator(
+        &state.pool,
+        &state.config,
+        caller,
+        customer_id,
+        email,
+        assign,
+    )
+    .await
+    .map(payload)
+}
+
 #[Object]
 impl Mutation {
     async fn create_customer(
@@ -115,20 +140,7 @@ impl Mutation {
         customer_id: ID,
         email: String,
     ) -> ApiResult<CustomerPayload> {
-        // Naming a user by address reveals whether it exists: users are read.
-        guards::require(ctx, Scope::UsersRead)?;
-        let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        let customer_id = ids::expect_id(&customer_id, "customerId")?;
-        actions::customers::set_administrator(
-            &state(ctx).pool,
-            &state(ctx).config,
-            caller,
-            customer_id,
-            &email,
-            true,
-        )
-        .await
-        .map(payload)
+        set_administrator(ctx, &customer_id, &email, true).await
     }
 
     /// Refuses (FAILED_PRECONDITION) when the user is not an administrator
@@ -139,20 +151,7 @@ impl Mutation {
         customer_id: ID,
         email: String,
     ) -> ApiResult<CustomerPayload> {
-        // Naming a user by address reveals whether it exists: users are read.
-        guards::require(ctx, Scope::UsersRead)?;
-        let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        let customer_id = ids::expect_id(&customer_id, "customerId")?;
-        actions::customers::set_administrator(
-            &state(ctx).pool,
-            &state(ctx).config,
-            caller,
-            customer_id,
-            &email,
-            false,
-        )
-        .await
-        .map(payload)
+        set_administrator(ctx, &customer_id, &email, false).await
     }
 
     /// `reference` is unique per kind within the tenant, at most 200 characters.

@@ -43,30 +43,57 @@ pub enum Composed {
     Moot(String),
 }
 
+/// A kind of link email: the page its link opens, its templates, and who
+/// it goes to (or why it is moot).
+pub(crate) struct LinkKind {
+    page: &'static str,
+    template: &'static str,
+    address: fn(&Link) -> Addressed,
+}
+
+/// The link email a kind sends; `None` for kinds that carry no link.
+fn link_kind(kind: JobKind) -> Option<LinkKind> {
+    let (page, template, address): (_, _, fn(&Link) -> Addressed) = match kind {
+        JobKind::Invitation => (links::ACTIVATE, "invitation", invitation::address),
+        JobKind::EmailValidation => (
+            links::VALIDATE_EMAIL,
+            "email_validation",
+            email_validation::address,
+        ),
+        JobKind::PasswordReset => (
+            links::RESET_PASSWORD,
+            "password_reset",
+            password_reset::address,
+        ),
+        JobKind::AdminNotification | JobKind::AccountNotice => return None,
+    };
+    Some(LinkKind {
+        page,
+        template,
+        address,
+    })
+}
+
 pub async fn compose(ctx: &Context, job: &Claimed) -> Result<Composed, Outcome> {
     let payload: Payload = serde_json::from_value(job.payload.0.clone())
         .map_err(|e| Outcome::Permanent(format!("unreadable payload: {e}")))?;
     match (job.kind, payload) {
-        (JobKind::Invitation, Payload::Link { user_id, token_id }) => {
-            invitation::compose(ctx, job, user_id, token_id).await
-        }
-        (JobKind::EmailValidation, Payload::Link { user_id, token_id }) => {
-            email_validation::compose(ctx, job, user_id, token_id).await
-        }
-        (JobKind::PasswordReset, Payload::Link { user_id, token_id }) => {
-            password_reset::compose(ctx, job, user_id, token_id).await
-        }
+        (kind, Payload::Link { user_id, token_id }) => match link_kind(kind) {
+            Some(link_kind) => link_email(ctx, job, (user_id, token_id), link_kind).await,
+            None => Err(mismatch(job)),
+        },
         (JobKind::AdminNotification, payload @ Payload::Notice { .. }) => {
             admin_notification::compose(ctx, job, payload).await
         }
         (JobKind::AccountNotice, payload @ Payload::Account { .. }) => {
             account_notice::compose(ctx, job, payload).await
         }
-        _ => Err(Outcome::Permanent(format!(
-            "a {} job cannot carry this payload",
-            job.kind
-        ))),
+        _ => Err(mismatch(job)),
     }
+}
+
+fn mismatch(job: &Claimed) -> Outcome {
+    Outcome::Permanent(format!("a {} job cannot carry this payload", job.kind))
 }
 
 /// A database error while composing: the job is tried again later.
@@ -156,6 +183,40 @@ pub(crate) async fn link(
         url,
         expires_in,
     }))
+}
+
+/// Where a link email goes and what else its template needs, or why it
+/// is moot.
+pub(crate) type Addressed = Result<(String, serde_json::Value), String>;
+
+/// Composes a link email: loads the user, the token and the tenant
+/// (`link`), lets the kind decide where it goes (or that it is moot), and
+/// renders its templates with the link and what the kind added.
+pub(crate) async fn link_email(
+    ctx: &Context,
+    job: &Claimed,
+    ids: (UserId, i64),
+    kind: LinkKind,
+) -> Result<Composed, Outcome> {
+    let (user_id, token_id) = ids;
+    let link = match link(ctx, job, user_id, token_id, kind.page).await? {
+        Ok(link) => link,
+        Err(reason) => return Ok(Composed::Moot(reason)),
+    };
+    let (to, extra) = match (kind.address)(&link) {
+        Ok(addressed) => addressed,
+        Err(reason) => return Ok(Composed::Moot(reason)),
+    };
+    let mut context = serde_json::json!({
+        "tenant": link.tenant.name,
+        "name": link.user.greeting_name(),
+        "link": link.url,
+        "expires_in": link.expires_in,
+    });
+    if let (Some(context), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
+        context.extend(extra);
+    }
+    email(ctx, job, kind.template, &to, context).map(Composed::Send)
 }
 
 /// Renders `kind`'s templates into an email for `to`, with the job's

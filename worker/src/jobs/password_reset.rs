@@ -1,32 +1,14 @@
-//! PASSWORD_RESET: the link to choose a new password.
+//! PASSWORD_RESET: the link to choose a new password; moot for a
+//! suspended user.
 
 use serde_json::json;
 
-use super::{Composed, Context};
-use crate::ledger::Outcome;
-use canopy_core::id::UserId;
+use super::{Addressed, Link};
 use canopy_core::lifecycle::UserStatus;
-use canopy_core::links;
-use canopy_core::store::jobs::Claimed;
 
-pub async fn compose(
-    ctx: &Context,
-    job: &Claimed,
-    user_id: UserId,
-    token_id: i64,
-) -> Result<Composed, Outcome> {
-    let link = match super::link(ctx, job, user_id, token_id, links::RESET_PASSWORD).await? {
-        Ok(link) => link,
-        Err(reason) => return Ok(Composed::Moot(reason)),
-    };
+pub(crate) fn address(link: &Link) -> Addressed {
     if link.user.status == UserStatus::Suspended {
-        return Ok(Composed::Moot("the user is suspended".to_owned()));
+        return Err("the user is suspended".to_owned());
     }
-    let context = json!({
-        "tenant": link.tenant.name,
-        "name": link.user.greeting_name(),
-        "link": link.url,
-        "expires_in": link.expires_in,
-    });
-    super::email(ctx, job, "password_reset", &link.user.email, context).map(Composed::Send)
+    Ok((link.user.email.clone(), json!({})))
 }
