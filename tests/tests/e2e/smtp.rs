@@ -156,6 +156,8 @@ async fn credentials_are_never_sent_in_clear() {
     let app = TestApp::spawn_with_sink_and_env(pool, sink, &[("SMTP_URL", url.as_str())]).await;
     let user = invite_one(&app, "ann@globex.test").await;
 
+    // The server is never put right: the job retries after the test.
+    app.expect_unfinished_jobs();
     let failed = failed_once(&app, &user, "ann@globex.test").await;
     let cause = failed["lastError"].as_str().unwrap();
     assert!(cause.contains("does not offer STARTTLS"), "{cause}");
@@ -231,4 +233,6 @@ async fn ssl_cert_file_is_honoured() {
 
     let email = app.mail().wait_for("ann@globex.test", SUBJECT).await;
     assert!(email.tls);
+    // Before the worker process goes, with the test.
+    app.jobs_settled().await;
 }
