@@ -2,6 +2,7 @@
 //! the test's own (`TestDb`), under a Redis prefix of its own,
 //! spoken to as a client would: GraphQL over HTTP.
 
+pub mod accounts;
 pub mod background;
 pub mod database;
 pub mod ledger;
@@ -13,6 +14,7 @@ pub mod statements;
 pub mod tls;
 pub mod worker_process;
 
+pub use accounts::PASSWORD;
 pub use database::TestDb;
 pub use ledger::Job;
 pub use redis_namespace::RedisNamespace;
@@ -483,6 +485,29 @@ pub fn data_of(body: Value) -> Value {
         serde_json::to_string_pretty(&body).unwrap()
     );
     body["data"].clone()
+}
+
+/// The `field` of every node of a connection, in order.
+pub fn node_strings(connection: &Value, field: &str) -> Vec<String> {
+    connection["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no nodes in {connection}"))
+        .iter()
+        .map(|node| node[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The string at `path` in `data` (e.g. an id a mutation returned),
+/// failing the test if there is none.
+pub fn string_at(data: &Value, path: &[&str]) -> String {
+    let mut value = data;
+    for key in path {
+        value = &value[*key];
+    }
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("no string at {path:?}: {data}"))
+        .to_owned()
 }
 
 pub fn error_of(body: Value) -> GqlError {
