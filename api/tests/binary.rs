@@ -2,65 +2,43 @@
 //! database, then the server with no arguments, queried over HTTP with the
 //! printed key, and stopped with SIGTERM.
 
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use canopy_tests::TestDb;
+use canopy_tests::process::Process;
+use canopy_tests::{RedisNamespace, TestDb, eventually, free_port, random_hex, scratch_dir};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_canopy-api");
 
-fn random_hex() -> String {
-    format!("{:016x}", rand::random::<u64>())
+/// Starts the server on `db`, under a Redis prefix of the test's own, with
+/// no CANOPY_SECRET (the installation keeps its own) and `env`.
+fn serve(db: &TestDb, namespace: &RedisNamespace, env: &[(&str, &str)]) -> Process {
+    let mut command = Command::new(BIN);
+    command
+        .env("DATABASE_URL", db.url())
+        .env("CANOPY_QUEUE", namespace.name())
+        .env_remove("CANOPY_SECRET")
+        .env_remove("CANOPY_LOG_FORMAT")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied());
+    Process::spawn("canopy-api", command)
 }
 
-/// A scratch directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let path = std::env::temp_dir().join(format!("canopy-bin-{}", random_hex()));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The running server; killed on drop if still running, and its log shown
-/// when the test is failing.
-struct Server {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Server {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("try_wait")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+/// Waits until `url` answers 200, failing as soon as the server exits.
+async fn wait_until_ok(server: &mut Process, client: &reqwest::Client, url: &str) {
+    eventually(&format!("{url} to answer 200"), async || {
+        if let Some(status) = server.exited() {
+            panic!("canopy-api exited before serving: {status}");
         }
-        if std::thread::panicking() {
-            eprintln!("--- canopy-api log ---\n{}", self.log());
+        let response = client.get(url).timeout(Duration::from_secs(1)).send().await;
+        match response {
+            Ok(response) if response.status() == reqwest::StatusCode::OK => Ok(()),
+            Ok(response) => Err(response.status().to_string()),
+            Err(error) => Err(error.to_string()),
         }
-    }
+    })
+    .await
 }
 
 /// Runs `create-tenant` as on a fresh installation: no CANOPY_SECRET, so
@@ -85,14 +63,6 @@ async fn create_tenant_with(db: &TestDb, admin_email: &str, secret: Option<&str>
         .output()
         .await
         .expect("run canopy-api create-tenant")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind a free port")
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn string_field<'a>(object: &'a Value, name: &str) -> &'a str {
@@ -130,7 +100,7 @@ const VIEWER: &str = "{ viewer { tenant { id name } scopes } }";
 #[tokio::test]
 async fn create_tenant_then_serve_and_query_with_the_printed_key() {
     let db = TestDb::named();
-    let scratch = TempDir::new();
+    let scratch = scratch_dir();
 
     // create-tenant: one JSON object on stdout.
     let output = create_tenant(&db, "admin@bin.test").await;
@@ -161,51 +131,22 @@ async fn create_tenant_then_serve_and_query_with_the_printed_key() {
     );
 
     // The server, on a free port.
-    let namespace = RedisNamespace::new();
+    let namespace = RedisNamespace::new("canopy-bin");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let log = scratch.0.join("canopy-api.log");
-    let mail_dir = scratch.0.join("mail");
-    let log_file = File::create(&log).expect("log file");
-    let child = Command::new(BIN)
-        .env("DATABASE_URL", db.url())
-        .env("CANOPY_ADDR", format!("127.0.0.1:{port}"))
-        .env("CANOPY_QUEUE", &namespace.0)
-        .env("CANOPY_MAIL_DIR", &mail_dir)
-        .env_remove("CANOPY_SECRET")
-        .env_remove("CANOPY_LOG_FORMAT")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().expect("log file"))
-        .stderr(log_file)
-        .spawn()
-        .expect("start canopy-api");
-    let mut server = Server { child, log };
-
+    let mail_dir = scratch.path().join("mail");
+    let addr = format!("127.0.0.1:{port}");
+    let mail_dir_env = mail_dir.to_str().unwrap();
+    let mut server = serve(
+        &db,
+        &namespace,
+        &[("CANOPY_ADDR", &addr), ("CANOPY_MAIL_DIR", mail_dir_env)],
+    );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
-    let started = Instant::now();
-    loop {
-        if let Some(status) = server.exited() {
-            panic!("canopy-api exited before serving: {status}");
-        }
-        let healthy = client
-            .get(format!("{base}/healthz"))
-            .timeout(Duration::from_secs(1))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == reqwest::StatusCode::OK);
-        if healthy {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "/healthz did not answer 200 within 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_ok(&mut server, &client, &format!("{base}/healthz")).await;
 
     // The printed key works and holds every scope.
     let (status, body) = graphql(&client, &base, Some(api_key), VIEWER).await;
@@ -262,25 +203,17 @@ async fn create_tenant_then_serve_and_query_with_the_printed_key() {
     );
     let (_, body) = graphql(&client, &base, Some(api_key), &invite).await;
     assert!(body.get("errors").is_none(), "{body}");
-    let started = std::time::Instant::now();
-    let written = loop {
-        let found = std::fs::read_dir(&mail_dir)
+    let written = eventually("the invitation as a .eml file", async || {
+        std::fs::read_dir(&mail_dir)
             .ok()
             .into_iter()
             .flatten()
             .filter_map(|entry| entry.ok())
             .map(|entry| std::fs::read_to_string(entry.path()).unwrap_or_default())
-            .find(|text| text.contains("bin.user@bin.test"));
-        if let Some(text) = found {
-            break text;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no .eml file in {}",
-            mail_dir.display()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+            .find(|text| text.contains("bin.user@bin.test"))
+            .ok_or_else(|| format!("nothing for bin.user@bin.test in {}", mail_dir.display()))
+    })
+    .await;
     assert!(
         written.contains("Subject: Bin Test: set up your account"),
         "{written}"
@@ -319,36 +252,18 @@ async fn create_tenant_then_serve_and_query_with_the_printed_key() {
     }
     assert!(
         server
-            .log()
+            .log_text()
             .contains("using the server secret kept in the database"),
         "{}",
-        server.log()
+        server.log_text()
     );
 
     // SIGTERM: a clean exit, promptly.
-    let terminated = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(terminated.success(), "kill -TERM failed: {terminated}");
-    let signalled = Instant::now();
-    let status = loop {
-        if let Some(status) = server.exited() {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(10),
-            "canopy-api still running 10 s after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = server.terminate(Duration::from_secs(10)).await;
     assert!(
         status.success(),
         "canopy-api exited with {status} after SIGTERM"
     );
-
-    drop(server);
-    drop(db);
 }
 
 #[tokio::test]
@@ -375,8 +290,6 @@ async fn create_tenant_refuses_bad_input() {
         !db.exists().await,
         "create-tenant created a database for bad input"
     );
-
-    drop(db);
 }
 
 #[tokio::test]
@@ -413,47 +326,32 @@ async fn fresh_installations_without_a_secret_issue_different_links() {
         stderr.contains("CANOPY_SECRET must be at least 32 bytes"),
         "{stderr}"
     );
-    drop(first);
-    drop(second);
 }
 
 #[tokio::test]
 async fn operators_endpoints_can_have_an_address_of_their_own() {
     let db = TestDb::named();
-    let scratch = TempDir::new();
-    let namespace = RedisNamespace::new();
+    let namespace = RedisNamespace::new("canopy-bin");
     let (api_port, ops_port) = (free_port(), free_port());
-    let log = scratch.0.join("canopy-api.log");
-    let log_file = File::create(&log).expect("log file");
-    let child = Command::new(BIN)
-        .env("DATABASE_URL", db.url())
-        .env("CANOPY_ADDR", format!("127.0.0.1:{api_port}"))
-        .env("CANOPY_OPS_ADDR", format!("127.0.0.1:{ops_port}"))
-        .env("CANOPY_QUEUE", &namespace.0)
-        .env("CANOPY_EMBEDDED_WORKER", "false")
-        .env_remove("CANOPY_SECRET")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().expect("log file"))
-        .stderr(log_file)
-        .spawn()
-        .expect("start canopy-api");
-    let mut server = Server { child, log };
+    let (api_addr, ops_addr) = (
+        format!("127.0.0.1:{api_port}"),
+        format!("127.0.0.1:{ops_port}"),
+    );
+    let mut server = serve(
+        &db,
+        &namespace,
+        &[
+            ("CANOPY_ADDR", &api_addr),
+            ("CANOPY_OPS_ADDR", &ops_addr),
+            ("CANOPY_EMBEDDED_WORKER", "false"),
+        ],
+    );
     let client = reqwest::Client::new();
-    let ops = format!("http://127.0.0.1:{ops_port}");
-    let started = Instant::now();
-    while !client
-        .get(format!("{ops}/healthz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
-    {
-        assert!(server.exited().is_none(), "canopy-api exited");
-        assert!(started.elapsed() < Duration::from_secs(20), "no /healthz");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let ops = format!("http://{ops_addr}");
+    wait_until_ok(&mut server, &client, &format!("{ops}/healthz")).await;
     let metrics = client.get(format!("{ops}/metrics")).send().await.unwrap();
     assert_eq!(metrics.status(), reqwest::StatusCode::OK);
-    let api = format!("http://127.0.0.1:{api_port}");
+    let api = format!("http://{api_addr}");
     for path in ["/metrics", "/readyz", "/healthz"] {
         let status = client
             .get(format!("{api}{path}"))
@@ -465,39 +363,4 @@ async fn operators_endpoints_can_have_an_address_of_their_own() {
     }
     let (_, body) = graphql(&client, &api, None, VIEWER).await;
     assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
-    let _ = server.child.kill();
-    let _ = server.child.wait();
-    drop(server);
-    drop(db);
-}
-
-/// The Redis keys of a queue prefix, deleted when the test ends.
-struct RedisNamespace(String);
-
-impl RedisNamespace {
-    fn new() -> Self {
-        Self(format!("canopy-bin-{}", random_hex()))
-    }
-}
-
-impl Drop for RedisNamespace {
-    fn drop(&mut self) {
-        let Ok(mut conn) = redis::Client::open(
-            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
-        )
-        .and_then(|c| c.get_connection()) else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", self.0))
-            .query(&mut conn)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&keys).query(&mut conn);
-        }
-        let _: redis::RedisResult<()> = redis::cmd("ZREM")
-            .arg("core:apalis:queues:list")
-            .arg(format!("{}:jobs:workers", self.0))
-            .query(&mut conn);
-    }
 }

@@ -66,7 +66,7 @@ impl TestDb {
     /// A name only, for a binary that creates its database itself.
     pub fn named() -> Self {
         Self {
-            name: format!("{PREFIX}{:016x}", rand::random::<u64>()),
+            name: format!("{PREFIX}{}", crate::random_hex()),
             pool: None,
         }
     }
@@ -120,14 +120,7 @@ impl Drop for TestDb {
         // with a runtime of its own drops the database (FORCE ends any
         // connection a server or worker under test still holds).
         let name = self.name.clone();
-        let done = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(drop_database(&name))
-        })
-        .join();
+        let done = crate::background::run_apart(async move { drop_database(&name).await });
         if !matches!(done, Ok(Ok(()))) {
             eprintln!("could not drop test database {}: {done:?}", self.name);
         }

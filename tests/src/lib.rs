@@ -2,20 +2,75 @@
 //! the test's own (`TestDb`), under a Redis prefix of its own,
 //! spoken to as a client would: GraphQL over HTTP.
 
+pub mod accounts;
+pub mod background;
 pub mod database;
+pub mod ledger;
 pub mod mail;
+pub mod process;
+pub mod redis_namespace;
 pub mod redis_server;
 pub mod statements;
 pub mod tls;
 pub mod worker_process;
 
+pub use accounts::PASSWORD;
 pub use database::TestDb;
+pub use ledger::Job;
+pub use redis_namespace::RedisNamespace;
 
 /// How often tests look again for what they wait for.
-pub const POLL: std::time::Duration = std::time::Duration::from_millis(50);
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// How long tests wait for something before failing.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Polls `check` until it gives `Ok`, and returns what it gave; fails the
+/// test after `WAIT`, saying it waited for `what` and what `check` last saw
+/// instead (its `Err`).
+pub async fn eventually<T, E: std::fmt::Display>(
+    what: &str,
+    mut check: impl AsyncFnMut() -> Result<T, E>,
+) -> T {
+    let started = Instant::now();
+    loop {
+        match check().await {
+            Ok(found) => return found,
+            Err(seen) => assert!(
+                started.elapsed() < WAIT,
+                "waited {WAIT:?} for {what}; last saw: {seen}"
+            ),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A port nothing listens on, for now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// 64 random bits in hex, to name what is the test's own.
+pub fn random_hex() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// A scratch directory, removed with what it holds when dropped.
+pub fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("canopy-test-")
+        .tempdir()
+        .expect("create a scratch directory")
+}
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
 
 use canopy_api::actions::tenants::{self, CreatedTenant, NewTenant};
 use canopy_api::{AppState, app};
@@ -62,9 +117,22 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The tenant every test starts with, and its all-scopes key.
     pub tenant: CreatedTenant,
-    /// The SMTP server the worker sends to, when the test has one.
+    /// The SMTP server the worker sends to, when the test has one. With
+    /// one, the app checks when dropped that no job was left unfinished.
     pub smtp: Option<mail::SmtpSink>,
-    worker: Option<CancellationToken>,
+    worker: Option<Worker>,
+    /// Set by `expect_unfinished_jobs`.
+    unfinished_expected: AtomicBool,
+    /// The app's Redis keys, deleted after the worker stopped.
+    namespace: Option<RedisNamespace>,
+}
+
+/// The relay and worker running in the test process, on a runtime of their
+/// own so they go on while the test's is blocked (by `TestApp`'s drop).
+struct Worker {
+    stop: CancellationToken,
+    stopped: std::sync::mpsc::Receiver<()>,
+    runtime: background::Background,
 }
 
 /// A GraphQL error as a caller sees it.
@@ -125,14 +193,37 @@ impl TestApp {
         app
     }
 
+    /// Starts the relay and worker (for an app spawned with them stopped).
     pub fn start_worker(&mut self) {
+        self.start_worker_with(self.config.as_ref().clone());
+    }
+
+    /// Starts the relay and worker with a configuration of the test's own
+    /// (e.g. another secret).
+    pub fn start_worker_with(&mut self, config: Config) {
+        assert!(self.worker.is_none(), "the worker runs already");
+        let runtime = background::Background::new("canopy-worker");
         let stop = CancellationToken::new();
-        tokio::spawn(canopy_worker::run(
-            self.pool.clone(),
-            self.config.clone(),
-            stop.clone(),
-        ));
-        self.worker = Some(stop);
+        let (done, stopped) = std::sync::mpsc::channel();
+        // A pool of its own: connections serve only the runtime that made them.
+        let database = self.pool.connect_options().as_ref().clone();
+        let stopping = stop.clone();
+        runtime.handle().spawn(async move {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(10)
+                .connect_with(database)
+                .await
+                .expect("the worker connects to the test database");
+            if let Err(error) = canopy_worker::run(pool, Arc::new(config), stopping).await {
+                eprintln!("the worker stopped: {error:#}");
+            }
+            let _ = done.send(());
+        });
+        self.worker = Some(Worker {
+            stop,
+            stopped,
+            runtime,
+        });
     }
 
     /// Like `spawn`, with these environment settings over the tests' own
@@ -152,7 +243,10 @@ impl TestApp {
         env: &[(&str, &str)],
     ) -> Self {
         statements::install();
-        let queue = format!("canopy-test-{:016x}", rand::random::<u64>());
+        let namespace = match redis_url {
+            Some(url) => RedisNamespace::on(&url, "canopy-test"),
+            None => RedisNamespace::new("canopy-test"),
+        };
         let smtp_url = smtp.as_ref().map(mail::SmtpSink::url);
         let config = Arc::new(
             Config::from_lookup(|name| {
@@ -160,15 +254,12 @@ impl TestApp {
                     return Some((*value).to_owned());
                 }
                 match name {
-                    "CANOPY_QUEUE" => Some(queue.clone()),
+                    "CANOPY_QUEUE" => Some(namespace.name().to_owned()),
                     "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
                     "CANOPY_SECRET" => Some(TEST_SECRET.into()),
                     "SMTP_URL" => smtp_url.clone(),
                     "CANOPY_JOB_LEASE_SECONDS" => Some("5".into()),
-                    // A REDIS_URL in the environment wins over the default.
-                    "REDIS_URL" => redis_url
-                        .clone()
-                        .or_else(|| std::env::var("REDIS_URL").ok()),
+                    "REDIS_URL" => Some(namespace.redis_url().to_owned()),
                     // The tests' client names its requests (X-Request-Id).
                     "CANOPY_TRUSTED_PROXIES" => Some("127.0.0.1".into()),
                     limit if limit.starts_with("CANOPY_LIMIT_") => Some(GENEROUS_LIMIT.into()),
@@ -191,6 +282,8 @@ impl TestApp {
             tenant: placeholder(),
             smtp,
             worker: None,
+            unfinished_expected: AtomicBool::new(false),
+            namespace: Some(namespace),
         };
         app.tenant = app.create_tenant("Acme").await;
         app
@@ -351,53 +444,29 @@ impl TestApp {
     pub fn mail(&self) -> &mail::SmtpSink {
         self.smtp.as_ref().expect("started with spawn_with_mail")
     }
-
-    /// Waits until every job has finished (DONE or KILLED), polling.
-    pub async fn jobs_settled(&self) {
-        let started = std::time::Instant::now();
-        loop {
-            let open: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM jobs WHERE state NOT IN ('DONE', 'KILLED')",
-            )
-            .fetch_one(&self.pool)
-            .await
-            .unwrap();
-            if open == 0 {
-                return;
-            }
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(30),
-                "{open} jobs still open"
-            );
-            tokio::time::sleep(POLL).await;
-        }
-    }
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(worker) = &self.worker {
-            worker.cancel();
+        // While the worker still runs, so it can finish what is under way.
+        let unfinished = if self.checks_jobs_at_end() {
+            ledger::unfinished_after(&self.pool, ledger::END_WAIT)
+        } else {
+            Vec::new()
+        };
+        if let Some(worker) = self.worker.take() {
+            worker.stop.cancel();
+            let _ = worker.stopped.recv_timeout(Duration::from_secs(10));
+            drop(worker.runtime);
         }
-        // The test's Redis keys go with it.
-        let prefix = self.config.queue.clone();
-        let url = self.config.redis_url.clone();
-        let _ = std::thread::spawn(move || delete_redis_namespace(&url, &prefix)).join();
+        drop(self.namespace.take());
+        assert!(
+            unfinished.is_empty(),
+            "jobs left unfinished when the test ended (a test that means to \
+             leave them says so with expect_unfinished_jobs):\n{}",
+            ledger::describe(&unfinished)
+        );
     }
-}
-
-fn delete_redis_namespace(url: &str, prefix: &str) -> redis::RedisResult<()> {
-    let mut conn = redis::Client::open(url)?.get_connection()?;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query(&mut conn)?;
-    if !keys.is_empty() {
-        redis::cmd("DEL").arg(&keys).query::<()>(&mut conn)?;
-    }
-    redis::cmd("ZREM")
-        .arg("core:apalis:queues:list")
-        .arg(format!("{prefix}:jobs:workers"))
-        .query::<()>(&mut conn)
 }
 
 fn placeholder() -> CreatedTenant {
@@ -416,6 +485,29 @@ pub fn data_of(body: Value) -> Value {
         serde_json::to_string_pretty(&body).unwrap()
     );
     body["data"].clone()
+}
+
+/// The `field` of every node of a connection, in order.
+pub fn node_strings(connection: &Value, field: &str) -> Vec<String> {
+    connection["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no nodes in {connection}"))
+        .iter()
+        .map(|node| node[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The string at `path` in `data` (e.g. an id a mutation returned),
+/// failing the test if there is none.
+pub fn string_at(data: &Value, path: &[&str]) -> String {
+    let mut value = data;
+    for key in path {
+        value = &value[*key];
+    }
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("no string at {path:?}: {data}"))
+        .to_owned()
 }
 
 pub fn error_of(body: Value) -> GqlError {

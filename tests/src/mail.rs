@@ -3,12 +3,14 @@
 //! test starts its own on a free port; it can refuse messages with a reply
 //! of the test's choosing, answer slowly, stop and start again on the same
 //! port, offer STARTTLS or speak TLS from the first byte, and demand a user
-//! and password. Messages are read back by polling, never after a fixed
-//! sleep.
+//! and password. It runs on a runtime of its own, so it answers even while
+//! the test's runtime is blocked (a dropping `TestApp` waiting for the
+//! worker to finish its jobs). Messages are read back by polling, never
+//! after a fixed sleep.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use mailin::AuthMechanism;
 use mailin::{Action, Response, Session, SessionBuilder};
@@ -19,13 +21,14 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-/// How long a test waits for an email before failing.
-const MAIL_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::background::Background;
 
 pub struct SmtpSink {
     pub port: u16,
     state: Arc<Mutex<State>>,
     server: Server,
+    /// Declared last: it outlives the server's tasks it runs.
+    runtime: Background,
 }
 
 /// What the test set, and what the sink received.
@@ -111,14 +114,16 @@ impl Received {
 
 impl SmtpSink {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
-        let server = Server::spawn(listener, state.clone());
+        let runtime = Background::new("smtp-sink");
+        let server = Server::spawn(&runtime, listener, state.clone());
         Self {
             port,
             state,
             server,
+            runtime,
         }
     }
 
@@ -134,17 +139,11 @@ impl SmtpSink {
     pub async fn restart(&mut self) {
         self.stop().await;
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let started = Instant::now();
-        let listener = loop {
-            match TcpListener::bind(addr).await {
-                Ok(listener) => break listener,
-                Err(error) => {
-                    assert!(started.elapsed() < MAIL_TIMEOUT, "rebind {addr}: {error}");
-                    tokio::time::sleep(crate::POLL).await;
-                }
-            }
-        };
-        self.server = Server::spawn(listener, self.state.clone());
+        let listener = crate::eventually(&format!("{addr} to bind again"), async || {
+            std::net::TcpListener::bind(addr)
+        })
+        .await;
+        self.server = Server::spawn(&self.runtime, listener, self.state.clone());
     }
 
     pub fn url(&self) -> String {
@@ -185,25 +184,18 @@ impl SmtpSink {
 
     /// Waits for a message to `to` whose subject contains `subject`.
     pub async fn wait_for(&self, to: &str, subject: &str) -> Received {
-        let started = Instant::now();
-        loop {
-            if let Some(found) = self
-                .messages()
-                .into_iter()
-                .find(|m| m.to.eq_ignore_ascii_case(to) && m.subject.contains(subject))
-            {
-                return found;
-            }
-            assert!(
-                started.elapsed() < MAIL_TIMEOUT,
-                "no email to {to} about {subject:?}; received: {:#?}",
-                self.messages()
-                    .iter()
-                    .map(|m| (&m.to, &m.subject))
-                    .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(crate::POLL).await;
-        }
+        let what = format!("an email to {to} about {subject:?}");
+        crate::eventually(&what, async || {
+            let messages = self.messages();
+            let found = messages
+                .iter()
+                .find(|m| m.to.eq_ignore_ascii_case(to) && m.subject.contains(subject));
+            found.cloned().ok_or_else(|| {
+                let seen: Vec<_> = messages.iter().map(|m| (&m.to, &m.subject)).collect();
+                format!("received: {seen:#?}")
+            })
+        })
+        .await
     }
 
     /// Messages to `to`, as many as have arrived.
@@ -222,9 +214,21 @@ impl Drop for SmtpSink {
 }
 
 impl Server {
-    fn spawn(listener: TcpListener, state: Arc<Mutex<State>>) -> Self {
+    /// Serves `listener` on `runtime`.
+    fn spawn(
+        runtime: &Background,
+        listener: std::net::TcpListener,
+        state: Arc<Mutex<State>>,
+    ) -> Self {
+        listener.set_nonblocking(true).unwrap();
+        let listener = {
+            let _within = runtime.handle().enter();
+            TcpListener::from_std(listener).unwrap()
+        };
         let stop = CancellationToken::new();
-        let task = tokio::spawn(accept(listener, state, stop.clone()));
+        let task = runtime
+            .handle()
+            .spawn(accept(listener, state, stop.clone()));
         Self {
             stop,
             task: Some(task),

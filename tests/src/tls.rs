@@ -2,7 +2,7 @@
 //! told to trust (`SMTP_CA_FILE`), and the server certificates it issues
 //! for the tests' SMTP server (127.0.0.1 and localhost).
 
-use std::path::PathBuf;
+use std::io::Write;
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
@@ -12,7 +12,7 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
     /// The CA's certificate as a PEM file, removed with the CA.
-    file: PathBuf,
+    file: tempfile::NamedTempFile,
 }
 
 impl TestCa {
@@ -23,9 +23,12 @@ impl TestCa {
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let key = KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
-        let file =
-            std::env::temp_dir().join(format!("canopy-test-ca-{:016x}.pem", rand::random::<u64>()));
-        std::fs::write(&file, cert.pem()).unwrap();
+        let mut file = tempfile::Builder::new()
+            .prefix("canopy-test-ca-")
+            .suffix(".pem")
+            .tempfile()
+            .unwrap();
+        file.write_all(cert.pem().as_bytes()).unwrap();
         Self {
             issuer: Issuer::new(params, key),
             file,
@@ -34,7 +37,7 @@ impl TestCa {
 
     /// The path of the CA's certificate, for `SMTP_CA_FILE`.
     pub fn file(&self) -> &str {
-        self.file.to_str().unwrap()
+        self.file.path().to_str().unwrap()
     }
 
     /// A TLS server configuration with a certificate this CA issued for
@@ -53,11 +56,5 @@ impl TestCa {
             .with_single_cert(vec![cert.der().clone()], key)
             .unwrap();
         Arc::new(config)
-    }
-}
-
-impl Drop for TestCa {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.file);
     }
 }

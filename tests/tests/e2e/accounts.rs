@@ -2,16 +2,8 @@
 //! API keys record their maker and may expire, and account data past its
 //! use is purged.
 
-use canopy_tests::{TestApp, TestDb, data_of, error_of, link_token};
+use canopy_tests::{PASSWORD, TestApp, TestDb, data_of, error_of};
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "correct horse battery";
-
-const ACTIVATE: &str =
-    "mutation($t: String!, $p: String!) { activateAccount(token: $t, password: $p) { token } }";
-
-const LOGIN: &str = "mutation($tenant: ID!, $email: String!, $password: String!) {
-  login(tenantId: $tenant, email: $email, password: $password) { token } }";
 
 const SESSIONS: &str =
     "query($id: ID!) { user(id: $id) { sessions { current createdAt expiresAt } } }";
@@ -22,39 +14,12 @@ const REVOKE: &str =
 /// A customer user of a new customer, activated; returns (id, session).
 async fn active_user(app: &TestApp, email: &str) -> (String, String) {
     let customer = app.customer(&format!("{email} Inc"), None).await;
-    let data = app
-        .data(
-            "mutation($c: ID!, $e: String!) { createUser(input: { customerId: $c, email: $e,
-               activation: DISPLAY_ACTIVATION_LINK }) { user { id } activationLink } }",
-            json!({ "c": customer, "e": email }),
-        )
-        .await;
-    let token = link_token(data["createUser"]["activationLink"].as_str().unwrap());
-    let session = data_of(
-        app.post(None, ACTIVATE, json!({ "t": token, "p": PASSWORD }))
-            .await,
-    )["activateAccount"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (
-        data["createUser"]["user"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        session,
-    )
+    app.member(&customer, email).await
 }
 
+/// A new session of `email`'s, signed in with the password.
 async fn login(app: &TestApp, email: &str) -> String {
-    data_of(
-        app.post(
-            None,
-            LOGIN,
-            json!({ "tenant": app.tenant.tenant_id, "email": email, "password": PASSWORD }),
-        )
-        .await,
-    )["login"]["token"]
+    data_of(app.login(email, PASSWORD).await)["login"]["token"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -179,14 +144,7 @@ async fn tenant_administrators_hear_of_new_administrators_and_keys() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
-    let token = link_token(&app.tenant.activation_link);
-    let admin = data_of(
-        app.post(None, ACTIVATE, json!({ "t": token, "p": PASSWORD }))
-            .await,
-    )["activateAccount"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let admin = app.activate_admin().await;
 
     // A key makes a new tenant administrator: the new one and the existing
     // one are told.
@@ -397,11 +355,7 @@ async fn stale_sign_ups_sessions_and_links_are_purged() {
         .as_str()
         .unwrap()
         .to_owned();
-    app.data(
-        "mutation($c: ID!) { assignCustomerAdministrator(customerId: $c, email: \"old@globex.test\") { customer { id } } }",
-        json!({ "c": watched_customer }),
-    )
-    .await;
+    app.administer(&watched_customer, "old@globex.test").await;
 
     // Time passes for all but the fresh sign-up.
     let fresh_user =

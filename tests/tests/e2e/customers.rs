@@ -1,7 +1,7 @@
 //! Creating, editing, listing and finding customers; administrators and
 //! entitlements; and that a tenant sees nothing of another's.
 
-use canopy_tests::{TestApp, TestDb};
+use canopy_tests::{TestApp, TestDb, node_strings};
 use serde_json::{Value, json};
 
 const CREATE: &str = "mutation($input: CreateCustomerInput!) {
@@ -25,15 +25,6 @@ const LIST: &str = "query($search: String, $rootsOnly: Boolean, $first: Int, $af
     pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
   }
 }";
-
-fn field_values(connection: &Value, field: &str) -> Vec<String> {
-    connection["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n[field].as_str().unwrap().to_owned())
-        .collect()
-}
 
 #[tokio::test]
 async fn create_stores_every_field_and_assigns_numbers() {
@@ -298,7 +289,7 @@ async fn lists_search_and_page_with_cursors() {
     let data = app.data(LIST, json!({ "first": 2 })).await;
     let page = &data["customers"];
     assert_eq!(page["totalCount"], 6);
-    assert_eq!(field_values(page, "title"), ["Acme Corp", "Globex"]);
+    assert_eq!(node_strings(page, "title"), ["Acme Corp", "Globex"]);
     assert_eq!(page["pageInfo"]["hasNextPage"], true);
     assert_eq!(page["pageInfo"]["hasPreviousPage"], false);
     assert_eq!(page["edges"][1]["cursor"], page["pageInfo"]["endCursor"]);
@@ -309,7 +300,7 @@ async fn lists_search_and_page_with_cursors() {
         )
         .await;
     let page = &data["customers"];
-    assert_eq!(field_values(page, "title"), ["Hooli", "Initech", "Stark"]);
+    assert_eq!(node_strings(page, "title"), ["Hooli", "Initech", "Stark"]);
     assert_eq!(page["pageInfo"]["hasNextPage"], true);
     assert_eq!(page["pageInfo"]["hasPreviousPage"], true);
     let data = app
@@ -318,25 +309,25 @@ async fn lists_search_and_page_with_cursors() {
             json!({ "first": 3, "after": page["pageInfo"]["endCursor"] }),
         )
         .await;
-    assert_eq!(field_values(&data["customers"], "title"), ["Umbrella Corp"]);
+    assert_eq!(node_strings(&data["customers"], "title"), ["Umbrella Corp"]);
     assert_eq!(data["customers"]["pageInfo"]["hasNextPage"], false);
 
     // Search: case-insensitive, anywhere, on title or number; blank is all.
     let data = app.data(LIST, json!({ "search": "CORP" })).await;
     assert_eq!(
-        field_values(&data["customers"], "title"),
+        node_strings(&data["customers"], "title"),
         ["Acme Corp", "Stark", "Umbrella Corp"]
     );
     assert_eq!(data["customers"]["totalCount"], 3);
     let data = app.data(LIST, json!({ "search": "ooL" })).await;
-    assert_eq!(field_values(&data["customers"], "title"), ["Hooli"]);
+    assert_eq!(node_strings(&data["customers"], "title"), ["Hooli"]);
     let data = app.data(LIST, json!({ "search": "%" })).await;
     assert_eq!(data["customers"]["totalCount"], 0, "wildcards are literal");
     let data = app.data(LIST, json!({ "search": "  " })).await;
     assert_eq!(data["customers"]["totalCount"], 6);
     let data = app.data(LIST, json!({ "rootsOnly": true })).await;
     assert_eq!(
-        field_values(&data["customers"], "title"),
+        node_strings(&data["customers"], "title"),
         ["Globex", "Stark"]
     );
     let data = app.data(LIST, json!({ "first": 0 })).await;
@@ -351,7 +342,7 @@ async fn lists_search_and_page_with_cursors() {
         )
         .await;
     assert_eq!(
-        field_values(&data["customer"]["innerCustomers"], "title"),
+        node_strings(&data["customer"]["innerCustomers"], "title"),
         ["Acme Corp", "Umbrella Corp"]
     );
     assert_eq!(data["customer"]["innerCustomers"]["totalCount"], 2);
@@ -639,21 +630,21 @@ async fn users_are_listed_filtered_and_searched() {
           totalCount nodes { email } pageInfo { hasNextPage } } }";
     let data = app.data(query, json!({})).await;
     assert_eq!(
-        field_values(&data["users"], "email"),
+        node_strings(&data["users"], "email"),
         ["admin@acme.test", "Bob@acme.test", "zoe@acme.test"]
     );
     let data = app
         .data(query, json!({ "customer": acme, "first": 1 }))
         .await;
-    assert_eq!(field_values(&data["users"], "email"), ["Bob@acme.test"]);
+    assert_eq!(node_strings(&data["users"], "email"), ["Bob@acme.test"]);
     assert_eq!(data["users"]["totalCount"], 2);
     assert_eq!(data["users"]["pageInfo"]["hasNextPage"], true);
     let data = app.data(query, json!({ "search": "BOB" })).await;
-    assert_eq!(field_values(&data["users"], "email"), ["Bob@acme.test"]);
+    assert_eq!(node_strings(&data["users"], "email"), ["Bob@acme.test"]);
     let data = app
         .data(query, json!({ "status": "PENDING_EMAIL_VALIDATION" }))
         .await;
-    assert_eq!(field_values(&data["users"], "email"), ["admin@acme.test"]);
+    assert_eq!(node_strings(&data["users"], "email"), ["admin@acme.test"]);
     let data = app
         .data("query($id: ID!) { customer(id: $id) { users { totalCount nodes { email customer { title } } } } }", json!({ "id": acme }))
         .await;

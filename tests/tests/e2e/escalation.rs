@@ -11,7 +11,7 @@ use canopy_api::ids::{self, NodeKind};
 use canopy_tests::{GqlError, TestApp, TestDb};
 use serde_json::{Value, json};
 
-use crate::permissions::{administer, member, titles};
+use crate::permissions::titles;
 
 const ALL_SCOPES: [&str; 7] = [
     "CUSTOMERS_READ",
@@ -55,6 +55,12 @@ async fn refused(app: &TestApp, key: &str, query: &str, variables: Value, code: 
     error
 }
 
+/// Suspends `user` as `key`, which may.
+async fn suspend_as(app: &TestApp, key: &str, user: &str) {
+    let data = app.data_as(key, SUSPEND, json!({ "id": user })).await;
+    assert_eq!(data["setUserStatus"]["user"]["status"], "SUSPENDED");
+}
+
 /// The attack: a key holding only user scopes made itself (or its holder)
 /// a tenant administrator, or took over one's account.
 #[tokio::test]
@@ -94,10 +100,7 @@ async fn a_key_short_of_any_scope_gains_no_tenant_administrator() {
         .data_as(&every_scope, RESEND, json!({ "id": pending }))
         .await;
     assert!(data["resendActivation"]["activationLink"].is_string());
-    let data = app
-        .data_as(&every_scope, SUSPEND, json!({ "id": boss }))
-        .await;
-    assert_eq!(data["setUserStatus"]["user"]["status"], "SUSPENDED");
+    suspend_as(&app, &every_scope, &boss).await;
 }
 
 #[tokio::test]
@@ -108,7 +111,7 @@ async fn a_key_acts_on_customer_users_only_with_the_scopes_they_hold() {
     let c = app.customer("Client", None).await;
     let plain = app.insert_user("plain@acme.test", Some(&c)).await;
     let boss = app.insert_user("clientboss@acme.test", Some(&c)).await;
-    administer(&app, &c, "clientboss@acme.test").await;
+    app.administer(&c, "clientboss@acme.test").await;
     let users_only = app.key_with(&["USERS_READ", "USERS_WRITE"]).await;
     let members = app.key_with(&MEMBER_SCOPES).await;
 
@@ -140,8 +143,7 @@ async fn a_key_acts_on_customer_users_only_with_the_scopes_they_hold() {
         .data_as(&members, CREATE_CUSTOMER_USER, json!({ "c": c }))
         .await;
     assert!(data["createUser"]["activationLink"].is_string());
-    let data = app.data_as(&members, SUSPEND, json!({ "id": plain })).await;
-    assert_eq!(data["setUserStatus"]["user"]["status"], "SUSPENDED");
+    suspend_as(&app, &members, &plain).await;
     let data = app
         .data_as(&members, DELETE_USER, json!({ "id": plain }))
         .await;
@@ -156,10 +158,7 @@ async fn a_key_acts_on_customer_users_only_with_the_scopes_they_hold() {
             "USERS_WRITE",
         ])
         .await;
-    let data = app
-        .data_as(&administrators, SUSPEND, json!({ "id": boss }))
-        .await;
-    assert_eq!(data["setUserStatus"]["user"]["status"], "SUSPENDED");
+    suspend_as(&app, &administrators, &boss).await;
 }
 
 #[tokio::test]
@@ -210,12 +209,12 @@ async fn deleting_a_customer_deletes_only_users_the_caller_covers() {
     let a = app.customer("A", None).await;
     let a1 = app.customer("A1", Some(&a)).await;
     let b = app.customer("B", None).await;
-    let (_, a_admin) = member(&app, &a, "aadmin@acme.test").await;
-    administer(&app, &a, "aadmin@acme.test").await;
+    let (_, a_admin) = app.member(&a, "aadmin@acme.test").await;
+    app.administer(&a, "aadmin@acme.test").await;
     // A user of A1 (in A's subtree) who also administers B (outside it).
-    let (double, _) = member(&app, &a1, "double@acme.test").await;
-    administer(&app, &b, "double@acme.test").await;
-    let (plain_of_b, _) = member(&app, &b, "plainb@acme.test").await;
+    let (double, _) = app.member(&a1, "double@acme.test").await;
+    app.administer(&b, "double@acme.test").await;
+    let (plain_of_b, _) = app.member(&b, "plainb@acme.test").await;
 
     let error = refused(
         &app,
@@ -265,11 +264,11 @@ async fn what_lies_out_of_reach_looks_absent() {
     let a1a = app.customer("Leaf", Some(&a1)).await;
     app.customer("Twig", Some(&a1)).await;
     let b = app.customer("Elsewhere", None).await;
-    let (a1_admin_id, a1_admin) = member(&app, &a1, "a1admin@acme.test").await;
-    administer(&app, &a1, "a1admin@acme.test").await;
+    let (a1_admin_id, a1_admin) = app.member(&a1, "a1admin@acme.test").await;
+    app.administer(&a1, "a1admin@acme.test").await;
     // A user of B, made an administrator of A1 by the tenant.
-    let (stranger, _) = member(&app, &b, "stranger@acme.test").await;
-    administer(&app, &a1, "stranger@acme.test").await;
+    let (stranger, _) = app.member(&b, "stranger@acme.test").await;
+    app.administer(&a1, "stranger@acme.test").await;
 
     let query = "query($a1: ID!, $a1a: ID!, $stranger: ID!) {
         a1: customer(id: $a1) {
@@ -388,8 +387,8 @@ async fn links_issued_before_a_user_gains_power_stop_working() {
     let a1 = app.customer("A1", Some(&a)).await;
     let b = app.customer("B", None).await;
     // The administrator of A1 invites a colleague and keeps the link.
-    let (_, a1_admin) = member(&app, &a1, "a1admin@acme.test").await;
-    administer(&app, &a1, "a1admin@acme.test").await;
+    let (_, a1_admin) = app.member(&a1, "a1admin@acme.test").await;
+    app.administer(&a1, "a1admin@acme.test").await;
     let data = app
         .data_as(
             &a1_admin,
@@ -400,7 +399,7 @@ async fn links_issued_before_a_user_gains_power_stop_working() {
         .await;
     let kept = canopy_tests::link_token(data["createUser"]["activationLink"].as_str().unwrap());
     // Later the colleague is made administrator of B, beyond A1's reach.
-    administer(&app, &b, "colleague@acme.test").await;
+    app.administer(&b, "colleague@acme.test").await;
     let error = app
         .error_as(
             None,

@@ -23,7 +23,7 @@ use async_graphql_parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use canopy_api::ids::{NodeKind, encode};
-use canopy_tests::{TestApp, TestDb, data_of, global_id_number, link_token};
+use canopy_tests::{PASSWORD, TestApp, TestDb, data_of, global_id_number, link_token, string_at};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -33,7 +33,6 @@ use sqlx::PgPool;
 const SEED: u64 = 0x00C4_40B1_F022;
 /// Cases per mutation (the public ones that hash a password run fewer).
 const CASES: usize = 48;
-const PASSWORD: &str = "correct horse battery";
 
 /// The mutations of each test, so that they run side by side; together
 /// they are every field of `Mutation` (checked by the first test).
@@ -288,34 +287,12 @@ struct World {
     counter: u64,
 }
 
-async fn activate(app: &TestApp, link: &str) {
-    data_of(
-        app.post(
-            None,
-            "mutation($t: String!, $p: String!) { activateAccount(token: $t, password: $p) { token } }",
-            json!({ "t": link_token(link), "p": PASSWORD }),
-        )
-        .await,
-    );
-}
-
-fn at(data: &Value, path: &[&str]) -> String {
-    let mut value = data;
-    for key in path {
-        value = &value[*key];
-    }
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("nothing at {path:?}: {data}"))
-        .to_owned()
-}
-
 impl World {
     async fn build(pool: PgPool) -> World {
         let app = TestApp::spawn(pool).await;
-        activate(&app, &app.tenant.activation_link).await;
+        app.activate_admin().await;
         let other = app.create_tenant("Other").await;
-        activate(&app, &other.activation_link).await;
+        app.activate(&link_token(&other.activation_link)).await;
         let customer = app
             .data_as(
                 &other.api_key,
@@ -323,7 +300,7 @@ impl World {
                 json!({}),
             )
             .await;
-        let customer = at(&customer, &["createCustomer", "customer", "id"]);
+        let customer = string_at(&customer, &["createCustomer", "customer", "id"]);
         app.data_as(
             &other.api_key,
             "mutation($c: ID!) {
@@ -337,7 +314,7 @@ impl World {
         let mut world = World {
             acme: global_id_number(&app.tenant.tenant_id),
             other: global_id_number(&other.tenant_id),
-            key_id: at(&key_id, &["viewer", "apiKey", "id"]),
+            key_id: string_at(&key_id, &["viewer", "apiKey", "id"]),
             app,
             ids: Ids::default(),
             other_ids: Ids::default(),

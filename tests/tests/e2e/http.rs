@@ -42,9 +42,7 @@ async fn readiness_fails_when_redis_is_unreachable() {
     let pool = db.pool();
     let app = TestApp::spawn(pool.clone()).await;
     // The same app, pointed at a port where no Redis listens.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let port = canopy_tests::free_port();
     let mut config = (*app.config).clone();
     config.redis_url = format!("redis://127.0.0.1:{port}");
     let state = canopy_api::AppState::new(pool, std::sync::Arc::new(config))
@@ -185,6 +183,28 @@ async fn post(app: &TestApp, accept: Option<&str>, body: &Value) -> Answer {
     Answer::of(request.send().await.unwrap()).await
 }
 
+/// POSTs `body` as it is, with the tenant's key, accepting `accept` and
+/// with `content_type` (each if any).
+async fn post_raw(
+    app: &TestApp,
+    accept: Option<&str>,
+    content_type: Option<&str>,
+    body: String,
+) -> Answer {
+    let mut request = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.tenant.api_key)
+        .body(body);
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    Answer::of(request.send().await.unwrap()).await
+}
+
 /// GETs /graphql with `parameters` in the query string and the tenant's
 /// key, accepting `accept`.
 async fn get(app: &TestApp, accept: &str, parameters: &[(&str, &str)]) -> Answer {
@@ -200,22 +220,35 @@ async fn get(app: &TestApp, accept: &str, parameters: &[(&str, &str)]) -> Answer
     Answer::of(response).await
 }
 
+/// What a client accepts, and the Content-Type Canopy answers it with:
+/// the GraphQL over HTTP media type, and the legacy one.
+const MEDIA_TYPES: [(&str, &str); 2] = [
+    (GRAPHQL_RESPONSE_JSON, GRAPHQL_RESPONSE_JSON_UTF8),
+    ("application/json", JSON_UTF8),
+];
+
 const CREATE_CUSTOMER: &str =
     "mutation Create { createCustomer(input: { title: \"Initech\" }) { customer { id } } }";
+
+/// Asks for the viewer accepting `accept`: executed, and answered in
+/// `content_type`.
+async fn viewer_answered_in(app: &TestApp, accept: &str, content_type: &str) {
+    let answer = post(
+        app,
+        Some(accept),
+        &json!({ "query": "{ viewer { scopes } }" }),
+    )
+    .await;
+    let data = answer.executed(content_type, 0);
+    assert!(data["viewer"]["scopes"].is_array(), "{accept}: {answer:?}");
+}
 
 #[tokio::test]
 async fn accept_application_graphql_response_json_is_answered_in_it() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn(pool).await;
-    let answer = post(
-        &app,
-        Some(GRAPHQL_RESPONSE_JSON),
-        &json!({ "query": "{ viewer { scopes } }" }),
-    )
-    .await;
-    let data = answer.executed(GRAPHQL_RESPONSE_JSON_UTF8, 0);
-    assert!(data["viewer"]["scopes"].is_array(), "{answer:?}");
+    viewer_answered_in(&app, GRAPHQL_RESPONSE_JSON, GRAPHQL_RESPONSE_JSON_UTF8).await;
 }
 
 #[tokio::test]
@@ -224,14 +257,7 @@ async fn accept_application_json_is_answered_in_it() {
     let pool = db.pool();
     let app = TestApp::spawn(pool).await;
     for accept in ["application/json", "application/json; charset=utf-8"] {
-        let answer = post(
-            &app,
-            Some(accept),
-            &json!({ "query": "{ viewer { scopes } }" }),
-        )
-        .await;
-        let data = answer.executed(JSON_UTF8, 0);
-        assert!(data["viewer"]["scopes"].is_array(), "{accept}: {answer:?}");
+        viewer_answered_in(&app, accept, JSON_UTF8).await;
     }
 }
 
@@ -461,10 +487,7 @@ async fn a_body_that_is_no_graphql_request_is_400_in_either_media_type() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn(pool).await;
-    for (accept, content_type) in [
-        (GRAPHQL_RESPONSE_JSON, GRAPHQL_RESPONSE_JSON_UTF8),
-        ("application/json", JSON_UTF8),
-    ] {
+    for (accept, content_type) in MEDIA_TYPES {
         for body in [
             "NONSENSE",
             "{\"query\": \"{ __typename }\"",
@@ -474,17 +497,7 @@ async fn a_body_that_is_no_graphql_request_is_400_in_either_media_type() {
             "{\"query\": \"{ __typename }\", \"extensions\": []}",
             "[{\"query\": \"{ __typename }\"}]",
         ] {
-            let response = app
-                .client
-                .post(app.url("/graphql"))
-                .bearer_auth(&app.tenant.api_key)
-                .header("accept", accept)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            let answer = Answer::of(response).await;
+            let answer = post_raw(&app, Some(accept), Some("application/json"), body.into()).await;
             answer.refused(400, content_type);
             assert_eq!(
                 answer.body["errors"][0]["message"],
@@ -500,10 +513,7 @@ async fn a_request_without_a_query_is_400_in_either_media_type() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn(pool).await;
-    for (accept, content_type) in [
-        (GRAPHQL_RESPONSE_JSON, GRAPHQL_RESPONSE_JSON_UTF8),
-        ("application/json", JSON_UTF8),
-    ] {
+    for (accept, content_type) in MEDIA_TYPES {
         for body in [
             json!({ "qeury": "{ __typename }" }),
             json!({ "query": "" }),
@@ -529,10 +539,7 @@ async fn field_errors_during_execution_are_200_with_data() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn(pool).await;
-    for (accept, content_type) in [
-        (GRAPHQL_RESPONSE_JSON, GRAPHQL_RESPONSE_JSON_UTF8),
-        ("application/json", JSON_UTF8),
-    ] {
+    for (accept, content_type) in MEDIA_TYPES {
         // A nullable field's error: the rest of the data stands.
         let answer = post(
             &app,
@@ -574,10 +581,7 @@ async fn a_post_without_a_json_content_type_is_415() {
     let app = TestApp::spawn(pool).await;
     let before = app.snapshot().await;
     let body = json!({ "query": CREATE_CUSTOMER }).to_string();
-    for (accept, answered_in) in [
-        (GRAPHQL_RESPONSE_JSON, GRAPHQL_RESPONSE_JSON_UTF8),
-        ("application/json", JSON_UTF8),
-    ] {
+    for (accept, answered_in) in MEDIA_TYPES {
         for content_type in [
             Some("text/plain"),
             Some("application/x-www-form-urlencoded"),
@@ -587,16 +591,7 @@ async fn a_post_without_a_json_content_type_is_415() {
             Some("application/json; charset=iso-8859-1"),
             None,
         ] {
-            let mut request = app
-                .client
-                .post(app.url("/graphql"))
-                .bearer_auth(&app.tenant.api_key)
-                .header("accept", accept)
-                .body(body.clone());
-            if let Some(content_type) = content_type {
-                request = request.header("content-type", content_type);
-            }
-            let answer = Answer::of(request.send().await.unwrap()).await;
+            let answer = post_raw(&app, Some(accept), content_type, body.clone()).await;
             answer.refused(415, answered_in);
             assert_eq!(
                 answer.body["errors"][0]["message"], "send GraphQL requests as application/json",
@@ -607,16 +602,8 @@ async fn a_post_without_a_json_content_type_is_415() {
     assert_eq!(app.snapshot().await, before, "nothing ran");
     // JSON, with or without its charset, is read.
     for content_type in ["application/json; charset=utf-8", "Application/JSON"] {
-        let response = app
-            .client
-            .post(app.url("/graphql"))
-            .bearer_auth(&app.tenant.api_key)
-            .header("content-type", content_type)
-            .body(json!({ "query": "{ __typename }" }).to_string())
-            .send()
-            .await
-            .unwrap();
-        Answer::of(response)
+        let body = json!({ "query": "{ __typename }" }).to_string();
+        post_raw(&app, None, Some(content_type), body)
             .await
             .executed(GRAPHQL_RESPONSE_JSON_UTF8, 0);
     }
@@ -705,10 +692,7 @@ async fn invalid_json_in_get_parameters_is_400() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn(pool).await;
-    for (accept, content_type) in [
-        (GRAPHQL_RESPONSE_JSON, GRAPHQL_RESPONSE_JSON_UTF8),
-        ("application/json", JSON_UTF8),
-    ] {
+    for (accept, content_type) in MEDIA_TYPES {
         for (name, value, message) in [
             (
                 "variables",
@@ -764,10 +748,7 @@ async fn errors_before_execution_are_answered_in_the_negotiated_media_type() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn(pool).await;
-    for (accept, content_type) in [
-        (GRAPHQL_RESPONSE_JSON, GRAPHQL_RESPONSE_JSON_UTF8),
-        ("application/json", JSON_UTF8),
-    ] {
+    for (accept, content_type) in MEDIA_TYPES {
         let response = app
             .client
             .post(app.url("/graphql"))

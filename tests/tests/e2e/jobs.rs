@@ -2,11 +2,12 @@
 //! delivery through real faults (an SMTP server that refuses, a Redis that
 //! goes away).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use canopy_tests::redis_server::RedisServer;
-use canopy_tests::{POLL, TestApp, TestDb, data_of};
+use canopy_tests::{TestApp, TestDb, data_of, eventually};
 use serde_json::{Value, json};
+use sqlx::PgPool;
 
 const INVITE: &str = "mutation($c: ID!, $e: String!) {
   createUser(input: { customerId: $c, email: $e, activation: SEND_ACTIVATION_EMAIL }) { user { id } }
@@ -49,38 +50,38 @@ pub(crate) async fn invite(app: &TestApp, customer: &str, email: &str) -> String
         .to_owned()
 }
 
-/// The user's one invitation job, once `done` says it is where it should be.
-pub(crate) async fn delivery_when(
-    app: &TestApp,
-    user: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let started = Instant::now();
-    loop {
+/// The user's one invitation job, once it is in `state`.
+pub(crate) async fn delivery_in(app: &TestApp, user: &str, state: &str) -> Value {
+    eventually(&format!("the job to be {state}"), async || {
         let data = app.data(DELIVERIES, json!({ "id": user })).await;
         let job = data["user"]["emailDeliveries"]["nodes"][0].clone();
-        if done(&job) {
-            return job;
+        if job["state"] == state {
+            Ok(job)
+        } else {
+            Err(job)
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "job never got there: {job}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    })
+    .await
+}
+
+/// An app whose SMTP server refuses every message with `reply`, and
+/// `email` invited; returns the app and the user's id.
+async fn refused_invitation(pool: PgPool, reply: &str, email: &str) -> (TestApp, String) {
+    let app = TestApp::spawn_with_mail(pool).await;
+    let customer = app.customer("Globex", None).await;
+    app.mail().refuse_with(Some(reply));
+    let user = invite(&app, &customer, email).await;
+    (app, user)
 }
 
 #[tokio::test]
 async fn a_refusing_smtp_server_is_retried_until_it_accepts() {
     let db = TestDb::new().await;
     let pool = db.pool();
-    let app = TestApp::spawn_with_mail(pool).await;
-    let customer = app.customer("Globex", None).await;
-    app.mail()
-        .refuse_with(Some("451 4.3.0 mailbox busy, try later"));
-    let user = invite(&app, &customer, "ann@globex.test").await;
+    let (app, user) =
+        refused_invitation(pool, "451 4.3.0 mailbox busy, try later", "ann@globex.test").await;
 
-    let failed = delivery_when(&app, &user, |job| job["state"] == "FAILED").await;
+    let failed = delivery_in(&app, &user, "FAILED").await;
     assert_eq!(failed["attempts"], 1);
     assert!(
         failed["lastError"].as_str().unwrap().contains("451"),
@@ -93,7 +94,7 @@ async fn a_refusing_smtp_server_is_retried_until_it_accepts() {
         .mail()
         .wait_for("ann@globex.test", "set up your account")
         .await;
-    let done = delivery_when(&app, &user, |job| job["state"] == "DONE").await;
+    let done = delivery_in(&app, &user, "DONE").await;
     assert!(done["attempts"].as_i64().unwrap() >= 2, "{done}");
     assert_eq!(app.mail().messages_to("ann@globex.test").len(), 1);
     assert!(email.message_id.starts_with("canopy-job-"));
@@ -103,13 +104,10 @@ async fn a_refusing_smtp_server_is_retried_until_it_accepts() {
 async fn a_permanent_refusal_kills_the_job_until_an_operator_retries_it() {
     let db = TestDb::new().await;
     let pool = db.pool();
-    let app = TestApp::spawn_with_mail(pool).await;
-    let customer = app.customer("Globex", None).await;
-    app.mail()
-        .refuse_with(Some("550 5.1.1 <bob@globex.test>: no such mailbox"));
-    let user = invite(&app, &customer, "bob@globex.test").await;
+    let refusal = "550 5.1.1 <bob@globex.test>: no such mailbox";
+    let (app, user) = refused_invitation(pool, refusal, "bob@globex.test").await;
 
-    let killed = delivery_when(&app, &user, |job| job["state"] == "KILLED").await;
+    let killed = delivery_in(&app, &user, "KILLED").await;
     assert_eq!(killed["attempts"], 1, "no retries after a 5xx");
     let cause = killed["lastError"].as_str().unwrap();
     assert!(
@@ -144,7 +142,7 @@ async fn a_permanent_refusal_kills_the_job_until_an_operator_retries_it() {
     app.mail()
         .wait_for("bob@globex.test", "set up your account")
         .await;
-    let done = delivery_when(&app, &user, |job| job["state"] == "DONE").await;
+    let done = delivery_in(&app, &user, "DONE").await;
     assert_eq!(done["attempts"], 2);
     let error = app.error(retry, json!({ "id": job_id })).await;
     assert_eq!(error.code, "FAILED_PRECONDITION");
@@ -227,7 +225,7 @@ async fn a_mutation_committed_while_redis_is_down_still_sends_its_email() {
     // ...Redis goes away, and the mutation still commits.
     redis.stop();
     let user = invite(&app, &customer, "during@globex.test").await;
-    let waiting = delivery_when(&app, &user, |job| job["state"] == "AWAITING_DISPATCH").await;
+    let waiting = delivery_in(&app, &user, "AWAITING_DISPATCH").await;
     assert_eq!(waiting["attempts"], 0);
 
     // Once Redis is back (empty), the email arrives.
@@ -235,7 +233,7 @@ async fn a_mutation_committed_while_redis_is_down_still_sends_its_email() {
     app.mail()
         .wait_for("during@globex.test", "set up your account")
         .await;
-    delivery_when(&app, &user, |job| job["state"] == "DONE").await;
+    delivery_in(&app, &user, "DONE").await;
     assert_eq!(app.mail().messages_to("during@globex.test").len(), 1);
 }
 
@@ -297,7 +295,7 @@ async fn an_smtp_server_that_is_down_is_retried_until_it_is_back() {
     let customer = app.customer("Globex", None).await;
     app.smtp.as_mut().unwrap().stop().await;
     let user = invite(&app, &customer, "dee@globex.test").await;
-    let failed = delivery_when(&app, &user, |job| job["state"] == "FAILED").await;
+    let failed = delivery_in(&app, &user, "FAILED").await;
     let cause = failed["lastError"].as_str().unwrap();
     assert!(cause.contains("connect"), "{cause}");
 
@@ -305,7 +303,7 @@ async fn an_smtp_server_that_is_down_is_retried_until_it_is_back() {
     app.mail()
         .wait_for("dee@globex.test", "set up your account")
         .await;
-    delivery_when(&app, &user, |job| job["state"] == "DONE").await;
+    delivery_in(&app, &user, "DONE").await;
 
     // The worker counted it: the process-wide metrics show the kind.
     let metrics = app
@@ -352,39 +350,35 @@ async fn redis_forgets_tasks_finished_long_ago() {
         .unwrap();
     assert_eq!(carried, 1);
     // Nothing is old enough yet.
-    assert_eq!(
+    let vacuum = async || {
         canopy_worker::retention::vacuum_redis(
             &app.config,
             canopy_worker::retention::REDIS_KEEPS_FINISHED,
         )
         .await
-        .unwrap(),
-        0
-    );
+        .unwrap()
+    };
+    assert_eq!(vacuum().await, 0);
     // Once Redis has recorded the task as done, an hour and more ago...
     let metas: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{namespace}:meta:*"))
         .query_async(&mut redis)
         .await
         .unwrap();
-    let started = Instant::now();
     for meta in &metas {
-        loop {
+        eventually("Redis to acknowledge the task", async || {
             let status: Option<String> = redis::cmd("HGET")
                 .arg(meta)
                 .arg("status")
                 .query_async(&mut redis)
                 .await
                 .unwrap();
-            if status.as_deref() == Some("Done") {
-                break;
+            match status.as_deref() {
+                Some("Done") => Ok(()),
+                other => Err(format!("{other:?}")),
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the task was never acknowledged"
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        })
+        .await;
     }
     for meta in metas {
         redis::cmd("HSET")
@@ -395,15 +389,7 @@ async fn redis_forgets_tasks_finished_long_ago() {
             .await
             .unwrap();
     }
-    assert_eq!(
-        canopy_worker::retention::vacuum_redis(
-            &app.config,
-            canopy_worker::retention::REDIS_KEEPS_FINISHED,
-        )
-        .await
-        .unwrap(),
-        1
-    );
+    assert_eq!(vacuum().await, 1);
     let carried: i64 = redis::cmd("HLEN")
         .arg(format!("{namespace}:data"))
         .query_async(&mut redis)

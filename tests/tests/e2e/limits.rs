@@ -4,10 +4,8 @@
 //! from the environment; an API key's operations weigh by their cost.
 
 use canopy_core::config::RateLimits;
-use canopy_tests::{TestApp, TestDb, data_of, link_token};
+use canopy_tests::{PASSWORD, TestApp, TestDb, data_of};
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "correct horse battery";
 
 const LOGIN: &str = "mutation($tenant: ID!, $email: String!, $password: String!) {
   login(tenantId: $tenant, email: $email, password: $password) { token } }";
@@ -15,17 +13,6 @@ const LOGIN: &str = "mutation($tenant: ID!, $email: String!, $password: String!)
 /// The limits as shipped (the tests' apps otherwise raise them).
 fn shipped() -> Vec<(&'static str, &'static str)> {
     RateLimits::SETTINGS.to_vec()
-}
-
-async fn activated_admin(app: &TestApp) {
-    data_of(
-        app.post(
-            None,
-            "mutation($t: String!, $p: String!) { activateAccount(token: $t, password: $p) { token } }",
-            json!({ "t": link_token(&app.tenant.activation_link), "p": PASSWORD }),
-        )
-        .await,
-    );
 }
 
 fn login_as(app: &TestApp, password: &str) -> Value {
@@ -47,7 +34,7 @@ async fn aliased_guesses_in_one_request_get_nowhere() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn_with_env(pool, &shipped()).await;
-    activated_admin(&app).await;
+    app.activate_admin().await;
     let before = sessions(&app).await;
     let mut query = String::from("mutation($tenant: ID!) {");
     for (i, password) in ["wrong 1", "wrong 2", "wrong 3", "wrong 4", PASSWORD]
@@ -81,7 +68,7 @@ async fn repeated_guesses_are_refused_before_the_password_is_tried() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn_with_env(pool, &shipped()).await;
-    activated_admin(&app).await;
+    app.activate_admin().await;
     let before = sessions(&app).await;
     for i in 0..5 {
         let body = app
@@ -104,7 +91,7 @@ async fn an_address_gets_at_most_the_limits_number_of_reset_emails() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn_with_mail_and_env(pool, &shipped()).await;
-    activated_admin(&app).await;
+    app.activate_admin().await;
     let reset = "mutation($t: ID!, $e: String!) { requestPasswordReset(tenantId: $t, email: $e) }";
     let mut answers = Vec::new();
     for _ in 0..5 {
@@ -143,7 +130,7 @@ async fn two_processes_share_one_limit_and_each_limits_without_redis() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn_with_env(pool.clone(), &shipped()).await;
-    activated_admin(&app).await;
+    app.activate_admin().await;
     // A second api process of the same installation.
     let second = canopy_api::AppState::new(pool.clone(), app.config.clone())
         .await
@@ -176,9 +163,7 @@ async fn two_processes_share_one_limit_and_each_limits_without_redis() {
 
     // Without Redis, a process falls back to its own limiter: the same
     // limits, per process.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let port = canopy_tests::free_port();
     let mut config = (*app.config).clone();
     config.redis_url = format!("redis://127.0.0.1:{port}");
     config.queue = format!("{}-alone", config.queue);
@@ -205,7 +190,7 @@ async fn a_limit_set_in_the_environment_takes_effect() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn_with_env(pool, &[("CANOPY_LIMIT_LOGIN_CLIENT_ADDRESS", "2/60")]).await;
-    activated_admin(&app).await;
+    app.activate_admin().await;
     let codes: Vec<String> = {
         let mut codes = Vec::new();
         for i in 0..3 {
@@ -416,7 +401,7 @@ async fn every_spelling_of_a_tenant_counts_against_one_account() {
     let pool = db.pool();
     use base64::Engine as _;
     let app = TestApp::spawn_with_env(pool, &shipped()).await;
-    activated_admin(&app).await;
+    app.activate_admin().await;
     let number = canopy_tests::global_id_number(&app.tenant.tenant_id);
     let spell = |text: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
     let spellings = [
@@ -445,7 +430,7 @@ async fn signing_in_again_brings_no_new_budget() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn_with_env(pool, &[("CANOPY_LIMIT_CALLER", "10/60")]).await;
-    activated_admin(&app).await;
+    app.activate_admin().await;
     let session = |body: Value| data_of(body)["login"]["token"].as_str().unwrap().to_owned();
     let first = session(app.post(None, LOGIN, login_as(&app, PASSWORD)).await);
     let second = session(app.post(None, LOGIN, login_as(&app, PASSWORD)).await);

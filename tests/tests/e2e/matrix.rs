@@ -26,11 +26,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_graphql_parser::types::{TypeKind, TypeSystemDefinition};
 use canopy_core::authz::Scope;
-use canopy_tests::{TestApp, TestDb, data_of, global_id_number, link_token};
+use canopy_tests::{TestApp, TestDb, global_id_number, link_token, string_at};
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
-
-use crate::permissions::{administer, member};
 
 const CR: Scope = Scope::CustomersRead;
 const CW: Scope = Scope::CustomersWrite;
@@ -41,8 +39,6 @@ const JW: Scope = Scope::JobsWrite;
 const AKW: Scope = Scope::ApiKeysWrite;
 const ADMINISTRATOR: &[Scope] = &[CR, CW, UR, UW];
 const MEMBER: &[Scope] = &[CR, UR, UW];
-
-const PASSWORD: &str = "correct horse battery";
 
 /// What decides a field's answer.
 #[derive(Clone, Copy, Debug)]
@@ -720,31 +716,6 @@ struct World {
     counter: u32,
 }
 
-async fn session_from_link(app: &TestApp, link: &str) -> String {
-    data_of(
-        app.post(
-            None,
-            "mutation($t: String!, $p: String!) { activateAccount(token: $t, password: $p) { token } }",
-            json!({ "t": link_token(link), "p": PASSWORD }),
-        )
-        .await,
-    )["activateAccount"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn id_at(data: &Value, path: &[&str]) -> String {
-    let mut value = data;
-    for key in path {
-        value = &value[*key];
-    }
-    value
-        .as_str()
-        .unwrap_or_else(|| panic!("no id at {path:?}: {data}"))
-        .to_owned()
-}
-
 impl World {
     async fn build(pool: PgPool) -> World {
         let app = TestApp::spawn(pool).await;
@@ -753,11 +724,11 @@ impl World {
         let a1a = app.customer("A1a", Some(&a1)).await;
         let a2 = app.customer("A2", Some(&a)).await;
         let b = app.customer("B", None).await;
-        let (a1admin, c) = member(&app, &a1, "a1admin@acme.test").await;
-        let (a2admin, sibling) = member(&app, &a2, "a2admin@acme.test").await;
-        administer(&app, &a1, "a1admin@acme.test").await;
-        administer(&app, &a2, "a2admin@acme.test").await;
-        let (plain, plain_session) = member(&app, &a1, "plain@acme.test").await;
+        let (a1admin, c) = app.member(&a1, "a1admin@acme.test").await;
+        let (a2admin, sibling) = app.member(&a2, "a2admin@acme.test").await;
+        app.administer(&a1, "a1admin@acme.test").await;
+        app.administer(&a2, "a2admin@acme.test").await;
+        let (plain, plain_session) = app.member(&a1, "plain@acme.test").await;
         // A user of A1a invited by email: the job.
         let deep = app
             .data(
@@ -766,12 +737,12 @@ impl World {
                 json!({ "c": a1a }),
             )
             .await;
-        let deep = id_at(&deep, &["createUser", "user", "id"]);
+        let deep = string_at(&deep, &["createUser", "user", "id"]);
         // A user of A1a who also administers B, beyond C's reach.
-        let (double, _) = member(&app, &a1a, "double@acme.test").await;
-        administer(&app, &b, "double@acme.test").await;
+        let (double, _) = app.member(&a1a, "double@acme.test").await;
+        app.administer(&b, "double@acme.test").await;
         // A session kept from before its user was suspended.
-        let (gone, suspended) = member(&app, &a1, "gone@acme.test").await;
+        let (gone, suspended) = app.member(&a1, "gone@acme.test").await;
         app.data(
             "mutation($id: ID!) { setUserStatus(id: $id, status: SUSPENDED) { user { id } } }",
             json!({ "id": gone }),
@@ -786,7 +757,7 @@ impl World {
                     json!({ "c": customer, "r": reference }),
                 )
                 .await;
-            entitlements.push(id_at(&data, &["attachEntitlement", "id"]));
+            entitlements.push(string_at(&data, &["attachEntitlement", "id"]));
         }
         let data = app
             .data(
@@ -798,14 +769,14 @@ impl World {
             .await;
         let job = &data["jobQueue"]["jobs"]["nodes"][0];
         assert_eq!(job["recipient"], "deep@acme.test");
-        let job = id_at(job, &["id"]);
-        let key = id_at(&data, &["viewer", "apiKey", "id"]);
-        let a1_number = id_at(&data, &["customer", "number"]);
-        let tenant_admin = session_from_link(&app, &app.tenant.activation_link).await;
+        let job = string_at(job, &["id"]);
+        let key = string_at(&data, &["viewer", "apiKey", "id"]);
+        let a1_number = string_at(&data, &["customer", "number"]);
+        let tenant_admin = app.activate_admin().await;
 
         // Another tenant with a customer, a user and a job of its own.
         let other = app.create_tenant("Other").await;
-        let other_admin = session_from_link(&app, &other.activation_link).await;
+        let other_admin = app.activate(&link_token(&other.activation_link)).await;
         let elsewhere = app
             .data_as(
                 &other.api_key,
@@ -817,7 +788,7 @@ impl World {
             &other.api_key,
             "mutation($c: ID!) { createUser(input: { customerId: $c, email: \"someone@other.test\",
                activation: SEND_ACTIVATION_EMAIL }) { user { id } } }",
-            json!({ "c": id_at(&elsewhere, &["createCustomer", "customer", "id"]) }),
+            json!({ "c": string_at(&elsewhere, &["createCustomer", "customer", "id"]) }),
         )
         .await;
 
@@ -947,11 +918,11 @@ impl World {
                         json!({ "p": a1 }),
                     )
                     .await;
-                id_at(&data, &["createCustomer", "customer", "id"])
+                string_at(&data, &["createCustomer", "customer", "id"])
             }
             Fixture::User | Fixture::PendingApproval | Fixture::Administrator => {
                 let data = app.data(create_user, json!({ "c": a1a, "e": email })).await;
-                let id = id_at(&data, &["createUser", "user", "id"]);
+                let id = string_at(&data, &["createUser", "user", "id"]);
                 if fixture == Fixture::PendingApproval {
                     sqlx::query("UPDATE users SET status = 'PENDING_APPROVAL' WHERE id = $1")
                         .bind(global_id_number(&id))
@@ -960,7 +931,7 @@ impl World {
                         .unwrap();
                 }
                 if fixture == Fixture::Administrator {
-                    administer(app, a1a.as_str().unwrap(), &email).await;
+                    app.administer(a1a.as_str().unwrap(), &email).await;
                 }
                 id
             }
@@ -971,7 +942,7 @@ impl World {
                         json!({ "c": a1a, "r": format!("fresh-{n}") }),
                     )
                     .await;
-                id_at(&data, &["attachEntitlement", "id"])
+                string_at(&data, &["attachEntitlement", "id"])
             }
             Fixture::KilledJob => {
                 let job = self.vars["job"].as_str().unwrap().to_owned();
@@ -989,7 +960,7 @@ impl World {
                         json!({}),
                     )
                     .await;
-                id_at(&data, &["createApiKey", "apiKey", "id"])
+                string_at(&data, &["createApiKey", "apiKey", "id"])
             }
         };
         self.vars.insert("target".into(), json!(target));

@@ -5,43 +5,6 @@
 use canopy_tests::{TestApp, TestDb, data_of};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery";
-
-/// A signed-in customer user of `customer`; returns (user id, session).
-pub(crate) async fn member(app: &TestApp, customer: &str, email: &str) -> (String, String) {
-    let data = app
-        .data(
-            "mutation($input: CreateUserInput!) { createUser(input: $input) { activationLink user { id } } }",
-            json!({ "input": { "customerId": customer, "email": email, "activation": "DISPLAY_ACTIVATION_LINK" } }),
-        )
-        .await;
-    let id = data["createUser"]["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let token = canopy_tests::link_token(data["createUser"]["activationLink"].as_str().unwrap());
-    let session = data_of(
-        app.post(
-            None,
-            "mutation($t: String!, $p: String!) { activateAccount(token: $t, password: $p) { token } }",
-            json!({ "t": token, "p": PASSWORD }),
-        )
-        .await,
-    )["activateAccount"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    (id, session)
-}
-
-pub(crate) async fn administer(app: &TestApp, customer: &str, email: &str) {
-    app.data(
-        "mutation($c: ID!, $e: String!) { assignCustomerAdministrator(customerId: $c, email: $e) { customer { id } } }",
-        json!({ "c": customer, "e": email }),
-    )
-    .await;
-}
-
 /// The titles (or, for users, the emails) of a list, sorted.
 pub(crate) fn titles(list: &Value) -> Vec<String> {
     let mut titles: Vec<String> = list
@@ -80,13 +43,13 @@ async fn world(app: &TestApp) -> World {
     let a1a = app.customer("A1a", Some(&a1)).await;
     let a2 = app.customer("A2", Some(&a)).await;
     let b = app.customer("B", None).await;
-    let (_, a1_admin) = member(app, &a1, "a1admin@acme.test").await;
-    let (_, a2_admin) = member(app, &a2, "a2admin@acme.test").await;
-    let (plain, plain_session) = member(app, &a1, "plain@acme.test").await;
-    let (deep, _) = member(app, &a1a, "deep@acme.test").await;
-    let (outsider, _) = member(app, &b, "outsider@acme.test").await;
-    administer(app, &a1, "a1admin@acme.test").await;
-    administer(app, &a2, "a2admin@acme.test").await;
+    let (_, a1_admin) = app.member(&a1, "a1admin@acme.test").await;
+    let (_, a2_admin) = app.member(&a2, "a2admin@acme.test").await;
+    let (plain, plain_session) = app.member(&a1, "plain@acme.test").await;
+    let (deep, _) = app.member(&a1a, "deep@acme.test").await;
+    let (outsider, _) = app.member(&b, "outsider@acme.test").await;
+    app.administer(&a1, "a1admin@acme.test").await;
+    app.administer(&a2, "a2admin@acme.test").await;
     // Reach is read when a session is used, so existing sessions see it.
     World {
         a,
@@ -428,7 +391,7 @@ async fn a_user_with_power_elsewhere_is_not_a_subtree_administrators_to_manage()
     let app = TestApp::spawn(pool).await;
     let w = world(&app).await;
     // deep (of A1a, in A1's subtree) also administers B, beyond A1's reach.
-    administer(&app, &w.b, "deep@acme.test").await;
+    app.administer(&w.b, "deep@acme.test").await;
     let before = app.snapshot().await;
     for query in [
         "mutation($id: ID!) { updateUser(id: $id, input: { email: \"mine@acme.test\" }) { user { id } } }",

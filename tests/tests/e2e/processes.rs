@@ -5,11 +5,11 @@
 //! behind in Redis by workers that stopped or tasks long finished.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use canopy_core::config::WorkerAddr;
 use canopy_tests::worker_process::WorkerProcess;
-use canopy_tests::{POLL, TestApp, TestDb};
+use canopy_tests::{TestApp, TestDb, eventually};
 use canopy_worker::queue::APALIS_QUEUES;
 use canopy_worker::retention::{REDIS_KEEPS_FINISHED, vacuum_redis};
 use redis::aio::MultiplexedConnection;
@@ -24,24 +24,8 @@ async fn invite(app: &TestApp, customer: &str, email: &str) {
     .await;
 }
 
-async fn wait_for_state(app: &TestApp, state: &str) {
-    let started = Instant::now();
-    loop {
-        let found: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = $1")
-            .bind(state)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-        if found > 0 {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no job became {state}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
+/// How long a worker may take to stop on SIGTERM or by itself.
+const STOPS_WITHIN: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn a_worker_killed_during_a_job_leaves_it_to_another() {
@@ -53,7 +37,7 @@ async fn a_worker_killed_during_a_job_leaves_it_to_another() {
     app.mail().delay(Some(2.0));
     let mut first = WorkerProcess::start(&app).await;
     invite(&app, &customer, "ann@globex.test").await;
-    wait_for_state(&app, "RUNNING").await;
+    app.job_in_state("RUNNING").await;
     first.kill();
     app.mail().delay(None);
 
@@ -113,7 +97,10 @@ async fn a_stopped_worker_loses_nothing_to_its_successor() {
     app.mail()
         .wait_for("early@globex.test", "set up your account")
         .await;
-    assert!(first.terminate().success(), "a clean stop on SIGTERM");
+    assert!(
+        first.terminate(STOPS_WITHIN).await.success(),
+        "a clean stop on SIGTERM"
+    );
 
     // Committed while no worker runs.
     let waiting: Vec<String> = (0..5).map(|i| format!("later{i}@globex.test")).collect();
@@ -191,6 +178,8 @@ async fn workers_without_an_address_start_side_by_side() {
     for email in &recipients {
         app.mail().wait_for(email, "set up your account").await;
     }
+    // Each worker records its job after the SMTP server accepted it.
+    app.jobs_settled().await;
 }
 
 #[tokio::test]
@@ -201,7 +190,7 @@ async fn a_worker_address_set_but_taken_stops_the_start_in_one_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let mut worker = WorkerProcess::start_with_addr(&app, Some(addr)).await;
-    let status = worker.wait_exit();
+    let status = worker.wait_exit(STOPS_WITHIN).await;
     assert!(!status.success(), "{status}");
     assert_eq!(
         worker.log(),
@@ -246,14 +235,13 @@ async fn stopped_workers_leave_nothing_of_themselves_in_redis() {
 
     let mut one = WorkerProcess::start(&app).await;
     let mut two = WorkerProcess::start(&app).await;
-    let started = Instant::now();
-    while registered(&mut redis).await < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the workers never registered"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    eventually("both workers to register", async || {
+        match registered(&mut redis).await {
+            n if n >= 2 => Ok(()),
+            n => Err(format!("{n} registered")),
+        }
+    })
+    .await;
     invite(&app, &customer, "ann@globex.test").await;
     app.mail()
         .wait_for("ann@globex.test", "set up your account")
@@ -261,13 +249,13 @@ async fn stopped_workers_leave_nothing_of_themselves_in_redis() {
     assert!(listed(&mut redis).await);
     assert_eq!(keys(&mut redis, &metadata).await.len(), 2);
 
-    assert!(one.terminate().success());
+    assert!(one.terminate(STOPS_WITHIN).await.success());
     // The other still runs, so the queue stays listed.
     assert_eq!(registered(&mut redis).await, 1);
     assert_eq!(keys(&mut redis, &metadata).await.len(), 1);
     assert!(listed(&mut redis).await);
 
-    assert!(two.terminate().success());
+    assert!(two.terminate(STOPS_WITHIN).await.success());
     assert_eq!(registered(&mut redis).await, 0);
     assert!(keys(&mut redis, &metadata).await.is_empty());
     assert!(
@@ -303,14 +291,15 @@ async fn retention_forgets_finished_tasks_and_departed_workers() {
             .unwrap()
     };
     // Redis records each task as done just after its handler returns.
-    let started = Instant::now();
-    while count(&mut redis, "SCARD", &done).await < 3 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "tasks not done"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    eventually("the three tasks to be done in Redis", async || match count(
+        &mut redis, "SCARD", &done,
+    )
+    .await
+    {
+        n if n >= 3 => Ok(()),
+        n => Err(format!("{n} done")),
+    })
+    .await;
     assert_eq!(count(&mut redis, "HLEN", &data).await, 3);
     assert_eq!(
         keys(&mut redis, &format!("{namespace}:meta:*")).await.len(),

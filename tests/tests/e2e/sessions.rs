@@ -1,6 +1,6 @@
 //! Signing in: activation links, login, logout, and sessions that stop.
 
-use canopy_tests::{TestApp, TestDb, global_id_number, link_token};
+use canopy_tests::{PASSWORD, TestApp, TestDb, error_of, global_id_number, link_token};
 use serde_json::{Value, json};
 
 const ACTIVATE: &str = "mutation($token: String!, $password: String!) {
@@ -10,36 +10,6 @@ const ACTIVATE: &str = "mutation($token: String!, $password: String!) {
 const LOGIN: &str = "mutation($tenant: ID!, $email: String!, $password: String!) {
   login(tenantId: $tenant, email: $email, password: $password) { token expiresAt user { id email } }
 }";
-
-const PASSWORD: &str = "correct horse battery";
-
-async fn activate_admin(app: &TestApp) -> String {
-    let token = link_token(&app.tenant.activation_link);
-    let data = canopy_tests::data_of(
-        app.post(
-            None,
-            ACTIVATE,
-            json!({ "token": token, "password": PASSWORD }),
-        )
-        .await,
-    );
-    data["activateAccount"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn status_of(app: &TestApp, response: &str) -> u16 {
-    app.client
-        .post(app.url("/graphql"))
-        .bearer_auth(response)
-        .json(&json!({ "query": "{ viewer { scopes } }" }))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
 
 #[tokio::test]
 async fn the_first_admin_activates_signs_in_and_out() {
@@ -86,13 +56,7 @@ async fn the_first_admin_activates_signs_in_and_out() {
     assert_eq!(data["viewer"]["apiKey"], Value::Null);
 
     // The link works once.
-    let error = app
-        .error_as(
-            None,
-            ACTIVATE,
-            json!({ "token": token, "password": PASSWORD }),
-        )
-        .await;
+    let error = error_of(app.try_activate(&token, PASSWORD).await);
     assert_eq!(
         (error.code.as_str(), error.field.as_deref()),
         ("BAD_USER_INPUT", Some("token"))
@@ -110,22 +74,15 @@ async fn the_first_admin_activates_signs_in_and_out() {
         .await
         .unwrap();
     assert!(stored.starts_with("$argon2id$") && !stored.contains(PASSWORD));
-    let data = canopy_tests::data_of(
-        app.post(
-            None,
-            LOGIN,
-            json!({ "tenant": app.tenant.tenant_id, "email": "ADMIN@acme.test", "password": PASSWORD }),
-        )
-        .await,
-    );
+    let data = canopy_tests::data_of(app.login("ADMIN@acme.test", PASSWORD).await);
     let second = data["login"]["token"].as_str().unwrap().to_owned();
     assert_ne!(second, session);
 
     // Logging out ends that session only.
     let data = app.data_as(&second, "mutation { logout }", json!({})).await;
     assert_eq!(data["logout"], true);
-    assert_eq!(status_of(&app, &second).await, 401);
-    assert_eq!(status_of(&app, &session).await, 200);
+    assert_eq!(app.viewer_status(&second).await, 401);
+    assert_eq!(app.viewer_status(&session).await, 200);
     // An API key has no session to end.
     assert_eq!(
         app.data("mutation { logout }", json!({})).await["logout"],
@@ -140,7 +97,7 @@ async fn every_refused_login_looks_the_same() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn(pool).await;
-    activate_admin(&app).await;
+    app.activate_admin().await;
     let customer = app.customer("Acme", None).await;
     // A suspended user with the right password.
     let suspended = app
@@ -191,22 +148,15 @@ async fn a_suspended_user_is_signed_out_at_once() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn(pool).await;
-    let session = activate_admin(&app).await;
-    assert_eq!(status_of(&app, &session).await, 200);
+    let session = app.activate_admin().await;
+    assert_eq!(app.viewer_status(&session).await, 200);
     sqlx::query("UPDATE users SET status = 'SUSPENDED' WHERE id = $1")
         .bind(global_id_number(&app.tenant.admin_user_id))
         .execute(&app.pool)
         .await
         .unwrap();
-    assert_eq!(status_of(&app, &session).await, 401);
-    let error = app
-        .error_as(
-            None,
-            LOGIN,
-            json!({ "tenant": app.tenant.tenant_id, "email": "admin@acme.test", "password": PASSWORD }),
-        )
-        .await;
-    assert_eq!(error.code, "UNAUTHENTICATED");
+    assert_eq!(app.viewer_status(&session).await, 401);
+    app.assert_login_refused("admin@acme.test", PASSWORD).await;
 }
 
 #[tokio::test]
@@ -236,13 +186,7 @@ async fn expired_replaced_and_forged_links_are_refused() {
     .unwrap();
     drop(conn);
     let before = app.snapshot().await;
-    let error = app
-        .error_as(
-            None,
-            ACTIVATE,
-            json!({ "token": first, "password": PASSWORD }),
-        )
-        .await;
+    let error = error_of(app.try_activate(&first, PASSWORD).await);
     assert_eq!(
         (error.code.as_str(), error.field.as_deref()),
         ("BAD_USER_INPUT", Some("token"))
@@ -257,13 +201,7 @@ async fn expired_replaced_and_forged_links_are_refused() {
     .await
     .unwrap();
     let before_expired = app.snapshot().await;
-    let error = app
-        .error_as(
-            None,
-            ACTIVATE,
-            json!({ "token": newer.token, "password": PASSWORD }),
-        )
-        .await;
+    let error = error_of(app.try_activate(&newer.token, PASSWORD).await);
     assert!(error.message.contains("expired"), "{}", error.message);
 
     // Forged: right shape, wrong secret; and garbage.
@@ -271,13 +209,7 @@ async fn expired_replaced_and_forged_links_are_refused() {
         format!("{tenant}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
         "junk".to_owned(),
     ] {
-        let error = app
-            .error_as(
-                None,
-                ACTIVATE,
-                json!({ "token": forged, "password": PASSWORD }),
-            )
-            .await;
+        let error = error_of(app.try_activate(&forged, PASSWORD).await);
         assert_eq!(
             (error.code.as_str(), error.field.as_deref()),
             ("BAD_USER_INPUT", Some("token"))

@@ -1,7 +1,7 @@
 //! The customer tree: depth, ancestors, descendants in order, moves, cycles
 //! and deletion.
 
-use canopy_tests::{TestApp, TestDb};
+use canopy_tests::{TestApp, TestDb, node_strings};
 use serde_json::{Value, json};
 
 const DESCENDANTS: &str = "query($id: ID!, $maxDepth: Int, $first: Int, $after: String) {
@@ -20,12 +20,7 @@ const MOVE: &str = "mutation($id: ID!, $parent: ID) {
 }";
 
 fn titles(connection: &Value) -> Vec<String> {
-    connection["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["title"].as_str().unwrap().to_owned())
-        .collect()
+    node_strings(connection, "title")
 }
 
 async fn descendant_titles(app: &TestApp, id: &str) -> Vec<String> {
@@ -364,11 +359,7 @@ async fn cascade_delete_takes_users_and_detaches_entitlements() {
     let doomed_user = app.insert_user("doomed@acme.test", Some(&a1a)).await;
     let kept_user = app.insert_user("kept@acme.test", Some(&keep)).await;
     // An administrator of the deleted subtree who belongs elsewhere stays.
-    app.data(
-        "mutation($id: ID!) { assignCustomerAdministrator(customerId: $id, email: \"kept@acme.test\") { customer { id } } }",
-        json!({ "id": a1 }),
-    )
-    .await;
+    app.administer(&a1, "kept@acme.test").await;
     let before = app.snapshot().await;
 
     // Without cascade: refused, it has inner customers.

@@ -1,10 +1,8 @@
 //! Users and their lifecycle, driven as people would: by reading the real
 //! email the worker sent and following its link.
 
-use canopy_tests::{TestApp, TestDb, data_of, error_of};
+use canopy_tests::{PASSWORD, TestApp, TestDb, data_of, error_of};
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "correct horse battery";
 
 const CREATE_USER: &str = "mutation($input: CreateUserInput!) {
   createUser(input: $input) {
@@ -12,51 +10,6 @@ const CREATE_USER: &str = "mutation($input: CreateUserInput!) {
     user { id email status role emailVerified customer { id } invitation { state method expiresAt } }
   }
 }";
-
-const ACTIVATE: &str = "mutation($token: String!, $password: String!) {
-  activateAccount(token: $token, password: $password) { token user { id status } }
-}";
-
-const LOGIN: &str = "mutation($tenant: ID!, $email: String!, $password: String!) {
-  login(tenantId: $tenant, email: $email, password: $password) { token user { email } }
-}";
-
-/// Activates the tenant's first admin from its link; returns a session.
-async fn activate_admin(app: &TestApp) -> String {
-    let token = canopy_tests::link_token(&app.tenant.activation_link);
-    data_of(
-        app.post(
-            None,
-            ACTIVATE,
-            json!({ "token": token, "password": PASSWORD }),
-        )
-        .await,
-    )["activateAccount"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn login(app: &TestApp, email: &str, password: &str) -> Value {
-    app.post(
-        None,
-        LOGIN,
-        json!({ "tenant": app.tenant.tenant_id, "email": email, "password": password }),
-    )
-    .await
-}
-
-async fn viewer_status(app: &TestApp, session: &str) -> u16 {
-    app.client
-        .post(app.url("/graphql"))
-        .bearer_auth(session)
-        .json(&json!({ "query": "{ viewer { scopes } }" }))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
 
 #[tokio::test]
 async fn an_invited_user_activates_from_the_email_and_signs_in() {
@@ -112,17 +65,7 @@ async fn an_invited_user_activates_from_the_email_and_signs_in() {
     );
 
     // Opening the link does nothing by itself; the mutation activates.
-    let session = data_of(
-        app.post(
-            None,
-            ACTIVATE,
-            json!({ "token": email.token(), "password": PASSWORD }),
-        )
-        .await,
-    )["activateAccount"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = app.activate(&email.token()).await;
     let data = app
         .data_as(
             &session,
@@ -132,7 +75,7 @@ async fn an_invited_user_activates_from_the_email_and_signs_in() {
         .await;
     assert_eq!(data["viewer"]["user"]["status"], "ACTIVE");
     assert_eq!(data["viewer"]["user"]["emailVerified"], true);
-    data_of(login(&app, "ann@globex.test", PASSWORD).await);
+    data_of(app.login("ann@globex.test", PASSWORD).await);
 
     app.jobs_settled().await;
     let data = app
@@ -151,14 +94,7 @@ async fn an_invited_user_activates_from_the_email_and_signs_in() {
     assert_eq!(delivery["recipient"], "Ann@Globex.test");
 
     // The link works once.
-    let error = error_of(
-        app.post(
-            None,
-            ACTIVATE,
-            json!({ "token": email.token(), "password": PASSWORD }),
-        )
-        .await,
-    );
+    let error = error_of(app.try_activate(&email.token(), PASSWORD).await);
     assert_eq!(
         (error.code.as_str(), error.field.as_deref()),
         ("BAD_USER_INPUT", Some("token"))
@@ -181,7 +117,7 @@ async fn a_sign_up_validates_waits_for_approval_and_signs_in() {
         .await
         .unwrap();
     // The tenant admin must be active to hear of approval requests.
-    let admin = activate_admin(&app).await;
+    let admin = app.activate_admin().await;
 
     let data = data_of(
         app.post(
@@ -196,10 +132,7 @@ async fn a_sign_up_validates_waits_for_approval_and_signs_in() {
     assert_eq!(data["signUp"]["user"]["status"], "PENDING_EMAIL_VALIDATION");
     assert_eq!(data["signUp"]["customer"]["title"], "Bob's Bikes");
     // Not yet: the address is unproven.
-    assert_eq!(
-        error_of(login(&app, "bob@bikes.test", PASSWORD).await).code,
-        "UNAUTHENTICATED"
-    );
+    app.assert_login_refused("bob@bikes.test", PASSWORD).await;
 
     let email = app
         .mail()
@@ -217,10 +150,7 @@ async fn a_sign_up_validates_waits_for_approval_and_signs_in() {
     );
     assert_eq!(data["validateEmail"]["user"]["status"], "PENDING_APPROVAL");
     assert_eq!(data["validateEmail"]["user"]["emailVerified"], true);
-    assert_eq!(
-        error_of(login(&app, "bob@bikes.test", PASSWORD).await).code,
-        "UNAUTHENTICATED"
-    );
+    app.assert_login_refused("bob@bikes.test", PASSWORD).await;
 
     // The tenant admin (the customer has no administrator) is told, and
     // finds the request in the queue.
@@ -247,7 +177,7 @@ async fn a_sign_up_validates_waits_for_approval_and_signs_in() {
         )
         .await;
     assert_eq!(data["approveUser"]["user"]["status"], "ACTIVE");
-    let data = data_of(login(&app, "BOB@bikes.test", PASSWORD).await);
+    let data = data_of(app.login("BOB@bikes.test", PASSWORD).await);
     assert_eq!(data["login"]["user"]["email"], "bob@bikes.test");
     // Approving twice is refused.
     let error = app
@@ -278,7 +208,7 @@ async fn without_approval_a_validated_sign_up_is_active() {
             .await,
     );
     assert_eq!(data["validateEmail"]["user"]["status"], "ACTIVE");
-    data_of(login(&app, "solo@solo.test", PASSWORD).await);
+    data_of(app.login("solo@solo.test", PASSWORD).await);
 
     // Refusals: bad input, an unknown tenant, a reused link. (A taken
     // address is answered as a new one: see privacy.rs.)
@@ -331,7 +261,7 @@ async fn a_forgotten_password_is_reset_from_the_email() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
-    let old_session = activate_admin(&app).await;
+    let old_session = app.activate_admin().await;
     let request = "mutation($tenant: ID!, $email: String!) { requestPasswordReset(tenantId: $tenant, email: $email) }";
     for email in ["admin@acme.test", "nobody@acme.test"] {
         let data = data_of(
@@ -375,12 +305,9 @@ async fn a_forgotten_password_is_reset_from_the_email() {
     );
     assert_eq!(data["resetPassword"], true);
     // Every session ended; the new password works, the old does not.
-    assert_eq!(viewer_status(&app, &old_session).await, 401);
-    data_of(login(&app, "admin@acme.test", "a brand new password").await);
-    assert_eq!(
-        error_of(login(&app, "admin@acme.test", PASSWORD).await).code,
-        "UNAUTHENTICATED"
-    );
+    assert_eq!(app.viewer_status(&old_session).await, 401);
+    data_of(app.login("admin@acme.test", "a brand new password").await);
+    app.assert_login_refused("admin@acme.test", PASSWORD).await;
     let error = error_of(
         app.post(
             None,
@@ -418,13 +345,9 @@ async fn suspending_a_user_ends_its_session_and_tells_its_administrators() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
-    activate_admin(&app).await;
+    app.activate_admin().await;
     let customer = app.customer("Globex", None).await;
-    app.data(
-        "mutation($id: ID!) { assignCustomerAdministrator(customerId: $id, email: \"admin@acme.test\") { customer { id } } }",
-        json!({ "id": customer }),
-    )
-    .await;
+    app.administer(&customer, "admin@acme.test").await;
     let data = app
         .data(
             CREATE_USER,
@@ -443,18 +366,8 @@ async fn suspending_a_user_ends_its_session_and_tells_its_administrators() {
         data["createUser"]["user"]["invitation"]["method"],
         "DISPLAY_ACTIVATION_LINK"
     );
-    let session = data_of(
-        app.post(
-            None,
-            ACTIVATE,
-            json!({ "token": canopy_tests::link_token(&link), "password": PASSWORD }),
-        )
-        .await,
-    )["activateAccount"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(viewer_status(&app, &session).await, 200);
+    let session = app.activate(&canopy_tests::link_token(&link)).await;
+    assert_eq!(app.viewer_status(&session).await, 200);
 
     let set_status = "mutation($id: ID!, $status: UserStatus!) { setUserStatus(id: $id, status: $status) { user { status } } }";
     let data = app
@@ -462,14 +375,11 @@ async fn suspending_a_user_ends_its_session_and_tells_its_administrators() {
         .await;
     assert_eq!(data["setUserStatus"]["user"]["status"], "SUSPENDED");
     assert_eq!(
-        viewer_status(&app, &session).await,
+        app.viewer_status(&session).await,
         401,
         "its session stopped at once"
     );
-    assert_eq!(
-        error_of(login(&app, "carl@globex.test", PASSWORD).await).code,
-        "UNAUTHENTICATED"
-    );
+    app.assert_login_refused("carl@globex.test", PASSWORD).await;
     let notice = app
         .mail()
         .wait_for("admin@acme.test", "a user was suspended")
@@ -487,7 +397,7 @@ async fn suspending_a_user_ends_its_session_and_tells_its_administrators() {
         .data(set_status, json!({ "id": user_id, "status": "ACTIVE" }))
         .await;
     assert_eq!(data["setUserStatus"]["user"]["status"], "ACTIVE");
-    data_of(login(&app, "carl@globex.test", PASSWORD).await);
+    data_of(app.login("carl@globex.test", PASSWORD).await);
 }
 
 #[tokio::test]
@@ -496,28 +406,7 @@ async fn a_new_address_counts_once_validated_and_is_reserved_meanwhile() {
     let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
     let customer = app.customer("Globex", None).await;
-    let data = app
-        .data(
-            CREATE_USER,
-            json!({ "input": { "customerId": customer, "email": "dora@globex.test", "activation": "DISPLAY_ACTIVATION_LINK" } }),
-        )
-        .await;
-    let user_id = data["createUser"]["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let link = data["createUser"]["activationLink"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    data_of(
-        app.post(
-            None,
-            ACTIVATE,
-            json!({ "token": canopy_tests::link_token(&link), "password": PASSWORD }),
-        )
-        .await,
-    );
+    let (user_id, _) = app.member(&customer, "dora@globex.test").await;
 
     let update = "mutation($id: ID!, $input: UpdateUserInput!) { updateUser(id: $id, input: $input) { user { email firstName phone } } }";
     let data = app
@@ -543,17 +432,14 @@ async fn a_new_address_counts_once_validated_and_is_reserved_meanwhile() {
         .wait_for("dora@new.test", "confirm your email address")
         .await;
     assert!(email.text.contains("dora@new.test"));
-    data_of(login(&app, "dora@globex.test", PASSWORD).await);
+    data_of(app.login("dora@globex.test", PASSWORD).await);
     let data = data_of(
         app.post(None, VALIDATE, json!({ "token": email.token() }))
             .await,
     );
     assert_eq!(data["validateEmail"]["user"]["email"], "dora@new.test");
-    data_of(login(&app, "dora@new.test", PASSWORD).await);
-    assert_eq!(
-        error_of(login(&app, "dora@globex.test", PASSWORD).await).code,
-        "UNAUTHENTICATED"
-    );
+    data_of(app.login("dora@new.test", PASSWORD).await);
+    app.assert_login_refused("dora@globex.test", PASSWORD).await;
     // The old address is free again.
     app.data(CREATE_USER, json!({ "input": { "customerId": customer, "email": "dora@globex.test", "activation": "DISPLAY_ACTIVATION_LINK" } }))
         .await;
@@ -581,7 +467,7 @@ async fn a_new_address_counts_once_validated_and_is_reserved_meanwhile() {
         (error.code.as_str(), error.field.as_deref()),
         ("BAD_USER_INPUT", Some("token"))
     );
-    data_of(login(&app, "dora@new.test", PASSWORD).await);
+    data_of(app.login("dora@new.test", PASSWORD).await);
 
     // An address nobody proved yet is not changed: the invitation went there.
     let pending = app
@@ -619,22 +505,16 @@ async fn deleting_a_user_ends_its_sessions_and_voids_its_links() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
-    let admin = activate_admin(&app).await;
+    let admin = app.activate_admin().await;
     let customer = app.customer("Globex", None).await;
-    app.data(
-        "mutation($id: ID!) { assignCustomerAdministrator(customerId: $id, email: \"admin@acme.test\") { customer { id } } }",
-        json!({ "id": customer }),
-    )
-    .await;
+    app.administer(&customer, "admin@acme.test").await;
     let make = |email: &str| json!({ "input": { "customerId": customer, "email": email, "activation": "DISPLAY_ACTIVATION_LINK" } });
     let active = app.data(CREATE_USER, make("eve@globex.test")).await["createUser"].clone();
-    let session = data_of(
-        app.post(None, ACTIVATE, json!({ "token": canopy_tests::link_token(active["activationLink"].as_str().unwrap()), "password": PASSWORD }))
-            .await,
-    )["activateAccount"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = app
+        .activate(&canopy_tests::link_token(
+            active["activationLink"].as_str().unwrap(),
+        ))
+        .await;
     let invited = app.data(CREATE_USER, make("fay@globex.test")).await["createUser"].clone();
 
     let delete = "mutation($id: ID!) { deleteUser(id: $id) { deletedUserId } }";
@@ -643,16 +523,9 @@ async fn deleting_a_user_ends_its_sessions_and_voids_its_links() {
         let data = app.data_as(&admin, delete, json!({ "id": id })).await;
         assert_eq!(data["deleteUser"]["deletedUserId"], id);
     }
-    assert_eq!(viewer_status(&app, &session).await, 401);
+    assert_eq!(app.viewer_status(&session).await, 401);
     let token = canopy_tests::link_token(invited["activationLink"].as_str().unwrap());
-    let error = error_of(
-        app.post(
-            None,
-            ACTIVATE,
-            json!({ "token": token, "password": PASSWORD }),
-        )
-        .await,
-    );
+    let error = error_of(app.try_activate(&token, PASSWORD).await);
     assert_eq!(
         (error.code.as_str(), error.field.as_deref()),
         ("BAD_USER_INPUT", Some("token"))
@@ -793,14 +666,7 @@ async fn user_mutations_refuse_bad_input_and_change_nothing() {
         .as_str()
         .unwrap()
         .to_owned();
-    data_of(
-        app.post(
-            None,
-            ACTIVATE,
-            json!({ "token": canopy_tests::link_token(&link), "password": PASSWORD }),
-        )
-        .await,
-    );
+    app.activate(&canopy_tests::link_token(&link)).await;
     let error = app.error(resend, json!({ "id": user_id })).await;
     assert_eq!(error.code, "FAILED_PRECONDITION", "already active");
 }
@@ -810,13 +676,9 @@ async fn a_mutation_that_fails_after_writing_its_job_leaves_no_job_and_no_email(
     let db = TestDb::new().await;
     let pool = db.pool();
     let app = TestApp::spawn_with_mail(pool).await;
-    activate_admin(&app).await;
+    app.activate_admin().await;
     let customer = app.customer("Globex", None).await;
-    app.data(
-        "mutation($id: ID!) { assignCustomerAdministrator(customerId: $id, email: \"admin@acme.test\") { customer { id } } }",
-        json!({ "id": customer }),
-    )
-    .await;
+    app.administer(&customer, "admin@acme.test").await;
     // The fault: the notification written after the invitation job fails.
     sqlx::query(
         "CREATE FUNCTION refuse_notices() RETURNS trigger LANGUAGE plpgsql AS
@@ -869,14 +731,10 @@ async fn moot_jobs_send_nothing() {
     let db = TestDb::new().await;
     let pool = db.pool();
     let mut app = TestApp::spawn_with_mail_stopped(pool).await;
-    activate_admin(&app).await;
+    app.activate_admin().await;
     let customer = app.customer("Globex", None).await;
     let doomed_customer = app.customer("Initech", None).await;
-    app.data(
-        "mutation($id: ID!) { assignCustomerAdministrator(customerId: $id, email: \"admin@acme.test\") { customer { id } } }",
-        json!({ "id": doomed_customer }),
-    )
-    .await;
+    app.administer(&doomed_customer, "admin@acme.test").await;
     let invite = |email: &str, customer: &str| json!({ "input": { "customerId": customer, "email": email, "activation": "SEND_ACTIVATION_EMAIL" } });
     // Replaced: a newer link was displayed instead.
     let replaced = app
