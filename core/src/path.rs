@@ -7,8 +7,9 @@ use std::fmt;
 
 use crate::id::CustomerId;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(transparent)]
+/// Only `parse`, `root` and `child` make one, so every path is ids joined
+/// by dots, whether it came from the database or from code.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Path(String);
 
 impl Path {
@@ -24,10 +25,9 @@ impl Path {
 
     /// Reads a stored path; `None` unless it is ids joined by dots.
     pub fn parse(text: &str) -> Option<Self> {
-        let valid = !text.is_empty()
-            && text
-                .split('.')
-                .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_digit()));
+        let valid = text
+            .split('.')
+            .all(|label| label.bytes().all(|b| b.is_ascii_digit()) && label.parse::<i64>().is_ok());
         valid.then(|| Path(text.to_owned()))
     }
 
@@ -35,9 +35,10 @@ impl Path {
         &self.0
     }
 
-    /// The customer the path leads to.
+    /// The customer the path leads to: its last label.
     pub fn id(&self) -> CustomerId {
-        self.ids().last().unwrap_or(CustomerId(0))
+        let last = self.0.rsplit('.').next().unwrap_or_default();
+        CustomerId(last.parse().unwrap_or_default())
     }
 
     /// How many customers lie above: 0 for a root.
@@ -70,6 +71,38 @@ impl Path {
         self.0
             .split('.')
             .filter_map(|label| label.parse().ok().map(CustomerId))
+    }
+}
+
+impl sqlx::Type<sqlx::Postgres> for Path {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Postgres> for Path {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Path {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        Path::parse(text).ok_or_else(|| format!("{text:?} is not a customer path").into())
+    }
+}
+
+impl sqlx::postgres::PgHasArrayType for Path {
+    fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+        <&str as sqlx::postgres::PgHasArrayType>::array_type_info()
     }
 }
 
@@ -113,7 +146,16 @@ mod tests {
 
     #[test]
     fn only_ids_joined_by_dots_are_paths() {
-        for bad in ["", ".", "1.", ".1", "1..2", "a.b", "1.-2"] {
+        for bad in [
+            "",
+            ".",
+            "1.",
+            ".1",
+            "1..2",
+            "a.b",
+            "1.-2",
+            "1.99999999999999999999",
+        ] {
             assert_eq!(Path::parse(bad), None, "{bad:?}");
         }
     }

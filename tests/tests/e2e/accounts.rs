@@ -69,6 +69,10 @@ async fn a_user_lists_and_ends_its_sessions_and_managers_may_too() {
         .error_as(Some(&narrow), REVOKE, json!({ "id": id }))
         .await;
     assert_eq!(error.code, "FORBIDDEN");
+    // An id that is not one names the argument it came in.
+    let error = app.error(REVOKE, json!({ "id": "not an id" })).await;
+    assert_eq!(error.code, "BAD_USER_INPUT");
+    assert_eq!(error.field.as_deref(), Some("userId"));
     assert_eq!(app.snapshot().await, before);
 
     // The tenant's key lists them and ends them all.

@@ -20,5 +20,6 @@ mod secrets;
 mod sessions;
 mod smtp;
 mod statements;
+mod stored;
 mod tree;
 mod users;
