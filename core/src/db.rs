@@ -16,10 +16,7 @@ pub async fn connect_and_migrate(database_url: &str) -> Result<PgPool> {
     let options = PgConnectOptions::from_str(database_url)
         .with_context(|| "DATABASE_URL is not a Postgres URL")?;
     create_database_if_missing(&options).await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(20)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
+    let pool = connect(options, 20)
         .await
         .context("cannot connect to Postgres")?;
     MIGRATOR
@@ -29,14 +26,17 @@ pub async fn connect_and_migrate(database_url: &str) -> Result<PgPool> {
     Ok(pool)
 }
 
+/// A pool of at most `max` connections to an existing database, with the
+/// settings every Canopy pool has.
+pub async fn connect(options: PgConnectOptions, max: u32) -> sqlx::Result<PgPool> {
+    pool_options(max).connect_with(tuned(options)).await
+}
+
 /// A pool of its own to the same database, of at most `max` connections,
 /// so that one part of a process (the embedded worker) cannot take the
 /// connections another (the API) needs.
 pub fn separate_pool(pool: &PgPool, max: u32) -> PgPool {
-    PgPoolOptions::new()
-        .max_connections(max)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with((*pool.connect_options()).clone())
+    pool_options(max).connect_lazy_with(tuned((*pool.connect_options()).clone()))
 }
 
 /// The API's pool to the same database: no statement runs, and no
@@ -48,10 +48,24 @@ pub fn bounded_pool(pool: &PgPool, max: u32, limit: Duration) -> PgPool {
         ("statement_timeout", ms.as_str()),
         ("idle_in_transaction_session_timeout", ms.as_str()),
     ]);
+    pool_options(max).connect_lazy_with(tuned(options))
+}
+
+/// Every pool's settings. A connection is not pinged before each use (a
+/// round trip per checkout, a third of a small request's time): one that
+/// broke fails its statement once and is replaced.
+fn pool_options(max: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(options)
+        .test_before_acquire(false)
+}
+
+/// Every connection's settings. No JIT: Canopy's statements are short, and
+/// a row estimate that crosses the JIT threshold (a subtree count, say)
+/// would spend milliseconds compiling what runs in microseconds.
+fn tuned(options: PgConnectOptions) -> PgConnectOptions {
+    options.options([("jit", "off")])
 }
 
 async fn create_database_if_missing(options: &PgConnectOptions) -> Result<()> {

@@ -8,7 +8,7 @@
 
 use std::str::FromStr;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 
 const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
@@ -54,9 +54,7 @@ impl TestDb {
         admin.close().await.ok();
         let options = PgConnectOptions::from_str(&db.url()).expect("test database URL");
         db.pool = Some(
-            PgPoolOptions::new()
-                .max_connections(20)
-                .connect_with(options)
+            canopy_core::db::connect(options, 20)
                 .await
                 .expect("connect to the test database"),
         );

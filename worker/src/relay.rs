@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ledger::PENDING_LEASE_FACTOR;
 use crate::queue::{self, Delivery};
 use canopy_core::jobs::JobState;
-use canopy_core::store::jobs::{self, Due, HandOut};
+use canopy_core::store::jobs::{self, Dispatch, Due, HandOut};
 
 /// Rows handed out per transaction.
 const BATCH: i64 = 100;
@@ -80,6 +80,7 @@ pub async fn dispatch_due(
     let mut tx = pool.begin().await?;
     let due = jobs::lock_due(&mut tx, BATCH).await?;
     let mut handed_out = Vec::with_capacity(due.len());
+    let mut notes = Vec::with_capacity(due.len());
     for job in &due {
         let note = match job.state {
             JobState::Running if job.attempts >= job.max_attempts => {
@@ -91,11 +92,19 @@ pub async fn dispatch_due(
             JobState::Running => Some("the worker stopped during the attempt; retrying"),
             _ => None,
         };
-        let delivery = next_delivery(job);
-        let lease = config.job_lease * PENDING_LEASE_FACTOR;
-        jobs::dispatched(&mut tx, HandOut::from(&delivery), lease, note).await?;
-        handed_out.push((delivery, job.kind));
+        handed_out.push((next_delivery(job), job.kind));
+        notes.push(note);
     }
+    let dispatches: Vec<Dispatch<'_>> = handed_out
+        .iter()
+        .zip(&notes)
+        .map(|((delivery, _), note)| Dispatch {
+            hand_out: HandOut::from(delivery),
+            note: *note,
+        })
+        .collect();
+    let lease = config.job_lease * PENDING_LEASE_FACTOR;
+    jobs::dispatched(&mut tx, &dispatches, lease).await?;
     tx.commit().await?;
     for (index, (delivery, kind)) in handed_out.iter().enumerate() {
         if let Err(error) = push(storage, delivery).await {

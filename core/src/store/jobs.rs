@@ -415,45 +415,64 @@ pub struct HandOut {
     pub dispatch: i32,
 }
 
-/// Marks a job handed to Redis, PENDING until `lease` has passed without a
-/// worker claiming it; `note` replaces the last error when given.
+/// A job handed to Redis, with the note that replaces its last error (why
+/// it is handed out again), if any.
+pub struct Dispatch<'a> {
+    pub hand_out: HandOut,
+    pub note: Option<&'a str>,
+}
+
+/// Marks jobs handed to Redis, in one statement: PENDING until `lease` has
+/// passed without a worker claiming them.
 pub async fn dispatched(
     conn: &mut PgConnection,
-    hand_out: HandOut,
+    dispatches: &[Dispatch<'_>],
     lease: Duration,
-    note: Option<&str>,
 ) -> sqlx::Result<()> {
+    if dispatches.is_empty() {
+        return Ok(());
+    }
+    let tenants: Vec<TenantId> = dispatches.iter().map(|d| d.hand_out.tenant_id).collect();
+    let ids: Vec<JobId> = dispatches.iter().map(|d| d.hand_out.job_id).collect();
+    let attempts: Vec<i32> = dispatches.iter().map(|d| d.hand_out.attempt).collect();
+    let numbers: Vec<i32> = dispatches.iter().map(|d| d.hand_out.dispatch).collect();
+    let notes: Vec<Option<&str>> = dispatches.iter().map(|d| d.note).collect();
     sqlx::query(
-        "UPDATE jobs SET state = 'PENDING', attempts = $3 - 1, dispatches = $4, updated_at = now(),
-             last_error = coalesce($6, last_error),
-             run_at = now() + make_interval(secs => $5)
-         WHERE tenant_id = $1 AND id = $2",
+        "UPDATE jobs j SET state = 'PENDING', attempts = d.attempt - 1, dispatches = d.dispatch,
+             updated_at = now(), last_error = coalesce(d.note, j.last_error),
+             run_at = now() + make_interval(secs => $6)
+         FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::text[])
+              AS d(tenant_id, id, attempt, dispatch, note)
+         WHERE j.tenant_id = d.tenant_id AND j.id = d.id",
     )
-    .bind(hand_out.tenant_id)
-    .bind(hand_out.job_id)
-    .bind(hand_out.attempt)
-    .bind(hand_out.dispatch)
+    .bind(tenants)
+    .bind(ids)
+    .bind(attempts)
+    .bind(numbers)
+    .bind(notes)
     .bind(lease.as_secs_f64())
-    .bind(note)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 /// Puts hand-outs whose push failed back to AWAITING_DISPATCH, unless a
-/// worker got to them after all.
+/// worker got to them after all; one statement.
 pub async fn undispatched(pool: &PgPool, hand_outs: &[HandOut]) -> sqlx::Result<()> {
-    for hand_out in hand_outs {
-        sqlx::query(
-            "UPDATE jobs SET state = 'AWAITING_DISPATCH', run_at = now(), updated_at = now()
-             WHERE tenant_id = $1 AND id = $2 AND state = 'PENDING' AND dispatches = $3",
-        )
-        .bind(hand_out.tenant_id)
-        .bind(hand_out.job_id)
-        .bind(hand_out.dispatch)
-        .execute(pool)
-        .await?;
-    }
+    let tenants: Vec<TenantId> = hand_outs.iter().map(|h| h.tenant_id).collect();
+    let ids: Vec<JobId> = hand_outs.iter().map(|h| h.job_id).collect();
+    let numbers: Vec<i32> = hand_outs.iter().map(|h| h.dispatch).collect();
+    sqlx::query(
+        "UPDATE jobs j SET state = 'AWAITING_DISPATCH', run_at = now(), updated_at = now()
+         FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS h(tenant_id, id, dispatch)
+         WHERE j.tenant_id = h.tenant_id AND j.id = h.id
+           AND j.state = 'PENDING' AND j.dispatches = h.dispatch",
+    )
+    .bind(tenants)
+    .bind(ids)
+    .bind(numbers)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

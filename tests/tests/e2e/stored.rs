@@ -1,6 +1,7 @@
-//! The names Rust stores for its enums are exactly the names Postgres's
-//! CHECK constraints accept: a name only one side knows would either be
-//! refused on write or fail to decode on read.
+//! What the database holds and how Canopy talks to it: the names Rust
+//! stores for its enums are exactly the names Postgres's CHECK constraints
+//! accept (a name only one side knows would be refused on write or fail to
+//! decode on read), and connections carry Canopy's settings.
 
 use std::collections::BTreeSet;
 
@@ -92,4 +93,15 @@ async fn a_key_with_a_scope_no_one_knows_is_refused_by_the_database() {
         .and_then(|e| e.constraint())
         .map(str::to_owned);
     assert_eq!(constraint.as_deref(), Some("api_keys_scopes_check"));
+}
+
+#[tokio::test]
+async fn connections_run_without_jit() {
+    // Canopy's statements are short; compiling one costs more than it runs.
+    let db = TestDb::new().await;
+    let jit: String = sqlx::query_scalar("SHOW jit")
+        .fetch_one(&db.pool())
+        .await
+        .unwrap();
+    assert_eq!(jit, "off");
 }
