@@ -6,6 +6,10 @@
 //! The relay also reconciles: a PENDING job nobody claimed within its lease
 //! (Redis lost it) is handed out again, and a RUNNING job whose lease ran
 //! out (its worker died) counts as a failed attempt and is retried.
+//!
+//! It wakes when a transaction that wrote jobs commits (LISTEN on
+//! `canopy_jobs`, sent by a trigger), and also looks once a second, for
+//! retries that fall due and for a wake-up missed while reconnecting.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +19,7 @@ use apalis::prelude::{TaskBuilder, TaskId, TaskSink};
 use apalis_redis::RedisStorage;
 use canopy_core::config::Config;
 use sqlx::PgPool;
+use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::ledger::PENDING_LEASE_FACTOR;
@@ -24,13 +29,19 @@ use canopy_core::store::jobs::{self, Dispatch, Due, HandOut};
 
 /// Rows handed out per transaction.
 const BATCH: i64 = 100;
-/// How often the relay looks for due rows when idle.
-const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How often the relay looks for due rows when nothing wakes it.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// The channel the jobs table's trigger notifies on.
+const CHANNEL: &str = "canopy_jobs";
 
 pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken) {
     let mut storage: Option<RedisStorage<serde_json::Value>> = None;
+    let mut listener: Option<PgListener> = None;
     let mut failures = 0u32;
     while !shutdown.is_cancelled() {
+        if listener.is_none() {
+            listener = listen(&pool).await;
+        }
         if storage.is_none() {
             match queue::connect(&config.redis_url).await {
                 Ok(conn) => storage = Some(queue::storage(conn, &config)),
@@ -61,7 +72,42 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(pause) => {}
+            woken = new_jobs(&mut listener) => {
+                if !woken {
+                    // The connection broke: listen again next round, and
+                    // meanwhile the timer keeps looking.
+                    listener = None;
+                }
+            }
         }
+    }
+}
+
+/// A connection listening for new jobs; `None` (the timer alone) when it
+/// cannot be had now.
+async fn listen(pool: &PgPool) -> Option<PgListener> {
+    let mut listener = match PgListener::connect_with(pool).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(%error, "relay cannot listen for new jobs; polling");
+            return None;
+        }
+    };
+    match listener.listen(CHANNEL).await {
+        Ok(()) => Some(listener),
+        Err(error) => {
+            tracing::warn!(%error, "relay cannot listen for new jobs; polling");
+            None
+        }
+    }
+}
+
+/// Waits for a notification of new jobs; false when the connection broke.
+/// Without a listener it waits forever (the timer wakes the relay).
+async fn new_jobs(listener: &mut Option<PgListener>) -> bool {
+    match listener {
+        Some(listener) => listener.try_recv().await.is_ok_and(|n| n.is_some()),
+        None => std::future::pending().await,
     }
 }
 

@@ -403,3 +403,31 @@ async fn redis_forgets_tasks_finished_long_ago() {
         .unwrap();
     assert_eq!(done, 1);
 }
+
+#[tokio::test]
+async fn a_committed_job_wakes_the_relays_and_a_refused_change_does_not() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn(pool.clone()).await;
+    let customer = app.customer("Acme Retail", None).await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .unwrap();
+    listener.listen("canopy_jobs").await.unwrap();
+
+    // A refused change writes no job: nothing is heard.
+    let error = app
+        .error(INVITE, json!({ "c": customer, "e": "not an address" }))
+        .await;
+    assert_eq!(error.code, "BAD_USER_INPUT");
+    let heard = tokio::time::timeout(Duration::from_millis(300), listener.recv()).await;
+    assert!(heard.is_err(), "a refused change woke the relays: {heard:?}");
+
+    // A committed one does, on commit.
+    invite(&app, &customer, "wake@globex.test").await;
+    let heard = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+        .await
+        .expect("the relays are woken")
+        .unwrap();
+    assert_eq!(heard.channel(), "canopy_jobs");
+}
