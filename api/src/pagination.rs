@@ -61,12 +61,23 @@ fn decode_cursor(cursor: &str) -> ApiResult<String> {
 }
 
 /// Turns a search term into an ILIKE pattern matching it anywhere;
-/// a blank term means no search.
+/// a blank term means no search. A term shorter than `MIN_SEARCH_CHARS`
+/// is refused: it has no trigram to narrow the match, so it would read
+/// every row.
 pub fn search_pattern(search: Option<&str>) -> ApiResult<Option<String>> {
     let Some(term) = search.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
     let term = crate::validation::required("search", term, crate::validation::MAX_SEARCH_CHARS)?;
+    if term.chars().count() < crate::validation::MIN_SEARCH_CHARS {
+        return Err(ApiError::bad_input(
+            "search",
+            format!(
+                "search needs at least {} characters",
+                crate::validation::MIN_SEARCH_CHARS
+            ),
+        ));
+    }
     let term = term.as_str();
     let mut pattern = String::with_capacity(term.len() + 2);
     pattern.push('%');

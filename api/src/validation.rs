@@ -15,6 +15,8 @@ pub const MAX_ZIP_CHARS: usize = 20;
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_REFERENCE_CHARS: usize = 200;
 pub const MAX_SEARCH_CHARS: usize = 200;
+/// The shortest search term: a trigram, what the search indexes find.
+pub const MIN_SEARCH_CHARS: usize = 3;
 
 /// A value that must be present and not blank: trimmed, at most `max`
 /// characters, no control characters (free text may hold line breaks).

@@ -124,7 +124,7 @@ impl Query {
     }
 
     /// Customers the caller may see. search matches the number or the title,
-    /// case-insensitively, anywhere in it (at most 200 characters); absent
+    /// case-insensitively, anywhere in it (3 to 200 characters); absent
     /// or blank lists them all. Ordered by title then number. `first`
     /// defaults to 20 and may be at most 100.
     #[graphql(complexity = "pagination::search_cost(first, &search, child_complexity)")]
@@ -185,7 +185,7 @@ impl Query {
     }
 
     /// Users by email address; `search` matches email or names anywhere,
-    /// case-insensitively. `first` defaults to 20 and may be at most 100.
+    /// case-insensitively (3 to 200 characters). `first` defaults to 20 and may be at most 100.
     #[graphql(complexity = "pagination::search_cost(first, &search, child_complexity)")]
     async fn users(
         &self,

@@ -321,8 +321,15 @@ async fn lists_search_and_page_with_cursors() {
     assert_eq!(data["customers"]["totalCount"], 3);
     let data = app.data(LIST, json!({ "search": "ooL" })).await;
     assert_eq!(node_strings(&data["customers"], "title"), ["Hooli"]);
-    let data = app.data(LIST, json!({ "search": "%" })).await;
+    let data = app.data(LIST, json!({ "search": "%_%" })).await;
     assert_eq!(data["customers"]["totalCount"], 0, "wildcards are literal");
+    // Shorter than a trigram: refused, naming the minimum.
+    for short in ["Co", " a "] {
+        let error = app.error(LIST, json!({ "search": short })).await;
+        assert_eq!(error.code, "BAD_USER_INPUT", "{short:?}");
+        assert_eq!(error.field.as_deref(), Some("search"));
+        assert!(error.message.contains("at least 3"), "{}", error.message);
+    }
     let data = app.data(LIST, json!({ "search": "  " })).await;
     assert_eq!(data["customers"]["totalCount"], 6);
     let data = app.data(LIST, json!({ "rootsOnly": true })).await;

@@ -145,7 +145,7 @@ impl Customer {
 
     /// Direct inner customers, ordered by title then number. `first`
     /// defaults to 20 and may be at most 100; `search` matches the number or
-    /// the title anywhere, case-insensitively (at most 200 characters).
+    /// the title anywhere, case-insensitively (3 to 200 characters).
     #[graphql(complexity = "pagination::search_cost(first, &search, child_complexity)")]
     async fn inner_customers(
         &self,
@@ -248,7 +248,8 @@ impl Customer {
         ))
     }
 
-    /// The customer's own users, by email; `search` matches email or names.
+    /// The customer's own users, by email; `search` matches email or names
+    /// (3 to 200 characters).
     #[graphql(complexity = "pagination::search_cost(first, &search, child_complexity)")]
     async fn users(
         &self,
