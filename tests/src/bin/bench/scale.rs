@@ -113,7 +113,8 @@ pub async fn run() -> Result<()> {
         "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
         "CANOPY_SECRET" => Some("canopy-benchmark-secret-0123456789".into()),
         "CANOPY_QUEUE" => Some(queue.clone()),
-        limit if limit.starts_with("CANOPY_LIMIT_") => Some(canopy_tests::GENEROUS_LIMIT.into()),
+        // Clients at full speed spend a generous budget within seconds.
+        limit if limit.starts_with("CANOPY_LIMIT_") => Some("4000000000/1".into()),
         _ => None,
     })?);
     let bench = super::serve(&pool, config.clone(), key.clone()).await?;
@@ -303,10 +304,8 @@ async fn open_or_seed(
         .map(|m| m.version)
         .max()
         .unwrap_or(0);
-    if !reseed {
-        if let Some(kept) = kept(url, shape, migration).await? {
-            return Ok(kept);
-        }
+    if !reseed && let Some(kept) = kept(url, shape, migration).await? {
+        return Ok(kept);
     }
     super::reset_database(url).await?;
     let pool = canopy_core::db::connect_and_migrate(url).await?;
