@@ -1,0 +1,86 @@
+use anyhow::Result;
+use serde_json::json;
+
+/// jobQueue over a ledger of a million rows (by default) in one tenant.
+pub async fn run() -> Result<()> {
+    let rows: i64 = std::env::args()
+        .nth(2)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
+    let url = "postgres://postgres@127.0.0.1:5432/canopy_bench_jobs";
+    super::reset_database(url).await?;
+    let pool = canopy_core::db::connect_and_migrate(url).await?;
+    let config = std::sync::Arc::new(canopy_core::config::Config::from_lookup(
+        |name| match name {
+            "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
+            "CANOPY_SECRET" => Some("canopy-benchmark-secret-0123456789".into()),
+            "CANOPY_LIMIT_CALLER" => Some(canopy_tests::GENEROUS_LIMIT.into()),
+            _ => None,
+        },
+    )?);
+    let tenant = super::bench_tenant(&pool, &config).await?;
+    let tenant_id = canopy_api::ids::decode(&tenant.tenant_id).unwrap().1;
+    let started = std::time::Instant::now();
+    // Mostly DONE, as a ledger is; some of every other state. Loaded in
+    // bulk with the counting triggers off, then counted as the migration
+    // does.
+    sqlx::query("ALTER TABLE jobs DISABLE TRIGGER USER")
+        .execute(&pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO jobs (tenant_id, kind, state, payload, recipient, max_attempts, attempts)
+         SELECT $1,
+                (ARRAY['EMAIL_VALIDATION','INVITATION','ADMIN_NOTIFICATION','PASSWORD_RESET'])[1 + g % 4],
+                CASE WHEN g % 100 = 0 THEN 'KILLED' WHEN g % 100 = 1 THEN 'FAILED'
+                     WHEN g % 100 = 2 THEN 'PENDING' WHEN g % 100 = 3 THEN 'AWAITING_DISPATCH'
+                     ELSE 'DONE' END,
+                '{}'::jsonb, 'user' || g || '@bench.test', 8, 1
+         FROM generate_series(1, $2::bigint) g",
+    )
+    .bind(tenant_id)
+    .bind(rows)
+    .execute(&pool)
+    .await?;
+    sqlx::query("ALTER TABLE jobs ENABLE TRIGGER USER")
+        .execute(&pool)
+        .await?;
+    sqlx::query(
+        "INSERT INTO job_counts (tenant_id, kind, state, count)
+         SELECT tenant_id, kind, state, count(*) FROM jobs GROUP BY tenant_id, kind, state",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query("VACUUM ANALYZE jobs").execute(&pool).await?;
+    println!(
+        "seeded {rows} job rows in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let bench = super::serve(&pool, config.clone(), tenant.api_key).await?;
+    println!(
+        "\n| operation | mean ms | p50 ms | p95 ms | p99 ms |\n| --- | --- | --- | --- | --- |"
+    );
+    bench
+        .time(
+            "jobQueue: counts per kind and state, active workers",
+            "{ jobQueue { activeWorkers kinds { kind awaitingDispatch pending running done failed killed } } }",
+            &json!({}),
+        )
+        .await?;
+    bench
+        .time(
+            "jobQueue.jobs(state: KILLED, first: 20) + totalCount",
+            "{ jobQueue { jobs(state: KILLED, first: 20) { totalCount nodes { id kind lastError } } } }",
+            &json!({}),
+        )
+        .await?;
+    bench
+        .time(
+            "jobQueue.jobs(kind: INVITATION, first: 20), newest first",
+            "{ jobQueue { jobs(kind: INVITATION, first: 20) { nodes { id state } } } }",
+            &json!({}),
+        )
+        .await?;
+    Ok(())
+}
