@@ -421,7 +421,10 @@ async fn a_committed_job_wakes_the_relays_and_a_refused_change_does_not() {
         .await;
     assert_eq!(error.code, "BAD_USER_INPUT");
     let heard = tokio::time::timeout(Duration::from_millis(300), listener.recv()).await;
-    assert!(heard.is_err(), "a refused change woke the relays: {heard:?}");
+    assert!(
+        heard.is_err(),
+        "a refused change woke the relays: {heard:?}"
+    );
 
     // A committed one does, on commit.
     invite(&app, &customer, "wake@globex.test").await;
