@@ -298,15 +298,18 @@ pub async fn child_counts(
     Ok(rows.into_iter().collect())
 }
 
-/// The number of customers below each of `ids`, each a GiST index lookup.
+/// The number of customers below each of `ids`, each an index-only scan of
+/// its tree_sort range.
 pub async fn descendant_counts(
     pool: &PgPool,
     tenant_id: TenantId,
     ids: &[CustomerId],
 ) -> sqlx::Result<HashMap<CustomerId, i64>> {
     let rows: Vec<(CustomerId, i64)> = sqlx::query_as(
-        "SELECT c.id, (SELECT count(*) - 1 FROM customers d
-                       WHERE d.tenant_id = c.tenant_id AND d.path <@ c.path)
+        "SELECT c.id, (SELECT count(*) FROM customers d
+                       WHERE d.tenant_id = c.tenant_id
+                         AND d.tree_sort > c.tree_sort || chr(30)
+                         AND d.tree_sort < c.tree_sort || chr(31))
          FROM customers c WHERE c.tenant_id = $1 AND c.id = ANY($2)",
     )
     .bind(tenant_id)
@@ -316,18 +319,27 @@ pub async fn descendant_counts(
     Ok(rows.into_iter().collect())
 }
 
+/// What joins the sort keys in `tree_sort` (chr(30)), and the character
+/// right after it: every descendant's `tree_sort` lies between its root's
+/// followed by one and by the other.
+const SEPARATOR: char = '\u{1e}';
+const AFTER_SEPARATOR: char = '\u{1f}';
+
 fn push_descendants(
     query: &mut QueryBuilder<'_, Postgres>,
     root: &CustomerRow,
     max_depth: Option<i32>,
 ) {
+    // The subtree is exactly the tree_sort range below the root's own:
+    // sort keys hold no control characters, so no other chain starts with
+    // the root's and chr(30). An index range scan reads a page in order.
     query
         .push(" FROM customers c WHERE c.tenant_id = ")
         .push_bind(root.tenant_id)
-        .push(" AND c.path <@ ")
-        .push_bind(root.path.clone())
-        .push("::ltree AND c.id <> ")
-        .push_bind(root.id);
+        .push(" AND c.tree_sort > ")
+        .push_bind(format!("{}{SEPARATOR}", root.tree_sort))
+        .push(" AND c.tree_sort < ")
+        .push_bind(format!("{}{AFTER_SEPARATOR}", root.tree_sort));
     if let Some(max_depth) = max_depth {
         query
             .push(" AND nlevel(c.path) <= nlevel(")

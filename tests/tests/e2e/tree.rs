@@ -499,3 +499,23 @@ async fn the_tree_is_at_most_a_hundred_levels_deep() {
     assert_eq!(data["customer"]["depth"], 100);
     assert_eq!(data["customer"]["ancestors"].as_array().unwrap().len(), 100);
 }
+
+#[tokio::test]
+async fn a_subtree_never_takes_in_a_sibling_whose_sort_key_begins_like_its_root() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn(pool).await;
+    // Same title, and one number the prefix of the other: their sort keys
+    // share a prefix, their subtrees nothing.
+    let a1 = create_numbered(&app, "Acme", "A1", None).await;
+    let a10 = create_numbered(&app, "Acme", "A10", None).await;
+    let a1_child = create_numbered(&app, "Zeta", "A1-1", Some(&a1)).await;
+    create_numbered(&app, "Beta", "A10-1", Some(&a10)).await;
+    create_numbered(&app, "Gamma", "A1-1-1", Some(&a1_child)).await;
+
+    assert_eq!(descendant_titles(&app, &a1).await, ["Zeta", "Gamma"]);
+    assert_eq!(descendant_titles(&app, &a10).await, ["Beta"]);
+    let data = app.data(DESCENDANTS, json!({ "id": a1, "first": 1 })).await;
+    assert_eq!(data["customer"]["descendants"]["totalCount"], 2);
+    assert_eq!(data["customer"]["descendantCount"], 2);
+}
