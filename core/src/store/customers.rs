@@ -96,13 +96,7 @@ pub async fn by_id(
     tenant_id: TenantId,
     id: CustomerId,
 ) -> sqlx::Result<Option<CustomerRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = $1 AND c.id = $2"
-    ))
-    .bind(tenant_id)
-    .bind(id)
-    .fetch_optional(conn)
-    .await
+    one(conn, tenant_id, id, "").await
 }
 
 /// A customer's title, for naming it in an email.
@@ -125,8 +119,17 @@ pub async fn lock(
     tenant_id: TenantId,
     id: CustomerId,
 ) -> sqlx::Result<Option<CustomerRow>> {
+    one(conn, tenant_id, id, " FOR UPDATE").await
+}
+
+async fn one(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    id: CustomerId,
+    locking: &str,
+) -> sqlx::Result<Option<CustomerRow>> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = $1 AND c.id = $2 FOR UPDATE"
+        "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = $1 AND c.id = $2{locking}"
     ))
     .bind(tenant_id)
     .bind(id)

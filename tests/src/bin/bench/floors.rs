@@ -19,7 +19,7 @@ use lettre::Message;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::load::{self, Measured};
+use crate::load::{self, Measured, gather};
 
 struct Hello;
 
@@ -180,20 +180,9 @@ pub async fn user_and_job(
             })
         })
         .collect();
-    let mut latencies = Histogram::<u64>::new(3)?;
-    let mut requests = 0;
-    for worker in workers {
-        let (n, h) = worker.await??;
-        requests += n;
-        latencies.add(h)?;
-    }
-    let seconds = began.elapsed().as_secs_f64();
+    let measured = gather(began, workers).await?;
     super::forget_users(pool, &format!("{run}-%"), since).await?;
-    Ok(Measured {
-        requests,
-        seconds,
-        latencies,
-    })
+    Ok(measured)
 }
 
 /// Messages per second that lettre delivers to the tests' SMTP server over
@@ -229,22 +218,12 @@ pub async fn smtp(tasks: usize, lasting: Duration) -> Result<Measured> {
             })
         })
         .collect();
-    let mut latencies = Histogram::<u64>::new(3)?;
-    let mut requests = 0;
-    for sender in senders {
-        let (n, h) = sender.await??;
-        requests += n;
-        latencies.add(h)?;
-    }
-    let seconds = began.elapsed().as_secs_f64();
+    let measured = gather(began, senders).await?;
     anyhow::ensure!(
-        sink.messages().len() as u64 == requests,
-        "the SMTP server received {} of {requests} messages",
-        sink.messages().len()
+        sink.messages().len() as u64 == measured.requests,
+        "the SMTP server received {} of {} messages",
+        sink.messages().len(),
+        measured.requests
     );
-    Ok(Measured {
-        requests,
-        seconds,
-        latencies,
-    })
+    Ok(measured)
 }

@@ -26,6 +26,29 @@ impl Measured {
     }
 }
 
+/// One task's count of requests and their latencies.
+pub type Tally = Result<(u64, Histogram<u64>)>;
+
+/// Waits for every task that measured from `began`, and adds up what they
+/// counted.
+pub async fn gather(
+    began: Instant,
+    tasks: Vec<tokio::task::JoinHandle<Tally>>,
+) -> Result<Measured> {
+    let mut latencies = Histogram::<u64>::new(3)?;
+    let mut requests = 0;
+    for task in tasks {
+        let (n, h) = task.await??;
+        requests += n;
+        latencies.add(h)?;
+    }
+    Ok(Measured {
+        requests,
+        seconds: began.elapsed().as_secs_f64(),
+        latencies,
+    })
+}
+
 /// Makes the body of client `client`'s `n`th request.
 pub type Body = Arc<dyn Fn(usize, u64) -> Value + Send + Sync>;
 
@@ -49,18 +72,7 @@ pub async fn drive(
             tokio::spawn(async move { one_client(&url, key.as_deref(), client, stop, &body).await })
         })
         .collect();
-    let mut latencies = Histogram::<u64>::new(3)?;
-    let mut requests = 0;
-    for task in tasks {
-        let (n, h) = task.await??;
-        requests += n;
-        latencies.add(h)?;
-    }
-    Ok(Measured {
-        requests,
-        seconds: began.elapsed().as_secs_f64(),
-        latencies,
-    })
+    gather(began, tasks).await
 }
 
 async fn one_client(
