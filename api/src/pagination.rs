@@ -6,6 +6,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub use canopy_core::store::{Page, PageInfoParts};
 
+use canopy_core::store::Search;
+
 use crate::error::{ApiError, ApiResult};
 
 /// Page size when `first` is not given.
@@ -36,9 +38,10 @@ pub fn connection_cost(first: Option<i32>, child_complexity: usize) -> usize {
     rows.saturating_mul(child_complexity).saturating_add(1)
 }
 
-/// What a search adds to a connection's cost: finding the matches and
-/// counting them exactly for `totalCount` reads every match, however few
-/// rows the page shows.
+/// What a search adds to a connection's cost: finding and counting the
+/// matches reads many more rows than the page shows (up to
+/// `SEARCH_COUNT_LIMIT` to count a tenant's customers, every match of a
+/// users' search or within a reach).
 pub const SEARCH_COST: usize = 500;
 
 /// `connection_cost`, plus `SEARCH_COST` when the connection searches.
@@ -60,11 +63,10 @@ fn decode_cursor(cursor: &str) -> ApiResult<String> {
         .ok_or_else(|| ApiError::bad_input("after", "after is not a cursor from this API"))
 }
 
-/// Turns a search term into an ILIKE pattern matching it anywhere;
-/// a blank term means no search. A term shorter than `MIN_SEARCH_CHARS`
-/// is refused: it has no trigram to narrow the match, so it would read
-/// every row.
-pub fn search_pattern(search: Option<&str>) -> ApiResult<Option<String>> {
+/// A search term, validated; a blank term means no search. A term
+/// shorter than `MIN_SEARCH_CHARS` is refused: it has no trigram to narrow
+/// the match, so it would read every row.
+pub fn search(search: Option<&str>) -> ApiResult<Option<Search>> {
     let Some(term) = search.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
@@ -78,17 +80,7 @@ pub fn search_pattern(search: Option<&str>) -> ApiResult<Option<String>> {
             ),
         ));
     }
-    let term = term.as_str();
-    let mut pattern = String::with_capacity(term.len() + 2);
-    pattern.push('%');
-    for c in term.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    Ok(Some(pattern))
+    Ok(Some(Search::new(term)))
 }
 
 #[cfg(test)]
@@ -113,11 +105,10 @@ mod tests {
     }
 
     #[test]
-    fn search_escapes_wildcards() {
-        assert_eq!(search_pattern(Some("  ")).unwrap(), None);
-        assert_eq!(
-            search_pattern(Some("50%_a\\")).unwrap().unwrap(),
-            "%50\\%\\_a\\\\%"
-        );
+    fn searches_are_trimmed_and_blank_is_none() {
+        assert_eq!(search(Some("  ")).unwrap(), None);
+        assert_eq!(search(Some(" acme ")).unwrap().unwrap().term(), "acme");
+        let error = search(Some("ab")).unwrap_err();
+        assert!(matches!(error, ApiError::BadInput { ref field, .. } if field == "search"));
     }
 }

@@ -13,6 +13,7 @@ use tracing::Instrument;
 use crate::error::ApiError;
 use crate::pagination::Page;
 use canopy_core::id::{CustomerId, TenantId, UserId};
+use canopy_core::store::Search;
 use canopy_core::store::api_keys::{self, ApiKeyRow};
 use canopy_core::store::customers::{self, CustomerRow};
 use canopy_core::store::entitlements::{self, EntitlementRow};
@@ -134,7 +135,7 @@ impl Loader<Key<UserId>> for UserLoader {
 pub struct ChildrenKey {
     pub tenant_id: TenantId,
     pub parent_id: CustomerId,
-    pub search: Option<String>,
+    pub search: Option<Search>,
     pub page: Page,
 }
 
@@ -154,7 +155,7 @@ impl Loader<ChildrenKey> for ChildrenLoader {
         {
             let parents: Vec<CustomerId> = group.iter().map(|k| k.parent_id).collect();
             let mut pages =
-                customers::children_pages(&self.0, tenant, &parents, search.as_deref(), &page)
+                customers::children_pages(&self.0, tenant, &parents, search.as_ref(), &page)
                     .await?;
             for key in group {
                 let rows = pages.remove(&key.parent_id).unwrap_or_default();
@@ -170,7 +171,7 @@ impl Loader<ChildrenKey> for ChildrenLoader {
 pub struct ChildCountKey {
     pub tenant_id: TenantId,
     pub parent_id: CustomerId,
-    pub search: Option<String>,
+    pub search: Option<Search>,
 }
 
 pub struct ChildCountLoader(PgPool);
@@ -184,7 +185,7 @@ impl Loader<ChildCountKey> for ChildCountLoader {
         for ((tenant, search), group) in batches(keys, |k| (k.tenant_id, k.search.clone())) {
             let parents: Vec<CustomerId> = group.iter().map(|k| k.parent_id).collect();
             let counts =
-                customers::child_counts(&self.0, tenant, &parents, search.as_deref()).await?;
+                customers::child_counts(&self.0, tenant, &parents, search.as_ref()).await?;
             for key in group {
                 out.insert(
                     key.clone(),

@@ -15,7 +15,7 @@ use crate::access;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeKind};
-use crate::pagination::{self, connection_cost, search_pattern};
+use crate::pagination::{self, connection_cost};
 use crate::validation;
 use canopy_core::id::{CustomerId, JobId, UserId};
 use canopy_core::store::{api_keys, customers, entitlements, jobs, tenants, users};
@@ -139,7 +139,7 @@ impl Query {
         let caller = guards::require(ctx, Scope::CustomersRead)?;
         let page = pagination::page(first, after)?;
         let filter = customers::Filter {
-            search: search_pattern(search.as_deref())?,
+            search: pagination::search(search.as_deref())?,
             roots_only: roots_only.unwrap_or(false),
             reach: caller.limits().cloned(),
         };
@@ -203,7 +203,7 @@ impl Query {
         let filter = users::Filter {
             customer_id,
             status: status.map(Into::into),
-            search: search_pattern(search.as_deref())?,
+            search: pagination::search(search.as_deref())?,
             reach: caller.limits().cloned(),
         };
         UserConnection::load(

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
-use super::Page;
-use super::{Grouped, by_group};
+use super::{Count, Grouped, Page, Search, by_group};
 use crate::authz::CustomerReach;
 use crate::id::{CustomerId, TenantId, UserId};
 use crate::path::Path;
@@ -70,8 +69,8 @@ pub struct Fields {
 /// Which customers a list shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Filter {
-    /// An ILIKE pattern on number or title.
-    pub search: Option<String>,
+    /// Matches the number or the title.
+    pub search: Option<Search>,
     pub roots_only: bool,
     /// A customer user's reach; `None` is the whole tenant.
     pub reach: Option<CustomerReach>,
@@ -165,12 +164,13 @@ pub async fn by_number(
 }
 
 fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
-    if let Some(pattern) = &filter.search {
+    if let Some(search) = &filter.search {
+        let pattern = search.pattern();
         query
             .push(" AND (c.title ILIKE ")
             .push_bind(pattern.clone())
             .push(" OR c.number ILIKE ")
-            .push_bind(pattern.clone())
+            .push_bind(pattern)
             .push(")");
     }
     match (&filter.reach, filter.roots_only) {
@@ -196,24 +196,69 @@ fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
     }
 }
 
+/// How many matches a search counts before it stops: `totalCount` is then
+/// a lower bound.
+pub const SEARCH_COUNT_LIMIT: i64 = 1000;
+
+/// How many rows of a piece `search_grams` tells apart when choosing the
+/// rarest piece of a term to walk.
+const GRAM_PROBE: i64 = 2000;
+
+/// A search of the whole tenant walks `customer_grams` (see its
+/// migration); one limited to a reach or to roots filters the customers.
+fn walks_grams(filter: &Filter) -> Option<&Search> {
+    filter
+        .search
+        .as_ref()
+        .filter(|s| filter.reach.is_none() && !filter.roots_only && s.term().chars().count() >= 3)
+}
+
+/// The rows of the term's rarest piece that hold the whole term, in sort
+/// order, as `g`. The rarest is chosen by counting each piece's rows up to
+/// `GRAM_PROBE`, so a term of a common piece and a rare one walks the rare.
+fn push_grams(query: &mut QueryBuilder<'_, Postgres>, tenant_id: TenantId, search: &Search) {
+    query
+        .push(
+            "FROM customer_grams g WHERE g.tenant_id = ",
+        )
+        .push_bind(tenant_id)
+        .push(" AND g.gram = (SELECT t.gram FROM search_grams(")
+        .push_bind(search.term().to_owned())
+        .push(") AS t(gram) ORDER BY (SELECT count(*) FROM (SELECT FROM customer_grams p WHERE p.tenant_id = ")
+        .push_bind(tenant_id)
+        .push(" AND p.gram = t.gram LIMIT ")
+        .push_bind(GRAM_PROBE)
+        .push(") AS probe), t.gram LIMIT 1) AND lower(g.sort_key COLLATE \"default\") LIKE lower(")
+        .push_bind(search.pattern())
+        .push(")");
+}
+
 /// A page of the tenant's customers, by title then number.
 ///
-/// With a search, the matches are found first through the trigram indexes
-/// and only they are sorted: walking the sort index and filtering would
-/// scan every customer that sorts before the first match.
+/// A search of the whole tenant reads its page off `customer_grams`. One
+/// of roots, or within a customer user's reach, walks those customers in
+/// sort order (a few thousand roots; a reach is a few subtrees).
 pub async fn list(
     pool: &PgPool,
     tenant_id: TenantId,
     filter: &Filter,
     page: &Page,
 ) -> sqlx::Result<Vec<CustomerRow>> {
-    let mut query = if filter.search.is_some() {
-        let mut query = QueryBuilder::new(
-            "WITH matches AS MATERIALIZED (SELECT c.* FROM customers c WHERE c.tenant_id = ",
-        );
-        query.push_bind(tenant_id);
-        push_filter(&mut query, filter);
-        query.push(format!(") SELECT {COLUMNS} FROM matches c WHERE true"));
+    let mut query = if let Some(search) = walks_grams(filter) {
+        let mut query = QueryBuilder::new(format!(
+            "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = "
+        ));
+        query
+            .push_bind(tenant_id)
+            .push(" AND c.sort_key IN (SELECT g.sort_key ");
+        push_grams(&mut query, tenant_id, search);
+        if let Some(after) = &page.after {
+            query.push(" AND g.sort_key > ").push_bind(after.clone());
+        }
+        query
+            .push(" ORDER BY g.sort_key LIMIT ")
+            .push_bind(page.limit())
+            .push(")");
         query
     } else {
         let mut query = QueryBuilder::new(format!(
@@ -221,22 +266,41 @@ pub async fn list(
         ));
         query.push_bind(tenant_id);
         push_filter(&mut query, filter);
+        if let Some(after) = &page.after {
+            query.push(" AND c.sort_key > ").push_bind(after.clone());
+        }
         query
     };
-    if let Some(after) = &page.after {
-        query.push(" AND c.sort_key > ").push_bind(after.clone());
-    }
     query
         .push(" ORDER BY c.sort_key LIMIT ")
         .push_bind(page.limit());
     query.build_query_as().fetch_all(pool).await
 }
 
-pub async fn count(pool: &PgPool, tenant_id: TenantId, filter: &Filter) -> sqlx::Result<i64> {
+/// How many customers the filter lists; a search of the whole tenant stops
+/// counting at `SEARCH_COUNT_LIMIT`.
+pub async fn count(pool: &PgPool, tenant_id: TenantId, filter: &Filter) -> sqlx::Result<Count> {
+    if let Some(search) = walks_grams(filter) {
+        let mut query = QueryBuilder::new("SELECT count(*) FROM (SELECT ");
+        push_grams(&mut query, tenant_id, search);
+        query
+            .push(" LIMIT ")
+            .push_bind(SEARCH_COUNT_LIMIT + 1)
+            .push(") AS matches");
+        let counted: i64 = query.build_query_scalar().fetch_one(pool).await?;
+        return Ok(Count {
+            value: counted.min(SEARCH_COUNT_LIMIT),
+            exact: counted <= SEARCH_COUNT_LIMIT,
+        });
+    }
     let mut query = QueryBuilder::new("SELECT count(*) FROM customers c WHERE c.tenant_id = ");
     query.push_bind(tenant_id);
     push_filter(&mut query, filter);
-    query.build_query_scalar().fetch_one(pool).await
+    query
+        .build_query_scalar()
+        .fetch_one(pool)
+        .await
+        .map(Count::exact)
 }
 
 /// A page of inner customers for each parent, in one statement.
@@ -244,7 +308,7 @@ pub async fn children_pages(
     pool: &PgPool,
     tenant_id: TenantId,
     parent_ids: &[CustomerId],
-    search: Option<&str>,
+    search: Option<&Search>,
     page: &Page,
 ) -> sqlx::Result<HashMap<CustomerId, Vec<CustomerRow>>> {
     let mut query = QueryBuilder::new(format!(
@@ -259,7 +323,7 @@ pub async fn children_pages(
     push_filter(
         &mut query,
         &Filter {
-            search: search.map(str::to_owned),
+            search: search.cloned(),
             ..Filter::default()
         },
     );
@@ -280,7 +344,7 @@ pub async fn child_counts(
     pool: &PgPool,
     tenant_id: TenantId,
     parent_ids: &[CustomerId],
-    search: Option<&str>,
+    search: Option<&Search>,
 ) -> sqlx::Result<HashMap<CustomerId, i64>> {
     let mut query =
         QueryBuilder::new("SELECT c.parent_id, count(*) FROM customers c WHERE c.tenant_id = ");
@@ -292,7 +356,7 @@ pub async fn child_counts(
     push_filter(
         &mut query,
         &Filter {
-            search: search.map(str::to_owned),
+            search: search.cloned(),
             ..Filter::default()
         },
     );

@@ -60,8 +60,64 @@ impl Page {
     }
 }
 
+/// A search term, matched case-insensitively anywhere in a name. The API
+/// validates it (trimmed, long enough, no control characters) first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Search {
+    term: String,
+}
+
+impl Search {
+    pub fn new(term: impl Into<String>) -> Self {
+        Self { term: term.into() }
+    }
+
+    pub fn term(&self) -> &str {
+        &self.term
+    }
+
+    /// An ILIKE pattern matching the term anywhere, its wildcards escaped.
+    pub fn pattern(&self) -> String {
+        let mut pattern = String::with_capacity(self.term.len() + 2);
+        pattern.push('%');
+        for c in self.term.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        pattern
+    }
+}
+
+/// A count that may have stopped early: `exact` is false when the list
+/// holds at least `value` rows, and maybe more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Count {
+    pub value: i64,
+    pub exact: bool,
+}
+
+impl Count {
+    pub fn exact(value: i64) -> Self {
+        Self { value, exact: true }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PageInfoParts {
     pub has_next_page: bool,
     pub has_previous_page: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Search;
+
+    #[test]
+    fn search_patterns_escape_wildcards() {
+        assert_eq!(Search::new("50%_a\\").pattern(), "%50\\%\\_a\\\\%");
+        assert_eq!(Search::new("Acme").pattern(), "%Acme%");
+    }
 }

@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 
-use super::Page;
-use super::{Grouped, by_group};
+use super::{Grouped, Page, Search, by_group};
 use crate::authz::{CustomerReach, Role, UserFacts};
 use crate::id::{CustomerId, TenantId, UserId};
 use crate::lifecycle::{Transition, UserStatus};
@@ -59,8 +58,8 @@ pub const COLUMNS: &str = "u.tenant_id, u.id, u.customer_id, u.email, u.first_na
 pub struct Filter {
     pub customer_id: Option<CustomerId>,
     pub status: Option<UserStatus>,
-    /// An ILIKE pattern on email, first and last name.
-    pub search: Option<String>,
+    /// Matches email, first or last name.
+    pub search: Option<Search>,
     /// A customer user's reach; `None` is the whole tenant.
     pub reach: Option<CustomerReach>,
 }
@@ -101,14 +100,15 @@ fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
     if let Some(status) = filter.status {
         query.push(" AND u.status = ").push_bind(status);
     }
-    if let Some(pattern) = &filter.search {
+    if let Some(search) = &filter.search {
+        let pattern = search.pattern();
         query
             .push(" AND (u.email ILIKE ")
             .push_bind(pattern.clone())
             .push(" OR u.first_name ILIKE ")
             .push_bind(pattern.clone())
             .push(" OR u.last_name ILIKE ")
-            .push_bind(pattern.clone())
+            .push_bind(pattern)
             .push(")");
     }
     if let Some(reach) = &filter.reach {

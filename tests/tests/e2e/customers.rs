@@ -669,3 +669,102 @@ async fn users_are_listed_filtered_and_searched() {
     assert_eq!(data["userByEmail"]["email"], "zoe@acme.test");
     assert_eq!(data["userByEmail"]["emailVerified"], true);
 }
+
+/// A search of the whole tenant reads `customer_grams`, which follows every
+/// rename, move and delete; past 1,000 matches it counts no further and
+/// says so.
+#[tokio::test]
+async fn a_search_follows_renames_moves_and_deletes_and_caps_its_count() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn(pool.clone()).await;
+    let list = "query($search: String, $after: String) {
+        customers(search: $search, after: $after, first: 3) {
+          totalCount totalCountIsExact nodes { title number } pageInfo { endCursor } } }";
+    let titles = |data: &Value| node_strings(&data["customers"], "title");
+    let globex = app.customer("Globex", None).await;
+    let hooli = app.customer("Hooli", None).await;
+    let initech = app.customer("Initech", Some(&globex)).await;
+
+    let data = app.data(list, json!({ "search": "NITE" })).await;
+    assert_eq!(titles(&data), ["Initech"]);
+    assert_eq!(data["customers"]["totalCount"], 1);
+    assert_eq!(data["customers"]["totalCountIsExact"], true);
+    let number = data["customers"]["nodes"][0]["number"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    let data = app.data(list, json!({ "search": number })).await;
+    assert_eq!(titles(&data), ["Initech"], "numbers match in any case");
+
+    app.data(
+        "mutation($id: ID!) { updateCustomer(id: $id, input: { title: \"Umbrella\" }) { customer { id } } }",
+        json!({ "id": initech }),
+    )
+    .await;
+    let data = app.data(list, json!({ "search": "nitech" })).await;
+    assert_eq!(data["customers"]["totalCount"], 0, "the old title is gone");
+    let data = app.data(list, json!({ "search": "brell" })).await;
+    assert_eq!(titles(&data), ["Umbrella"]);
+
+    app.data(
+        "mutation($id: ID!, $parent: ID) { moveCustomer(id: $id, newParentId: $parent) { customer { id } } }",
+        json!({ "id": initech, "parent": hooli }),
+    )
+    .await;
+    let data = app.data(list, json!({ "search": "brell" })).await;
+    assert_eq!(titles(&data), ["Umbrella"], "a move keeps it findable");
+
+    app.data(
+        "mutation($id: ID!) { deleteCustomer(id: $id) { deletedCustomerIds } }",
+        json!({ "id": initech }),
+    )
+    .await;
+    let data = app.data(list, json!({ "search": "brell" })).await;
+    assert_eq!(data["customers"]["totalCount"], 0, "a deleted one is gone");
+    let stale: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM customer_grams g
+         WHERE NOT EXISTS (SELECT FROM customers c
+                           WHERE c.tenant_id = g.tenant_id AND c.sort_key = g.sort_key)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stale, 0, "no piece outlives its customer");
+
+    // 1,001 more roots, written in one statement as an import would.
+    sqlx::query(
+        "WITH made AS (SELECT nextval(pg_get_serial_sequence('customers', 'id')) AS id, n
+                       FROM generate_series(1, 1001) AS n)
+         INSERT INTO customers (tenant_id, id, path, tree_sort, number, title)
+         OVERRIDING SYSTEM VALUE
+         SELECT t.id, m.id, m.id::text::ltree, 'bulk ' || m.n || chr(31) || 'B-' || m.n,
+                'B-' || m.n, 'Bulk ' || m.n
+         FROM made m, tenants t",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let data = app.data(list, json!({ "search": "bulk" })).await;
+    assert_eq!(data["customers"]["totalCount"], 1000);
+    assert_eq!(data["customers"]["totalCountIsExact"], false);
+    assert_eq!(titles(&data), ["Bulk 1", "Bulk 10", "Bulk 100"]);
+    let after = data["customers"]["pageInfo"]["endCursor"].clone();
+    let data = app
+        .data(list, json!({ "search": "bulk", "after": after }))
+        .await;
+    assert_eq!(titles(&data), ["Bulk 1000", "Bulk 1001", "Bulk 101"]);
+    let data = app.data(list, json!({ "search": "ulk 99" })).await;
+    assert_eq!(data["customers"]["totalCount"], 11);
+    assert_eq!(data["customers"]["totalCountIsExact"], true);
+    assert_eq!(titles(&data), ["Bulk 99", "Bulk 990", "Bulk 991"]);
+    // Searching roots only, or a whole list, counts exactly.
+    let data = app
+        .data(
+            "{ customers(search: \"bulk\", rootsOnly: true) { totalCount totalCountIsExact } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["customers"]["totalCount"], 1001);
+    assert_eq!(data["customers"]["totalCountIsExact"], true);
+}

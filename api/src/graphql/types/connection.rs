@@ -7,6 +7,8 @@ use std::borrow::Cow;
 use std::future::Future;
 
 use async_graphql::{Context, Object, OutputType, SimpleObject, TypeName};
+use canopy_core::store::Count;
+use tokio::sync::OnceCell;
 
 use super::PageInfo;
 use crate::error::ApiResult;
@@ -14,7 +16,7 @@ use crate::pagination::{self, Page, PageInfoParts};
 
 /// How a connection counts the whole list it pages through.
 pub trait Total: Send + Sync {
-    fn count(&self, ctx: &Context<'_>) -> impl Future<Output = ApiResult<i64>> + Send;
+    fn count(&self, ctx: &Context<'_>) -> impl Future<Output = ApiResult<Count>> + Send;
 }
 
 /// A node with the cursor that resumes the list after it.
@@ -44,6 +46,8 @@ pub struct Connection<N, T> {
     cursors: Vec<String>,
     info: PageInfoParts,
     total: T,
+    /// Counted once, for `totalCount` and `totalCountIsExact` alike.
+    counted: OnceCell<Count>,
 }
 
 impl<N, T> Connection<N, T> {
@@ -67,7 +71,18 @@ impl<N, T> Connection<N, T> {
             cursors,
             info,
             total,
+            counted: OnceCell::new(),
         }
+    }
+
+    async fn counted(&self, ctx: &Context<'_>) -> ApiResult<Count>
+    where
+        T: Total,
+    {
+        self.counted
+            .get_or_try_init(|| self.total.count(ctx))
+            .await
+            .copied()
     }
 }
 
@@ -92,8 +107,16 @@ impl<N: OutputType + Clone, T: Total> Connection<N, T> {
         PageInfo::new(self.info, &self.cursors)
     }
 
-    /// Everything the list holds, not just this page.
+    /// Everything the list holds, not just this page. Exact, except for a
+    /// search of a tenant's customers with more than 1,000 matches: that
+    /// count stops at 1,000 and `totalCountIsExact` is false.
     async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
-        self.total.count(ctx).await
+        Ok(self.counted(ctx).await?.value)
+    }
+
+    /// False when `totalCount` is a lower bound: the list holds at least
+    /// that many, and maybe more (show it as "1,000+").
+    async fn total_count_is_exact(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        Ok(self.counted(ctx).await?.exact)
     }
 }

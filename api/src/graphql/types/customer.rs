@@ -9,12 +9,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::graphql::loaders::{ChildCountKey, ChildrenKey, Loaders};
 use crate::ids::{self};
-use crate::pagination::{self, Page, connection_cost, search_pattern};
+use crate::pagination::{self, Page, connection_cost};
 use crate::{AppState, access};
 use canopy_core::authz;
 use canopy_core::id::{CustomerId, TenantId};
 use canopy_core::store::customers::{self, CustomerRow, Filter};
 use canopy_core::store::users;
+use canopy_core::store::{Count, Search};
 
 /// A business entity, an individual or a division. Customers form a tree:
 /// a customer may have inner customers, to any depth.
@@ -156,7 +157,7 @@ impl Customer {
     ) -> ApiResult<CustomerConnection> {
         guards::require(ctx, Scope::CustomersRead)?;
         let page = pagination::page(first, after)?;
-        let search = search_pattern(search.as_deref())?;
+        let search = pagination::search(search.as_deref())?;
         let total = CustomerTotal::Children {
             tenant_id: self.0.tenant_id,
             parent_id: self.0.id,
@@ -266,7 +267,7 @@ impl Customer {
         let filter = users::Filter {
             customer_id: Some(self.0.id),
             status: status.map(Into::into),
-            search: search_pattern(search.as_deref())?,
+            search: pagination::search(search.as_deref())?,
             reach: guards::caller(ctx)?.limits().cloned(),
         };
         UserConnection::load(
@@ -337,7 +338,7 @@ pub enum CustomerTotal {
     Children {
         tenant_id: TenantId,
         parent_id: CustomerId,
-        search: Option<String>,
+        search: Option<Search>,
     },
     Descendants {
         root: Box<CustomerRow>,
@@ -368,12 +369,12 @@ impl CustomerConnection {
 }
 
 impl Total for CustomerTotal {
-    async fn count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+    async fn count(&self, ctx: &Context<'_>) -> ApiResult<Count> {
         let state = ctx.data_unchecked::<AppState>();
-        match self {
-            CustomerTotal::Nothing => Ok(0),
+        let exact = match self {
+            CustomerTotal::Nothing => 0,
             CustomerTotal::List { tenant_id, filter } => {
-                Ok(customers::count(&state.pool, *tenant_id, filter).await?)
+                return Ok(customers::count(&state.pool, *tenant_id, filter).await?);
             }
             CustomerTotal::Children {
                 tenant_id,
@@ -381,7 +382,7 @@ impl Total for CustomerTotal {
                 search,
             } => {
                 let loaders = ctx.data_unchecked::<Loaders>();
-                Ok(loaders
+                loaders
                     .child_counts
                     .load_one(ChildCountKey {
                         tenant_id: *tenant_id,
@@ -389,12 +390,13 @@ impl Total for CustomerTotal {
                         search: search.clone(),
                     })
                     .await?
-                    .unwrap_or(0))
+                    .unwrap_or(0)
             }
             CustomerTotal::Descendants { root, max_depth } => {
-                Ok(customers::descendants_count(&state.pool, root, *max_depth).await?)
+                customers::descendants_count(&state.pool, root, *max_depth).await?
             }
-        }
+        };
+        Ok(Count::exact(exact))
     }
 }
 

@@ -8,6 +8,7 @@ use crate::ids::{self};
 use crate::pagination::{self, Page};
 use canopy_core::id::{TenantId, UserId};
 use canopy_core::jobs::{JobKind as CoreKind, JobState as CoreState};
+use canopy_core::store::Count;
 use canopy_core::store::jobs::{self, JobRow};
 
 // The GraphQL face of `canopy_core::jobs::JobKind`.
@@ -177,9 +178,9 @@ impl JobConnection {
 }
 
 impl Total for JobSet {
-    async fn count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+    async fn count(&self, ctx: &Context<'_>) -> ApiResult<Count> {
         let state = ctx.data_unchecked::<AppState>();
-        Ok(match *self {
+        Ok(Count::exact(match *self {
             JobSet::User { tenant_id, user_id } => {
                 jobs::count_for_user(&state.pool, tenant_id, user_id).await?
             }
@@ -188,7 +189,7 @@ impl Total for JobSet {
                 kind,
                 state: job_state,
             } => jobs::count(&state.pool, tenant_id, kind, job_state).await?,
-        })
+        }))
     }
 }
 

@@ -14,6 +14,7 @@ use crate::pagination::{self, Page};
 use crate::{AppState, access};
 use canopy_core::authz;
 use canopy_core::id::TenantId;
+use canopy_core::store::Count;
 use canopy_core::store::customers::CustomerRow;
 use canopy_core::store::users::{self, Filter, UserRow};
 
@@ -344,14 +345,14 @@ impl UserConnection {
 }
 
 impl Total for UserTotal {
-    async fn count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+    async fn count(&self, ctx: &Context<'_>) -> ApiResult<Count> {
         let state = ctx.data_unchecked::<AppState>();
-        match self {
+        Ok(Count::exact(match self {
             UserTotal::List { tenant_id, filter } => {
-                Ok(users::count(&state.pool, *tenant_id, filter).await?)
+                users::count(&state.pool, *tenant_id, filter).await?
             }
-            UserTotal::Nothing => Ok(0),
-        }
+            UserTotal::Nothing => 0,
+        }))
     }
 }
 
