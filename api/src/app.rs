@@ -26,7 +26,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::Instrument;
 
-use crate::auth::{self, AuthError};
+use crate::auth::{self, AuthError, Credentials};
 use crate::error::retry_after_seconds;
 use crate::graphiql;
 use crate::graphql::extensions::Execution;
@@ -34,6 +34,7 @@ use crate::graphql::throttle::RequestBudget;
 use crate::graphql::{self, CanopySchema, loaders::Loaders};
 use crate::graphql_http::{self, GetParameters, Media};
 use crate::limits::{self, Limiter, Verdict};
+use crate::redis_link::RedisLink;
 use canopy_core::config::Config;
 use canopy_core::readiness::Readiness;
 use canopy_core::secrets::Keyring;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     /// Rate limits, shared through Redis.
     pub limiter: Arc<Limiter>,
+    /// API keys this process remembers, while Redis says they stand.
+    pub credentials: Arc<Credentials>,
     pub schema: CanopySchema,
     pub metrics: PrometheusHandle,
 }
@@ -62,7 +65,9 @@ impl AppState {
         let redis =
             redis::Client::open(config.redis_url.as_str()).context("REDIS_URL is invalid")?;
         let keyring = Arc::new(Keyring::load(&pool, &config).await?);
-        let limiter = Arc::new(Limiter::new(&config, redis.clone()));
+        let link = Arc::new(RedisLink::new(redis.clone()));
+        let limiter = Arc::new(Limiter::new(&config, link.clone()));
+        let credentials = Arc::new(Credentials::new(&config, link));
         let introspection = config.introspection;
         Ok(Self {
             pool,
@@ -70,6 +75,7 @@ impl AppState {
             config,
             keyring,
             limiter,
+            credentials,
             schema: graphql::schema(introspection),
             metrics: canopy_core::metrics::install(),
         })
@@ -262,7 +268,8 @@ async fn execute(
         let authorization = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let caller = match auth::authenticate(&state.pool, authorization).await {
+        let caller = match auth::authenticate(&state.pool, &state.credentials, authorization).await
+        {
             Ok(caller) => caller,
             Err(AuthError::Invalid) => {
                 return media.refuse(

@@ -10,9 +10,11 @@
 //!   transaction (SQL is in `canopy_core::store`);
 //! - `access` applies the authorization rules to rows, for actions and
 //!   resolvers alike;
-//! - `auth` turns a bearer secret into a `Caller`;
-//! - `ids` are the global ids, `limits` the rate limiter, `pagination` the
-//!   cursors and `validation` the checks of input.
+//! - `auth` turns a bearer secret into a `Caller`, remembering API keys
+//!   while their tenant's credentials epoch in Redis stands;
+//! - `ids` are the global ids, `limits` the rate limiter, `redis_link` the
+//!   requests' Redis connection, `pagination` the cursors and `validation`
+//!   the checks of input.
 
 pub mod access;
 pub mod actions;
@@ -25,6 +27,7 @@ pub mod graphql_http;
 pub mod ids;
 pub mod limits;
 pub mod pagination;
+pub mod redis_link;
 pub mod validation;
 
 pub use app::{AppState, app, run};

@@ -7,23 +7,20 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use governor::RateLimiter;
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
-use redis::aio::ConnectionManager;
-use tokio::sync::OnceCell;
 
 use canopy_core::config::{Config, Quota, RateLimits};
 
+use crate::redis_link::{REDIS_TIMEOUT, RedisLink};
+
 /// Keys one in-process limiter keeps before forgetting those back to full.
 const MAX_LOCAL_KEYS: usize = 100_000;
-
-/// How long a check may wait for Redis before the local limiter decides.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// The GCRA step in Redis, atomic per key, in microseconds (exact in
 /// Lua's doubles for centuries). Time is Redis's own, so every process
@@ -45,6 +42,9 @@ end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
 return {1, math.floor((now - allow_at) / interval), 0, new_tat - now}
 ";
+
+/// The script with its digest, computed once.
+static GCRA_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(GCRA));
 
 /// Which limit a check counts against: its quota and its name in keys and
 /// metrics.
@@ -98,19 +98,17 @@ type Local =
 pub struct Limiter {
     limits: RateLimits,
     prefix: String,
-    client: redis::Client,
-    redis: OnceCell<ConnectionManager>,
+    redis: Arc<RedisLink>,
     /// One in-process limiter per limit and quota (keys may have their own).
-    local: Mutex<HashMap<(Limit, Quota), std::sync::Arc<Local>>>,
+    local: Mutex<HashMap<(Limit, Quota), Arc<Local>>>,
 }
 
 impl Limiter {
-    pub fn new(config: &Config, client: redis::Client) -> Self {
+    pub fn new(config: &Config, redis: Arc<RedisLink>) -> Self {
         Self {
             limits: config.limits,
             prefix: format!("{}:limits", config.queue),
-            client,
-            redis: OnceCell::new(),
+            redis,
             local: Mutex::new(HashMap::new()),
         }
     }
@@ -151,20 +149,15 @@ impl Limiter {
     }
 
     async fn in_redis(&self, key: &str, quota: Quota, cost: u32) -> redis::RedisResult<Verdict> {
-        let mut conn = self
-            .redis
-            .get_or_try_init(|| ConnectionManager::new(self.client.clone()))
-            .await?
-            .clone();
+        let mut conn = self.redis.conn().await?;
         let interval = interval_us(quota);
-        let (allowed, remaining, retry_us, reset_us): (i64, i64, i64, i64) =
-            redis::Script::new(GCRA)
-                .key(key)
-                .arg(quota.burst)
-                .arg(interval)
-                .arg(cost)
-                .invoke_async(&mut conn)
-                .await?;
+        let (allowed, remaining, retry_us, reset_us): (i64, i64, i64, i64) = GCRA_SCRIPT
+            .key(key)
+            .arg(quota.burst)
+            .arg(interval)
+            .arg(cost)
+            .invoke_async(&mut conn)
+            .await?;
         Ok(Verdict {
             allowed: allowed == 1,
             quota,
@@ -185,7 +178,7 @@ impl Limiter {
                     let governed = governor::Quota::with_period(per_cell)
                         .expect("a positive period")
                         .allow_burst(burst);
-                    std::sync::Arc::new(
+                    Arc::new(
                         RateLimiter::keyed(governed)
                             .with_middleware::<StateInformationMiddleware>(),
                     )

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 
 use crate::access;
-use crate::auth::{Caller, Scope};
+use crate::auth::{Caller, Credentials, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::validation::{self, MAX_NAME_CHARS};
 use canopy_core::config::Config;
@@ -142,13 +142,25 @@ pub async fn create(
 }
 
 /// Revokes a key; a caller may only revoke keys whose scopes it holds, so a
-/// narrow key cannot switch off a broader one.
-pub async fn revoke(pool: &PgPool, caller: &Caller, id: i64) -> ApiResult<ApiKeyRow> {
+/// narrow key cannot switch off a broader one. It answers only once no
+/// process can still accept the key: when the processes cannot be told,
+/// it answers an error, and revoking again (which changes nothing more)
+/// tells them.
+pub async fn revoke(
+    pool: &PgPool,
+    credentials: &Credentials,
+    caller: &Caller,
+    id: i64,
+) -> ApiResult<ApiKeyRow> {
     let key = api_keys::by_id(pool, caller.tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))?;
     access::may_grant(caller, &key.scopes)?;
-    api_keys::revoke(pool, caller.tenant_id, id)
+    let revoked = api_keys::revoke(pool, caller.tenant_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("API key"))
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    credentials.forget(caller.tenant_id).await.map_err(|error| {
+        anyhow::anyhow!("the key is revoked, but api processes may accept it for up to a minute: {error}; revoke it again")
+    })?;
+    Ok(revoked)
 }

@@ -462,7 +462,8 @@ impl Mutation {
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> ApiResult<ApiKey> {
         let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
         let id = ids::expect(&id, NodeKind::ApiKey, "id")?;
-        actions::api_keys::revoke(&state(ctx).pool, caller, id)
+        let state = state(ctx);
+        actions::api_keys::revoke(&state.pool, &state.credentials, caller, id)
             .await
             .map(ApiKey)
     }

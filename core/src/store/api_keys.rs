@@ -34,6 +34,13 @@ impl ApiKeyRow {
         self.rate_limit_per_minute
             .and_then(|n| u32::try_from(n).ok())
     }
+
+    /// Whether `last_used_at` is recent enough to leave alone.
+    pub fn use_is_recorded(&self) -> bool {
+        self.last_used_at.is_some_and(|at| {
+            Utc::now().signed_duration_since(at).num_seconds() < LAST_USED_RESOLUTION_SECONDS
+        })
+    }
 }
 
 const COLUMNS: &str = "tenant_id, id, name, scopes, prefix, secret_hash, created_at, \
@@ -59,10 +66,7 @@ pub async fn find_live_by_hash(
 /// Records use, unless it was recorded within the last minute. The condition
 /// sits in the statement, so concurrent requests and processes agree.
 pub async fn touch(pool: &PgPool, key: &ApiKeyRow) -> sqlx::Result<()> {
-    let stale = key.last_used_at.is_none_or(|at| {
-        Utc::now().signed_duration_since(at).num_seconds() >= LAST_USED_RESOLUTION_SECONDS
-    });
-    if stale {
+    if !key.use_is_recorded() {
         sqlx::query(
             "UPDATE api_keys SET last_used_at = now()
              WHERE tenant_id = $1 AND id = $2

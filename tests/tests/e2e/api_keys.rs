@@ -1,6 +1,7 @@
 //! API keys: authentication, scopes on every guarded field, creation,
 //! revocation and the throttled lastUsedAt.
 
+use canopy_api::app::AppState;
 use canopy_tests::{TestApp, TestDb, global_id_number};
 use serde_json::{Value, json};
 
@@ -320,7 +321,7 @@ async fn last_used_at_is_written_at_most_once_a_minute() {
     let secret = app.key_with(&["CUSTOMERS_READ"]).await;
     let stored = || async {
         sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
-            "SELECT last_used_at FROM api_keys WHERE name = 'test'",
+            "SELECT last_used_at FROM api_keys WHERE name = 'test' ORDER BY id LIMIT 1",
         )
         .fetch_one(&app.pool)
         .await
@@ -340,15 +341,108 @@ async fn last_used_at_is_written_at_most_once_a_minute() {
         "not rewritten within the minute"
     );
 
-    // Once the last write is over a minute old, the next use records again.
+    // Once the last write is over a minute old, the next use records again
+    // (the process reads the key afresh once another key's revocation
+    // moved the tenant's credentials epoch).
     sqlx::query(
         "UPDATE api_keys SET last_used_at = now() - interval '2 minutes' WHERE name = 'test'",
     )
     .execute(&app.pool)
     .await
     .unwrap();
+    let other = app.key_with(&["USERS_READ"]).await;
+    let other_id: i64 = sqlx::query_scalar("SELECT max(id) FROM api_keys")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(!other.is_empty());
+    app.data(
+        "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+        json!({ "id": canopy_api::ids::encode(canopy_api::ids::NodeKind::ApiKey, other_id) }),
+    )
+    .await;
     app.data_as(&secret, "{ customers { totalCount } }", json!({}))
         .await;
     let later = stored().await.unwrap();
     assert!(later > first, "{later} > {first}");
+}
+
+/// Each api process remembers the keys it authenticated, for as long as
+/// the tenant's credentials epoch in Redis stands: a revocation through
+/// any process is refused by every other before the mutation answers.
+#[tokio::test]
+async fn a_revocation_reaches_every_api_process_before_it_answers() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn(pool.clone()).await;
+    let state = AppState::new(pool.clone(), app.config.clone())
+        .await
+        .unwrap();
+    let other = canopy_tests::serve(state).await;
+    let ask = |addr: std::net::SocketAddr, secret: String| {
+        let client = app.client.clone();
+        async move {
+            client
+                .post(format!("http://{addr}/graphql"))
+                .bearer_auth(secret)
+                .json(&json!({ "query": "{ viewer { scopes } }" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let created = app
+        .data(
+            CREATE_KEY,
+            json!({ "name": "partner", "scopes": ["CUSTOMERS_READ"] }),
+        )
+        .await;
+    let secret = created["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key_id = created["createApiKey"]["apiKey"]["id"].clone();
+    assert_eq!(ask(app.addr, secret.clone()).await, 200);
+    assert_eq!(ask(other, secret.clone()).await, 200);
+
+    // Revoked behind the API's back, the key is still remembered: the
+    // other process is serving it from memory, not from Postgres.
+    sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE id = $1")
+        .bind(global_id_number(key_id.as_str().unwrap()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(ask(other, secret.clone()).await, 200);
+
+    // Through the API, the revocation reaches the other process at once.
+    app.data(
+        "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }",
+        json!({ "id": key_id }),
+    )
+    .await;
+    assert_eq!(ask(other, secret.clone()).await, 401);
+    assert_eq!(ask(app.addr, secret).await, 401);
+    // The tenant's other keys are loaded again and still work.
+    assert_eq!(ask(other, app.tenant.api_key.clone()).await, 200);
+}
+
+/// Without Redis, no process can know whether a remembered key was
+/// revoked, so keys are looked up in Postgres on every request.
+#[tokio::test]
+async fn without_redis_keys_are_looked_up_every_time() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let closed = format!("redis://127.0.0.1:{}", canopy_tests::free_port());
+    let app = TestApp::spawn_with_env(pool.clone(), &[("REDIS_URL", closed.as_str())]).await;
+    let secret = app.key_with(&["CUSTOMERS_READ"]).await;
+    let viewer = "{ viewer { scopes } }";
+    assert!(app.post(Some(&secret), viewer, json!({})).await["data"].is_object());
+    sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE name = 'test'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let body = app.post(Some(&secret), viewer, json!({})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
 }
