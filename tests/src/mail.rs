@@ -67,6 +67,7 @@ struct Delivery {
     raw: Vec<u8>,
     tls: bool,
     user: Option<String>,
+    accepted_at: std::time::Instant,
 }
 
 /// One run of the server: stopping it closes the listener and every
@@ -90,6 +91,8 @@ pub struct Received {
     pub tls: bool,
     /// The user its connection authenticated as.
     pub user: Option<String>,
+    /// When the server accepted it (answered its DATA).
+    pub accepted_at: std::time::Instant,
 }
 
 impl Received {
@@ -174,6 +177,11 @@ impl SmtpSink {
     /// Makes the sink wait `seconds` before answering each message.
     pub fn delay(&self, seconds: Option<f64>) {
         self.state.lock().unwrap().delay = seconds.map(Duration::from_secs_f64);
+    }
+
+    /// How many messages were received so far (cheaper than `messages`).
+    pub fn received(&self) -> usize {
+        self.state.lock().unwrap().received.len()
     }
 
     /// Every message received so far, in order.
@@ -353,7 +361,12 @@ impl Talk<'_> {
                 let mut state = self.state.lock().unwrap();
                 match &state.refusal {
                     Some(refusal) => response = refused(refusal),
-                    None => state.received.push(Delivery { raw, tls, user }),
+                    None => state.received.push(Delivery {
+                        raw,
+                        tls,
+                        user,
+                        accepted_at: std::time::Instant::now(),
+                    }),
                 }
             }
             match response.action {
@@ -470,5 +483,6 @@ fn parse(delivery: &Delivery) -> Received {
         raw: String::from_utf8_lossy(raw).into_owned(),
         tls: delivery.tls,
         user: delivery.user.clone(),
+        accepted_at: delivery.accepted_at,
     }
 }

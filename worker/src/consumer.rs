@@ -19,10 +19,11 @@ use crate::jobs::{self, Composed, Context};
 use crate::ledger::{self, Outcome};
 use crate::mail::templates::Templates;
 use crate::mail::{Mailer, SendError, mask};
-use crate::queue::{self, Delivery, Ticks};
+use crate::queue::{self, Delivery, Wake, Wakeups};
 
-/// How often an idle worker asks Redis for work.
-const POLL: Duration = Duration::from_millis(100);
+/// How often an idle worker asks Redis for work when no push woke it (a
+/// missed wake-up, or a task put back by another worker's leaving).
+const FALLBACK_POLL: Duration = Duration::from_secs(1);
 
 pub async fn run(
     pool: PgPool,
@@ -57,8 +58,25 @@ pub async fn run(
         tracing::info!(queue = %queue::namespace(&config), "worker connected to Redis");
         leave(&mut conn, &config, &mut ended_workers).await;
         let name = format!("canopy-{instance}-{generation}");
+        let wakeups = Wakeups::default();
+        let listening = tokio::spawn({
+            let (config, wakeups) = (config.clone(), wakeups.clone());
+            async move {
+                loop {
+                    let ended =
+                        queue::listen_for_pushes(&config.redis_url, &config, wakeups.clone());
+                    if let Err(error) = ended.await {
+                        tracing::warn!(%error, "worker cannot hear of pushes; polling every second");
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        });
         let worker = WorkerBuilder::new(name.as_str())
-            .backend(queue::storage(conn.clone(), &config).poll_with_strategy(Ticks::every(POLL)))
+            .backend(
+                queue::storage(conn.clone(), &config)
+                    .poll_with_strategy(Wake::new(wakeups, FALLBACK_POLL)),
+            )
             .data(context.clone())
             .concurrency(config.worker_concurrency)
             .build(handle);
@@ -69,6 +87,7 @@ pub async fn run(
                 Ok::<(), std::io::Error>(())
             })
             .await;
+        listening.abort();
         ended_workers.push(name);
         leave(&mut conn, &config, &mut ended_workers).await;
         match ended {

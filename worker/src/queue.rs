@@ -4,14 +4,16 @@
 //! of finished tasks).
 
 use std::pin::Pin;
-use std::sync::LazyLock;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apalis::prelude::{PollSnapshot, PollStrategy};
 use apalis_redis::{ConnectionManager, RedisStorage};
 use canopy_core::config::Config;
 use canopy_core::id::{JobId, TenantId};
+use futures_util::StreamExt;
 use redis::{RedisResult, Script};
 use serde::{Deserialize, Serialize};
 
@@ -279,6 +281,92 @@ fn glob_escape(text: &str) -> String {
     escaped
 }
 
+/// When an idle worker asks Redis for work: as soon as the relay pushes
+/// (it announces each batch on the queue's `pushed` channel, which
+/// `listen_for_pushes` turns into `Wakeups`), and at every tick of
+/// `fallback` besides, so a missed message costs at most one tick.
+pub struct Wake {
+    wakeups: Wakeups,
+    fallback: Ticks,
+}
+
+impl Wake {
+    pub fn new(wakeups: Wakeups, fallback: Duration) -> Self {
+        Self {
+            wakeups,
+            fallback: Ticks::every(fallback),
+        }
+    }
+}
+
+impl PollStrategy for Wake {
+    fn poll_drive(&mut self, cx: &mut Context<'_>, snapshot: &PollSnapshot) -> Poll<Option<()>> {
+        let woken = self.wakeups.take(cx);
+        // The tick is always armed, whether or not a push woke the worker.
+        let ticked = self.fallback.poll_drive(cx, snapshot).is_ready();
+        if woken || ticked {
+            Poll::Ready(Some(()))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// A wake-up that coalesces: pushes while the worker is busy wake it once.
+#[derive(Clone, Default)]
+pub struct Wakeups(Arc<Wakeup>);
+
+#[derive(Default)]
+struct Wakeup {
+    woken: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Wakeups {
+    pub fn wake(&self) {
+        self.0.woken.store(true, Ordering::Release);
+        if let Some(waker) = self.0.waker.lock().expect("waker").take() {
+            waker.wake();
+        }
+    }
+
+    /// Whether a wake-up came; registers `cx` for the next either way.
+    fn take(&self, cx: &Context<'_>) -> bool {
+        *self.0.waker.lock().expect("waker") = Some(cx.waker().clone());
+        self.0.woken.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// The channel the relay announces each pushed batch on. (apalis-redis
+/// 1.0's own `available` events are never sent for batch pushes: its script
+/// compares the flag with "1" and receives "true".)
+fn pushed_channel(config: &Config) -> String {
+    format!("{}:pushed", namespace(config))
+}
+
+/// Wakes the idle workers: tasks were pushed.
+pub async fn announce_push(conn: &mut ConnectionManager, config: &Config) -> RedisResult<()> {
+    redis::cmd("PUBLISH")
+        .arg(pushed_channel(config))
+        .arg(1)
+        .query_async::<i64>(conn)
+        .await
+        .map(drop)
+}
+
+/// Wakes `wakeups` at each task pushed to the queue, until the
+/// subscription's connection ends (an error) or the subscription closes.
+pub async fn listen_for_pushes(url: &str, config: &Config, wakeups: Wakeups) -> RedisResult<()> {
+    let client = redis::Client::open(url)?;
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(pushed_channel(config)).await?;
+    let mut messages = pubsub.into_on_message();
+    while messages.next().await.is_some() {
+        wakeups.wake();
+    }
+    Ok(())
+}
+
 /// Polls at a fixed rhythm, arming the next tick at once so that a tick
 /// falling during a fetch is never lost.
 pub struct Ticks {
@@ -306,5 +394,41 @@ impl PollStrategy for Ticks {
         let _ = next.as_mut().poll(cx);
         self.sleep = Some(next);
         Poll::Ready(Some(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// Counts how often the worker would be woken.
+    struct Counter(AtomicUsize);
+
+    impl std::task::Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_push_wakes_an_idle_worker_at_once_and_coalesces() {
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let snapshot = PollSnapshot::default();
+        let wakeups = Wakeups::default();
+        let mut wake = Wake::new(wakeups.clone(), Duration::from_secs(3600));
+
+        assert!(wake.poll_drive(&mut cx, &snapshot).is_pending(), "idle");
+        wakeups.wake();
+        wakeups.wake();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "woken once");
+        assert!(wake.poll_drive(&mut cx, &snapshot).is_ready());
+        assert!(
+            wake.poll_drive(&mut cx, &snapshot).is_pending(),
+            "two pushes while busy are one wake-up"
+        );
     }
 }

@@ -152,15 +152,13 @@ pub async fn dispatch_due(
     let lease = config.job_lease * PENDING_LEASE_FACTOR;
     jobs::dispatched(&mut tx, &dispatches, lease).await?;
     tx.commit().await?;
-    for (index, (delivery, kind)) in handed_out.iter().enumerate() {
-        if let Err(error) = push(storage, delivery).await {
-            let unsent: Vec<HandOut> = handed_out[index..]
-                .iter()
-                .map(|(d, _)| HandOut::from(d))
-                .collect();
-            jobs::undispatched(pool, &unsent).await?;
-            return Err(error);
-        }
+    // One script call pushes the batch, all or none.
+    if let Err(error) = push_all(storage, config, handed_out.iter().map(|(d, _)| d)).await {
+        let unsent: Vec<HandOut> = handed_out.iter().map(|(d, _)| HandOut::from(d)).collect();
+        jobs::undispatched(pool, &unsent).await?;
+        return Err(error);
+    }
+    for (delivery, kind) in &handed_out {
         metrics::counter!("canopy_jobs_enqueued_total", "kind" => kind.as_str()).increment(1);
         tracing::debug!(
             job_id = delivery.job_id.0,
@@ -182,12 +180,29 @@ fn next_delivery(job: &Due) -> Delivery {
     }
 }
 
-async fn push(storage: &mut RedisStorage<serde_json::Value>, delivery: &Delivery) -> Result<()> {
-    let task = TaskBuilder::new(serde_json::to_value(delivery)?)
-        .task_id(TaskId::from_string(delivery.task_id()))
-        .build();
+async fn push_all(
+    storage: &mut RedisStorage<serde_json::Value>,
+    config: &Config,
+    deliveries: impl Iterator<Item = &Delivery>,
+) -> Result<()> {
+    let tasks = deliveries
+        .map(|delivery| {
+            Ok(TaskBuilder::new(serde_json::to_value(delivery)?)
+                .task_id(TaskId::from_string(delivery.task_id()))
+                .build())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if tasks.is_empty() {
+        return Ok(());
+    }
     storage
-        .push_task(task)
+        .push_all(futures_util::stream::iter(tasks))
         .await
-        .map_err(|e| anyhow::anyhow!("cannot push to Redis: {e}"))
+        .map_err(|e| anyhow::anyhow!("cannot push to Redis: {e}"))?;
+    // The tasks are queued either way; a lost announcement costs the
+    // workers one fallback poll.
+    if let Err(error) = queue::announce_push(storage.get_connection(), config).await {
+        tracing::warn!(%error, "relay cannot wake the workers");
+    }
+    Ok(())
 }
