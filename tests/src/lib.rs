@@ -193,6 +193,17 @@ impl TestApp {
         app
     }
 
+    /// Like `spawn_with_mail_stopped`, with Redis at `redis_url` (one the
+    /// test runs) and these environment settings over the tests' own.
+    pub async fn spawn_with_redis_and_env_stopped(
+        pool: PgPool,
+        redis_url: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let sink = mail::SmtpSink::start().await;
+        Self::start_with(pool, Some(sink), Some(redis_url.to_owned()), env).await
+    }
+
     /// Starts the relay and worker (for an app spawned with them stopped).
     pub fn start_worker(&mut self) {
         self.start_worker_with(self.config.as_ref().clone());

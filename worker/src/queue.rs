@@ -337,6 +337,19 @@ impl Wakeups {
     }
 }
 
+/// Marks the Redis the relay hands tasks to; answers whether the mark was
+/// missing, as in a Redis that restarted empty or was flushed (or is new):
+/// the tasks of PENDING jobs may then be gone.
+pub async fn mark_holding(conn: &mut ConnectionManager, config: &Config) -> RedisResult<bool> {
+    let set: Option<String> = redis::cmd("SET")
+        .arg(format!("{}:holding", namespace(config)))
+        .arg(1)
+        .arg("NX")
+        .query_async(conn)
+        .await?;
+    Ok(set.is_some())
+}
+
 /// The channel the relay announces each pushed batch on. (apalis-redis
 /// 1.0's own `available` events are never sent for batch pushes: its script
 /// compares the flag with "1" and receives "true".)

@@ -50,6 +50,9 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
         }
         let mut busy = false;
         if let Some(storage) = storage.as_mut() {
+            if let Err(error) = recover_lost_tasks(&pool, storage, &config).await {
+                tracing::warn!(error = %format!("{error:#}"), "relay cannot check Redis for lost tasks");
+            }
             match dispatch_due(&pool, storage, &config).await {
                 Ok(handed_out) => {
                     failures = 0;
@@ -81,6 +84,25 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
             }
         }
     }
+}
+
+/// Hands PENDING jobs out again at once when Redis lost its data (it
+/// restarted empty), instead of when their leases run out minutes later.
+async fn recover_lost_tasks(
+    pool: &PgPool,
+    storage: &mut RedisStorage<serde_json::Value>,
+    config: &Config,
+) -> Result<()> {
+    if queue::mark_holding(storage.get_connection(), config).await? {
+        let again = jobs::pending_due_now(pool).await?;
+        if again > 0 {
+            tracing::warn!(
+                jobs = again,
+                "Redis lost its tasks; handing the pending jobs out again"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A connection listening for new jobs; `None` (the timer alone) when it

@@ -476,6 +476,17 @@ pub async fn undispatched(pool: &PgPool, hand_outs: &[HandOut]) -> sqlx::Result<
     Ok(())
 }
 
+/// Makes every PENDING job due now, for a Redis that lost the tasks handed
+/// to it; answers how many. A task that survived after all is refused when
+/// a worker draws it: its hand-out number is no longer the job's.
+pub async fn pending_due_now(pool: &PgPool) -> sqlx::Result<u64> {
+    let made =
+        sqlx::query("UPDATE jobs SET run_at = now() WHERE state = 'PENDING' AND run_at > now()")
+            .execute(pool)
+            .await?;
+    Ok(made.rows_affected())
+}
+
 /// A job whose worker vanished after its last allowed attempt.
 pub async fn kill(conn: &mut PgConnection, job: &Due, cause: &str) -> sqlx::Result<()> {
     sqlx::query(

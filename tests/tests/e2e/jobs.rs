@@ -434,3 +434,48 @@ async fn a_committed_job_wakes_the_relays_and_a_refused_change_does_not() {
         .unwrap();
     assert_eq!(heard.channel(), "canopy_jobs");
 }
+
+/// A Redis that restarts empty loses the tasks handed to it; the relay
+/// notices (its mark in Redis is gone) and hands the pending jobs out
+/// again at once, not when their leases run out.
+#[tokio::test]
+async fn pending_jobs_that_redis_lost_are_handed_out_again_at_once() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let mut redis = RedisServer::start();
+    // Leases of a minute: a lost pending job would wait five of them, far
+    // longer than this test waits for its email.
+    let mut app = TestApp::spawn_with_redis_and_env_stopped(
+        pool.clone(),
+        &redis.url(),
+        &[("CANOPY_JOB_LEASE_SECONDS", "60")],
+    )
+    .await;
+    let customer = app.customer("Globex", None).await;
+    let user = invite(&app, &customer, "lost@globex.test").await;
+
+    // A relay hands the job to Redis, and Redis restarts empty before any
+    // worker draws it.
+    let conn = canopy_worker::queue::connect(&redis.url()).await.unwrap();
+    let mut storage = canopy_worker::queue::storage(conn.clone(), &app.config);
+    let mut marking = conn;
+    assert!(
+        canopy_worker::queue::mark_holding(&mut marking, &app.config)
+            .await
+            .unwrap()
+    );
+    let handed = canopy_worker::relay::dispatch_due(&pool, &mut storage, &app.config)
+        .await
+        .unwrap();
+    assert_eq!(handed, 1);
+    delivery_in(&app, &user, "PENDING").await;
+    redis.restart();
+
+    app.start_worker();
+    app.mail()
+        .wait_for("lost@globex.test", "set up your account")
+        .await;
+    let done = delivery_in(&app, &user, "DONE").await;
+    assert_eq!(done["attempts"], 1, "a lost hand-out is not an attempt");
+    assert_eq!(app.mail().messages_to("lost@globex.test").len(), 1);
+}
