@@ -1,6 +1,6 @@
 //! Who is calling: `Authorization: Bearer <secret>` turned into a `Caller`.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -25,12 +25,14 @@ const KNOWN_KEY_LIFETIME: Duration = Duration::from_secs(60);
 /// API keys recently authenticated, so that a busy integration is not
 /// looked up in Postgres on every request.
 ///
-/// Each tenant has a credentials epoch in Redis. A key is remembered with
-/// the epoch read before it was loaded, and used only while a request
-/// reads that same epoch. Revoking a key moves the epoch after the
-/// revocation commits and before the mutation answers, so from then on
-/// every process loads the key again and finds it revoked. When Redis
-/// cannot be read, keys are looked up every time.
+/// Each tenant has a credentials epoch in Redis, a random value. A key is
+/// remembered with the epoch read before it was loaded, and used only while
+/// a request reads that same epoch. Revoking a key replaces the epoch after
+/// the revocation commits and before the mutation answers, so from then on
+/// every process loads the key again and finds it revoked. An epoch never
+/// comes back: one lost with Redis's data is replaced by a new random one,
+/// which matches nothing remembered. When Redis cannot be read, keys are
+/// looked up every time.
 pub struct Credentials {
     redis: Arc<RedisLink>,
     prefix: String,
@@ -40,7 +42,25 @@ pub struct Credentials {
 #[derive(Clone)]
 struct Known {
     key: ApiKeyRow,
-    epoch: i64,
+    epoch: String,
+}
+
+/// The tenant's epoch, made (at random, by the caller) when missing.
+static EPOCH: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[1], epoch)
+end
+return epoch
+",
+    )
+});
+
+fn new_epoch() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 impl Credentials {
@@ -60,13 +80,17 @@ impl Credentials {
     }
 
     /// The tenant's epoch, or `None` when Redis does not answer in time.
-    async fn epoch(&self, tenant_id: TenantId) -> Option<i64> {
+    async fn epoch(&self, tenant_id: TenantId) -> Option<String> {
         let read = async {
             let mut conn = self.redis.conn().await?;
-            conn.get::<_, Option<i64>>(self.epoch_key(tenant_id)).await
+            EPOCH
+                .key(self.epoch_key(tenant_id))
+                .arg(new_epoch())
+                .invoke_async::<String>(&mut conn)
+                .await
         };
         match tokio::time::timeout(REDIS_TIMEOUT, read).await {
-            Ok(Ok(epoch)) => Some(epoch.unwrap_or(0)),
+            Ok(Ok(epoch)) => Some(epoch),
             Ok(Err(error)) => {
                 tracing::warn!(%error, "API keys are looked up in Postgres: Redis refused");
                 None
@@ -82,8 +106,8 @@ impl Credentials {
     /// a key stops working has committed, before the change is answered.
     pub async fn forget(&self, tenant_id: TenantId) -> redis::RedisResult<()> {
         let mut conn = self.redis.conn().await?;
-        let _: i64 = conn.incr(self.epoch_key(tenant_id), 1).await?;
-        Ok(())
+        conn.set::<_, _, ()>(self.epoch_key(tenant_id), new_epoch())
+            .await
     }
 
     /// The live key with this secret hash, remembered or loaded.
@@ -95,9 +119,9 @@ impl Credentials {
     ) -> Result<ApiKeyRow, AuthError> {
         let epoch = self.epoch(tenant_id).await;
         let name = (tenant_id, hash);
-        if let Some(epoch) = epoch
+        if let Some(epoch) = &epoch
             && let Some(known) = self.known.get(&name)
-            && known.epoch == epoch
+            && known.epoch == *epoch
             && known.key.expires_at.is_none_or(|at| at > Utc::now())
         {
             return Ok(known.key);

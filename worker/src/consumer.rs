@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use apalis::prelude::{BackendExt, BoxDynError, Data, WorkerBuilder, WorkerBuilderExt};
 use canopy_core::config::Config;
+use canopy_core::jobs::JobState;
 use canopy_core::secrets::Keyring;
+use canopy_core::store::jobs::{self as jobs_store, HandOut};
 use lettre::message::Mailbox;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +20,7 @@ use tracing::Instrument;
 use crate::jobs::{self, Composed, Context};
 use crate::ledger::{self, Outcome};
 use crate::mail::templates::Templates;
-use crate::mail::{Mailer, SendError, mask};
+use crate::mail::{Mailer, Reachability, SendError, mask};
 use crate::queue::{self, Delivery, Wake, Wakeups};
 
 /// How often an idle worker asks Redis for work when no push woke it (a
@@ -33,7 +35,7 @@ pub async fn run(
     worker_id: String,
     shutdown: CancellationToken,
 ) {
-    let context = match build_context(pool, config.clone(), keyring, mailer) {
+    let context = match build_context(pool, config.clone(), keyring, mailer, shutdown.clone()) {
         Ok(context) => Arc::new(context),
         Err(error) => {
             tracing::error!(error = %format!("{error:#}"), "worker cannot start");
@@ -135,6 +137,7 @@ fn build_context(
     config: Arc<Config>,
     keyring: Arc<Keyring>,
     mailer: Arc<Mailer>,
+    stop: CancellationToken,
 ) -> anyhow::Result<Context> {
     let from: Mailbox = config
         .mail_from
@@ -145,6 +148,8 @@ fn build_context(
         config,
         keyring,
         mailer,
+        reachability: Reachability::default(),
+        stop,
         templates: Templates::new()?,
         from,
     })
@@ -160,8 +165,16 @@ async fn handle(task: serde_json::Value, context: Data<Arc<Context>>) -> Result<
     Ok(())
 }
 
-/// Runs one attempt of one job.
+/// Runs one attempt of one job, once the mail server answers.
 pub async fn deliver(ctx: &Context, delivery: Delivery) {
+    if !ctx.reachability.wait(&ctx.mailer, &ctx.stop).await {
+        // Stopping while the mail server is away: the job goes back to the
+        // relay now rather than when its lease runs out.
+        if let Err(error) = jobs_store::undispatched(&ctx.pool, &[HandOut::from(&delivery)]).await {
+            tracing::warn!(%error, job_id = delivery.job_id.0, "cannot give a job back");
+        }
+        return;
+    }
     let job = match ledger::claim(&ctx.pool, &delivery, ctx.config.job_lease).await {
         Ok(Some(job)) => job,
         Ok(None) => {
@@ -183,6 +196,10 @@ pub async fn deliver(ctx: &Context, delivery: Delivery) {
                     Ok(()) => Outcome::Sent {
                         recipient: email.to.clone(),
                     },
+                    Err(SendError::Unreachable(cause)) => {
+                        ctx.reachability.unreachable();
+                        Outcome::Unreachable(cause)
+                    }
                     Err(SendError::Transient(cause)) => Outcome::Transient(cause),
                     Err(SendError::Permanent(cause)) => Outcome::Permanent(cause),
                 },
@@ -205,14 +222,26 @@ pub async fn deliver(ctx: &Context, delivery: Delivery) {
             outcome = work => outcome,
             () = renew => unreachable!("renewing never ends"),
         };
-        match &outcome {
-            Outcome::Sent { recipient } => tracing::info!(to = %mask(recipient), "email sent"),
-            Outcome::Moot(reason) => tracing::info!(%reason, "job is moot; nothing sent"),
-            Outcome::Transient(cause) => tracing::warn!(%cause, "attempt failed; will retry"),
-            Outcome::Permanent(cause) => tracing::error!(%cause, "job failed for good"),
-        }
-        if let Err(error) = ledger::finish(&ctx.pool, &job, &outcome).await {
-            tracing::error!(%error, "cannot record the outcome; the lease will retry the job");
+        // Logged once the ledger has decided: a transient failure of the
+        // last allowed attempt kills the job, and says so.
+        match (ledger::finish(&ctx.pool, &job, &outcome).await, &outcome) {
+            (Ok(_), Outcome::Sent { recipient }) => {
+                tracing::info!(to = %mask(recipient), "email sent");
+            }
+            (Ok(_), Outcome::Moot(reason)) => tracing::info!(%reason, "job is moot; nothing sent"),
+            (Ok(_), Outcome::Unreachable(cause)) => {
+                tracing::warn!(%cause, "mail server unreachable; the attempt is given back");
+            }
+            (Ok(JobState::Failed), Outcome::Transient(cause)) => {
+                tracing::warn!(%cause, "attempt failed; will retry");
+            }
+            (Ok(_), Outcome::Transient(cause)) => {
+                tracing::error!(%cause, attempts = job.attempts, "last attempt failed; job killed");
+            }
+            (Ok(_), Outcome::Permanent(cause)) => tracing::error!(%cause, "job failed for good"),
+            (Err(error), _) => {
+                tracing::error!(%error, "cannot record the outcome; the lease will retry the job");
+            }
         }
     }
     .instrument(span)

@@ -46,7 +46,10 @@ pub enum Outcome {
     },
     /// Nothing to send any more (user deleted, already active, …).
     Moot(String),
-    /// Worth trying again later (4xx, connection refused, timeout).
+    /// The mail server could not be reached: tried again as soon as it
+    /// answers, without counting the attempt.
+    Unreachable(String),
+    /// Worth trying again later (4xx, a timeout in the conversation).
     Transient(String),
     /// Never going to work (5xx, template error).
     Permanent(String),
@@ -62,9 +65,16 @@ pub fn backoff(attempts: i32) -> Duration {
 }
 
 /// Records the end of an attempt. Transient failures retry until the job's
-/// attempts are used up, then it is KILLED.
-pub async fn finish(pool: &PgPool, job: &Claimed, outcome: &Outcome) -> sqlx::Result<()> {
+/// attempts are used up, then it is KILLED; an unreachable server gives the
+/// attempt back. Answers the state recorded.
+pub async fn finish(pool: &PgPool, job: &Claimed, outcome: &Outcome) -> sqlx::Result<JobState> {
+    if let Outcome::Unreachable(cause) = outcome {
+        jobs::give_back(pool, job, cause).await?;
+        metrics::counter!("canopy_jobs_given_back_total", "kind" => job.kind.as_str()).increment(1);
+        return Ok(JobState::AwaitingDispatch);
+    }
     let (state, error, recipient, retry_in) = match outcome {
+        Outcome::Unreachable(_) => unreachable!("given back above"),
         Outcome::Sent { recipient } => (JobState::Done, None, Some(recipient.as_str()), None),
         Outcome::Moot(reason) => (
             JobState::Done,
@@ -115,7 +125,7 @@ pub async fn finish(pool: &PgPool, job: &Claimed, outcome: &Outcome) -> sqlx::Re
         }
         _ => metrics::counter!("canopy_jobs_killed_total", "kind" => kind).increment(1),
     }
-    Ok(())
+    Ok(state)
 }
 
 /// How much longer than a running attempt's lease a handed-out job may wait

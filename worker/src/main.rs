@@ -8,6 +8,12 @@ use anyhow::Result;
 use canopy_core::{config::Config, db, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc instead of the system allocator: a request allocates and frees
+/// many small objects across threads, where glibc's malloc spent about a
+/// tenth of the process's time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init();

@@ -337,17 +337,26 @@ impl Wakeups {
     }
 }
 
-/// Marks the Redis the relay hands tasks to; answers whether the mark was
-/// missing, as in a Redis that restarted empty or was flushed (or is new):
-/// the tasks of PENDING jobs may then be gone.
-pub async fn mark_holding(conn: &mut ConnectionManager, config: &Config) -> RedisResult<bool> {
-    let set: Option<String> = redis::cmd("SET")
-        .arg(format!("{}:holding", namespace(config)))
+/// The relay's mark in the Redis it hands tasks to. Missing, Redis
+/// restarted empty or was flushed (or is new): the tasks of PENDING jobs
+/// may be gone.
+fn holding_key(config: &Config) -> String {
+    format!("{}:holding", namespace(config))
+}
+
+pub async fn holds_mark(conn: &mut ConnectionManager, config: &Config) -> RedisResult<bool> {
+    redis::cmd("EXISTS")
+        .arg(holding_key(config))
+        .query_async::<bool>(conn)
+        .await
+}
+
+pub async fn mark_holding(conn: &mut ConnectionManager, config: &Config) -> RedisResult<()> {
+    redis::cmd("SET")
+        .arg(holding_key(config))
         .arg(1)
-        .arg("NX")
-        .query_async(conn)
-        .await?;
-    Ok(set.is_some())
+        .query_async::<()>(conn)
+        .await
 }
 
 /// The channel the relay announces each pushed batch on. (apalis-redis

@@ -93,7 +93,7 @@ async fn recover_lost_tasks(
     storage: &mut RedisStorage<serde_json::Value>,
     config: &Config,
 ) -> Result<()> {
-    if queue::mark_holding(storage.get_connection(), config).await? {
+    if !queue::holds_mark(storage.get_connection(), config).await? {
         let again = jobs::pending_due_now(pool).await?;
         if again > 0 {
             tracing::warn!(
@@ -101,6 +101,8 @@ async fn recover_lost_tasks(
                 "Redis lost its tasks; handing the pending jobs out again"
             );
         }
+        // Marked only once the jobs are due: a failure above tries again.
+        queue::mark_holding(storage.get_connection(), config).await?;
     }
     Ok(())
 }

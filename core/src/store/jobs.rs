@@ -359,13 +359,20 @@ pub struct AttemptEnd<'a> {
 /// The longest `last_error` kept.
 const MAX_ERROR_CHARS: usize = 500;
 
-/// Records the end of a running attempt.
+/// Records the end of a running attempt. A job sent after a failure (an
+/// attempt that failed, or an unreachable server) keeps that cause, saying
+/// so, for whoever asks why it took longer.
 pub async fn finish(pool: &PgPool, job: &Claimed, end: AttemptEnd<'_>) -> sqlx::Result<()> {
     let error = end
         .error
         .map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>());
     sqlx::query(
-        "UPDATE jobs SET state = $4, last_error = $5, recipient = coalesce($6, recipient),
+        "UPDATE jobs SET state = $4,
+             last_error = CASE
+                 WHEN $5::text IS NULL AND $4 = 'DONE' AND last_error IS NOT NULL
+                 THEN left(format('sent on attempt %s; before it: %s', attempts, last_error), 500)
+                 ELSE $5 END,
+             recipient = coalesce($6, recipient),
              run_at = now() + make_interval(secs => $7), updated_at = now()
          WHERE tenant_id = $1 AND id = $2 AND state = 'RUNNING' AND attempts = $3",
     )
@@ -376,6 +383,23 @@ pub async fn finish(pool: &PgPool, job: &Claimed, end: AttemptEnd<'_>) -> sqlx::
     .bind(error)
     .bind(end.recipient)
     .bind(end.retry_in.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Gives a running attempt back, uncounted, for a mail server that could
+/// not be reached: the job waits for the relay again, its cause kept.
+pub async fn give_back(pool: &PgPool, job: &Claimed, cause: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'AWAITING_DISPATCH', attempts = attempts - 1,
+             last_error = left($4, 500), run_at = now(), updated_at = now()
+         WHERE tenant_id = $1 AND id = $2 AND state = 'RUNNING' AND attempts = $3",
+    )
+    .bind(job.tenant_id)
+    .bind(job.id)
+    .bind(job.attempts)
+    .bind(cause)
     .execute(pool)
     .await?;
     Ok(())
@@ -477,8 +501,9 @@ pub async fn undispatched(pool: &PgPool, hand_outs: &[HandOut]) -> sqlx::Result<
 }
 
 /// Makes every PENDING job due now, for a Redis that lost the tasks handed
-/// to it; answers how many. A task that survived after all is refused when
-/// a worker draws it: its hand-out number is no longer the job's.
+/// to it; answers how many. When a task survived after all, the job's
+/// attempt is claimed once: a claim succeeds only for a PENDING job at
+/// that attempt.
 pub async fn pending_due_now(pool: &PgPool) -> sqlx::Result<u64> {
     let made =
         sqlx::query("UPDATE jobs SET run_at = now() WHERE state = 'PENDING' AND run_at > now()")

@@ -21,10 +21,11 @@ use canopy_core::store::users::{self, Recipient};
 use lettre::message::Mailbox;
 use serde::Serialize;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 use crate::ledger::Outcome;
 use crate::mail::templates::{Templates, in_words};
-use crate::mail::{Email, Mailer};
+use crate::mail::{Email, Mailer, Reachability};
 use canopy_core::store::jobs::Claimed;
 
 /// What every job handler may use.
@@ -33,6 +34,10 @@ pub struct Context {
     pub config: Arc<Config>,
     pub keyring: Arc<Keyring>,
     pub mailer: Arc<Mailer>,
+    /// Whether the mail server answers; while it does not, no job is claimed.
+    pub reachability: Reachability,
+    /// The worker's shutdown, ending any wait for the mail server.
+    pub stop: CancellationToken,
     pub templates: Templates,
     pub from: Mailbox,
 }

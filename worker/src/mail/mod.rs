@@ -6,11 +6,14 @@ pub mod smtp;
 pub mod templates;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use canopy_core::config::Config;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
+use tokio_util::sync::CancellationToken;
 
 /// A rendered email for one recipient.
 #[derive(Debug, Clone)]
@@ -26,10 +29,61 @@ pub struct Email {
 /// Why a send failed, and whether trying again may help.
 #[derive(Debug, Clone)]
 pub enum SendError {
-    /// 4xx replies, refused connections, timeouts.
+    /// The server cannot be reached (refused or timed-out connections):
+    /// says nothing about the message, so it costs the job no attempt.
+    Unreachable(String),
+    /// 4xx replies, timeouts within a conversation.
     Transient(String),
     /// 5xx replies, an address that cannot be written.
     Permanent(String),
+}
+
+/// Whether the mail server was last seen unreachable. While it is, workers
+/// claim no job: each waits, and one of them probes the server about once a
+/// second, so they resume within a second of its return and no attempt is
+/// spent on a server that is not there.
+#[derive(Default)]
+pub struct Reachability {
+    down: AtomicBool,
+    /// Held by the one waiter probing, through its pause.
+    probing: tokio::sync::Mutex<()>,
+}
+
+/// How often a waiting worker probes an unreachable mail server.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+impl Reachability {
+    pub fn unreachable(&self) {
+        if !self.down.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                "the mail server cannot be reached; waiting for it before claiming jobs"
+            );
+        }
+    }
+
+    /// Waits until the server is (seen) reachable; false when `stop` came
+    /// first.
+    pub async fn wait(&self, mailer: &Mailer, stop: &CancellationToken) -> bool {
+        while self.down.load(Ordering::Acquire) {
+            let _probing = tokio::select! {
+                guard = self.probing.lock() => guard,
+                () = stop.cancelled() => return false,
+            };
+            if !self.down.load(Ordering::Acquire) {
+                break;
+            }
+            if mailer.probe().await.is_ok() {
+                self.down.store(false, Ordering::Release);
+                tracing::info!("the mail server answers again; sending");
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(PROBE_EVERY) => {}
+                () = stop.cancelled() => return false,
+            }
+        }
+        true
+    }
 }
 
 pub enum Mailer {
@@ -54,6 +108,15 @@ impl Mailer {
                 })?;
                 Ok(Mailer::Files(config.mail_dir.clone()))
             }
+        }
+    }
+
+    /// Whether sending can be tried again: the SMTP server accepts
+    /// connections (files can always be written).
+    pub async fn probe(&self) -> Result<(), SendError> {
+        match self {
+            Mailer::Smtp(pool) => pool.probe().await,
+            Mailer::Files(_) => Ok(()),
         }
     }
 

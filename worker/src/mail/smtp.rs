@@ -119,12 +119,7 @@ impl SmtpPool {
     /// the server, its certificate or the credentials are put right, the
     /// retries go through.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
-        let tcp = within(
-            "timed out connecting to the SMTP server",
-            TcpStream::connect(&self.addr),
-        )
-        .await?
-        .map_err(|e| SendError::Transient(format!("cannot connect to the SMTP server: {e}")))?;
+        let tcp = self.reach().await?;
         tcp.set_nodelay(true)
             .map_err(|e| SendError::Transient(format!("cannot configure the SMTP socket: {e}")))?;
         let stream: Box<dyn AsyncTokioStream> = match (&self.tls, self.security) {
@@ -180,6 +175,20 @@ impl SmtpPool {
             .map_err(|e| auth_failed(&e))?;
         }
         Ok(conn)
+    }
+
+    /// A TCP connection to the server; failing, the server is unreachable
+    /// (not a verdict on any message).
+    async fn reach(&self) -> Result<TcpStream, SendError> {
+        tokio::time::timeout(STEP_TIMEOUT, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| SendError::Unreachable("timed out connecting to the SMTP server".into()))?
+            .map_err(|e| SendError::Unreachable(format!("cannot connect to the SMTP server: {e}")))
+    }
+
+    /// Whether the server accepts connections again.
+    pub async fn probe(&self) -> Result<(), SendError> {
+        self.reach().await.map(drop)
     }
 
     /// An idle connection that still answers, or a new one.

@@ -66,7 +66,9 @@ impl Job {
         self.0.max_attempts
     }
 
-    /// A short cause, such as the SMTP reply; never a secret.
+    /// A short cause, such as the SMTP reply; never a secret. On a DONE job
+    /// it says why nothing was sent (`not sent: …`), or what failed before
+    /// the email went out (`sent on attempt N; before it: …`).
     async fn last_error(&self) -> Option<&str> {
         self.0.last_error.as_deref()
     }

@@ -34,6 +34,10 @@ use canopy_core::secrets::Keyring;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
+/// The allocator the binaries use, so the app measures as it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ITERATIONS: usize = 50;
 
 #[tokio::main]

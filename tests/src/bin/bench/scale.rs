@@ -166,71 +166,62 @@ pub async fn run() -> Result<()> {
 
     println!("scenarios:");
     let ids = sample.clone();
-    let by_id = drive(
-        Arc::new(move |client, n| {
-            json!({ "query": "query($id: ID!) { customer(id: $id) { id number title depth } }",
-                    "variables": { "id": ids[(client * 7919 + n as usize) % ids.len()] } })
-        }),
-        clients,
-    )
-    .await?;
-    rows.push(
-        Row::of("customer(id), API key", clients, &by_id)
-            .against("hello world", hello.per_second()),
-    );
-
-    let tree = drive(
-        Arc::new(|_, _| {
-            json!({ "query": "{ customers(rootsOnly: true, first: 50) { nodes { id title
-                innerCustomerCount descendantCount administrators { email }
-                innerCustomers(first: 5) { nodes { id title } } } } }" })
-        }),
-        clients,
-    )
-    .await?;
-    rows.push(Row::of(
-        "tree page: 50 roots, counts, administrators, 5 children",
-        clients,
-        &tree,
-    ));
-
     let descendants = "query($id: ID!, $after: String) { customer(id: $id) {
         descendants(first: 100, after: $after) { nodes { id title depth } pageInfo { endCursor } } } }";
-    for (name, after) in [
-        (
-            "descendants(first: 100) of the 20,000, first page",
-            Value::Null,
-        ),
-        (
-            "descendants(first: 100) of the 20,000, last page",
-            Value::String(last_cursor.clone()),
-        ),
-    ] {
+    let page_of = |after: Value| -> load::Body {
         let big = big.clone();
-        let m = drive(
-            Arc::new(move |_, _| {
-                json!({ "query": descendants, "variables": { "id": big, "after": after } })
-            }),
-            clients,
+        Arc::new(
+            move |_, _| json!({ "query": descendants, "variables": { "id": big, "after": after } }),
         )
-        .await?;
-        rows.push(Row::of(name, clients, &m));
+    };
+    let reads: Vec<(String, load::Body)> = vec![
+        (
+            "customer(id), API key".into(),
+            Arc::new(move |client, n| {
+                json!({ "query": "query($id: ID!) { customer(id: $id) { id number title depth } }",
+                        "variables": { "id": ids[(client * 7919 + n as usize) % ids.len()] } })
+            }),
+        ),
+        (
+            "tree page: 50 roots, counts, administrators, 5 children".into(),
+            Arc::new(|_, _| {
+                json!({ "query": "{ customers(rootsOnly: true, first: 50) { nodes { id title
+                    innerCustomerCount descendantCount administrators { email }
+                    innerCustomers(first: 5) { nodes { id title } } } } }" })
+            }),
+        ),
+        (
+            "descendants(first: 100) of the 20,000, first page".into(),
+            page_of(Value::Null),
+        ),
+        (
+            "descendants(first: 100) of the 20,000, last page".into(),
+            page_of(Value::String(last_cursor.clone())),
+        ),
+        (
+            format!("search `{SEARCH}` with totalCount, 20"),
+            Arc::new(|_, _| {
+                json!({ "query": "query($s: String!) { customers(search: $s, first: 20) {
+                            totalCount nodes { id number title } } }",
+                        "variables": { "s": SEARCH } })
+            }),
+        ),
+    ];
+    // Each read from `clients` clients (what the machine serves), then
+    // from one (what one person waits, with nothing queued before them).
+    for concurrency in [clients, 1] {
+        for (name, body) in &reads {
+            let m = drive(body.clone(), concurrency).await?;
+            let row = Row::of(name, concurrency, &m);
+            rows.push(if name.starts_with("customer(id)") {
+                row.against("hello world", hello.per_second())
+            } else {
+                row
+            });
+        }
     }
 
-    let search = drive(
-        Arc::new(|_, _| {
-            json!({ "query": "query($s: String!) { customers(search: $s, first: 20) {
-                        totalCount nodes { id number title } } }",
-                    "variables": { "s": SEARCH } })
-        }),
-        clients,
-    )
-    .await?;
-    rows.push(Row::of(
-        &format!("search `{SEARCH}` with totalCount, 20"),
-        clients,
-        &search,
-    ));
+    let moves = subtrees(&bench, &pool, tenant, &big, drive(reads[0].1.clone(), 8)).await?;
 
     // Last: the invitations' jobs pile up in the ledger (no worker runs);
     // they and the users are deleted afterwards.
@@ -289,7 +280,105 @@ pub async fn run() -> Result<()> {
     for row in rows.iter().chain(&floor_rows) {
         row.print();
     }
+    println!("\n{moves}");
+    println!(
+        "peak resident memory of this process (the app, its clients and the floors): {:.0} MiB",
+        peak_resident_mib()?
+    );
     Ok(())
+}
+
+/// Moves the big root's 20,000-customer subtree under another root and
+/// back, and cascade-deletes a 10,000-customer subtree made for it, each
+/// timed, while `reads` (customer(id) on other subtrees) go on; what the
+/// reads saw meanwhile.
+async fn subtrees(
+    bench: &super::Bench,
+    pool: &PgPool,
+    tenant: TenantId,
+    big: &str,
+    reads: impl std::future::Future<Output = Result<Measured>>,
+) -> Result<String> {
+    let other: i64 = sqlx::query_scalar(
+        "SELECT id FROM customers WHERE tenant_id = $1 AND parent_id IS NULL
+           AND title <> 'Big Root' ORDER BY id LIMIT 1",
+    )
+    .bind(tenant.0)
+    .fetch_one(pool)
+    .await?;
+    let other = ids::encode(NodeKind::Customer, other);
+    // 10,000 customers under one new root, written as an import would
+    // (after any left by an interrupted run).
+    sqlx::query("DELETE FROM customers WHERE tenant_id = $1 AND number LIKE 'D-%'")
+        .bind(tenant.0)
+        .execute(pool)
+        .await?;
+    let doomed: i64 = sqlx::query_scalar(
+        "WITH made AS (SELECT nextval(pg_get_serial_sequence('customers', 'id')) AS id)
+         INSERT INTO customers (tenant_id, id, path, tree_sort, number, title)
+         OVERRIDING SYSTEM VALUE
+         SELECT $1, id, id::text::ltree, 'doomed' || chr(31) || 'D-0', 'D-0', 'Doomed' FROM made
+         RETURNING id",
+    )
+    .bind(tenant.0)
+    .fetch_one(pool)
+    .await?;
+    sqlx::query(
+        "WITH made AS (SELECT nextval(pg_get_serial_sequence('customers', 'id')) AS id, n
+                       FROM generate_series(1, 9999) AS n)
+         INSERT INTO customers (tenant_id, id, parent_id, path, tree_sort, number, title)
+         OVERRIDING SYSTEM VALUE
+         SELECT $1, m.id, $2, ($2::text || '.' || m.id)::ltree,
+                'doomed' || chr(31) || 'D-0' || chr(30) || 'leaf ' || m.n || chr(31) || 'D-' || m.n,
+                'D-' || m.n, 'Leaf ' || m.n
+         FROM made m",
+    )
+    .bind(tenant.0)
+    .bind(doomed)
+    .execute(pool)
+    .await?;
+    let doomed = ids::encode(NodeKind::Customer, doomed);
+    let timed = |query: &'static str, variables: Value| async move {
+        let began = Instant::now();
+        bench.data(query, variables).await?;
+        anyhow::Ok(began.elapsed().as_secs_f64() * 1000.0)
+    };
+    let move_to = "mutation($id: ID!, $to: ID) { moveCustomer(id: $id, newParentId: $to) { customer { id } } }";
+    let changes = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let away = timed(move_to, json!({ "id": big, "to": other })).await?;
+        let back = timed(move_to, json!({ "id": big, "to": Value::Null })).await?;
+        let deleted = timed(
+            "mutation($id: ID!) { deleteCustomer(id: $id, cascade: true) { deletedCustomerIds } }",
+            json!({ "id": doomed }),
+        )
+        .await?;
+        anyhow::Ok((away, back, deleted))
+    };
+    let (reads, changes) = tokio::join!(reads, changes);
+    let (reads, (away, back, deleted)) = (reads?, changes?);
+    Ok(format!(
+        "moving the 20,000-customer subtree: {away:.0} ms, and back: {back:.0} ms; \
+         cascade-deleting a 10,000-customer subtree: {deleted:.0} ms; \
+         customer(id) elsewhere from 8 clients meanwhile: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        reads.ms(0.5),
+        reads.ms(0.99),
+        reads.latencies.max() as f64 / 1000.0
+    ))
+}
+
+/// The process's peak resident set (VmHWM), in MiB.
+fn peak_resident_mib() -> Result<f64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .context("VmHWM in /proc/self/status")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kib / 1024.0)
 }
 
 /// The seeded database when it holds this shape and version, else a new
