@@ -201,8 +201,16 @@ fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
 pub const SEARCH_COUNT_LIMIT: i64 = 1000;
 
 /// How many rows of a piece `search_grams` tells apart when choosing the
-/// rarest piece of a term to walk.
-const GRAM_PROBE: i64 = 2000;
+/// rarest piece of a term to walk, and how many of the term's pieces are
+/// compared: choosing costs at most their product in index entries.
+const GRAM_PROBE: i64 = 1000;
+const PIECES_COMPARED: i64 = 12;
+
+/// How many rows of the chosen piece a search walks. A term whose pieces
+/// are all common but rarely together (fewer than a page of matches in this
+/// many rows) has few matches, which the trigram indexes then find for the
+/// rest of the list: a search never walks a whole posting list.
+const WALK_BUDGET: i64 = 10_000;
 
 /// A search of the whole tenant walks `customer_grams` (see its
 /// migration); one limited to a reach or to roots filters the customers.
@@ -213,24 +221,56 @@ fn walks_grams(filter: &Filter) -> Option<&Search> {
         .filter(|s| filter.reach.is_none() && !filter.roots_only && s.term().chars().count() >= 3)
 }
 
-/// The rows of the term's rarest piece that hold the whole term, in sort
-/// order, as `g`. The rarest is chosen by counting each piece's rows up to
+/// `w`: the first `WALK_BUDGET` rows after `after` of the term's rarest
+/// piece, in sort order. The rarest is chosen by counting rows up to
 /// `GRAM_PROBE`, so a term of a common piece and a rare one walks the rare.
-fn push_grams(query: &mut QueryBuilder<'_, Postgres>, tenant_id: TenantId, search: &Search) {
+fn push_walk(
+    query: &mut QueryBuilder<'_, Postgres>,
+    tenant_id: TenantId,
+    search: &Search,
+    after: Option<&str>,
+) {
     query
-        .push(
-            "FROM customer_grams g WHERE g.tenant_id = ",
-        )
+        .push("(SELECT g.sort_key FROM customer_grams g WHERE g.tenant_id = ")
         .push_bind(tenant_id)
-        .push(" AND g.gram = (SELECT t.gram FROM search_grams(")
+        .push(" AND g.gram = (SELECT t.gram FROM (SELECT gram FROM search_grams(")
         .push_bind(search.term().to_owned())
-        .push(") AS t(gram) ORDER BY (SELECT count(*) FROM (SELECT FROM customer_grams p WHERE p.tenant_id = ")
+        .push(") AS gram LIMIT ")
+        .push_bind(PIECES_COMPARED)
+        .push(") AS t ORDER BY (SELECT count(*) FROM (SELECT FROM customer_grams p WHERE p.tenant_id = ")
         .push_bind(tenant_id)
         .push(" AND p.gram = t.gram LIMIT ")
         .push_bind(GRAM_PROBE)
-        .push(") AS probe), t.gram LIMIT 1) AND lower(g.sort_key COLLATE \"default\") LIKE lower(")
+        .push(") AS probe), t.gram LIMIT 1)");
+    if let Some(after) = after {
+        query.push(" AND g.sort_key > ").push_bind(after.to_owned());
+    }
+    query
+        .push(" ORDER BY g.sort_key LIMIT ")
+        .push_bind(WALK_BUDGET)
+        .push(") AS w");
+}
+
+fn push_holds_term(query: &mut QueryBuilder<'_, Postgres>, search: &Search) {
+    query
+        .push(" lower(w.sort_key COLLATE \"default\") LIKE lower(")
         .push_bind(search.pattern())
         .push(")");
+}
+
+/// Where a walk that found too little stopped, when it stopped for its
+/// budget rather than at the piece's end: the trigram indexes go on from
+/// there.
+async fn walk_stopped_at(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    search: &Search,
+    after: Option<&str>,
+) -> sqlx::Result<Option<String>> {
+    let mut query = QueryBuilder::new("SELECT count(*), max(w.sort_key) FROM ");
+    push_walk(&mut query, tenant_id, search, after);
+    let (walked, last): (i64, Option<String>) = query.build_query_as().fetch_one(pool).await?;
+    Ok(last.filter(|_| walked == WALK_BUDGET))
 }
 
 /// A page of the tenant's customers, by title then number.
@@ -244,21 +284,54 @@ pub async fn list(
     filter: &Filter,
     page: &Page,
 ) -> sqlx::Result<Vec<CustomerRow>> {
-    let mut query = if let Some(search) = walks_grams(filter) {
+    let after = page.after.as_deref();
+    if let Some(search) = walks_grams(filter) {
         let mut query = QueryBuilder::new(format!(
             "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = "
         ));
         query
             .push_bind(tenant_id)
-            .push(" AND c.sort_key IN (SELECT g.sort_key ");
-        push_grams(&mut query, tenant_id, search);
-        if let Some(after) = &page.after {
-            query.push(" AND g.sort_key > ").push_bind(after.clone());
-        }
+            .push(" AND c.sort_key IN (SELECT w.sort_key FROM ");
+        push_walk(&mut query, tenant_id, search, after);
+        query.push(" WHERE");
+        push_holds_term(&mut query, search);
         query
-            .push(" ORDER BY g.sort_key LIMIT ")
+            .push(" ORDER BY w.sort_key LIMIT ")
             .push_bind(page.limit())
-            .push(")");
+            .push(") ORDER BY c.sort_key");
+        let mut rows: Vec<CustomerRow> = query.build_query_as().fetch_all(pool).await?;
+        if rows.len() as i64 == page.limit() {
+            return Ok(rows);
+        }
+        if let Some(last) = walk_stopped_at(pool, tenant_id, search, after).await? {
+            let rest = Page {
+                first: page.limit() - rows.len() as i64 - 1,
+                after: Some(last),
+            };
+            rows.extend(matching(pool, tenant_id, filter, &rest).await?);
+        }
+        return Ok(rows);
+    }
+    matching(pool, tenant_id, filter, page).await
+}
+
+/// A page of the customers the filter matches, filtering the table. With a
+/// search, the matches are found first through the trigram indexes and
+/// only they are sorted: walking the sort index and filtering would scan
+/// every customer that sorts before the first match.
+async fn matching(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    filter: &Filter,
+    page: &Page,
+) -> sqlx::Result<Vec<CustomerRow>> {
+    let mut query = if filter.search.is_some() {
+        let mut query = QueryBuilder::new(
+            "WITH matches AS MATERIALIZED (SELECT c.* FROM customers c WHERE c.tenant_id = ",
+        );
+        query.push_bind(tenant_id);
+        push_filter(&mut query, filter);
+        query.push(format!(") SELECT {COLUMNS} FROM matches c WHERE true"));
         query
     } else {
         let mut query = QueryBuilder::new(format!(
@@ -266,11 +339,11 @@ pub async fn list(
         ));
         query.push_bind(tenant_id);
         push_filter(&mut query, filter);
-        if let Some(after) = &page.after {
-            query.push(" AND c.sort_key > ").push_bind(after.clone());
-        }
         query
     };
+    if let Some(after) = &page.after {
+        query.push(" AND c.sort_key > ").push_bind(after.clone());
+    }
     query
         .push(" ORDER BY c.sort_key LIMIT ")
         .push_bind(page.limit());
@@ -280,27 +353,52 @@ pub async fn list(
 /// How many customers the filter lists; a search of the whole tenant stops
 /// counting at `SEARCH_COUNT_LIMIT`.
 pub async fn count(pool: &PgPool, tenant_id: TenantId, filter: &Filter) -> sqlx::Result<Count> {
-    if let Some(search) = walks_grams(filter) {
-        let mut query = QueryBuilder::new("SELECT count(*) FROM (SELECT ");
-        push_grams(&mut query, tenant_id, search);
-        query
-            .push(" LIMIT ")
-            .push_bind(SEARCH_COUNT_LIMIT + 1)
-            .push(") AS matches");
-        let counted: i64 = query.build_query_scalar().fetch_one(pool).await?;
-        return Ok(Count {
-            value: counted.min(SEARCH_COUNT_LIMIT),
-            exact: counted <= SEARCH_COUNT_LIMIT,
-        });
+    let Some(search) = walks_grams(filter) else {
+        return counted(pool, tenant_id, filter, None, None)
+            .await
+            .map(Count::exact);
+    };
+    let mut query = QueryBuilder::new("SELECT count(*) FROM (SELECT FROM ");
+    push_walk(&mut query, tenant_id, search, None);
+    query.push(" WHERE");
+    push_holds_term(&mut query, search);
+    query
+        .push(" LIMIT ")
+        .push_bind(SEARCH_COUNT_LIMIT + 1)
+        .push(") AS matches");
+    let mut found: i64 = query.build_query_scalar().fetch_one(pool).await?;
+    if found <= SEARCH_COUNT_LIMIT
+        && let Some(last) = walk_stopped_at(pool, tenant_id, search, None).await?
+    {
+        let limit = SEARCH_COUNT_LIMIT + 1 - found;
+        found += counted(pool, tenant_id, filter, Some(&last), Some(limit)).await?;
     }
-    let mut query = QueryBuilder::new("SELECT count(*) FROM customers c WHERE c.tenant_id = ");
+    Ok(Count {
+        value: found.min(SEARCH_COUNT_LIMIT),
+        exact: found <= SEARCH_COUNT_LIMIT,
+    })
+}
+
+/// The customers the filter matches after `after`, counted up to `limit`.
+async fn counted(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    filter: &Filter,
+    after: Option<&str>,
+    limit: Option<i64>,
+) -> sqlx::Result<i64> {
+    let mut query =
+        QueryBuilder::new("SELECT count(*) FROM (SELECT FROM customers c WHERE c.tenant_id = ");
     query.push_bind(tenant_id);
     push_filter(&mut query, filter);
-    query
-        .build_query_scalar()
-        .fetch_one(pool)
-        .await
-        .map(Count::exact)
+    if let Some(after) = after {
+        query.push(" AND c.sort_key > ").push_bind(after.to_owned());
+    }
+    if let Some(limit) = limit {
+        query.push(" LIMIT ").push_bind(limit);
+    }
+    query.push(") AS matches");
+    query.build_query_scalar().fetch_one(pool).await
 }
 
 /// A page of inner customers for each parent, in one statement.
