@@ -28,6 +28,10 @@ CREATE TABLE customer_grams (
 -- Kept by statement triggers, so inserting, renaming or deleting many
 -- customers in one statement (a subtree, a tenant) writes the pieces in one
 -- statement too. Moves change neither title nor number and write nothing.
+-- Transition tables have no statistics: left to itself the planner hashed
+-- them against all of customer_grams (9 s to delete a 10,000-customer
+-- subtree at a million customers), so the functions that look pieces up
+-- join through the primary key (0.4 s).
 CREATE FUNCTION customers_grams_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -37,23 +41,25 @@ BEGIN
 END $$;
 
 CREATE FUNCTION customers_grams_update() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 BEGIN
+    -- sort_key is unique within a tenant: the keys that went and came are
+    -- the renamed customers' old and new ones (a move changes none).
     DELETE FROM customer_grams d
-    USING before_update o JOIN after_update n ON n.tenant_id = o.tenant_id AND n.id = o.id,
+    USING (SELECT tenant_id, sort_key FROM before_update
+           EXCEPT SELECT tenant_id, sort_key FROM after_update) AS o,
           search_grams(o.sort_key) AS g
-    WHERE o.sort_key <> n.sort_key
-      AND d.tenant_id = o.tenant_id AND d.gram = g AND d.sort_key = o.sort_key;
+    WHERE d.tenant_id = o.tenant_id AND d.gram = g AND d.sort_key = o.sort_key;
     INSERT INTO customer_grams (tenant_id, gram, sort_key)
     SELECT n.tenant_id, g, n.sort_key
-    FROM before_update o JOIN after_update n ON n.tenant_id = o.tenant_id AND n.id = o.id,
-         search_grams(n.sort_key) AS g
-    WHERE o.sort_key <> n.sort_key;
+    FROM (SELECT tenant_id, sort_key FROM after_update
+          EXCEPT SELECT tenant_id, sort_key FROM before_update) AS n,
+         search_grams(n.sort_key) AS g;
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION customers_grams_delete() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 BEGIN
     DELETE FROM customer_grams d
     USING deleted o, search_grams(o.sort_key) AS g
