@@ -212,19 +212,30 @@ async fn tenant_administrators_hear_of_new_administrators_and_keys() {
         "no caller-chosen text in the email: {about_keys:?}"
     );
 
-    // Once expired, a key stops working.
     data_of(
         app.post(Some(&partner), "{ viewer { scopes } }", json!({}))
             .await,
     );
-    sqlx::query(
-        "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE name = 'Partner'",
-    )
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    // Once expired, a key stops working, even in a process that
+    // remembers it.
+    let at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let brief = app
+        .data(
+            "mutation($at: DateTime!) { createApiKey(name: \"Brief\", scopes: [CUSTOMERS_READ], expiresAt: $at) { secret } }",
+            json!({ "at": at.to_rfc3339() }),
+        )
+        .await["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    data_of(
+        app.post(Some(&brief), "{ viewer { scopes } }", json!({}))
+            .await,
+    );
+    let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(left + std::time::Duration::from_millis(100)).await;
     let refused = app
-        .post(Some(&partner), "{ viewer { scopes } }", json!({}))
+        .post(Some(&brief), "{ viewer { scopes } }", json!({}))
         .await;
     assert_eq!(error_of(refused).code, "UNAUTHENTICATED");
 
