@@ -157,9 +157,20 @@ fn build_context(
 
 /// The apalis handler. It always succeeds towards Redis: retries are the
 /// ledger's business, so Redis never retries on its own.
+///
+/// The attempt runs as a task of its own: an apalis worker that loses Redis
+/// drops its handlers, but sending and recording the attempt need only the
+/// SMTP server and Postgres, so a send in hand is finished rather than cut
+/// off and sent again later.
 async fn handle(task: serde_json::Value, context: Data<Arc<Context>>) -> Result<(), BoxDynError> {
     match serde_json::from_value::<Delivery>(task) {
-        Ok(delivery) => deliver(&context, delivery).await,
+        Ok(delivery) => {
+            let context = Arc::clone(&context);
+            let attempt = tokio::spawn(async move { deliver(&context, delivery).await });
+            if let Err(error) = attempt.await {
+                tracing::error!(%error, job_id = delivery.job_id.0, "an attempt ended abnormally");
+            }
+        }
         Err(error) => tracing::error!(%error, "dropped a task that is not a delivery"),
     }
     Ok(())

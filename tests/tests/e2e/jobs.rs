@@ -505,3 +505,29 @@ async fn pending_jobs_that_redis_lost_are_handed_out_again_at_once() {
     assert_eq!(done["attempts"], 1, "a lost hand-out is not an attempt");
     assert_eq!(app.mail().messages_to("lost@globex.test").len(), 1);
 }
+
+/// A worker that loses Redis in the middle of a send finishes it: sending
+/// and recording it need only the SMTP server and Postgres, and a send cut
+/// off would go out again later as a duplicate.
+#[tokio::test]
+async fn a_send_in_hand_is_finished_when_redis_goes_away() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let mut redis = RedisServer::start();
+    let app = TestApp::spawn_with_mail_and_redis(pool, &redis.url()).await;
+    let customer = app.customer("Globex", None).await;
+    // The SMTP server takes its time over the message.
+    app.mail().delay(Some(3.0));
+    let user = invite(&app, &customer, "inflight@globex.test").await;
+    delivery_in(&app, &user, "RUNNING").await;
+    redis.stop();
+
+    app.mail()
+        .wait_for("inflight@globex.test", "set up your account")
+        .await;
+    let done = delivery_in(&app, &user, "DONE").await;
+    assert_eq!(done["attempts"], 1, "{done}");
+    redis.restart();
+    app.jobs_settled().await;
+    assert_eq!(app.mail().messages_to("inflight@globex.test").len(), 1);
+}
