@@ -29,7 +29,6 @@ pub struct Loaders {
     pub users: DataLoader<UserLoader>,
     pub children: DataLoader<ChildrenLoader>,
     pub child_counts: DataLoader<ChildCountLoader>,
-    pub descendant_counts: DataLoader<DescendantCountLoader>,
     pub administrators: DataLoader<AdministratorsLoader>,
     pub administered: DataLoader<AdministeredLoader>,
     pub entitlements: DataLoader<EntitlementsLoader>,
@@ -53,7 +52,6 @@ impl Loaders {
             users: loader(UserLoader(pool.clone())),
             children: loader(ChildrenLoader(pool.clone())),
             child_counts: loader(ChildCountLoader(pool.clone())),
-            descendant_counts: loader(DescendantCountLoader(pool.clone())),
             administrators: loader(AdministratorsLoader(pool.clone())),
             administered: loader(AdministeredLoader(pool.clone())),
             entitlements: loader(EntitlementsLoader(pool.clone())),
@@ -194,23 +192,6 @@ impl Loader<ChildCountKey> for ChildCountLoader {
             }
         }
         Ok(out)
-    }
-}
-
-pub struct DescendantCountLoader(PgPool);
-
-impl Loader<Key<CustomerId>> for DescendantCountLoader {
-    type Value = i64;
-    type Error = ApiError;
-
-    async fn load(
-        &self,
-        keys: &[Key<CustomerId>],
-    ) -> Result<HashMap<Key<CustomerId>, i64>, ApiError> {
-        per_tenant(keys, |tenant, ids| async move {
-            customers::descendant_counts(&self.0, tenant, &ids).await
-        })
-        .await
     }
 }
 

@@ -21,6 +21,8 @@ pub struct CustomerRow {
     pub title: String,
     pub sort_key: String,
     pub tree_sort: String,
+    /// How many customers are below it, kept by triggers.
+    pub descendant_count: i32,
     pub info: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
@@ -48,7 +50,7 @@ impl CustomerRow {
 
 /// The columns of `CustomerRow`, qualified by `c`.
 const COLUMNS: &str = "c.tenant_id, c.id, c.parent_id, c.path::text AS path, c.number, c.title, \
-     c.sort_key, c.tree_sort, c.info, c.email, c.phone, c.country, c.state, c.city, \
+     c.sort_key, c.tree_sort, c.descendant_count, c.info, c.email, c.phone, c.country, c.state, c.city, \
      c.address, c.address2, c.zip, c.created_at, c.updated_at";
 
 /// The editable fields of a customer, already validated.
@@ -460,27 +462,6 @@ pub async fn child_counts(
     );
     query.push(" GROUP BY c.parent_id");
     let rows: Vec<(CustomerId, i64)> = query.build_query_as().fetch_all(pool).await?;
-    Ok(rows.into_iter().collect())
-}
-
-/// The number of customers below each of `ids`, each an index-only scan of
-/// its tree_sort range.
-pub async fn descendant_counts(
-    pool: &PgPool,
-    tenant_id: TenantId,
-    ids: &[CustomerId],
-) -> sqlx::Result<HashMap<CustomerId, i64>> {
-    let rows: Vec<(CustomerId, i64)> = sqlx::query_as(
-        "SELECT c.id, (SELECT count(*) FROM customers d
-                       WHERE d.tenant_id = c.tenant_id
-                         AND d.tree_sort > c.tree_sort || chr(30)
-                         AND d.tree_sort < c.tree_sort || chr(31))
-         FROM customers c WHERE c.tenant_id = $1 AND c.id = ANY($2)",
-    )
-    .bind(tenant_id)
-    .bind(ids)
-    .fetch_all(pool)
-    .await?;
     Ok(rows.into_iter().collect())
 }
 

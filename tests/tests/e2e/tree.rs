@@ -519,3 +519,79 @@ async fn a_subtree_never_takes_in_a_sibling_whose_sort_key_begins_like_its_root(
     assert_eq!(data["customer"]["descendants"]["totalCount"], 2);
     assert_eq!(data["customer"]["descendantCount"], 2);
 }
+
+/// Every customer's descendantCount is a counter the database keeps in the
+/// transaction of each change; after random creates, moves and cascade
+/// deletes through the API, each equals a recount of its subtree.
+#[tokio::test]
+async fn descendant_counts_equal_a_recount_after_random_changes() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn(pool.clone()).await;
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut ids: Vec<String> = Vec::new();
+    for round in 0..160 {
+        let pick = |rng: &mut StdRng, ids: &[String]| ids[rng.random_range(0..ids.len())].clone();
+        match rng.random_range(0..10) {
+            // Mostly creations, under a random customer or at the top.
+            0..6 => {
+                let parent =
+                    (!ids.is_empty() && rng.random_bool(0.8)).then(|| pick(&mut rng, &ids));
+                ids.push(app.customer(&format!("C{round}"), parent.as_deref()).await);
+            }
+            6..9 if ids.len() > 2 => {
+                let id = pick(&mut rng, &ids);
+                let parent = rng.random_bool(0.8).then(|| pick(&mut rng, &ids));
+                // A move under its own subtree is refused; that is fine here.
+                app.post(
+                    Some(&app.tenant.api_key),
+                    MOVE,
+                    json!({ "id": id, "parent": parent }),
+                )
+                .await;
+            }
+            9 if ids.len() > 2 => {
+                let id = pick(&mut rng, &ids);
+                let data = app.data(DELETE, json!({ "id": id, "cascade": true })).await;
+                let gone: Vec<String> = data["deleteCustomer"]["deletedCustomerIds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_owned())
+                    .collect();
+                ids.retain(|id| !gone.contains(id));
+            }
+            _ => {}
+        }
+    }
+    assert!(ids.len() > 20, "the tree kept some shape: {}", ids.len());
+    let wrong: Vec<(i64, i32, i64)> = sqlx::query_as(
+        "SELECT c.id, c.descendant_count,
+                (SELECT count(*) FROM customers d
+                 WHERE d.tenant_id = c.tenant_id AND d.path <@ c.path AND d.id <> c.id)
+         FROM customers c
+         WHERE c.descendant_count <> (SELECT count(*) FROM customers d
+                 WHERE d.tenant_id = c.tenant_id AND d.path <@ c.path AND d.id <> c.id)",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(wrong, [], "counters that differ from a recount");
+    let deep: i64 = sqlx::query_scalar("SELECT max(descendant_count)::bigint FROM customers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(deep > 5, "some subtree grew: {deep}");
+    // The API answers the counter.
+    for id in ids.iter().take(10) {
+        let data = app.data(DESCENDANTS, json!({ "id": id, "first": 1 })).await;
+        let counted = data["customer"]["descendantCount"].as_i64().unwrap();
+        let total = data["customer"]["descendants"]["totalCount"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(counted, total, "{id}");
+    }
+}

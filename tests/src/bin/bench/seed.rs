@@ -331,6 +331,15 @@ pub async fn check(pool: &PgPool, tenant: i64, shape: &Shape) -> Result<()> {
                    coalesce(p.tree_sort || chr(30), '') || c.sort_key",
         ),
         (
+            "every descendant_count equals a recount of the subtree",
+            "SELECT count(*) FROM customers c LEFT JOIN
+               (SELECT tenant_id, a AS id, count(*) AS n
+                FROM customers, unnest(customer_ancestors(path)) AS a
+                WHERE tenant_id = $1 GROUP BY 1, 2) d
+               ON d.tenant_id = c.tenant_id AND d.id = c.id
+             WHERE c.tenant_id = $1 AND c.descendant_count <> coalesce(d.n, 0)",
+        ),
+        (
             "forest trees are at most LEVELS deep",
             "SELECT count(*) FROM customers WHERE tenant_id = $1 AND nlevel(path) > $2",
         ),
