@@ -96,8 +96,13 @@ impl TestApp {
     /// The HTTP status `{ viewer { scopes } }` is answered with under
     /// `bearer`: 200 while a session or key works, 401 once it does not.
     pub async fn viewer_status(&self, bearer: &str) -> u16 {
+        self.viewer_status_at(self.addr, bearer).await
+    }
+
+    /// `viewer_status`, asked of the api process serving at `addr`.
+    pub async fn viewer_status_at(&self, addr: std::net::SocketAddr, bearer: &str) -> u16 {
         self.client
-            .post(self.url("/graphql"))
+            .post(format!("http://{addr}/graphql"))
             .bearer_auth(bearer)
             .json(&json!({ "query": "{ viewer { scopes } }" }))
             .send()

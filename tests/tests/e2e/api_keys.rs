@@ -379,20 +379,6 @@ async fn a_revocation_reaches_every_api_process_before_it_answers() {
         .await
         .unwrap();
     let other = canopy_tests::serve(state).await;
-    let ask = |addr: std::net::SocketAddr, secret: String| {
-        let client = app.client.clone();
-        async move {
-            client
-                .post(format!("http://{addr}/graphql"))
-                .bearer_auth(secret)
-                .json(&json!({ "query": "{ viewer { scopes } }" }))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
     let created = app
         .data(
             CREATE_KEY,
@@ -404,8 +390,8 @@ async fn a_revocation_reaches_every_api_process_before_it_answers() {
         .unwrap()
         .to_owned();
     let key_id = created["createApiKey"]["apiKey"]["id"].clone();
-    assert_eq!(ask(app.addr, secret.clone()).await, 200);
-    assert_eq!(ask(other, secret.clone()).await, 200);
+    assert_eq!(app.viewer_status_at(app.addr, &secret).await, 200);
+    assert_eq!(app.viewer_status_at(other, &secret).await, 200);
 
     // Revoked behind the API's back, the key is still remembered: the
     // other process is serving it from memory, not from Postgres.
@@ -414,7 +400,7 @@ async fn a_revocation_reaches_every_api_process_before_it_answers() {
         .execute(&pool)
         .await
         .unwrap();
-    assert_eq!(ask(other, secret.clone()).await, 200);
+    assert_eq!(app.viewer_status_at(other, &secret).await, 200);
 
     // Through the API, the revocation reaches the other process at once.
     app.data(
@@ -422,10 +408,10 @@ async fn a_revocation_reaches_every_api_process_before_it_answers() {
         json!({ "id": key_id }),
     )
     .await;
-    assert_eq!(ask(other, secret.clone()).await, 401);
-    assert_eq!(ask(app.addr, secret).await, 401);
+    assert_eq!(app.viewer_status_at(other, &secret).await, 401);
+    assert_eq!(app.viewer_status_at(app.addr, &secret).await, 401);
     // The tenant's other keys are loaded again and still work.
-    assert_eq!(ask(other, app.tenant.api_key.clone()).await, 200);
+    assert_eq!(app.viewer_status_at(other, &app.tenant.api_key).await, 200);
 }
 
 /// Without Redis, no process can know whether a remembered key was
