@@ -7,7 +7,9 @@
 -- paths (a move) takes one off each old ancestor and adds one to each new
 -- one. Ancestor rows are locked in id order first, so two transactions
 -- adding under the same customers wait for each other instead of
--- deadlocking.
+-- deadlocking; NO KEY UPDATE, as the update itself takes, since an insert
+-- below a customer already holds KEY SHARE on its parent (the foreign key)
+-- and FOR UPDATE would wait on a sibling's insert while it waits on ours.
 
 ALTER TABLE customers ADD COLUMN descendant_count integer NOT NULL DEFAULT 0;
 
@@ -28,7 +30,7 @@ BEGIN
     JOIN jsonb_to_recordset(changes) AS d(tenant_id bigint, id bigint, delta integer)
       ON c.tenant_id = d.tenant_id AND c.id = d.id
     ORDER BY c.tenant_id, c.id
-    FOR UPDATE OF c;
+    FOR NO KEY UPDATE OF c;
     UPDATE customers c SET descendant_count = c.descendant_count + d.delta
     FROM jsonb_to_recordset(changes) AS d(tenant_id bigint, id bigint, delta integer)
     WHERE c.tenant_id = d.tenant_id AND c.id = d.id;

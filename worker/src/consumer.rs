@@ -14,7 +14,9 @@ use canopy_core::secrets::Keyring;
 use canopy_core::store::jobs::{self as jobs_store, HandOut};
 use lettre::message::Mailbox;
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::jobs::{self, Composed, Context};
@@ -100,6 +102,15 @@ pub async fn run(
             }
         }
     }
+    // Attempts that outlived an apalis worker finish before the process
+    // stops (sending and recording them needs no Redis).
+    context.attempts.close();
+    if tokio::time::timeout(config.job_lease, context.attempts.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("attempts still running at shutdown; their leases will hand them out again");
+    }
     // Stopped while Redis was away: one last try.
     if !ended_workers.is_empty()
         && let Ok(mut conn) = queue::connect(&config.redis_url).await
@@ -139,6 +150,7 @@ fn build_context(
     mailer: Arc<Mailer>,
     stop: CancellationToken,
 ) -> anyhow::Result<Context> {
+    let concurrency = config.worker_concurrency;
     let from: Mailbox = config
         .mail_from
         .parse()
@@ -150,6 +162,8 @@ fn build_context(
         mailer,
         reachability: Reachability::default(),
         stop,
+        attempts: TaskTracker::new(),
+        slots: Arc::new(Semaphore::new(concurrency)),
         templates: Templates::new()?,
         from,
     })
@@ -166,7 +180,14 @@ async fn handle(task: serde_json::Value, context: Data<Arc<Context>>) -> Result<
     match serde_json::from_value::<Delivery>(task) {
         Ok(delivery) => {
             let context = Arc::clone(&context);
-            let attempt = tokio::spawn(async move { deliver(&context, delivery).await });
+            let Ok(slot) = Arc::clone(&context.slots).acquire_owned().await else {
+                return Ok(());
+            };
+            let attempts = context.attempts.clone();
+            let attempt = attempts.spawn(async move {
+                let _slot = slot;
+                deliver(&context, delivery).await;
+            });
             if let Err(error) = attempt.await {
                 tracing::error!(%error, job_id = delivery.job_id.0, "an attempt ended abnormally");
             }

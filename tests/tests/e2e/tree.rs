@@ -595,3 +595,28 @@ async fn descendant_counts_equal_a_recount_after_random_changes() {
         assert_eq!(counted, total, "{id}");
     }
 }
+
+/// Creations under the same customer at the same moment each add to their
+/// ancestors' counts; none waits on another in a cycle (a deadlock).
+#[tokio::test]
+async fn concurrent_creations_under_one_customer_all_count() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn(pool.clone()).await;
+    let root = app.customer("Root", None).await;
+    let parent = app.customer("Parent", Some(&root)).await;
+    // Numbers of their own: no shared counter orders them.
+    let titles: Vec<(String, String)> = (0..16)
+        .map(|n| (format!("Child {n}"), format!("K-{n}")))
+        .collect();
+    futures_util::future::join_all(
+        titles
+            .iter()
+            .map(|(title, number)| create_numbered(&app, title, number, Some(&parent))),
+    )
+    .await;
+    let data = app
+        .data(DESCENDANTS, json!({ "id": root, "first": 1 }))
+        .await;
+    assert_eq!(data["customer"]["descendantCount"], 17);
+}

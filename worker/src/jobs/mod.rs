@@ -21,7 +21,9 @@ use canopy_core::store::users::{self, Recipient};
 use lettre::message::Mailbox;
 use serde::Serialize;
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::ledger::Outcome;
 use crate::mail::templates::{Templates, in_words};
@@ -38,6 +40,12 @@ pub struct Context {
     pub reachability: Reachability,
     /// The worker's shutdown, ending any wait for the mail server.
     pub stop: CancellationToken,
+    /// The attempts running, each a task of its own (see `consumer::handle`),
+    /// awaited before the worker stops.
+    pub attempts: TaskTracker,
+    /// One permit per attempt running: the configured concurrency holds
+    /// even across apalis workers that lost Redis and were replaced.
+    pub slots: Arc<Semaphore>,
     pub templates: Templates,
     pub from: Mailbox,
 }

@@ -72,7 +72,11 @@ impl Reachability {
             if !self.down.load(Ordering::Acquire) {
                 break;
             }
-            if mailer.probe().await.is_ok() {
+            let probed = tokio::select! {
+                probed = mailer.probe() => probed,
+                () = stop.cancelled() => return false,
+            };
+            if probed.is_ok() {
                 self.down.store(false, Ordering::Release);
                 tracing::info!("the mail server answers again; sending");
                 break;
