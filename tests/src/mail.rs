@@ -43,6 +43,8 @@ struct State {
     /// The user and password new connections must authenticate with.
     login: Option<Login>,
     received: Vec<Delivery>,
+    /// Woken at each message received.
+    arrivals: Arc<tokio::sync::Notify>,
 }
 
 /// How the sink offers TLS, under the certificate of `config`.
@@ -182,6 +184,22 @@ impl SmtpSink {
     /// How many messages were received so far (cheaper than `messages`).
     pub fn received(&self) -> usize {
         self.state.lock().unwrap().received.len()
+    }
+
+    /// Waits until `count` messages in all were received, however long
+    /// that takes (a benchmark's backlog); tests use `wait_for`.
+    pub async fn wait_for_count(&self, count: usize) {
+        let arrivals = self.state.lock().unwrap().arrivals.clone();
+        loop {
+            let arrived = arrivals.notified();
+            tokio::pin!(arrived);
+            // Registered before the count is read, so no arrival is missed.
+            arrived.as_mut().enable();
+            if self.received() >= count {
+                return;
+            }
+            arrived.await;
+        }
     }
 
     /// Every message received so far, in order.
@@ -361,12 +379,15 @@ impl Talk<'_> {
                 let mut state = self.state.lock().unwrap();
                 match &state.refusal {
                     Some(refusal) => response = refused(refusal),
-                    None => state.received.push(Delivery {
-                        raw,
-                        tls,
-                        user,
-                        accepted_at: std::time::Instant::now(),
-                    }),
+                    None => {
+                        state.received.push(Delivery {
+                            raw,
+                            tls,
+                            user,
+                            accepted_at: std::time::Instant::now(),
+                        });
+                        state.arrivals.notify_waiters();
+                    }
                 }
             }
             match response.action {

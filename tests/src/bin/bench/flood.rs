@@ -20,15 +20,10 @@ const LOGIN: &str = "mutation($t: ID!, $e: String!, $p: String!) {
 /// A reader at rest and under a flood of wrong-password logins, and the
 /// logins' throughput against what Argon2 can do on this machine.
 pub async fn run() -> Result<()> {
-    let seconds: f64 = std::env::args()
-        .nth(2)
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(10.0);
+    let seconds: f64 = super::mode_argument(10.0)?;
     let phase = Duration::from_secs_f64(seconds / 2.0);
     let url = "postgres://postgres@127.0.0.1:5432/canopy_bench_flood";
-    super::reset_database(url).await?;
-    let pool = canopy_core::db::connect_and_migrate(url).await?;
+    let pool = super::fresh_database(url).await?;
     let queue = format!("canopy-bench-flood-{:08x}", rand::random::<u32>());
     // Every limit out of the way, so every login reaches Argon2.
     let config = Arc::new(Config::from_lookup(|name| match name {

@@ -3,14 +3,9 @@ use serde_json::json;
 
 /// jobQueue over a ledger of a million rows (by default) in one tenant.
 pub async fn run() -> Result<()> {
-    let rows: i64 = std::env::args()
-        .nth(2)
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(1_000_000);
+    let rows: i64 = super::mode_argument(1_000_000)?;
     let url = "postgres://postgres@127.0.0.1:5432/canopy_bench_jobs";
-    super::reset_database(url).await?;
-    let pool = canopy_core::db::connect_and_migrate(url).await?;
+    let pool = super::fresh_database(url).await?;
     let config = std::sync::Arc::new(canopy_core::config::Config::from_lookup(
         |name| match name {
             "CANOPY_EMBEDDED_WORKER" => Some("false".into()),

@@ -159,6 +159,38 @@ async fn forget_queue(redis_url: &str, queue: &str) -> Result<()> {
     Ok(())
 }
 
+/// The mode's argument (after the mode's name), or `default` without one.
+fn mode_argument<T: std::str::FromStr>(default: T) -> Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    Ok(std::env::args()
+        .nth(2)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(default))
+}
+
+/// The database at `url`, made anew and migrated.
+async fn fresh_database(url: &str) -> Result<PgPool> {
+    reset_database(url).await?;
+    canopy_core::db::connect_and_migrate(url).await
+}
+
+/// The configuration the app is served with: the embedded worker off, the
+/// benchmark's secret, a queue of the run's own, and every rate limit out
+/// of the way of clients at full speed.
+fn served_config(queue: &str, smtp_url: Option<&str>) -> Result<Arc<Config>> {
+    Ok(Arc::new(Config::from_lookup(|name| match name {
+        "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
+        "CANOPY_SECRET" => Some("canopy-benchmark-secret-0123456789".into()),
+        "CANOPY_QUEUE" => Some(queue.to_owned()),
+        "SMTP_URL" => smtp_url.map(str::to_owned),
+        limit if limit.starts_with("CANOPY_LIMIT_") => Some("4000000000/1".into()),
+        _ => None,
+    })?))
+}
+
 async fn reset_database(url: &str) -> Result<()> {
     let (server, name) = url.rsplit_once('/').context("database URL")?;
     let admin = PgPool::connect(&format!("{server}/postgres")).await?;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use canopy_core::config::Config;
 use canopy_tests::mail::SmtpSink;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -26,25 +25,13 @@ const INVITE: &str = "mutation($c: ID!, $e: String!) { createUser(input: { custo
     email: $e, activation: SEND_ACTIVATION_EMAIL }) { user { id } } }";
 
 pub async fn run() -> Result<()> {
-    let emails: usize = std::env::args()
-        .nth(2)
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(2000);
+    let emails: usize = super::mode_argument(2000)?;
     let url = "postgres://postgres@127.0.0.1:5432/canopy_bench_pipeline";
-    super::reset_database(url).await?;
-    let pool = canopy_core::db::connect_and_migrate(url).await?;
+    let pool = super::fresh_database(url).await?;
     let sink = SmtpSink::start().await;
     let smtp_url = sink.url();
     let queue = format!("canopy-bench-{:08x}", rand::random::<u32>());
-    let config = Arc::new(Config::from_lookup(|name| match name {
-        "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
-        "CANOPY_SECRET" => Some("canopy-benchmark-secret-0123456789".into()),
-        limit if limit.starts_with("CANOPY_LIMIT_") => Some("4000000000/1".into()),
-        "CANOPY_QUEUE" => Some(queue.clone()),
-        "SMTP_URL" => Some(smtp_url.clone()),
-        _ => None,
-    })?);
+    let config = super::served_config(&queue, Some(&smtp_url))?;
     let tenant = super::bench_tenant(&pool, &config).await?;
     let bench = Arc::new(super::serve(&pool, config.clone(), tenant.api_key).await?);
     let customer = bench
@@ -70,7 +57,7 @@ pub async fn run() -> Result<()> {
         config.clone(),
         stop.clone(),
     ));
-    delivered(&sink, emails).await;
+    sink.wait_for_count(emails).await;
     let rate = emails as f64 / drained.elapsed().as_secs_f64();
     println!(
         "one worker (concurrency {}) delivered them at {rate:.0} emails/s: {:.0} % of lettre's {:.0}/s to the same kind of server",
@@ -86,7 +73,7 @@ pub async fn run() -> Result<()> {
     let count = (paced_rate * PACED.as_secs_f64()) as usize;
     let before = sink.received();
     let sent = invite(&bench, &customer, "paced", count, Some(paced_rate)).await?;
-    delivered(&sink, before + count).await;
+    sink.wait_for_count(before + count).await;
     let mut latencies = Histogram::<u64>::new(3)?;
     for message in sink.messages() {
         if let Some(began) = sent.get(&message.to) {
@@ -149,10 +136,4 @@ async fn invite(
         sent.extend(task.await??);
     }
     Ok(sent)
-}
-
-async fn delivered(sink: &SmtpSink, count: usize) {
-    while sink.received() < count {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }

@@ -109,14 +109,7 @@ pub async fn run() -> Result<()> {
     let (pool, tenant, key) = open_or_seed(&url, &shape, options.reseed).await?;
 
     let queue = format!("canopy-bench-{:08x}", rand::random::<u32>());
-    let config = Arc::new(Config::from_lookup(|name| match name {
-        "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
-        "CANOPY_SECRET" => Some("canopy-benchmark-secret-0123456789".into()),
-        "CANOPY_QUEUE" => Some(queue.clone()),
-        // Clients at full speed spend a generous budget within seconds.
-        limit if limit.starts_with("CANOPY_LIMIT_") => Some("4000000000/1".into()),
-        _ => None,
-    })?);
+    let config = super::served_config(&queue, None)?;
     let bench = super::serve(&pool, config.clone(), key.clone()).await?;
     compare_with_api(&bench, &pool, tenant, &shape).await?;
 
@@ -344,8 +337,8 @@ async fn subtrees(
         anyhow::Ok(began.elapsed().as_secs_f64() * 1000.0)
     };
     let move_to = "mutation($id: ID!, $to: ID) { moveCustomer(id: $id, newParentId: $to) { customer { id } } }";
+    // The reads run for the whole scenario; the changes start with them.
     let changes = async {
-        tokio::time::sleep(Duration::from_secs(1)).await;
         let away = timed(move_to, json!({ "id": big, "to": other })).await?;
         let back = timed(move_to, json!({ "id": big, "to": Value::Null })).await?;
         let deleted = timed(
