@@ -37,7 +37,14 @@ pub async fn run(
     worker_id: String,
     shutdown: CancellationToken,
 ) {
-    let context = match build_context(pool, config.clone(), keyring, mailer, shutdown.clone()) {
+    let context = match build_context(
+        pool,
+        config.clone(),
+        keyring,
+        mailer,
+        worker_id.clone(),
+        shutdown.clone(),
+    ) {
         Ok(context) => Arc::new(context),
         Err(error) => {
             tracing::error!(error = %format!("{error:#}"), "worker cannot start");
@@ -148,6 +155,7 @@ fn build_context(
     config: Arc<Config>,
     keyring: Arc<Keyring>,
     mailer: Arc<Mailer>,
+    worker_id: String,
     stop: CancellationToken,
 ) -> anyhow::Result<Context> {
     let concurrency = config.worker_concurrency;
@@ -160,6 +168,7 @@ fn build_context(
         config,
         keyring,
         mailer,
+        worker_id,
         reachability: Reachability::default(),
         stop,
         attempts: TaskTracker::new(),
@@ -207,7 +216,8 @@ pub async fn deliver(ctx: &Context, delivery: Delivery) {
         }
         return;
     }
-    let job = match ledger::claim(&ctx.pool, &delivery, ctx.config.job_lease).await {
+    let claimed = ledger::claim(&ctx.pool, &delivery, &ctx.worker_id, ctx.config.job_lease);
+    let job = match claimed.await {
         Ok(Some(job)) => job,
         Ok(None) => {
             tracing::debug!(job_id = delivery.job_id.0, "stale delivery ignored");

@@ -1,13 +1,10 @@
-//! Worker heartbeats (for jobQueue.activeWorkers), every few seconds; the
-//! heartbeat row goes when the worker stops.
+//! Worker heartbeats, every second: jobQueue.activeWorkers counts them,
+//! and a worker whose heartbeat goes silent has its running jobs handed
+//! out again (`relay`). The heartbeat row goes when the worker stops.
 
-use std::time::Duration;
-
-use canopy_core::store::jobs;
+use canopy_core::store::jobs::{self, HEARTBEAT_EVERY};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-
-const EVERY: Duration = Duration::from_secs(5);
 
 pub async fn run(pool: PgPool, worker_id: String, shutdown: CancellationToken) {
     loop {
@@ -16,7 +13,7 @@ pub async fn run(pool: PgPool, worker_id: String, shutdown: CancellationToken) {
         }
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(EVERY) => {}
+            () = tokio::time::sleep(HEARTBEAT_EVERY) => {}
         }
     }
     let _ = jobs::forget_worker(&pool, &worker_id).await;

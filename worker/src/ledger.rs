@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use canopy_core::jobs::JobState;
-use canopy_core::store::jobs::{self, AttemptEnd, Claimed, HandOut};
+use canopy_core::store::jobs::{self, AttemptEnd, ClaimRequest, Claimed, HandOut};
 use rand::Rng;
 use sqlx::PgPool;
 
@@ -22,20 +22,22 @@ impl From<&Delivery> for HandOut {
     }
 }
 
-/// Claims the attempt a delivery names; `None` when the delivery is stale.
+/// Claims the attempt a delivery names for worker `worker_id`; `None`
+/// when the delivery is stale.
 pub async fn claim(
     pool: &PgPool,
     delivery: &Delivery,
+    worker_id: &str,
     lease: Duration,
 ) -> sqlx::Result<Option<Claimed>> {
-    jobs::claim(
-        pool,
-        delivery.tenant_id,
-        delivery.job_id,
-        delivery.attempt,
+    let request = ClaimRequest {
+        tenant_id: delivery.tenant_id,
+        id: delivery.job_id,
+        attempt: delivery.attempt,
+        worker_id,
         lease,
-    )
-    .await
+    };
+    jobs::claim(pool, request).await
 }
 
 /// How an attempt ended.

@@ -7,7 +7,8 @@
 //!   composed by its kind's module in `jobs`, sent by `mail`, and recorded
 //! - `ledger`: how an attempt ends (outcome, backoff, metrics); the
 //!   statements are in `canopy_core::store::jobs`
-//! - `heartbeat`: the worker's heartbeat, for jobQueue.activeWorkers
+//! - `heartbeat`: the worker's heartbeat, for jobQueue.activeWorkers and
+//!   for handing out again the jobs of a worker that died
 //! - `counters`: the queue-depth gauge and the folding of job counters
 //! - `retention`: finished jobs, expired account data and finished tasks
 //!   in Redis, deleted in batches
@@ -40,10 +41,15 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
     let keyring = Arc::new(Keyring::load(&pool, &config).await?);
     let worker_id = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
     let relay = tokio::spawn(relay::run(pool.clone(), config.clone(), shutdown.clone()));
+    // Alive before the first claim, so no claim names a silent worker; and
+    // the heartbeat outlives the consumer: attempts finishing after the
+    // shutdown began still belong to a live worker.
+    canopy_core::store::jobs::beat(&pool, &worker_id).await?;
+    let beating = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat::run(
         pool.clone(),
         worker_id.clone(),
-        shutdown.clone(),
+        beating.clone(),
     ));
     let counters = tokio::spawn(counters::run(pool.clone(), shutdown.clone()));
     let retention = tokio::spawn(retention::run(
@@ -52,6 +58,7 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
         shutdown.clone(),
     ));
     consumer::run(pool, config, keyring, mailer, worker_id, shutdown).await;
+    beating.cancel();
     relay.await?;
     heartbeat.await?;
     counters.await?;

@@ -65,8 +65,10 @@ pub fn settings(config: &Config) -> apalis_redis::Config {
     apalis_redis::Config::default()
         .queue(namespace(config))
         .batch_size(config.worker_concurrency.min(10))
-        .heartbeat_interval(Duration::from_secs(5))
-        .missed_heartbeats(6)
+        // A worker killed with tasks drawn but not yet claimed: the other
+        // workers put them back within about five seconds.
+        .heartbeat_interval(Duration::from_secs(1))
+        .missed_heartbeats(4)
         .emit_events(false)
 }
 

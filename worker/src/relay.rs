@@ -5,14 +5,16 @@
 //!
 //! The relay also reconciles: a PENDING job nobody claimed within its lease
 //! (Redis lost it) is handed out again, and a RUNNING job whose lease ran
-//! out (its worker died) counts as a failed attempt and is retried.
+//! out (its worker died) counts as a failed attempt and is retried. Once a
+//! second it looks for faults it need not wait a lease for: a Redis that
+//! lost its data, and a worker whose heartbeat went silent.
 //!
 //! It wakes when a transaction that wrote jobs commits (LISTEN on
 //! `canopy_jobs`, sent by a trigger), and also looks once a second, for
 //! retries that fall due and for a wake-up missed while reconnecting.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use apalis::prelude::{TaskBuilder, TaskId, TaskSink};
@@ -31,6 +33,8 @@ use canopy_core::store::jobs::{self, Dispatch, Due, HandOut};
 const BATCH: i64 = 100;
 /// How often the relay looks for due rows when nothing wakes it.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How often the relay looks for lost tasks and silent workers.
+const RECOVERY_EVERY: Duration = Duration::from_secs(1);
 /// The channel the jobs table's trigger notifies on.
 const CHANNEL: &str = "canopy_jobs";
 
@@ -38,6 +42,7 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
     let mut storage: Option<RedisStorage<serde_json::Value>> = None;
     let mut listener: Option<PgListener> = None;
     let mut failures = 0u32;
+    let mut recovered_at: Option<Instant> = None;
     while !shutdown.is_cancelled() {
         if listener.is_none() {
             listener = listen(&pool).await;
@@ -50,8 +55,9 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
         }
         let mut busy = false;
         if let Some(storage) = storage.as_mut() {
-            if let Err(error) = recover_lost_tasks(&pool, storage, &config).await {
-                tracing::warn!(error = %format!("{error:#}"), "relay cannot check Redis for lost tasks");
+            if recovered_at.is_none_or(|at| at.elapsed() >= RECOVERY_EVERY) {
+                recovered_at = Some(Instant::now());
+                recover(&pool, storage, &config).await;
             }
             match dispatch_due(&pool, storage, &config).await {
                 Ok(handed_out) => {
@@ -83,6 +89,22 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
                 }
             }
         }
+    }
+}
+
+/// Makes due now the jobs whose hand-out was lost (see
+/// [`recover_lost_tasks`]) and the running jobs of workers that died.
+async fn recover(pool: &PgPool, storage: &mut RedisStorage<serde_json::Value>, config: &Config) {
+    if let Err(error) = recover_lost_tasks(pool, storage, config).await {
+        tracing::warn!(error = %format!("{error:#}"), "relay cannot check Redis for lost tasks");
+    }
+    match jobs::silent_workers_jobs_due_now(pool).await {
+        Ok(0) => {}
+        Ok(again) => tracing::warn!(
+            jobs = again,
+            "a worker went silent during its attempts; handing them out again"
+        ),
+        Err(error) => tracing::warn!(%error, "relay cannot look for silent workers"),
     }
 }
 

@@ -220,8 +220,10 @@ pub async fn counts(
 /// Worker processes whose heartbeat is recent.
 pub async fn active_workers(pool: &PgPool) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "SELECT count(*) FROM worker_heartbeats WHERE last_seen > now() - interval '30 seconds'",
+        "SELECT count(*) FROM worker_heartbeats
+         WHERE last_seen > now() - make_interval(secs => $1)",
     )
+    .bind(WORKER_SILENCE.as_secs_f64())
     .fetch_one(pool)
     .await
 }
@@ -306,26 +308,32 @@ pub struct Claimed {
     pub created_at: DateTime<Utc>,
 }
 
-/// Claims attempt `attempt` of a job: PENDING with one attempt fewer
-/// becomes RUNNING, leased for `lease`. Anything else (done, killed,
-/// another attempt, already running) means the delivery is stale: `None`.
-pub async fn claim(
-    pool: &PgPool,
-    tenant_id: TenantId,
-    id: JobId,
-    attempt: i32,
-    lease: Duration,
-) -> sqlx::Result<Option<Claimed>> {
+/// One claim of one attempt: which job and attempt, by which worker
+/// process, for how long before its lease runs out unrenewed.
+pub struct ClaimRequest<'a> {
+    pub tenant_id: TenantId,
+    pub id: JobId,
+    pub attempt: i32,
+    pub worker_id: &'a str,
+    pub lease: Duration,
+}
+
+/// Claims attempt `attempt` of a job for worker `worker_id`: PENDING with
+/// one attempt fewer becomes RUNNING, leased for `lease`. Anything else
+/// (done, killed, another attempt, already running) means the delivery is
+/// stale: `None`.
+pub async fn claim(pool: &PgPool, request: ClaimRequest<'_>) -> sqlx::Result<Option<Claimed>> {
     sqlx::query_as(
-        "UPDATE jobs SET state = 'RUNNING', attempts = $3, updated_at = now(),
-             run_at = now() + make_interval(secs => $4)
+        "UPDATE jobs SET state = 'RUNNING', attempts = $3, updated_at = now(), claimed_by = $4,
+             run_at = now() + make_interval(secs => $5)
          WHERE tenant_id = $1 AND id = $2 AND state = 'PENDING' AND attempts = $3 - 1
          RETURNING tenant_id, id, kind, payload, attempts, max_attempts, created_at",
     )
-    .bind(tenant_id)
-    .bind(id)
-    .bind(attempt)
-    .bind(lease.as_secs_f64())
+    .bind(request.tenant_id)
+    .bind(request.id)
+    .bind(request.attempt)
+    .bind(request.worker_id)
+    .bind(request.lease.as_secs_f64())
     .fetch_optional(pool)
     .await
 }
@@ -512,6 +520,25 @@ pub async fn pending_due_now(pool: &PgPool) -> sqlx::Result<u64> {
     Ok(made.rows_affected())
 }
 
+/// Makes due now every running job whose worker has gone silent (no
+/// heartbeat for [`WORKER_SILENCE`]: killed, or cut off), so the relay
+/// hands it out again within seconds rather than when its lease runs out;
+/// answers how many. Jobs claimed by no recorded worker wait for their
+/// lease.
+pub async fn silent_workers_jobs_due_now(pool: &PgPool) -> sqlx::Result<u64> {
+    let made = sqlx::query(
+        "UPDATE jobs j SET run_at = now()
+         WHERE j.state = 'RUNNING' AND j.run_at > now() AND j.claimed_by IS NOT NULL
+           AND NOT EXISTS (SELECT FROM worker_heartbeats h
+                           WHERE h.worker_id = j.claimed_by
+                             AND h.last_seen > now() - make_interval(secs => $1))",
+    )
+    .bind(WORKER_SILENCE.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(made.rows_affected())
+}
+
 /// A job whose worker vanished after its last allowed attempt.
 pub async fn kill(conn: &mut PgConnection, job: &Due, cause: &str) -> sqlx::Result<()> {
     sqlx::query(
@@ -525,6 +552,13 @@ pub async fn kill(conn: &mut PgConnection, job: &Due, cause: &str) -> sqlx::Resu
     .await?;
     Ok(())
 }
+
+/// How often a worker process records that it is alive.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// A worker silent for this long is taken for dead: it is no longer
+/// counted active, and its running jobs are handed out again.
+pub const WORKER_SILENCE: Duration = Duration::from_secs(5);
 
 /// Records that worker `worker_id` is alive, and forgets workers silent
 /// for a day.

@@ -19,6 +19,7 @@ mod schema;
 mod secrets;
 mod sessions;
 mod smtp;
+mod soak;
 mod statements;
 mod stored;
 mod tree;
