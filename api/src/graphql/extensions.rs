@@ -120,6 +120,56 @@ fn ensure_code(error: &mut ServerError, code: &str) {
     }
 }
 
+/// The longest query text whose parsed document is kept, and how much
+/// query text the kept documents may stand for in all: the operations a
+/// frontend or an integration sends over and over fit many times over,
+/// and a caller sending ever new queries only turns the oldest out.
+const MAX_KEPT_QUERY_BYTES: usize = 4 * 1024;
+const KEPT_QUERY_BYTES: u64 = 1024 * 1024;
+
+/// Parsed documents by query text, so that a query sent again is not
+/// parsed again. Validation, limits and execution run on every request.
+pub struct ParsedDocuments(Arc<moka::sync::Cache<String, ExecutableDocument>>);
+
+impl Default for ParsedDocuments {
+    fn default() -> Self {
+        Self(Arc::new(
+            moka::sync::Cache::builder()
+                .weigher(|query: &String, _| u32::try_from(query.len()).unwrap_or(u32::MAX))
+                .max_capacity(KEPT_QUERY_BYTES)
+                .build(),
+        ))
+    }
+}
+
+impl ExtensionFactory for ParsedDocuments {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(DocumentKeeper(self.0.clone()))
+    }
+}
+
+struct DocumentKeeper(Arc<moka::sync::Cache<String, ExecutableDocument>>);
+
+#[async_trait::async_trait]
+impl Extension for DocumentKeeper {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        if request.query.len() <= MAX_KEPT_QUERY_BYTES {
+            if let Some(document) = self.0.get(&request.query) {
+                request.set_parsed_query(document);
+            } else if let Ok(document) = request.parsed_query() {
+                let document = document.clone();
+                self.0.insert(request.query.clone(), document);
+            }
+        }
+        next.run(ctx, request).await
+    }
+}
+
 /// Refuses, before execution, an operation whose non-null variable (with
 /// no default) is missing or null: async-graphql would otherwise run it
 /// and fail only the fields that use the variable, while GraphQL coerces

@@ -110,6 +110,41 @@ async fn deep_and_costly_queries_are_refused_before_running() {
     assert_eq!(response.status(), 413);
 }
 
+/// A query sent again is checked and answered as the first time: the
+/// process keeps parsed documents, never what they were allowed or found.
+#[tokio::test]
+async fn a_query_sent_again_is_checked_and_answered_anew() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn(pool).await;
+    let acme = app.customer("Acme", None).await;
+    let globex = app.customer("Globex", None).await;
+    let reader = app.key_with(&["USERS_READ"]).await;
+    let by_id = "query Find($id: ID!) { customer(id: $id) { title } }";
+    let mut deep = String::from("id");
+    for _ in 0..9 {
+        deep = format!("innerCustomers(first: 1) {{ nodes {{ {deep} }} }}");
+    }
+    let deep = format!("{{ customers(first: 1) {{ nodes {{ {deep} }} }} }}");
+    for _ in 0..3 {
+        for (id, title) in [(&acme, "Acme"), (&globex, "Globex")] {
+            let data = app.data(by_id, json!({ "id": id })).await;
+            assert_eq!(data["customer"]["title"], title);
+        }
+        let missing = app.error(by_id, json!({})).await;
+        assert!(missing.message.contains("$id"), "{missing:?}");
+        let refused = app
+            .error_as(Some(&reader), by_id, json!({ "id": acme }))
+            .await;
+        assert_eq!(
+            refused.code, "FORBIDDEN",
+            "a kept document keeps no verdict"
+        );
+        let too_deep = app.error(&deep, json!({})).await;
+        assert!(too_deep.message.contains("too deep"), "{too_deep:?}");
+    }
+}
+
 /// A browser's own Accept when it opens a page.
 const BROWSER: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
