@@ -52,10 +52,17 @@ pub async fn issue(
     keyring: &Keyring,
     request: TokenRequest<'_>,
 ) -> sqlx::Result<IssuedToken> {
-    revoke_pending(conn, request.tenant_id, request.user_id, request.purpose).await?;
-    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('user_tokens', 'id'))")
-        .fetch_one(&mut *conn)
-        .await?;
+    // The user's unused links of the purpose stop working (as
+    // `revoke_pending`), and the new token's id is drawn: one round trip.
+    let id: i64 = sqlx::query_scalar(&format!(
+        "WITH revoked AS (UPDATE user_tokens SET revoked_at = now() WHERE {PENDING_OF_PURPOSE})
+         SELECT nextval(pg_get_serial_sequence('user_tokens', 'id'))"
+    ))
+    .bind(request.tenant_id)
+    .bind(request.user_id)
+    .bind(request.purpose)
+    .fetch_one(&mut *conn)
+    .await?;
     let (token, secret_id) = keyring.issue(request.tenant_id, id, request.purpose.as_str());
     let expires_at = Utc::now() + request.ttl;
     sqlx::query(
@@ -81,6 +88,10 @@ pub async fn issue(
     })
 }
 
+/// The unused, live links of user $2 of tenant $1 for purpose $3.
+const PENDING_OF_PURPOSE: &str = "tenant_id = $1 AND user_id = $2 AND purpose = $3
+    AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > now()";
+
 /// Makes the user's unused links of `purpose` stop working; true if any did.
 pub async fn revoke_pending(
     conn: &mut PgConnection,
@@ -88,11 +99,9 @@ pub async fn revoke_pending(
     user_id: UserId,
     purpose: Purpose,
 ) -> sqlx::Result<bool> {
-    let result = sqlx::query(
-        "UPDATE user_tokens SET revoked_at = now()
-         WHERE tenant_id = $1 AND user_id = $2 AND purpose = $3
-           AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > now()",
-    )
+    let result = sqlx::query(&format!(
+        "UPDATE user_tokens SET revoked_at = now() WHERE {PENDING_OF_PURPOSE}"
+    ))
     .bind(tenant_id)
     .bind(user_id)
     .bind(purpose)

@@ -341,9 +341,15 @@ pub async fn insert(
     tenant_id: TenantId,
     user: &NewUser<'_>,
 ) -> sqlx::Result<UserRow> {
-    let row: UserRow = sqlx::query_as(&format!(
-        "INSERT INTO users AS u (tenant_id, customer_id, email, first_name, last_name, phone, role, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+    // The address is claimed in the same statement (one round trip).
+    sqlx::query_as(&format!(
+        "WITH u AS (
+             INSERT INTO users (tenant_id, customer_id, email, first_name, last_name, phone, role, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *),
+         claimed AS (
+             INSERT INTO email_claims (tenant_id, address, user_id)
+             SELECT tenant_id, lower(email), id FROM u)
+         SELECT {COLUMNS} FROM u"
     ))
     .bind(tenant_id)
     .bind(user.customer_id)
@@ -353,10 +359,8 @@ pub async fn insert(
     .bind(user.phone)
     .bind(user.role)
     .bind(user.status)
-    .fetch_one(&mut *conn)
-    .await?;
-    claim_email(conn, tenant_id, row.id, user.email).await?;
-    Ok(row)
+    .fetch_one(conn)
+    .await
 }
 
 /// Marks a user and its customer as made by a self sign-up: only such

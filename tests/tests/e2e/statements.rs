@@ -97,3 +97,34 @@ async fn statement_count_does_not_grow_with_the_page() {
     }
     println!("statements per nested query over 1, 10, 50 customers: {sizes:?}");
 }
+
+/// Creating an invited user is one transaction of a fixed number of
+/// statements: the tree's lock, the customer, the user with its address
+/// claimed, the old links revoked with the new one's id drawn, the link,
+/// the invitation, the administrators' notices, and COMMIT (sqlx reports
+/// no event for BEGIN). It was ten before the address claim and the token
+/// id joined the statements before them.
+const CREATE_USER_STATEMENTS: usize = 8;
+
+#[tokio::test]
+async fn creating_an_invited_user_takes_a_fixed_number_of_statements() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn(pool).await;
+    let customer = app.customer("Acme Retail", None).await;
+    for n in 0..3 {
+        let request_id = format!("create-user-{n}-{}", app.addr.port());
+        let body = app
+            .post_with(
+                Some(&app.tenant.api_key),
+                "mutation($c: ID!, $e: String!) { createUser(input: {
+                   customerId: $c, email: $e, activation: SEND_ACTIVATION_EMAIL }) { user { id } } }",
+                json!({ "c": customer, "e": format!("new{n}@acme.test") }),
+                Some(&request_id),
+            )
+            .await;
+        canopy_tests::data_of(body);
+        let statements = statements::recorded(&request_id);
+        assert_eq!(statements.len(), CREATE_USER_STATEMENTS, "{statements:#?}");
+    }
+}
