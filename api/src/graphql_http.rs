@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use mediatype::{MediaType, MediaTypeList, Name, ReadParams, names};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const GRAPHQL_RESPONSE: Name = Name::new_unchecked("graphql-response");
 
@@ -71,20 +71,15 @@ impl Media {
         }
     }
 
-    /// `body` in this media type.
-    pub fn answer(self, status: StatusCode, body: &Value) -> Response {
-        (
-            status,
-            [(header::CONTENT_TYPE, self.content_type())],
-            body.to_string(),
-        )
-            .into_response()
+    /// `body`, JSON text, in this media type.
+    fn answer(self, status: StatusCode, body: String) -> Response {
+        (status, [(header::CONTENT_TYPE, self.content_type())], body).into_response()
     }
 
     /// A request refused before execution: one coded error, no `data`.
     pub fn refuse(self, status: StatusCode, code: &str, message: &str) -> Response {
         let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-        self.answer(status, &body)
+        self.answer(status, body.to_string())
     }
 
     /// What the schema answered: 200 once execution began; before it, a
@@ -96,11 +91,17 @@ impl Media {
             Self::GraphQLResponse => StatusCode::BAD_REQUEST,
             Self::Json => StatusCode::OK,
         };
-        let mut body = serde_json::to_value(&response).expect("a response serializes");
-        if !executed && let Some(body) = body.as_object_mut() {
-            body.remove("data");
-        }
-        let mut http = self.answer(status, &body);
+        // Written straight from the response, fields in the query's order.
+        let body = if executed {
+            serde_json::to_string(&response).expect("a response serializes")
+        } else {
+            let mut body = serde_json::to_value(&response).expect("a response serializes");
+            if let Some(body) = body.as_object_mut() {
+                body.remove("data");
+            }
+            body.to_string()
+        };
+        let mut http = self.answer(status, body);
         http.headers_mut().extend(response.http_headers);
         http
     }

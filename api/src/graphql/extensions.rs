@@ -1,7 +1,8 @@
 //! Per-request bookkeeping around every GraphQL operation: metrics by
-//! operation name, whether execution began, required variables checked
-//! before it, and the error policy: every error leaves with an
-//! `extensions.code`, and nothing internal leaves at all.
+//! operation name, whether execution began, parsed documents kept and
+//! required variables checked before it, and the error policy: every
+//! error leaves with an `extensions.code`, and nothing internal leaves at
+//! all.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -127,14 +128,23 @@ fn ensure_code(error: &mut ServerError, code: &str) {
 const MAX_KEPT_QUERY_BYTES: usize = 4 * 1024;
 const KEPT_QUERY_BYTES: u64 = 1024 * 1024;
 
-/// Parsed documents by query text, so that a query sent again is not
-/// parsed again. Validation, limits and execution run on every request.
-pub struct ParsedDocuments(Arc<moka::sync::Cache<String, ExecutableDocument>>);
+type Documents = moka::sync::Cache<String, ExecutableDocument>;
 
-impl Default for ParsedDocuments {
+/// Prepares each request before async-graphql runs it, in one extension
+/// (every extension costs each field of each response a step):
+///
+/// - a document parsed before is taken from the process's store instead
+///   of parsed again (validation, limits and execution run every time);
+/// - an operation whose non-null variable (with no default) is missing or
+///   null is refused before execution: async-graphql would otherwise run
+///   it and fail only the fields that use the variable, while GraphQL
+///   coerces every variable first and runs nothing when one cannot be.
+pub struct Preparation(Arc<Documents>);
+
+impl Default for Preparation {
     fn default() -> Self {
         Self(Arc::new(
-            moka::sync::Cache::builder()
+            Documents::builder()
                 .weigher(|query: &String, _| u32::try_from(query.len()).unwrap_or(u32::MAX))
                 .max_capacity(KEPT_QUERY_BYTES)
                 .build(),
@@ -142,16 +152,16 @@ impl Default for ParsedDocuments {
     }
 }
 
-impl ExtensionFactory for ParsedDocuments {
+impl ExtensionFactory for Preparation {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(DocumentKeeper(self.0.clone()))
+        Arc::new(Preparer(self.0.clone()))
     }
 }
 
-struct DocumentKeeper(Arc<moka::sync::Cache<String, ExecutableDocument>>);
+struct Preparer(Arc<Documents>);
 
 #[async_trait::async_trait]
-impl Extension for DocumentKeeper {
+impl Extension for Preparer {
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -166,30 +176,6 @@ impl Extension for DocumentKeeper {
                 self.0.insert(request.query.clone(), document);
             }
         }
-        next.run(ctx, request).await
-    }
-}
-
-/// Refuses, before execution, an operation whose non-null variable (with
-/// no default) is missing or null: async-graphql would otherwise run it
-/// and fail only the fields that use the variable, while GraphQL coerces
-/// every variable first and runs nothing when one cannot be.
-pub struct RequiredVariables;
-
-impl ExtensionFactory for RequiredVariables {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequiredVariables)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for RequiredVariables {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
         let name = request.operation_name.clone();
         let variables = request.variables.clone();
         // A document that does not parse is refused as such further on.

@@ -37,8 +37,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 pub fn schema(introspection: bool) -> CanopySchema {
     let builder = builder()
         .extension(extensions::Observability)
-        .extension(extensions::ParsedDocuments::default())
-        .extension(extensions::RequiredVariables)
+        .extension(extensions::Preparation::default())
         .extension(throttle::CallerBudget);
     if introspection {
         builder.finish()

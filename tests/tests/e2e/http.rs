@@ -145,6 +145,37 @@ async fn a_query_sent_again_is_checked_and_answered_anew() {
     }
 }
 
+/// A response lists an object's fields in the order the query asked for
+/// them, as GraphQL requires (the answer is written straight from the
+/// executed response, never through a map that sorts its keys).
+#[tokio::test]
+async fn response_fields_keep_the_query_order() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn(pool).await;
+    let acme = app.customer("Acme", None).await;
+    let text = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.tenant.api_key)
+        .json(&json!({
+            "query": "query($id: ID!) { customer(id: $id) { title number id } }",
+            "variables": { "id": acme },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle} in {text}"))
+    };
+    assert!(at("\"title\"") < at("\"number\""), "{text}");
+    assert!(at("\"number\"") < at("\"id\""), "{text}");
+}
+
 /// A browser's own Accept when it opens a page.
 const BROWSER: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
