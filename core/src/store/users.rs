@@ -198,10 +198,11 @@ pub async fn administered_customer_ids(
 
 /// The users who administer customer `$2` of tenant `$1` or a customer
 /// above it, as a subquery of user ids: the one reading of "the
-/// administrators of a customer or its ancestors".
+/// administrators of a customer or its ancestors". The customer's path
+/// lists those customers' ids, so only their assignments are read.
 const ADMINISTRATORS_ABOVE: &str = "SELECT a.user_id FROM customers target
-     JOIN customers c ON c.tenant_id = target.tenant_id AND c.path @> target.path
-     JOIN customer_administrators a ON a.tenant_id = c.tenant_id AND a.customer_id = c.id
+     JOIN customer_administrators a ON a.tenant_id = target.tenant_id
+      AND a.customer_id = ANY (string_to_array(ltree2text(target.path), '.')::bigint[])
      WHERE target.tenant_id = $1 AND target.id = $2";
 
 /// Someone an email goes to, as the worker needs it.

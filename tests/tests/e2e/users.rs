@@ -802,3 +802,49 @@ async fn moot_jobs_send_nothing() {
         "{reasons:?}"
     );
 }
+
+/// A user added deep in a tree is told to the administrators of its
+/// customer and of every customer above it, and to no one elsewhere.
+#[tokio::test]
+async fn administrators_above_a_new_user_hear_of_it_and_no_others() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn_with_mail(pool).await;
+    let root = app.customer("Initech", None).await;
+    let east = app.customer("Initech East", Some(&root)).await;
+    let lab = app.customer("Initech East Lab", Some(&east)).await;
+    let hooli = app.customer("Hooli", None).await;
+    for (customer, email) in [
+        (&root, "ria@initech.test"),
+        (&east, "eli@initech.test"),
+        (&hooli, "hal@hooli.test"),
+    ] {
+        app.member(customer, email).await;
+        app.administer(customer, email).await;
+    }
+    app.data(
+        CREATE_USER,
+        json!({ "input": { "customerId": lab, "email": "new@initech.test", "activation": "DISPLAY_ACTIVATION_LINK" } }),
+    )
+    .await;
+    let about_new = |to: &str| {
+        app.mail()
+            .messages_to(to)
+            .into_iter()
+            .filter(|m| {
+                m.subject.contains("a user was added") && m.text.contains("new@initech.test")
+            })
+            .count()
+    };
+    app.jobs_settled().await;
+    for told in ["ria@initech.test", "eli@initech.test"] {
+        assert_eq!(about_new(told), 1, "{told} hears of the new user once");
+    }
+    let elsewhere: Vec<_> = app
+        .mail()
+        .messages_to("hal@hooli.test")
+        .into_iter()
+        .filter(|m| m.text.contains("new@initech.test"))
+        .collect();
+    assert!(elsewhere.is_empty(), "{elsewhere:#?}");
+}
