@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::heartbeat::Liveness;
 use crate::jobs::{self, Composed, Context};
 use crate::ledger::{self, Outcome};
 use crate::mail::templates::Templates;
@@ -29,20 +30,28 @@ use crate::queue::{self, Delivery, Wake, Wakeups};
 /// missed wake-up, or a task put back by another worker's leaving).
 const FALLBACK_POLL: Duration = Duration::from_secs(1);
 
+/// The worker process the consumer runs in: its id, and whether its
+/// heartbeat is recent enough to send.
+pub struct Worker {
+    pub id: String,
+    pub liveness: Liveness,
+}
+
 pub async fn run(
     pool: PgPool,
     config: Arc<Config>,
     keyring: Arc<Keyring>,
     mailer: Arc<Mailer>,
-    worker_id: String,
+    worker: Worker,
     shutdown: CancellationToken,
 ) {
+    let worker_id = worker.id.clone();
     let context = match build_context(
         pool,
         config.clone(),
         keyring,
         mailer,
-        worker_id.clone(),
+        worker,
         shutdown.clone(),
     ) {
         Ok(context) => Arc::new(context),
@@ -116,7 +125,9 @@ pub async fn run(
         .await
         .is_err()
     {
-        tracing::warn!("attempts still running at shutdown; their leases will hand them out again");
+        tracing::warn!(
+            "attempts still running at shutdown are cut off; other workers take them over"
+        );
     }
     // Stopped while Redis was away: one last try.
     if !ended_workers.is_empty()
@@ -155,7 +166,7 @@ fn build_context(
     config: Arc<Config>,
     keyring: Arc<Keyring>,
     mailer: Arc<Mailer>,
-    worker_id: String,
+    worker: Worker,
     stop: CancellationToken,
 ) -> anyhow::Result<Context> {
     let concurrency = config.worker_concurrency;
@@ -168,7 +179,8 @@ fn build_context(
         config,
         keyring,
         mailer,
-        worker_id,
+        worker_id: worker.id,
+        liveness: worker.liveness,
         reachability: Reachability::default(),
         stop,
         attempts: TaskTracker::new(),
@@ -208,9 +220,13 @@ async fn handle(task: serde_json::Value, context: Data<Arc<Context>>) -> Result<
 
 /// Runs one attempt of one job, once the mail server answers.
 pub async fn deliver(ctx: &Context, delivery: Delivery) {
-    if !ctx.reachability.wait(&ctx.mailer, &ctx.stop).await {
-        // Stopping while the mail server is away: the job goes back to the
-        // relay now rather than when its lease runs out.
+    // Nothing is claimed while the mail server is away, nor while this
+    // worker cannot record its heartbeat (it may be taken for dead).
+    let ready =
+        ctx.reachability.wait(&ctx.mailer, &ctx.stop).await && ctx.liveness.wait(&ctx.stop).await;
+    if !ready {
+        // Stopping meanwhile: the job goes back to the relay now rather
+        // than when its lease runs out.
         if let Err(error) = jobs_store::undispatched(&ctx.pool, &[HandOut::from(&delivery)]).await {
             tracing::warn!(%error, job_id = delivery.job_id.0, "cannot give a job back");
         }
@@ -229,6 +245,15 @@ pub async fn deliver(ctx: &Context, delivery: Delivery) {
             return;
         }
     };
+    if !ctx.liveness.may_send() {
+        // This worker may soon be taken for dead and the job handed to
+        // another: sending now could send it twice.
+        let cause = "the worker could not record its heartbeat; given back";
+        if let Err(error) = jobs_store::give_back(&ctx.pool, &job, cause).await {
+            tracing::warn!(%error, job_id = job.id.0, "cannot give a job back");
+        }
+        return;
+    }
     let span =
         tracing::info_span!("job", job_id = job.id.0, kind = %job.kind, attempt = job.attempts);
     async {
@@ -267,6 +292,10 @@ pub async fn deliver(ctx: &Context, delivery: Delivery) {
         // Logged once the ledger has decided: a transient failure of the
         // last allowed attempt kills the job, and says so.
         match (ledger::finish(&ctx.pool, &job, &outcome).await, &outcome) {
+            (Ok(None), _) => tracing::warn!(
+                "this worker was silent too long and the job went to another; \
+                 its outcome here is not recorded"
+            ),
             (Ok(_), Outcome::Sent { recipient }) => {
                 tracing::info!(to = %mask(recipient), "email sent");
             }
@@ -274,7 +303,7 @@ pub async fn deliver(ctx: &Context, delivery: Delivery) {
             (Ok(_), Outcome::Unreachable(cause)) => {
                 tracing::warn!(%cause, "mail server unreachable; the attempt is given back");
             }
-            (Ok(JobState::Failed), Outcome::Transient(cause)) => {
+            (Ok(Some(JobState::Failed)), Outcome::Transient(cause)) => {
                 tracing::warn!(%cause, "attempt failed; will retry");
             }
             (Ok(_), Outcome::Transient(cause)) => {

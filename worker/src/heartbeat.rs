@@ -2,14 +2,52 @@
 //! and a worker whose heartbeat goes silent has its running jobs handed
 //! out again (`relay`). The heartbeat row goes when the worker stops.
 
-use canopy_core::store::jobs::{self, HEARTBEAT_EVERY};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use canopy_core::store::jobs::{self, HEARTBEAT_EVERY, WORKER_SILENCE};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-pub async fn run(pool: PgPool, worker_id: String, shutdown: CancellationToken) {
+/// When this process last recorded its heartbeat. A worker that could not
+/// for half of [`WORKER_SILENCE`] may soon be taken for dead and its jobs
+/// handed to others, so it starts no send meanwhile.
+#[derive(Clone)]
+pub struct Liveness(Arc<Mutex<Instant>>);
+
+impl Liveness {
+    /// Just recorded (the caller has beaten once).
+    pub fn just_beaten() -> Self {
+        Self(Arc::new(Mutex::new(Instant::now())))
+    }
+
+    fn beaten(&self) {
+        *self.0.lock().expect("liveness") = Instant::now();
+    }
+
+    /// Whether the heartbeat was recorded recently enough to send.
+    pub fn may_send(&self) -> bool {
+        self.0.lock().expect("liveness").elapsed() < WORKER_SILENCE / 2
+    }
+
+    /// Waits until the heartbeat is recent enough to send; false when
+    /// `stop` came first.
+    pub async fn wait(&self, stop: &CancellationToken) -> bool {
+        while !self.may_send() {
+            tokio::select! {
+                () = tokio::time::sleep(HEARTBEAT_EVERY / 4) => {}
+                () = stop.cancelled() => return false,
+            }
+        }
+        true
+    }
+}
+
+pub async fn run(pool: PgPool, worker_id: String, liveness: Liveness, shutdown: CancellationToken) {
     loop {
-        if let Err(error) = jobs::beat(&pool, &worker_id).await {
-            tracing::warn!(%error, "cannot record the worker heartbeat");
+        match jobs::beat(&pool, &worker_id).await {
+            Ok(()) => liveness.beaten(),
+            Err(error) => tracing::warn!(%error, "cannot record the worker heartbeat"),
         }
         tokio::select! {
             () = shutdown.cancelled() => break,

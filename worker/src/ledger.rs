@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use canopy_core::jobs::JobState;
-use canopy_core::store::jobs::{self, AttemptEnd, ClaimRequest, Claimed, HandOut};
+use canopy_core::store::jobs::{self, AttemptEnd, ClaimRequest, Claimed, HandOut, Recorded};
 use rand::Rng;
 use sqlx::PgPool;
 
@@ -68,12 +68,18 @@ pub fn backoff(attempts: i32) -> Duration {
 
 /// Records the end of an attempt. Transient failures retry until the job's
 /// attempts are used up, then it is KILLED; an unreachable server gives the
-/// attempt back. Answers the state recorded.
-pub async fn finish(pool: &PgPool, job: &Claimed, outcome: &Outcome) -> sqlx::Result<JobState> {
+/// attempt back. Answers the state recorded, or `None` when the attempt had
+/// been taken over (this worker was silent too long and the job was handed
+/// out again).
+pub async fn finish(
+    pool: &PgPool,
+    job: &Claimed,
+    outcome: &Outcome,
+) -> sqlx::Result<Option<JobState>> {
     if let Outcome::Unreachable(cause) = outcome {
         jobs::give_back(pool, job, cause).await?;
         metrics::counter!("canopy_jobs_given_back_total", "kind" => job.kind.as_str()).increment(1);
-        return Ok(JobState::AwaitingDispatch);
+        return Ok(Some(JobState::AwaitingDispatch));
     }
     let (state, error, recipient, retry_in) = match outcome {
         Outcome::Unreachable(_) => unreachable!("given back above"),
@@ -98,7 +104,7 @@ pub async fn finish(pool: &PgPool, job: &Claimed, outcome: &Outcome) -> sqlx::Re
         ),
         Outcome::Permanent(cause) => (JobState::Killed, Some(cause.clone()), None, None),
     };
-    jobs::finish(
+    let recorded = jobs::finish(
         pool,
         job,
         AttemptEnd {
@@ -109,6 +115,9 @@ pub async fn finish(pool: &PgPool, job: &Claimed, outcome: &Outcome) -> sqlx::Re
         },
     )
     .await?;
+    if recorded == Recorded::TakenOver {
+        return Ok(None);
+    }
     let kind = job.kind.as_str();
     match (state, outcome) {
         (JobState::Done, Outcome::Sent { .. }) => {
@@ -127,7 +136,7 @@ pub async fn finish(pool: &PgPool, job: &Claimed, outcome: &Outcome) -> sqlx::Re
         }
         _ => metrics::counter!("canopy_jobs_killed_total", "kind" => kind).increment(1),
     }
-    Ok(state)
+    Ok(Some(state))
 }
 
 /// How much longer than a running attempt's lease a handed-out job may wait

@@ -40,16 +40,23 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
     let mailer = Arc::new(mail::Mailer::from_config(&config)?);
     let keyring = Arc::new(Keyring::load(&pool, &config).await?);
     let worker_id = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
-    let relay = tokio::spawn(relay::run(pool.clone(), config.clone(), shutdown.clone()));
     // Alive before the first claim, so no claim names a silent worker; and
     // the heartbeat outlives the consumer: attempts finishing after the
     // shutdown began still belong to a live worker.
     canopy_core::store::jobs::beat(&pool, &worker_id).await?;
+    let liveness = heartbeat::Liveness::just_beaten();
     let beating = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat::run(
         pool.clone(),
         worker_id.clone(),
+        liveness.clone(),
         beating.clone(),
+    ));
+    let relay = tokio::spawn(relay::run(
+        pool.clone(),
+        config.clone(),
+        worker_id.clone(),
+        shutdown.clone(),
     ));
     let counters = tokio::spawn(counters::run(pool.clone(), shutdown.clone()));
     let retention = tokio::spawn(retention::run(
@@ -57,7 +64,11 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
         config.clone(),
         shutdown.clone(),
     ));
-    consumer::run(pool, config, keyring, mailer, worker_id, shutdown).await;
+    let worker = consumer::Worker {
+        id: worker_id,
+        liveness,
+    };
+    consumer::run(pool, config, keyring, mailer, worker, shutdown).await;
     beating.cancel();
     relay.await?;
     heartbeat.await?;

@@ -38,7 +38,14 @@ const RECOVERY_EVERY: Duration = Duration::from_secs(1);
 /// The channel the jobs table's trigger notifies on.
 const CHANNEL: &str = "canopy_jobs";
 
-pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken) {
+/// Runs the relay of worker process `worker_id` (the judge of which other
+/// workers went silent) until `shutdown`.
+pub async fn run(
+    pool: PgPool,
+    config: Arc<Config>,
+    worker_id: String,
+    shutdown: CancellationToken,
+) {
     let mut storage: Option<RedisStorage<serde_json::Value>> = None;
     let mut listener: Option<PgListener> = None;
     let mut failures = 0u32;
@@ -57,7 +64,7 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
         if let Some(storage) = storage.as_mut() {
             if recovered_at.is_none_or(|at| at.elapsed() >= RECOVERY_EVERY) {
                 recovered_at = Some(Instant::now());
-                recover(&pool, storage, &config).await;
+                recover(&pool, storage, &config, &worker_id).await;
             }
             match dispatch_due(&pool, storage, &config).await {
                 Ok(handed_out) => {
@@ -94,11 +101,16 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
 
 /// Makes due now the jobs whose hand-out was lost (see
 /// [`recover_lost_tasks`]) and the running jobs of workers that died.
-async fn recover(pool: &PgPool, storage: &mut RedisStorage<serde_json::Value>, config: &Config) {
+async fn recover(
+    pool: &PgPool,
+    storage: &mut RedisStorage<serde_json::Value>,
+    config: &Config,
+    worker_id: &str,
+) {
     if let Err(error) = recover_lost_tasks(pool, storage, config).await {
         tracing::warn!(error = %format!("{error:#}"), "relay cannot check Redis for lost tasks");
     }
-    match jobs::silent_workers_jobs_due_now(pool).await {
+    match jobs::silent_workers_jobs_due_now(pool, worker_id).await {
         Ok(0) => {}
         Ok(again) => tracing::warn!(
             jobs = again,

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use async_graphql::ValidationResult;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
-    NextRequest,
+    NextRequest, NextValidation,
 };
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
 use async_graphql::{Request, Response, ServerError, ServerResult, Value, Variables};
@@ -122,11 +123,14 @@ fn ensure_code(error: &mut ServerError, code: &str) {
 }
 
 /// The longest query text whose parsed document is kept, and how much
-/// query text the kept documents may stand for in all: the operations a
-/// frontend or an integration sends over and over fit many times over,
-/// and a caller sending ever new queries only turns the oldest out.
+/// query text the kept documents may stand for in all, each counted with
+/// 64 bytes more: the operations a frontend or an integration sends over
+/// and over fit many times over, and a caller sending ever new queries
+/// only turns the oldest out. Only documents that passed validation are
+/// kept (a valid document holds at most some tens of bytes per byte of
+/// its text, so the store stays within about 20 MiB).
 const MAX_KEPT_QUERY_BYTES: usize = 4 * 1024;
-const KEPT_QUERY_BYTES: u64 = 1024 * 1024;
+const KEPT_QUERY_BYTES: u64 = 512 * 1024;
 
 type Documents = moka::sync::Cache<String, ExecutableDocument>;
 
@@ -145,7 +149,7 @@ impl Default for Preparation {
     fn default() -> Self {
         Self(Arc::new(
             Documents::builder()
-                .weigher(|query: &String, _| u32::try_from(query.len()).unwrap_or(u32::MAX))
+                .weigher(|query: &String, _| u32::try_from(query.len() + 64).unwrap_or(u32::MAX))
                 .max_capacity(KEPT_QUERY_BYTES)
                 .build(),
         ))
@@ -154,11 +158,19 @@ impl Default for Preparation {
 
 impl ExtensionFactory for Preparation {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(Preparer(self.0.clone()))
+        Arc::new(Preparer {
+            documents: self.0.clone(),
+            parsed: Mutex::new(None),
+        })
     }
 }
 
-struct Preparer(Arc<Documents>);
+/// One request's preparation.
+struct Preparer {
+    documents: Arc<Documents>,
+    /// A document parsed for this request, kept once it validates.
+    parsed: Mutex<Option<(String, ExecutableDocument)>>,
+}
 
 #[async_trait::async_trait]
 impl Extension for Preparer {
@@ -169,11 +181,13 @@ impl Extension for Preparer {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         if request.query.len() <= MAX_KEPT_QUERY_BYTES {
-            if let Some(document) = self.0.get(&request.query) {
+            if let Some(document) = self.documents.get(&request.query) {
                 request.set_parsed_query(document);
-            } else if let Ok(document) = request.parsed_query() {
-                let document = document.clone();
-                self.0.insert(request.query.clone(), document);
+            } else {
+                let query = request.query.clone();
+                if let Ok(document) = request.parsed_query() {
+                    *self.parsed.lock().expect("parsed") = Some((query, document.clone()));
+                }
             }
         }
         let name = request.operation_name.clone();
@@ -202,5 +216,17 @@ impl Extension for Preparer {
             }
         }
         next.run(ctx, request).await
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        if let Some((query, document)) = self.parsed.lock().expect("parsed").take() {
+            self.documents.insert(query, document);
+        }
+        Ok(result)
     }
 }

@@ -370,11 +370,11 @@ const MAX_ERROR_CHARS: usize = 500;
 /// Records the end of a running attempt. A job sent after a failure (an
 /// attempt that failed, or an unreachable server) keeps that cause, saying
 /// so, for whoever asks why it took longer.
-pub async fn finish(pool: &PgPool, job: &Claimed, end: AttemptEnd<'_>) -> sqlx::Result<()> {
+pub async fn finish(pool: &PgPool, job: &Claimed, end: AttemptEnd<'_>) -> sqlx::Result<Recorded> {
     let error = end
         .error
         .map(|e| e.chars().take(MAX_ERROR_CHARS).collect::<String>());
-    sqlx::query(
+    let finished = sqlx::query(
         "UPDATE jobs SET state = $4,
              last_error = CASE
                  WHEN $5::text IS NULL AND $4 = 'DONE' AND last_error IS NOT NULL
@@ -393,7 +393,21 @@ pub async fn finish(pool: &PgPool, job: &Claimed, end: AttemptEnd<'_>) -> sqlx::
     .bind(end.retry_in.as_secs_f64())
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(Recorded::of(finished.rows_affected()))
+}
+
+/// Whether an attempt's end was recorded, or the attempt was no longer
+/// running (its worker was taken for dead and the job handed out again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    Yes,
+    TakenOver,
+}
+
+impl Recorded {
+    fn of(rows: u64) -> Self {
+        if rows > 0 { Self::Yes } else { Self::TakenOver }
+    }
 }
 
 /// Gives a running attempt back, uncounted, for a mail server that could
@@ -471,7 +485,7 @@ pub async fn dispatched(
     let notes: Vec<Option<&str>> = dispatches.iter().map(|d| d.note).collect();
     sqlx::query(
         "UPDATE jobs j SET state = 'PENDING', attempts = d.attempt - 1, dispatches = d.dispatch,
-             updated_at = now(), last_error = coalesce(d.note, j.last_error),
+             claimed_by = NULL, updated_at = now(), last_error = coalesce(d.note, j.last_error),
              run_at = now() + make_interval(secs => $6)
          FROM unnest($1::bigint[], $2::bigint[], $3::int[], $4::int[], $5::text[])
               AS d(tenant_id, id, attempt, dispatch, note)
@@ -523,17 +537,24 @@ pub async fn pending_due_now(pool: &PgPool) -> sqlx::Result<u64> {
 /// Makes due now every running job whose worker has gone silent (no
 /// heartbeat for [`WORKER_SILENCE`]: killed, or cut off), so the relay
 /// hands it out again within seconds rather than when its lease runs out;
-/// answers how many. Jobs claimed by no recorded worker wait for their
-/// lease.
-pub async fn silent_workers_jobs_due_now(pool: &PgPool) -> sqlx::Result<u64> {
+/// answers how many. Only a judge that has itself beaten without a
+/// silence for as long does so (see `worker_heartbeats.beating_since`).
+/// Jobs claimed by no recorded worker wait for their lease.
+pub async fn silent_workers_jobs_due_now(pool: &PgPool, judge: &str) -> sqlx::Result<u64> {
     let made = sqlx::query(
         "UPDATE jobs j SET run_at = now()
          WHERE j.state = 'RUNNING' AND j.run_at > now() AND j.claimed_by IS NOT NULL
            AND NOT EXISTS (SELECT FROM worker_heartbeats h
                            WHERE h.worker_id = j.claimed_by
-                             AND h.last_seen > now() - make_interval(secs => $1))",
+                             AND h.last_seen > now() - make_interval(secs => $1))
+           AND EXISTS (SELECT FROM worker_heartbeats me
+                       WHERE me.worker_id = $2
+                         AND me.beating_since <= now() - make_interval(secs => $1)
+                         AND me.last_seen > now() - make_interval(secs => $3))",
     )
     .bind(WORKER_SILENCE.as_secs_f64())
+    .bind(judge)
+    .bind((HEARTBEAT_EVERY * 2).as_secs_f64())
     .execute(pool)
     .await?;
     Ok(made.rows_affected())
@@ -557,17 +578,22 @@ pub async fn kill(conn: &mut PgConnection, job: &Due, cause: &str) -> sqlx::Resu
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// A worker silent for this long is taken for dead: it is no longer
-/// counted active, and its running jobs are handed out again.
-pub const WORKER_SILENCE: Duration = Duration::from_secs(5);
+/// counted active, and its running jobs are handed out again. A worker
+/// that has not beaten for half of it sends nothing new (it may be about
+/// to be taken for dead).
+pub const WORKER_SILENCE: Duration = Duration::from_secs(10);
 
 /// Records that worker `worker_id` is alive, and forgets workers silent
 /// for a day.
 pub async fn beat(pool: &PgPool, worker_id: &str) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO worker_heartbeats (worker_id) VALUES ($1)
-         ON CONFLICT (worker_id) DO UPDATE SET last_seen = now()",
+        "INSERT INTO worker_heartbeats AS h (worker_id) VALUES ($1)
+         ON CONFLICT (worker_id) DO UPDATE SET last_seen = now(),
+             beating_since = CASE WHEN h.last_seen < now() - make_interval(secs => $2)
+                                  THEN now() ELSE h.beating_since END",
     )
     .bind(worker_id)
+    .bind(WORKER_SILENCE.as_secs_f64())
     .execute(pool)
     .await?;
     sqlx::query("DELETE FROM worker_heartbeats WHERE last_seen < now() - interval '1 day'")

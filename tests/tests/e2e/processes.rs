@@ -349,3 +349,76 @@ async fn retention_forgets_finished_tasks_and_departed_workers() {
         .unwrap();
     assert_eq!(ledger, 3);
 }
+
+/// A worker that cannot record its heartbeat claims nothing: another
+/// worker may soon take it for dead and send the same email. Once its
+/// heartbeat is recorded again, it sends, once.
+#[tokio::test]
+async fn a_worker_that_cannot_record_its_heartbeat_claims_nothing_until_it_can() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let app = TestApp::spawn_with_mail_stopped(pool).await;
+    let customer = app.customer("Globex", None).await;
+    let worker = WorkerProcess::start(&app).await;
+    eventually("the worker's heartbeat", async || {
+        let beats: i64 = sqlx::query_scalar("SELECT count(*) FROM worker_heartbeats")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        if beats == 1 { Ok(()) } else { Err(beats) }
+    })
+    .await;
+    for statement in [
+        "CREATE FUNCTION refuse_beats() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN RAISE EXCEPTION 'the heartbeat is refused'; END $$",
+        "CREATE TRIGGER refuse_beats BEFORE UPDATE ON worker_heartbeats
+         FOR EACH ROW EXECUTE FUNCTION refuse_beats()",
+    ] {
+        sqlx::query(statement).execute(&app.pool).await.unwrap();
+    }
+    let failed_beats = || {
+        worker
+            .log()
+            .iter()
+            .filter(|line| line.contains("cannot record the worker heartbeat"))
+            .count()
+    };
+    // Past half the silence that gets a worker taken for dead.
+    let silent_for = canopy_core::store::jobs::WORKER_SILENCE.as_secs() as usize / 2 + 1;
+    eventually("the worker to fail its heartbeats", async || {
+        let failed = failed_beats();
+        if failed >= silent_for {
+            Ok(())
+        } else {
+            Err(failed)
+        }
+    })
+    .await;
+    let user = crate::jobs::invite(&app, &customer, "wait@globex.test").await;
+    crate::jobs::delivery_in(&app, &user, "PENDING").await;
+    // Two more failed heartbeats later, the job is still not claimed.
+    let seen = failed_beats();
+    eventually("two more failed heartbeats", async || {
+        let failed = failed_beats();
+        if failed >= seen + 2 {
+            Ok(())
+        } else {
+            Err(failed)
+        }
+    })
+    .await;
+    let waiting = crate::jobs::delivery_in(&app, &user, "PENDING").await;
+    assert_eq!(waiting["attempts"], 0, "{waiting}");
+    assert!(app.mail().messages_to("wait@globex.test").is_empty());
+
+    sqlx::query("DROP TRIGGER refuse_beats ON worker_heartbeats")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.mail()
+        .wait_for("wait@globex.test", "set up your account")
+        .await;
+    let done = crate::jobs::delivery_in(&app, &user, "DONE").await;
+    assert_eq!(done["attempts"], 1, "{done}");
+    assert_eq!(app.mail().messages_to("wait@globex.test").len(), 1);
+}

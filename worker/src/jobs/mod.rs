@@ -38,6 +38,8 @@ pub struct Context {
     pub mailer: Arc<Mailer>,
     /// This worker process's id: its heartbeat, and whom its claims name.
     pub worker_id: String,
+    /// Whether the heartbeat is recent enough to start a send.
+    pub liveness: crate::heartbeat::Liveness,
     /// Whether the mail server answers; while it does not, no job is claimed.
     pub reachability: Reachability,
     /// The worker's shutdown, ending any wait for the mail server.
