@@ -59,6 +59,8 @@ async fn client(
     }
 }
 
+/// Waits for the moment of the schedule: the faults come at set times
+/// under the load, as in production, whatever the test has seen so far.
 async fn at(start: Instant, seconds: u64) {
     tokio::time::sleep_until((start + Duration::from_secs(seconds)).into()).await;
 }
