@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::heartbeat::Liveness;
+use crate::heartbeat::Worker;
 use crate::jobs::{self, Composed, Context};
 use crate::ledger::{self, Outcome};
 use crate::mail::templates::Templates;
@@ -29,13 +29,6 @@ use crate::queue::{self, Delivery, Wake, Wakeups};
 /// How often an idle worker asks Redis for work when no push woke it (a
 /// missed wake-up, or a task put back by another worker's leaving).
 const FALLBACK_POLL: Duration = Duration::from_secs(1);
-
-/// The worker process the consumer runs in: its id, and whether its
-/// heartbeat is recent enough to send.
-pub struct Worker {
-    pub id: String,
-    pub liveness: Liveness,
-}
 
 pub async fn run(
     pool: PgPool,
@@ -179,8 +172,7 @@ fn build_context(
         config,
         keyring,
         mailer,
-        worker_id: worker.id,
-        liveness: worker.liveness,
+        worker,
         reachability: Reachability::default(),
         stop,
         attempts: TaskTracker::new(),
@@ -222,8 +214,8 @@ async fn handle(task: serde_json::Value, context: Data<Arc<Context>>) -> Result<
 pub async fn deliver(ctx: &Context, delivery: Delivery) {
     // Nothing is claimed while the mail server is away, nor while this
     // worker cannot record its heartbeat (it may be taken for dead).
-    let ready =
-        ctx.reachability.wait(&ctx.mailer, &ctx.stop).await && ctx.liveness.wait(&ctx.stop).await;
+    let ready = ctx.reachability.wait(&ctx.mailer, &ctx.stop).await
+        && ctx.worker.liveness.wait(&ctx.stop).await;
     if !ready {
         // Stopping meanwhile: the job goes back to the relay now rather
         // than when its lease runs out.
@@ -232,7 +224,7 @@ pub async fn deliver(ctx: &Context, delivery: Delivery) {
         }
         return;
     }
-    let claimed = ledger::claim(&ctx.pool, &delivery, &ctx.worker_id, ctx.config.job_lease);
+    let claimed = ledger::claim(&ctx.pool, &delivery, &ctx.worker.id, ctx.config.job_lease);
     let job = match claimed.await {
         Ok(Some(job)) => job,
         Ok(None) => {
@@ -245,7 +237,7 @@ pub async fn deliver(ctx: &Context, delivery: Delivery) {
             return;
         }
     };
-    if !ctx.liveness.may_send() {
+    if !ctx.worker.liveness.may_send() {
         // This worker may soon be taken for dead and the job handed to
         // another: sending now could send it twice.
         let cause = "the worker could not record its heartbeat; given back";

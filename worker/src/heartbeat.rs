@@ -9,6 +9,14 @@ use canopy_core::store::jobs::{self, HEARTBEAT_EVERY, WORKER_SILENCE};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+/// This worker process: its id (which its heartbeat and its claims name),
+/// and when it last recorded its heartbeat.
+#[derive(Clone)]
+pub struct Worker {
+    pub id: String,
+    pub liveness: Liveness,
+}
+
 /// When this process last recorded its heartbeat. A worker that could not
 /// for half of [`WORKER_SILENCE`] may soon be taken for dead and its jobs
 /// handed to others, so it starts no send meanwhile.
@@ -43,10 +51,10 @@ impl Liveness {
     }
 }
 
-pub async fn run(pool: PgPool, worker_id: String, liveness: Liveness, shutdown: CancellationToken) {
+pub async fn run(pool: PgPool, worker: Worker, shutdown: CancellationToken) {
     loop {
-        match jobs::beat(&pool, &worker_id).await {
-            Ok(()) => liveness.beaten(),
+        match jobs::beat(&pool, &worker.id).await {
+            Ok(()) => worker.liveness.beaten(),
             Err(error) => tracing::warn!(%error, "cannot record the worker heartbeat"),
         }
         tokio::select! {
@@ -54,5 +62,5 @@ pub async fn run(pool: PgPool, worker_id: String, liveness: Liveness, shutdown: 
             () = tokio::time::sleep(HEARTBEAT_EVERY) => {}
         }
     }
-    let _ = jobs::forget_worker(&pool, &worker_id).await;
+    let _ = jobs::forget_worker(&pool, &worker.id).await;
 }

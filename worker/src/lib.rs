@@ -44,18 +44,20 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
     // the heartbeat outlives the consumer: attempts finishing after the
     // shutdown began still belong to a live worker.
     canopy_core::store::jobs::beat(&pool, &worker_id).await?;
-    let liveness = heartbeat::Liveness::just_beaten();
+    let worker = heartbeat::Worker {
+        id: worker_id,
+        liveness: heartbeat::Liveness::just_beaten(),
+    };
     let beating = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat::run(
         pool.clone(),
-        worker_id.clone(),
-        liveness.clone(),
+        worker.clone(),
         beating.clone(),
     ));
     let relay = tokio::spawn(relay::run(
         pool.clone(),
         config.clone(),
-        worker_id.clone(),
+        worker.id.clone(),
         shutdown.clone(),
     ));
     let counters = tokio::spawn(counters::run(pool.clone(), shutdown.clone()));
@@ -64,10 +66,6 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
         config.clone(),
         shutdown.clone(),
     ));
-    let worker = consumer::Worker {
-        id: worker_id,
-        liveness,
-    };
     consumer::run(pool, config, keyring, mailer, worker, shutdown).await;
     beating.cancel();
     relay.await?;

@@ -6,7 +6,8 @@
 //! apalis keeps every task it carried and never trims its sets of finished
 //! tasks; tasks finished over an hour ago are forgotten in Redis (their jobs
 //! live on in the ledger, and no task id is ever pushed twice), and so is
-//! the metadata of workers that were killed.
+//! the metadata of workers that were killed, and their heartbeats a day
+//! after their last.
 
 use std::time::Duration;
 
@@ -39,6 +40,9 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "cannot purge account data"),
+        }
+        if let Err(error) = jobs::forget_departed_workers(&pool).await {
+            tracing::warn!(%error, "cannot forget departed workers' heartbeats");
         }
         if let Err(error) = vacuum_redis(&config, REDIS_KEEPS_FINISHED).await {
             tracing::warn!(%error, "cannot remove finished tasks from Redis");

@@ -583,8 +583,7 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// to be taken for dead).
 pub const WORKER_SILENCE: Duration = Duration::from_secs(10);
 
-/// Records that worker `worker_id` is alive, and forgets workers silent
-/// for a day.
+/// Records that worker `worker_id` is alive.
 pub async fn beat(pool: &PgPool, worker_id: &str) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO worker_heartbeats AS h (worker_id) VALUES ($1)
@@ -596,10 +595,17 @@ pub async fn beat(pool: &PgPool, worker_id: &str) -> sqlx::Result<()> {
     .bind(WORKER_SILENCE.as_secs_f64())
     .execute(pool)
     .await?;
-    sqlx::query("DELETE FROM worker_heartbeats WHERE last_seen < now() - interval '1 day'")
-        .execute(pool)
-        .await?;
     Ok(())
+}
+
+/// Forgets the heartbeats of workers silent for a day (killed, never to
+/// return); answers how many.
+pub async fn forget_departed_workers(pool: &PgPool) -> sqlx::Result<u64> {
+    let forgotten =
+        sqlx::query("DELETE FROM worker_heartbeats WHERE last_seen < now() - interval '1 day'")
+            .execute(pool)
+            .await?;
+    Ok(forgotten.rows_affected())
 }
 
 /// A worker that stops takes its heartbeat with it.

@@ -287,6 +287,30 @@ async fn retention_prunes_old_done_jobs_only() {
     assert_eq!(rows, 3, "one row per kind and state left");
 }
 
+/// Retention forgets the heartbeats of workers silent for a day, and only
+/// those: jobQueue counts live workers, and the relay judges by them.
+#[tokio::test]
+async fn retention_forgets_heartbeats_silent_for_a_day() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    sqlx::query(
+        "INSERT INTO worker_heartbeats (worker_id, last_seen)
+         VALUES ('gone', now() - interval '25 hours'), ('here', now() - interval '23 hours')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let forgotten = canopy_core::store::jobs::forget_departed_workers(&pool)
+        .await
+        .unwrap();
+    assert_eq!(forgotten, 1);
+    let left: Vec<String> = sqlx::query_scalar("SELECT worker_id FROM worker_heartbeats")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, ["here"]);
+}
+
 /// An SMTP server that cannot be reached costs no attempt: the job waits,
 /// a worker probes the server about once a second, and the email goes out
 /// as soon as it answers, however long it was away.

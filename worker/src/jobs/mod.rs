@@ -36,10 +36,9 @@ pub struct Context {
     pub config: Arc<Config>,
     pub keyring: Arc<Keyring>,
     pub mailer: Arc<Mailer>,
-    /// This worker process's id: its heartbeat, and whom its claims name.
-    pub worker_id: String,
-    /// Whether the heartbeat is recent enough to start a send.
-    pub liveness: crate::heartbeat::Liveness,
+    /// This worker process: whom its claims name, and whether its
+    /// heartbeat is recent enough to start a send.
+    pub worker: crate::heartbeat::Worker,
     /// Whether the mail server answers; while it does not, no job is claimed.
     pub reachability: Reachability,
     /// The worker's shutdown, ending any wait for the mail server.
