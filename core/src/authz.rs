@@ -224,6 +224,14 @@ impl Caller {
         }
     }
 
+    /// Who acts, as a record of the act keeps it.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user_id: self.user_id(),
+            key_id: self.key_id(),
+        }
+    }
+
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes().contains(&scope)
     }
@@ -236,6 +244,13 @@ impl Caller {
     pub fn holds_every_scope(&self) -> bool {
         self.lacks(&Scope::ALL).is_none()
     }
+}
+
+/// Who took an action: a signed-in user, or an API key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: Option<UserId>,
+    pub key_id: Option<i64>,
 }
 
 /// A rule's answer. `Hidden` answers as for something that does not exist.

@@ -437,6 +437,10 @@ impl TestApp {
             "(SELECT tenant_id, id, name, scopes, prefix, secret_hash, created_at, revoked_at
               FROM api_keys) AS keys",
             "tenant_counters",
+            // What operators did to jobs (the worker changes the rest).
+            "(SELECT tenant_id, id, action, action_at, action_by_user_id, action_by_key_id
+              FROM jobs WHERE action IS NOT NULL) AS job_actions",
+            "job_kind_pauses",
         ] {
             let rows: Vec<String> = sqlx::query_scalar(&format!(
                 "SELECT t::text FROM (SELECT * FROM {table}) t ORDER BY t::text"

@@ -228,7 +228,15 @@ pub async fn deliver(ctx: &Context, delivery: Delivery) {
     let job = match claimed.await {
         Ok(Some(job)) => job,
         Ok(None) => {
-            tracing::debug!(job_id = delivery.job_id.0, "stale delivery ignored");
+            // Stale, or its kind is paused: a paused job's hand-out goes
+            // back to the relay (which holds it) without counting an
+            // attempt; for a stale one this changes nothing.
+            tracing::debug!(job_id = delivery.job_id.0, "delivery not claimed");
+            if let Err(error) =
+                jobs_store::undispatched(&ctx.pool, &[HandOut::from(&delivery)]).await
+            {
+                tracing::warn!(%error, job_id = delivery.job_id.0, "cannot give a job back");
+            }
             return;
         }
         Err(error) => {

@@ -1,6 +1,7 @@
 //! The job counters and gauges: the queue-depth gauge every few seconds,
 //! and the folding of the ledger's counter rows (`job_counts`, which
-//! jobQueue reads) once a minute, so they stay a handful of rows.
+//! jobQueue reads) once a minute, so they stay a handful of rows; the
+//! per-minute throughput counts are kept two hours.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,9 @@ pub async fn run(pool: PgPool, shutdown: CancellationToken) {
             folded = Instant::now();
             if let Err(error) = jobs::fold_counts(&pool).await {
                 tracing::warn!(%error, "cannot fold the job counters");
+            }
+            if let Err(error) = jobs::forget_old_minutes(&pool).await {
+                tracing::warn!(%error, "cannot forget old throughput minutes");
             }
         }
         tokio::select! {

@@ -183,9 +183,16 @@ pub async fn dispatch_due(
 ) -> Result<usize> {
     let mut tx = pool.begin().await?;
     let due = jobs::lock_due(&mut tx, BATCH).await?;
+    // A paused kind's jobs stay with the ledger until it is resumed.
+    let paused: Vec<&Due> = due.iter().filter(|job| job.paused).collect();
+    let held = if paused.is_empty() {
+        Vec::new()
+    } else {
+        jobs::hold_paused(&mut tx, &paused).await?
+    };
     let mut handed_out = Vec::with_capacity(due.len());
     let mut notes = Vec::with_capacity(due.len());
-    for job in &due {
+    for job in due.iter().filter(|job| !held.contains(&job.id)) {
         let note = match job.state {
             JobState::Running if job.attempts >= job.max_attempts => {
                 jobs::kill(&mut tx, job, "the worker stopped during the last attempt").await?;

@@ -76,6 +76,7 @@ pub(super) async fn queue_link(
             },
             recipient: to,
             user_id: Some(user.id),
+            customer_id: user.customer_id,
             max_attempts: config.job_max_attempts,
         },
     )
@@ -128,6 +129,7 @@ pub(super) async fn tell(
             },
             recipient: address,
             user_id: Some(user_id),
+            customer_id: None,
             max_attempts: config.job_max_attempts,
         },
     )

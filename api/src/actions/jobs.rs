@@ -1,12 +1,18 @@
-//! Retrying a failed or killed job.
+//! What operators do to jobs: retry, cancel, retry many at once, pause and
+//! resume a kind. Each is recorded with who did it and when.
 
 use sqlx::PgPool;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{self, NodeKind};
 use canopy_core::config::Config;
 use canopy_core::id::JobId;
-use canopy_core::store::jobs::{self, JobRow};
+use canopy_core::jobs::JobKind;
+use canopy_core::store::jobs::{self, JobFilter, JobRow, Pause};
+
+/// The most jobs one `retryJobs` retries; the answer says when more remain.
+pub const RETRY_AT_ONCE: i64 = 1000;
 
 /// Puts a FAILED or KILLED job back in the queue with another
 /// `CANOPY_JOB_MAX_ATTEMPTS` attempts.
@@ -16,14 +22,102 @@ pub async fn retry(
     caller: &Caller,
     id: JobId,
 ) -> ApiResult<JobRow> {
-    if let Some(row) = jobs::retry(pool, caller.tenant_id, id, config.job_max_attempts).await? {
+    let retried = jobs::retry(
+        pool,
+        caller.tenant_id,
+        id,
+        config.job_max_attempts,
+        caller.actor(),
+    );
+    if let Some(row) = retried.await? {
         return Ok(row);
     }
-    match jobs::by_id(pool, caller.tenant_id, id).await? {
-        Some(row) => Err(ApiError::precondition(format!(
-            "only FAILED or KILLED jobs are retried; this one is {}",
-            row.state
-        ))),
-        None => Err(ApiError::not_found("job")),
+    Err(refusal(pool, caller, id, "only FAILED or KILLED jobs are retried").await)
+}
+
+/// Cancels a job not yet running: it ends KILLED, saying who cancelled it,
+/// and is never sent.
+pub async fn cancel(pool: &PgPool, caller: &Caller, id: JobId) -> ApiResult<JobRow> {
+    let cause = format!("cancelled by {}", who(caller));
+    if let Some(row) = jobs::cancel(pool, caller.tenant_id, id, &cause, caller.actor()).await? {
+        return Ok(row);
+    }
+    Err(refusal(
+        pool,
+        caller,
+        id,
+        "only jobs not yet running (AWAITING_DISPATCH, PENDING or FAILED) are cancelled",
+    )
+    .await)
+}
+
+/// How many jobs one `retryJobs` retried, and whether more match.
+pub struct Retried {
+    pub count: u64,
+    pub more: bool,
+}
+
+/// Retries up to [`RETRY_AT_ONCE`] of the FAILED or KILLED jobs `filter`
+/// names, oldest first.
+pub async fn retry_matching(
+    pool: &PgPool,
+    config: &Config,
+    caller: &Caller,
+    filter: JobFilter,
+) -> ApiResult<Retried> {
+    if let Some(state) = filter.state
+        && !jobs::RETRIED_FROM.contains(&state)
+    {
+        return Err(ApiError::precondition(format!(
+            "only FAILED or KILLED jobs are retried; the filter names {state} jobs"
+        )));
+    }
+    let (count, more) = jobs::retry_matching(
+        pool,
+        caller.tenant_id,
+        &filter,
+        config.job_max_attempts,
+        caller.actor(),
+        RETRY_AT_ONCE,
+    )
+    .await?;
+    Ok(Retried { count, more })
+}
+
+/// Pauses a kind for the caller's tenant: none of its jobs is sent until
+/// it is resumed.
+pub async fn pause(pool: &PgPool, caller: &Caller, kind: JobKind) -> ApiResult<Pause> {
+    jobs::pause(pool, caller.tenant_id, kind, caller.actor())
+        .await?
+        .ok_or_else(|| ApiError::precondition(format!("{kind} jobs are already paused")))
+}
+
+/// Resumes a paused kind: its waiting jobs go out at once.
+pub async fn resume(pool: &PgPool, caller: &Caller, kind: JobKind) -> ApiResult<()> {
+    if jobs::resume(pool, caller.tenant_id, kind).await? {
+        Ok(())
+    } else {
+        Err(ApiError::precondition(format!(
+            "{kind} jobs are not paused"
+        )))
+    }
+}
+
+/// The refusal of an action the job's state does not allow, or NOT_FOUND.
+async fn refusal(pool: &PgPool, caller: &Caller, id: JobId, rule: &str) -> ApiError {
+    match jobs::by_id(pool, caller.tenant_id, id).await {
+        Ok(Some(row)) => ApiError::precondition(format!("{rule}; this one is {}", row.state)),
+        Ok(None) => ApiError::not_found("job"),
+        Err(error) => error.into(),
+    }
+}
+
+/// The caller as a job's last error names it: by global id, which says
+/// nothing to someone who may not look it up.
+fn who(caller: &Caller) -> String {
+    match (caller.user_id(), caller.key_id()) {
+        (Some(user), _) => format!("user {}", ids::of(user)),
+        (None, Some(key)) => format!("API key {}", ids::encode(NodeKind::ApiKey, key)),
+        (None, None) => "an unknown caller".to_owned(),
     }
 }

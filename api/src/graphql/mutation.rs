@@ -9,8 +9,9 @@ use super::throttle::{self, Flow};
 use super::types::{
     self, ActivationMethod, ApiKey, AuthPayload, CreateApiKeyPayload, CreateCustomerInput,
     CreateUserInput, CreateUserPayload, Customer, CustomerPayload, DeleteCustomerPayload,
-    DeleteUserPayload, Entitlement, EntitlementKind, Job, SignUpInput, SignUpPayload, Tenant,
-    UpdateCustomerInput, UpdateTenantInput, UpdateUserInput, User, UserPayload, UserStatus,
+    DeleteUserPayload, Entitlement, EntitlementKind, Job, JobFilter, JobKind, JobKindRow,
+    RetryJobsPayload, SignUpInput, SignUpPayload, Tenant, UpdateCustomerInput, UpdateTenantInput,
+    UpdateUserInput, User, UserPayload, UserStatus,
 };
 use crate::AppState;
 use crate::actions;
@@ -423,6 +424,59 @@ impl Mutation {
         actions::jobs::retry(&state.pool, &state.config, caller, id)
             .await
             .map(Job)
+    }
+
+    /// Cancels a job that is not running yet (AWAITING_DISPATCH, PENDING
+    /// or FAILED): it ends KILLED with a lastError naming who cancelled it,
+    /// and is never sent; `retryJob` can bring it back. Refuses jobs in any
+    /// other state (FAILED_PRECONDITION). Needs JOBS_WRITE.
+    async fn cancel_job(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Job> {
+        let caller = guards::require(ctx, Scope::JobsWrite)?;
+        let id = ids::expect_id(&id, "id")?;
+        actions::jobs::cancel(&state(ctx).pool, caller, id)
+            .await
+            .map(Job)
+    }
+
+    /// Retries, oldest first, up to 1,000 of the FAILED or KILLED jobs the
+    /// filter names (its state, when given, must be FAILED or KILLED, else
+    /// FAILED_PRECONDITION), each with a fresh allowance of attempts;
+    /// `more` says whether others remain to retry with another call. Costs
+    /// 1,000. Needs JOBS_WRITE.
+    #[graphql(complexity = 1000)]
+    async fn retry_jobs(
+        &self,
+        ctx: &Context<'_>,
+        filter: JobFilter,
+    ) -> ApiResult<RetryJobsPayload> {
+        let caller = guards::require(ctx, Scope::JobsWrite)?;
+        let filter = filter.decode("filter")?;
+        let state = state(ctx);
+        let retried =
+            actions::jobs::retry_matching(&state.pool, &state.config, caller, filter).await?;
+        Ok(RetryJobsPayload {
+            retried: retried.count as i64,
+            more: retried.more,
+        })
+    }
+
+    /// Pauses a kind of job for the tenant: its jobs wait (AWAITING_DISPATCH
+    /// or PENDING) and none is sent until `resumeJobKind`; a job a worker
+    /// already drew goes back without counting an attempt, and one already
+    /// being sent finishes. Refuses a kind already paused
+    /// (FAILED_PRECONDITION). Needs JOBS_WRITE.
+    async fn pause_job_kind(&self, ctx: &Context<'_>, kind: JobKind) -> ApiResult<JobKindRow> {
+        let caller = guards::require(ctx, Scope::JobsWrite)?;
+        actions::jobs::pause(&state(ctx).pool, caller, kind.into()).await?;
+        JobKindRow::of(ctx, caller.tenant_id, kind).await
+    }
+
+    /// Resumes a paused kind: its waiting jobs go out at once. Refuses a
+    /// kind that is not paused (FAILED_PRECONDITION). Needs JOBS_WRITE.
+    async fn resume_job_kind(&self, ctx: &Context<'_>, kind: JobKind) -> ApiResult<JobKindRow> {
+        let caller = guards::require(ctx, Scope::JobsWrite)?;
+        actions::jobs::resume(&state(ctx).pool, caller, kind.into()).await?;
+        JobKindRow::of(ctx, caller.tenant_id, kind).await
     }
 
     /// The secret is shown once, here. A key may only be given scopes its

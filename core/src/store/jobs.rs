@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
-use super::users;
+use super::{Count, users};
+use crate::authz::Actor;
 use crate::id::{CustomerId, JobId, TenantId, UserId};
 use crate::jobs::{JobKind, JobState, Notice, Payload, current_request_id};
 
@@ -21,6 +22,8 @@ pub struct NewJob<'a> {
     pub payload: Payload,
     pub recipient: &'a str,
     pub user_id: Option<UserId>,
+    /// The customer the job concerns; when `None`, the addressed user's.
+    pub customer_id: Option<CustomerId>,
     pub max_attempts: i32,
 }
 
@@ -42,11 +45,15 @@ pub async fn enqueue_all(conn: &mut PgConnection, jobs: &[NewJob<'_>]) -> sqlx::
     let recipients: Vec<&str> = jobs.iter().map(|j| j.recipient).collect();
     let users: Vec<Option<UserId>> = jobs.iter().map(|j| j.user_id).collect();
     let attempts: Vec<i32> = jobs.iter().map(|j| j.max_attempts).collect();
+    let customers: Vec<Option<CustomerId>> = jobs.iter().map(|j| j.customer_id).collect();
     sqlx::query_scalar(
-        "INSERT INTO jobs (tenant_id, kind, payload, recipient, user_id, max_attempts, request_id)
-         SELECT t, k, p, r, u, m, $7
-         FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::text[], $5::bigint[], $6::int[])
-              WITH ORDINALITY AS j(t, k, p, r, u, m, n)
+        "INSERT INTO jobs (tenant_id, kind, payload, recipient, user_id, max_attempts, request_id,
+                           customer_id)
+         SELECT t, k, p, r, u, m, $7,
+                coalesce(c, (SELECT customer_id FROM users WHERE tenant_id = t AND id = u))
+         FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::text[], $5::bigint[], $6::int[],
+                     $8::bigint[])
+              WITH ORDINALITY AS j(t, k, p, r, u, m, c, n)
          ORDER BY n
          RETURNING id",
     )
@@ -57,6 +64,7 @@ pub async fn enqueue_all(conn: &mut PgConnection, jobs: &[NewJob<'_>]) -> sqlx::
     .bind(users)
     .bind(attempts)
     .bind(current_request_id())
+    .bind(customers)
     .fetch_all(conn)
     .await
 }
@@ -104,6 +112,7 @@ pub async fn notify_administrators(
             },
             recipient: &r.email,
             user_id: Some(r.id),
+            customer_id: notification.customer_id,
             max_attempts: notification.max_attempts,
         })
         .collect();
@@ -121,12 +130,26 @@ pub struct JobRow {
     pub last_error: Option<String>,
     pub recipient: Option<String>,
     pub request_id: Option<String>,
+    pub customer_id: Option<CustomerId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub action: Option<JobAction>,
+    pub action_at: Option<DateTime<Utc>>,
+    pub action_by_user_id: Option<UserId>,
+    pub action_by_key_id: Option<i64>,
+}
+
+crate::text_enum! {
+    /// What an operator last did to a job.
+    pub enum JobAction {
+        Cancelled = "CANCELLED",
+        Retried = "RETRIED",
+    }
 }
 
 const COLUMNS: &str = "j.tenant_id, j.id, j.kind, j.state, j.attempts, j.max_attempts, \
-     j.last_error, j.recipient, j.request_id, j.created_at, j.updated_at";
+     j.last_error, j.recipient, j.request_id, j.customer_id, j.created_at, j.updated_at, \
+     j.action, j.action_at, j.action_by_user_id, j.action_by_key_id";
 
 /// Emails addressed to a user, newest first; `before` is the cursor (an id).
 pub async fn for_user(
@@ -228,32 +251,58 @@ pub async fn active_workers(pool: &PgPool) -> sqlx::Result<i64> {
     .await
 }
 
-fn push_filter(
-    query: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>,
-    tenant_id: TenantId,
-    kind: Option<JobKind>,
-    state: Option<JobState>,
-) {
-    query.push(" WHERE j.tenant_id = ").push_bind(tenant_id);
-    if let Some(kind) = kind {
-        query.push(" AND j.kind = ").push_bind(kind);
+/// Which of a tenant's jobs: every condition given must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    pub kind: Option<JobKind>,
+    pub state: Option<JobState>,
+    /// The recipient's address, matched whole and without regard to case.
+    pub recipient: Option<String>,
+    /// The user the job is addressed to.
+    pub user_id: Option<UserId>,
+    /// The customer the job concerns.
+    pub customer_id: Option<CustomerId>,
+}
+
+impl JobFilter {
+    /// Whether only kind and state are asked, which the counters answer.
+    fn counted(&self) -> bool {
+        self.recipient.is_none() && self.user_id.is_none() && self.customer_id.is_none()
     }
-    if let Some(state) = state {
-        query.push(" AND j.state = ").push_bind(state);
+
+    fn push(&self, query: &mut sqlx::QueryBuilder<'_, sqlx::Postgres>, tenant_id: TenantId) {
+        query.push(" WHERE j.tenant_id = ").push_bind(tenant_id);
+        if let Some(kind) = self.kind {
+            query.push(" AND j.kind = ").push_bind(kind);
+        }
+        if let Some(state) = self.state {
+            query.push(" AND j.state = ").push_bind(state);
+        }
+        if let Some(recipient) = &self.recipient {
+            query
+                .push(" AND lower(j.recipient) = lower(")
+                .push_bind(recipient.clone())
+                .push(")");
+        }
+        if let Some(user_id) = self.user_id {
+            query.push(" AND j.user_id = ").push_bind(user_id);
+        }
+        if let Some(customer_id) = self.customer_id {
+            query.push(" AND j.customer_id = ").push_bind(customer_id);
+        }
     }
 }
 
-/// The tenant's jobs, newest first, by kind and state.
+/// The tenant's jobs that `filter` names, newest first.
 pub async fn list(
     pool: &PgPool,
     tenant_id: TenantId,
-    kind: Option<JobKind>,
-    state: Option<JobState>,
+    filter: &JobFilter,
     before: Option<i64>,
     limit: i64,
 ) -> sqlx::Result<Vec<JobRow>> {
     let mut query = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM jobs j"));
-    push_filter(&mut query, tenant_id, kind, state);
+    filter.push(&mut query, tenant_id);
     if let Some(before) = before {
         query.push(" AND j.id < ").push_bind(before);
     }
@@ -261,39 +310,269 @@ pub async fn list(
     query.build_query_as().fetch_all(pool).await
 }
 
-/// How many of the tenant's jobs are of `kind` and in `state`, from the
-/// counters (`job_counts`), not a scan of the ledger.
-pub async fn count(
-    pool: &PgPool,
-    tenant_id: TenantId,
-    kind: Option<JobKind>,
-    state: Option<JobState>,
-) -> sqlx::Result<i64> {
-    let mut query =
-        sqlx::QueryBuilder::new("SELECT coalesce(sum(j.count), 0)::bigint FROM job_counts j");
-    push_filter(&mut query, tenant_id, kind, state);
-    query.build_query_scalar().fetch_one(pool).await
+/// Past this many matches of a filter by recipient, user or customer, a
+/// count is a lower bound.
+pub const COUNT_UP_TO: i64 = 10_000;
+
+/// How many of the tenant's jobs `filter` names. By kind and state alone,
+/// exact, from the counters (`job_counts`), not a scan of the ledger;
+/// otherwise counted from the ledger up to [`COUNT_UP_TO`].
+pub async fn count(pool: &PgPool, tenant_id: TenantId, filter: &JobFilter) -> sqlx::Result<Count> {
+    if filter.counted() {
+        let mut query =
+            sqlx::QueryBuilder::new("SELECT coalesce(sum(j.count), 0)::bigint FROM job_counts j");
+        filter.push(&mut query, tenant_id);
+        return Ok(Count::exact(
+            query.build_query_scalar().fetch_one(pool).await?,
+        ));
+    }
+    let mut query = sqlx::QueryBuilder::new("SELECT count(*) FROM (SELECT FROM jobs j");
+    filter.push(&mut query, tenant_id);
+    query
+        .push(" LIMIT ")
+        .push_bind(COUNT_UP_TO + 1)
+        .push(") AS m");
+    let value: i64 = query.build_query_scalar().fetch_one(pool).await?;
+    Ok(Count {
+        value: value.min(COUNT_UP_TO),
+        exact: value <= COUNT_UP_TO,
+    })
 }
 
+/// The states a job is retried from.
+pub const RETRIED_FROM: [JobState; 2] = [JobState::Failed, JobState::Killed];
+/// The states a job is cancelled from: not yet running, not finished.
+pub const CANCELLED_FROM: [JobState; 3] = [
+    JobState::AwaitingDispatch,
+    JobState::Pending,
+    JobState::Failed,
+];
+
 /// Puts a FAILED or KILLED job back in the queue with `extra` more
-/// attempts; `None` when the job is in another state (or absent).
+/// attempts, recording who did; `None` when the job is in another state
+/// (or absent).
 pub async fn retry(
     pool: &PgPool,
     tenant_id: TenantId,
     id: JobId,
     extra_attempts: i32,
+    actor: Actor,
 ) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(&format!(
         "UPDATE jobs j SET state = 'AWAITING_DISPATCH', run_at = now(), updated_at = now(),
-             max_attempts = greatest(j.max_attempts, j.attempts + $3)
+             max_attempts = greatest(j.max_attempts, j.attempts + $3),
+             action = 'RETRIED', action_at = now(), action_by_user_id = $4, action_by_key_id = $5
          WHERE j.tenant_id = $1 AND j.id = $2 AND j.state IN ('FAILED', 'KILLED')
          RETURNING {COLUMNS}"
     ))
     .bind(tenant_id)
     .bind(id)
     .bind(extra_attempts)
+    .bind(actor.user_id)
+    .bind(actor.key_id)
     .fetch_optional(pool)
     .await
+}
+
+/// Retries at most `limit` of the FAILED or KILLED jobs `filter` names
+/// (its state, when given, is one of those), oldest first, recording who
+/// did; answers how many, and whether more remain.
+pub async fn retry_matching(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    filter: &JobFilter,
+    extra_attempts: i32,
+    actor: Actor,
+    limit: i64,
+) -> sqlx::Result<(u64, bool)> {
+    let mut query = sqlx::QueryBuilder::new("WITH picked AS (SELECT j.tenant_id, j.id FROM jobs j");
+    filter.push(&mut query, tenant_id);
+    query
+        .push(" AND j.state IN ('FAILED', 'KILLED') ORDER BY j.id LIMIT ")
+        .push_bind(limit + 1)
+        .push(
+            " FOR UPDATE SKIP LOCKED), retried AS (
+             UPDATE jobs j SET state = 'AWAITING_DISPATCH', run_at = now(), updated_at = now(),
+                 max_attempts = greatest(j.max_attempts, j.attempts + ",
+        )
+        .push_bind(extra_attempts)
+        .push("), action = 'RETRIED', action_at = now(), action_by_user_id = ")
+        .push_bind(actor.user_id)
+        .push(", action_by_key_id = ")
+        .push_bind(actor.key_id)
+        .push(" FROM (SELECT * FROM picked ORDER BY id LIMIT ")
+        .push_bind(limit)
+        .push(
+            ") p WHERE j.tenant_id = p.tenant_id AND j.id = p.id RETURNING 1)
+             SELECT (SELECT count(*) FROM retried), (SELECT count(*) FROM picked)",
+        );
+    let (retried, picked): (i64, i64) = query.build_query_as().fetch_one(pool).await?;
+    Ok((retried as u64, picked > limit))
+}
+
+/// Cancels a job that is not running nor finished: it ends KILLED with
+/// `cause`, recording who did, and is never sent (a worker that drew it
+/// finds it no longer PENDING). `None` when the job is in another state
+/// (or absent).
+pub async fn cancel(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    id: JobId,
+    cause: &str,
+    actor: Actor,
+) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(&format!(
+        "UPDATE jobs j SET state = 'KILLED', last_error = left($3, 500), updated_at = now(),
+             action = 'CANCELLED', action_at = now(), action_by_user_id = $4, action_by_key_id = $5
+         WHERE j.tenant_id = $1 AND j.id = $2
+           AND j.state IN ('AWAITING_DISPATCH', 'PENDING', 'FAILED')
+         RETURNING {COLUMNS}"
+    ))
+    .bind(tenant_id)
+    .bind(id)
+    .bind(cause)
+    .bind(actor.user_id)
+    .bind(actor.key_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// A kind of job paused for a tenant.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Pause {
+    pub tenant_id: TenantId,
+    pub kind: JobKind,
+    pub paused_at: DateTime<Utc>,
+    pub paused_by_user_id: Option<UserId>,
+    pub paused_by_key_id: Option<i64>,
+}
+
+/// Pauses a kind for a tenant; `None` when it already was.
+pub async fn pause(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    kind: JobKind,
+    actor: Actor,
+) -> sqlx::Result<Option<Pause>> {
+    sqlx::query_as(
+        "INSERT INTO job_kind_pauses (tenant_id, kind, paused_by_user_id, paused_by_key_id)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING
+         RETURNING tenant_id, kind, paused_at, paused_by_user_id, paused_by_key_id",
+    )
+    .bind(tenant_id)
+    .bind(kind)
+    .bind(actor.user_id)
+    .bind(actor.key_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Resumes a paused kind: the jobs the relay held become due at once.
+/// False when the kind was not paused.
+///
+/// The pause row is deleted first: that waits for a relay holding jobs
+/// under it (`hold_paused` locks it), so the next statement sees every job
+/// held and none stays held after its pause is gone.
+pub async fn resume(pool: &PgPool, tenant_id: TenantId, kind: JobKind) -> sqlx::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let deleted = sqlx::query("DELETE FROM job_kind_pauses WHERE tenant_id = $1 AND kind = $2")
+        .bind(tenant_id)
+        .bind(kind)
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE jobs SET run_at = now()
+         WHERE tenant_id = $1 AND kind = $2 AND state = 'AWAITING_DISPATCH'
+           AND run_at = 'infinity'",
+    )
+    .bind(tenant_id)
+    .bind(kind)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The tenant's paused kinds.
+pub async fn pauses(pool: &PgPool, tenant_id: TenantId) -> sqlx::Result<Vec<Pause>> {
+    sqlx::query_as(
+        "SELECT tenant_id, kind, paused_at, paused_by_user_id, paused_by_key_id
+         FROM job_kind_pauses WHERE tenant_id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Holds the due jobs of paused kinds (not running ones): AWAITING_DISPATCH,
+/// due at 'infinity', until `resume` makes them due. Each pause row is
+/// locked while the relay's transaction lasts, so a resume waits for it.
+/// Answers the jobs held; a pause lifted meanwhile holds nothing.
+pub async fn hold_paused(conn: &mut PgConnection, due: &[&Due]) -> sqlx::Result<Vec<JobId>> {
+    let tenants: Vec<TenantId> = due.iter().map(|d| d.tenant_id).collect();
+    let ids: Vec<JobId> = due.iter().map(|d| d.id).collect();
+    sqlx::query_scalar(
+        "WITH d AS (SELECT j.tenant_id, j.id, j.kind
+                    FROM unnest($1::bigint[], $2::bigint[]) AS u(tenant_id, id)
+                    JOIN jobs j ON j.tenant_id = u.tenant_id AND j.id = u.id
+                    WHERE j.state <> 'RUNNING'),
+              paused AS (SELECT p.tenant_id, p.kind FROM job_kind_pauses p
+                         WHERE (p.tenant_id, p.kind) IN (SELECT tenant_id, kind FROM d)
+                         FOR SHARE)
+         UPDATE jobs j SET state = 'AWAITING_DISPATCH', run_at = 'infinity', updated_at = now()
+         FROM d JOIN paused p ON p.tenant_id = d.tenant_id AND p.kind = d.kind
+         WHERE j.tenant_id = d.tenant_id AND j.id = d.id
+         RETURNING j.id",
+    )
+    .bind(tenants)
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// Jobs of one kind that ended in one minute.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Minute {
+    pub kind: JobKind,
+    pub minute: DateTime<Utc>,
+    pub done: i64,
+    pub retried: i64,
+    pub killed: i64,
+}
+
+/// For each of `kinds`, every minute of the last hour, oldest first (the
+/// current minute last), with how many of its jobs ended in it.
+pub async fn throughput(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    kinds: &[JobKind],
+) -> sqlx::Result<Vec<Minute>> {
+    sqlx::query_as(
+        "SELECT k.kind, m.minute, coalesce(sum(j.done), 0)::bigint AS done,
+                coalesce(sum(j.retried), 0)::bigint AS retried,
+                coalesce(sum(j.killed), 0)::bigint AS killed
+         FROM generate_series(date_trunc('minute', now()) - interval '59 minutes',
+                              date_trunc('minute', now()), interval '1 minute') AS m(minute)
+         CROSS JOIN unnest($2::text[]) AS k(kind)
+         LEFT JOIN job_minutes j ON j.tenant_id = $1 AND j.minute = m.minute AND j.kind = k.kind
+         GROUP BY k.kind, m.minute ORDER BY m.minute",
+    )
+    .bind(tenant_id)
+    .bind(kinds)
+    .fetch_all(pool)
+    .await
+}
+
+/// Forgets the per-minute counts older than two hours; answers how many rows.
+pub async fn forget_old_minutes(pool: &PgPool) -> sqlx::Result<u64> {
+    let forgotten =
+        sqlx::query("DELETE FROM job_minutes WHERE minute < now() - interval '2 hours'")
+            .execute(pool)
+            .await?;
+    Ok(forgotten.rows_affected())
 }
 
 /// A job claimed for one attempt.
@@ -321,12 +600,15 @@ pub struct ClaimRequest<'a> {
 /// Claims attempt `attempt` of a job for worker `worker_id`: PENDING with
 /// one attempt fewer becomes RUNNING, leased for `lease`. Anything else
 /// (done, killed, another attempt, already running) means the delivery is
-/// stale: `None`.
+/// stale: `None`; so does a kind paused for the job's tenant (the caller
+/// gives the hand-out back, `undispatched`, and the relay holds it).
 pub async fn claim(pool: &PgPool, request: ClaimRequest<'_>) -> sqlx::Result<Option<Claimed>> {
     sqlx::query_as(
         "UPDATE jobs SET state = 'RUNNING', attempts = $3, updated_at = now(), claimed_by = $4,
              run_at = now() + make_interval(secs => $5)
          WHERE tenant_id = $1 AND id = $2 AND state = 'PENDING' AND attempts = $3 - 1
+           AND NOT EXISTS (SELECT FROM job_kind_pauses p
+                           WHERE p.tenant_id = jobs.tenant_id AND p.kind = jobs.kind)
          RETURNING tenant_id, id, kind, payload, attempts, max_attempts, created_at",
     )
     .bind(request.tenant_id)
@@ -437,12 +719,17 @@ pub struct Due {
     pub attempts: i32,
     pub max_attempts: i32,
     pub dispatches: i32,
+    /// Whether its kind was paused for its tenant as the relay looked.
+    pub paused: bool,
 }
 
 /// Locks up to `limit` due jobs that no other relay holds.
 pub async fn lock_due(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Due>> {
     sqlx::query_as(
-        "SELECT tenant_id, id, kind, state, attempts, max_attempts, dispatches FROM jobs
+        "SELECT tenant_id, id, kind, state, attempts, max_attempts, dispatches,
+                EXISTS (SELECT FROM job_kind_pauses p
+                        WHERE p.tenant_id = jobs.tenant_id AND p.kind = jobs.kind) AS paused
+         FROM jobs
          WHERE state IN ('AWAITING_DISPATCH', 'PENDING', 'RUNNING', 'FAILED') AND run_at <= now()
          ORDER BY run_at LIMIT $1
          FOR UPDATE SKIP LOCKED",

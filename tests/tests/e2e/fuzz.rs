@@ -66,6 +66,10 @@ const OTHER_MUTATIONS: &[&str] = &[
     "logout",
     "updateTenant",
     "retryJob",
+    "cancelJob",
+    "retryJobs",
+    "pauseJobKind",
+    "resumeJobKind",
     "createApiKey",
     "revokeApiKey",
 ];

@@ -12,6 +12,7 @@ mod http;
 mod jobs;
 mod limits;
 mod matrix;
+mod operations;
 mod permissions;
 mod privacy;
 mod processes;

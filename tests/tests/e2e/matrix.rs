@@ -110,7 +110,7 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("Mutation", "createUser", ChangeCustomer(MEMBER)),
     ("Mutation", "updateUser setUserStatus approveUser resendActivation revokeInvitation deleteUser revokeSessions", ManageUser(MEMBER)),
     ("Mutation", "updateTenant", EveryScope),
-    ("Mutation", "retryJob", Scopes(&[JW])),
+    ("Mutation", "retryJob cancelJob retryJobs pauseJobKind resumeJobKind", Scopes(&[JW])),
     ("Mutation", "createApiKey", Scopes(&[AKW, JR])), // JR: the scope the probe grants
     ("Mutation", "revokeApiKey", Scopes(&[AKW])),
     ("Customer", "id number title info email phone country state city address address2 zip createdAt updatedAt", Field),
@@ -129,9 +129,13 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("Entitlement", "id kind reference customerNumber createdAt", Field),
     ("Entitlement", "customer", Shows(&[CR], Sees)),
     ("ApiKey", "id name scopes prefix createdAt lastUsedAt revokedAt expiresAt createdByUser createdByKey rateLimitPerMinute", Field),
-    ("Job", "id kind state attempts maxAttempts lastError recipient requestId createdAt updatedAt", Field),
+    ("Job", "id kind state attempts maxAttempts lastError recipient requestId createdAt updatedAt lastAction", Field),
+    ("JobAction", "action at by", Field),
+    ("Actor", "user apiKey", Field),
+    ("JobPause", "at by", Field),
+    ("JobMinute", "minute done retried killed", Field),
     ("JobQueue", "kinds activeWorkers jobs", Field),
-    ("JobKindStats", "kind awaitingDispatch pending running done failed killed", Field),
+    ("JobKindStats", "kind awaitingDispatch pending running done failed killed paused throughput", Field),
     ("Tenant", "id name requireApproval portalUrl selfSignUp", Field),
     ("Viewer", "tenant scopes", Field),
     ("Viewer", "user", Shows(&[], Session)),
@@ -151,6 +155,7 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("DeleteUserPayload", "deletedUserId", Payload),
     ("SignUpPayload", "user customer", Payload),
     ("UserPayload", "user", Payload),
+    ("RetryJobsPayload", "retried more", Payload),
 ];
 
 /// How to reach one object of a type; `FIELD` is where the field goes.
@@ -175,6 +180,11 @@ const ROUTES: &[Route] = &[
     Route { ty: "Job", query: "node(id: $job) { ... on Job { FIELD } }", scopes: &[JR], target: Target::Tenant },
     Route { ty: "JobQueue", query: "jobQueue { FIELD }", scopes: &[JR], target: Target::Own },
     Route { ty: "JobKindStats", query: "jobQueue { kinds { FIELD } }", scopes: &[JR], target: Target::Own },
+    Route { ty: "JobAction", query: "node(id: $job) { ... on Job { lastAction { FIELD } } }", scopes: &[JR], target: Target::Tenant },
+    Route { ty: "Actor", query: "node(id: $job) { ... on Job { lastAction { by { FIELD } } } }", scopes: &[JR], target: Target::Tenant },
+    Route { ty: "Actor", query: "jobQueue { kinds { paused { by { FIELD } } } }", scopes: &[JR], target: Target::Own },
+    Route { ty: "JobPause", query: "jobQueue { kinds { paused { FIELD } } }", scopes: &[JR], target: Target::Own },
+    Route { ty: "JobMinute", query: "jobQueue { kinds { throughput { FIELD } } }", scopes: &[JR], target: Target::Own },
     Route { ty: "Tenant", query: "node(id: $tenant) { ... on Tenant { FIELD } }", scopes: &[], target: Target::Tenant },
     Route { ty: "Viewer", query: "viewer { FIELD }", scopes: &[], target: Target::Own },
     Route { ty: "CustomerConnection", query: "customers(first: 1) { FIELD }", scopes: &[CR], target: Target::Own },
@@ -236,6 +246,10 @@ const MUTATION_PROBES: &[Probe] = &[
     Probe { field: "activateAccount", args: "(token: \"bogus\", password: \"correct horse battery\")", target: Target::Own, hidden: Answer::BadInput("token"), fixture: Fixture::None },
     Probe { field: "updateTenant", args: "(input: { requireApproval: false })", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::None },
     Probe { field: "retryJob", args: "(id: $target)", target: Target::Tenant, hidden: NOT_FOUND, fixture: Fixture::KilledJob },
+    Probe { field: "cancelJob", args: "(id: $target)", target: Target::Tenant, hidden: NOT_FOUND, fixture: Fixture::WaitingJob },
+    Probe { field: "retryJobs", args: "(filter: { recipient: \"deep@acme.test\" })", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::KilledJob },
+    Probe { field: "pauseJobKind", args: "(kind: PASSWORD_RESET)", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::Unpaused },
+    Probe { field: "resumeJobKind", args: "(kind: PASSWORD_RESET)", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::Paused },
     Probe { field: "createApiKey", args: "(name: \"probe\", scopes: [JOBS_READ])", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::None },
     Probe { field: "revokeApiKey", args: "(id: $target)", target: Target::Tenant, hidden: NOT_FOUND, fixture: Fixture::Key },
     // Ends the caller's session: runs last.
@@ -770,6 +784,13 @@ impl World {
         let job = &data["jobQueue"]["jobs"]["nodes"][0];
         assert_eq!(job["recipient"], "deep@acme.test");
         let job = string_at(job, &["id"]);
+        // An operator's marks, for the fields that show them: the job was
+        // cancelled, and a kind is paused.
+        app.data(
+            "mutation($job: ID!) { cancelJob(id: $job) { id } pauseJobKind(kind: ACCOUNT_NOTICE) { kind } }",
+            json!({ "job": job }),
+        )
+        .await;
         let key = string_at(&data, &["viewer", "apiKey", "id"]);
         let a1_number = string_at(&data, &["customer", "number"]);
         let tenant_admin = app.activate_admin().await;
@@ -789,6 +810,12 @@ impl World {
             "mutation($c: ID!) { createUser(input: { customerId: $c, email: \"someone@other.test\",
                activation: SEND_ACTIVATION_EMAIL }) { user { id } } }",
             json!({ "c": string_at(&elsewhere, &["createCustomer", "customer", "id"]) }),
+        )
+        .await;
+        app.data_as(
+            &other.api_key,
+            "mutation { pauseJobKind(kind: ACCOUNT_NOTICE) { kind } }",
+            json!({}),
         )
         .await;
 
@@ -911,6 +938,16 @@ impl World {
             email: $e, activation: DISPLAY_ACTIVATION_LINK }) { user { id } } }";
         let target = match fixture {
             Fixture::None => return,
+            Fixture::Unpaused | Fixture::Paused => {
+                let statement = if fixture == Fixture::Paused {
+                    "INSERT INTO job_kind_pauses (tenant_id, kind)
+                     SELECT id, 'PASSWORD_RESET' FROM tenants ON CONFLICT DO NOTHING"
+                } else {
+                    "DELETE FROM job_kind_pauses WHERE kind = 'PASSWORD_RESET'"
+                };
+                sqlx::query(statement).execute(&app.pool).await.unwrap();
+                return;
+            }
             Fixture::Customer => {
                 let data = app
                     .data(
@@ -944,10 +981,16 @@ impl World {
                     .await;
                 string_at(&data, &["attachEntitlement", "id"])
             }
-            Fixture::KilledJob => {
+            Fixture::KilledJob | Fixture::WaitingJob => {
                 let job = self.vars["job"].as_str().unwrap().to_owned();
-                sqlx::query("UPDATE jobs SET state = 'KILLED' WHERE id = $1")
+                let state = if fixture == Fixture::KilledJob {
+                    "KILLED"
+                } else {
+                    "FAILED"
+                };
+                sqlx::query("UPDATE jobs SET state = $2 WHERE id = $1")
                     .bind(global_id_number(&job))
+                    .bind(state)
                     .execute(&app.pool)
                     .await
                     .unwrap();
@@ -984,6 +1027,12 @@ enum Fixture {
     Entitlement,
     /// The world's job, made KILLED.
     KilledJob,
+    /// The world's job, FAILED (not yet running: cancellable).
+    WaitingJob,
+    /// No tenant has PASSWORD_RESET paused.
+    Unpaused,
+    /// Every tenant has PASSWORD_RESET paused.
+    Paused,
     /// An API key.
     Key,
 }

@@ -3,13 +3,9 @@ use chrono::{DateTime, Utc};
 
 use async_graphql::Enum;
 
-use super::User;
-use crate::access;
+use super::{User, actor};
 use crate::error::ApiResult;
-use crate::graphql::guards;
-use crate::graphql::loaders::Loaders;
 use crate::ids::{self, NodeKind};
-use canopy_core::authz::Scope as CoreScope;
 use canopy_core::store::api_keys::ApiKeyRow;
 
 /// What an API key may do. A tenant administrator holds every scope.
@@ -75,38 +71,13 @@ impl ApiKey {
     /// The user who created it, when a signed-in user did and the caller
     /// may read users (USERS_READ); null otherwise.
     async fn created_by_user(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
-        let caller = guards::caller(ctx)?;
-        let Some(id) = self.0.created_by_user_id else {
-            return Ok(None);
-        };
-        if !caller.has(CoreScope::UsersRead) {
-            return Ok(None);
-        }
-        let loaders = ctx.data_unchecked::<Loaders>();
-        Ok(loaders
-            .users
-            .load_one((self.0.tenant_id, id))
-            .await?
-            .filter(|row| access::sees_user(caller, row))
-            .map(User))
+        actor::acting_user(ctx, self.0.tenant_id, self.0.created_by_user_id).await
     }
 
     /// The key that created it, when a key did and the caller may read
     /// keys (API_KEYS_WRITE); null otherwise.
     async fn created_by_key(&self, ctx: &Context<'_>) -> ApiResult<Option<ApiKey>> {
-        let caller = guards::caller(ctx)?;
-        let Some(id) = self.0.created_by_key_id else {
-            return Ok(None);
-        };
-        if !caller.has(CoreScope::ApiKeysWrite) || !access::in_tenant(caller, self.0.tenant_id) {
-            return Ok(None);
-        }
-        let loaders = ctx.data_unchecked::<Loaders>();
-        Ok(loaders
-            .api_keys
-            .load_one((self.0.tenant_id, id))
-            .await?
-            .map(ApiKey))
+        actor::acting_key(ctx, self.0.tenant_id, self.0.created_by_key_id).await
     }
 }
 

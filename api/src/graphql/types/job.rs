@@ -1,15 +1,18 @@
-use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use super::actor::Actor;
 use super::connection::{Connection, Total};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self};
 use crate::pagination::{self, Page};
+use crate::validation;
+use canopy_core::authz::Actor as CoreActor;
 use canopy_core::id::{TenantId, UserId};
 use canopy_core::jobs::{JobKind as CoreKind, JobState as CoreState};
 use canopy_core::store::Count;
-use canopy_core::store::jobs::{self, JobRow};
+use canopy_core::store::jobs::{self, JobFilter as CoreFilter, JobRow, Pause};
 
 // The GraphQL face of `canopy_core::jobs::JobKind`.
 /// What a job sends.
@@ -91,6 +94,95 @@ impl Job {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+
+    /// The last thing an operator did to it (cancel, retry), by whom and
+    /// when; null when no one has.
+    async fn last_action(&self) -> Option<JobActionRecord> {
+        let row = &self.0;
+        Some(JobActionRecord {
+            action: row.action?.into(),
+            at: row.action_at?,
+            by: Actor {
+                tenant_id: row.tenant_id,
+                actor: CoreActor {
+                    user_id: row.action_by_user_id,
+                    key_id: row.action_by_key_id,
+                },
+            },
+        })
+    }
+}
+
+// The GraphQL face of `canopy_core::store::jobs::JobAction`.
+/// What an operator did to a job.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(name = "JobActionKind", remote = "canopy_core::store::jobs::JobAction")]
+pub enum JobAction {
+    Cancelled,
+    Retried,
+}
+
+/// What one `retryJobs` did.
+#[derive(SimpleObject)]
+pub struct RetryJobsPayload {
+    /// How many jobs it put back in the queue.
+    pub retried: i64,
+    /// Whether more jobs match, for another call.
+    pub more: bool,
+}
+
+/// An operator's action on a job.
+#[derive(SimpleObject)]
+#[graphql(name = "JobAction")]
+pub struct JobActionRecord {
+    pub action: JobAction,
+    pub at: DateTime<Utc>,
+    pub by: Actor,
+}
+
+/// Which of the tenant's jobs: every condition given must hold.
+#[derive(InputObject, Default)]
+pub struct JobFilter {
+    pub kind: Option<JobKind>,
+    pub state: Option<JobState>,
+    /// The recipient's whole address, in any case.
+    pub recipient: Option<String>,
+    /// The user the job is addressed to.
+    pub user_id: Option<ID>,
+    /// The customer the job concerns: a notice's customer, else the
+    /// addressed user's.
+    pub customer_id: Option<ID>,
+}
+
+impl JobFilter {
+    /// The filter the ledger understands; `field` names the argument in
+    /// errors (`filter`, or empty for the arguments of `jobs`).
+    pub fn decode(self, field: &str) -> ApiResult<CoreFilter> {
+        let name = |part: &str| {
+            if field.is_empty() {
+                part.to_owned()
+            } else {
+                format!("{field}.{part}")
+            }
+        };
+        let recipient = self
+            .recipient
+            .map(|r| validation::lookup_email(&name("recipient"), &r))
+            .transpose()?;
+        Ok(CoreFilter {
+            kind: self.kind.map(CoreKind::from),
+            state: self.state.map(CoreState::from),
+            recipient,
+            user_id: self
+                .user_id
+                .map(|id| ids::expect_id(&id, &name("userId")))
+                .transpose()?,
+            customer_id: self
+                .customer_id
+                .map(|id| ids::expect_id(&id, &name("customerId")))
+                .transpose()?,
+        })
+    }
 }
 
 /// Jobs, newest first.
@@ -104,8 +196,7 @@ pub enum JobSet {
     },
     Queue {
         tenant_id: TenantId,
-        kind: Option<CoreKind>,
-        state: Option<CoreState>,
+        filter: CoreFilter,
     },
 }
 
@@ -144,31 +235,23 @@ impl JobConnection {
         ))
     }
 
-    /// The tenant's jobs of a kind and state.
+    /// The tenant's jobs that `filter` names.
     pub async fn for_queue(
         ctx: &Context<'_>,
         tenant_id: TenantId,
-        kind: Option<JobKind>,
-        job_state: Option<JobState>,
+        filter: CoreFilter,
         page: Page,
     ) -> ApiResult<Self> {
         let state = ctx.data_unchecked::<AppState>();
-        let kind = kind.map(CoreKind::from);
-        let job_state = job_state.map(CoreState::from);
         let rows = jobs::list(
             &state.pool,
             tenant_id,
-            kind,
-            job_state,
+            &filter,
             before(&page)?,
             page.limit(),
         )
         .await?;
-        let set = JobSet::Queue {
-            tenant_id,
-            kind,
-            state: job_state,
-        };
+        let set = JobSet::Queue { tenant_id, filter };
         Ok(Connection::new(
             &page,
             rows,
@@ -182,20 +265,19 @@ impl JobConnection {
 impl Total for JobSet {
     async fn count(&self, ctx: &Context<'_>) -> ApiResult<Count> {
         let state = ctx.data_unchecked::<AppState>();
-        Ok(Count::exact(match *self {
-            JobSet::User { tenant_id, user_id } => {
-                jobs::count_for_user(&state.pool, tenant_id, user_id).await?
+        match self {
+            JobSet::User { tenant_id, user_id } => Ok(Count::exact(
+                jobs::count_for_user(&state.pool, *tenant_id, *user_id).await?,
+            )),
+            JobSet::Queue { tenant_id, filter } => {
+                Ok(jobs::count(&state.pool, *tenant_id, filter).await?)
             }
-            JobSet::Queue {
-                tenant_id,
-                kind,
-                state: job_state,
-            } => jobs::count(&state.pool, tenant_id, kind, job_state).await?,
-        }))
+        }
     }
 }
 
-/// How many jobs of one kind are in each state.
+/// How many jobs of one kind are in each state, whether the kind is
+/// paused, and how many ended in each minute of the last hour.
 #[derive(SimpleObject)]
 #[graphql(name = "JobKindStats")]
 pub struct JobKindRow {
@@ -206,6 +288,48 @@ pub struct JobKindRow {
     pub done: i64,
     pub failed: i64,
     pub killed: i64,
+    /// Set while the kind is paused: its jobs wait (AWAITING_DISPATCH or
+    /// PENDING) and none is sent until it is resumed.
+    pub paused: Option<JobPause>,
+    /// The last 60 minutes, oldest first, the current minute last: how
+    /// many jobs of this kind were sent (or found moot), retried after a
+    /// failed attempt, and killed in each. Empty unless asked for.
+    pub throughput: Vec<JobMinute>,
+}
+
+/// A kind paused for the tenant: since when, and by whom.
+#[derive(SimpleObject)]
+pub struct JobPause {
+    pub at: DateTime<Utc>,
+    pub by: Actor,
+}
+
+impl From<Pause> for JobPause {
+    fn from(pause: Pause) -> Self {
+        JobPause {
+            at: pause.paused_at,
+            by: Actor {
+                tenant_id: pause.tenant_id,
+                actor: CoreActor {
+                    user_id: pause.paused_by_user_id,
+                    key_id: pause.paused_by_key_id,
+                },
+            },
+        }
+    }
+}
+
+/// Jobs of one kind that ended in one minute.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct JobMinute {
+    /// The minute's start.
+    pub minute: DateTime<Utc>,
+    /// Ended DONE: sent, or found moot.
+    pub done: i64,
+    /// An attempt failed; another follows.
+    pub retried: i64,
+    /// Given up: out of attempts, failed for good, or cancelled.
+    pub killed: i64,
 }
 
 /// The job queue as operators see it, read from the ledger.
@@ -215,51 +339,46 @@ pub struct JobQueue {
 
 #[Object]
 impl JobQueue {
-    /// Per kind, how many jobs are in each state.
+    /// Per kind, how many jobs are in each state, whether it is paused,
+    /// and its throughput over the last hour.
     async fn kinds(&self, ctx: &Context<'_>) -> ApiResult<Vec<JobKindRow>> {
-        let state = ctx.data_unchecked::<AppState>();
-        let counts = jobs::counts(&state.pool, self.tenant_id).await?;
-        Ok(CoreKind::ALL
-            .into_iter()
-            .map(|kind| {
-                let mut row = JobKindRow {
-                    kind: kind.into(),
-                    ..JobKindRow::default()
-                };
-                for &(k, s, n) in &counts {
-                    if k == kind {
-                        row.add(s.into(), n);
-                    }
-                }
-                row
-            })
-            .collect())
+        JobKindRow::all(ctx, self.tenant_id, &CoreKind::ALL).await
     }
 
-    /// Workers that sent a heartbeat recently (within 30 seconds).
+    /// Worker processes that sent a heartbeat recently (within 10 seconds).
     async fn active_workers(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         let state = ctx.data_unchecked::<AppState>();
         Ok(jobs::active_workers(&state.pool).await?)
     }
 
-    /// The tenant's jobs, newest first. `first` defaults to 20 and may be at most 100.
+    /// The tenant's jobs, newest first, of a kind and state, or found by
+    /// their recipient's whole address (in any case), the user they are
+    /// addressed to, or the customer they concern (a notice's customer,
+    /// else the addressed user's). `first` defaults to 20 and may be at
+    /// most 100. Filtered by recipient, user or customer, `totalCount`
+    /// stops at 10,000 (`totalCountIsExact` false).
     #[graphql(complexity = "pagination::connection_cost(first, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn jobs(
         &self,
         ctx: &Context<'_>,
         kind: Option<JobKind>,
         state: Option<JobState>,
+        recipient: Option<String>,
+        user_id: Option<ID>,
+        customer_id: Option<ID>,
         first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<JobConnection> {
-        JobConnection::for_queue(
-            ctx,
-            self.tenant_id,
+        let filter = JobFilter {
             kind,
             state,
-            pagination::page(first, after)?,
-        )
-        .await
+            recipient,
+            user_id,
+            customer_id,
+        }
+        .decode("")?;
+        JobConnection::for_queue(ctx, self.tenant_id, filter, pagination::page(first, after)?).await
     }
 }
 
@@ -273,11 +392,68 @@ impl Default for JobKindRow {
             done: 0,
             failed: 0,
             killed: 0,
+            paused: None,
+            throughput: Vec::new(),
         }
     }
 }
 
 impl JobKindRow {
+    /// The row of each of `kinds`, with its throughput when the selection
+    /// asks for it.
+    async fn all(
+        ctx: &Context<'_>,
+        tenant_id: TenantId,
+        kinds: &[CoreKind],
+    ) -> ApiResult<Vec<JobKindRow>> {
+        let state = ctx.data_unchecked::<AppState>();
+        let (counts, mut pauses) = tokio::try_join!(
+            jobs::counts(&state.pool, tenant_id),
+            jobs::pauses(&state.pool, tenant_id),
+        )?;
+        let asked = ctx.look_ahead().field("throughput").exists();
+        let minutes = if asked {
+            jobs::throughput(&state.pool, tenant_id, kinds).await?
+        } else {
+            Vec::new()
+        };
+        Ok(kinds
+            .iter()
+            .map(|&kind| {
+                let mut row = JobKindRow {
+                    kind: kind.into(),
+                    paused: pauses
+                        .iter()
+                        .position(|p| p.kind == kind)
+                        .map(|at| pauses.swap_remove(at).into()),
+                    throughput: minutes
+                        .iter()
+                        .filter(|m| m.kind == kind)
+                        .map(|m| JobMinute {
+                            minute: m.minute,
+                            done: m.done,
+                            retried: m.retried,
+                            killed: m.killed,
+                        })
+                        .collect(),
+                    ..JobKindRow::default()
+                };
+                for &(k, s, n) in &counts {
+                    if k == kind {
+                        row.add(s.into(), n);
+                    }
+                }
+                row
+            })
+            .collect())
+    }
+
+    /// The row of one kind.
+    pub async fn of(ctx: &Context<'_>, tenant_id: TenantId, kind: JobKind) -> ApiResult<Self> {
+        let mut rows = Self::all(ctx, tenant_id, &[kind.into()]).await?;
+        Ok(rows.remove(0))
+    }
+
     fn add(&mut self, state: JobState, count: i64) {
         let slot = match state {
             JobState::AwaitingDispatch => &mut self.awaiting_dispatch,

@@ -1,5 +1,6 @@
 //! The objects callers see.
 
+mod actor;
 mod api_key;
 mod connection;
 mod customer;
@@ -16,7 +17,9 @@ pub use customer::{
     DeleteCustomerPayload, UpdateCustomerInput,
 };
 pub use entitlement::{Entitlement, EntitlementKind};
-pub use job::{Job, JobConnection, JobQueue, JobSet};
+pub use job::{
+    Job, JobConnection, JobFilter, JobKind, JobKindRow, JobQueue, JobSet, RetryJobsPayload,
+};
 pub use tenant::{Tenant, UpdateTenantInput, Viewer};
 pub use user::{
     ActivationMethod, AuthPayload, CreateUserInput, CreateUserPayload, DeleteUserPayload, Session,

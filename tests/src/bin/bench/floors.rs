@@ -168,6 +168,7 @@ pub async fn user_and_job(
                             },
                             recipient: &email,
                             user_id: Some(user.id),
+                            customer_id: None,
                             max_attempts: 1,
                         },
                     )
