@@ -251,6 +251,30 @@ pub async fn active_workers(pool: &PgPool) -> sqlx::Result<i64> {
     .await
 }
 
+/// A worker process as its heartbeat shows it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct WorkerBeat {
+    pub worker_id: String,
+    pub started_at: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// Heard from within [`WORKER_SILENCE`].
+    pub active: bool,
+}
+
+/// The worker processes heard from (retention forgets them a day after
+/// their last heartbeat), latest heartbeat first, at most `limit`.
+pub async fn workers(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<WorkerBeat>> {
+    sqlx::query_as(
+        "SELECT worker_id, started_at, last_seen,
+                last_seen > now() - make_interval(secs => $1) AS active
+         FROM worker_heartbeats ORDER BY last_seen DESC, worker_id LIMIT $2",
+    )
+    .bind(WORKER_SILENCE.as_secs_f64())
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
 /// Which of a tenant's jobs: every condition given must hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobFilter {

@@ -134,7 +134,8 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("Actor", "user apiKey", Field),
     ("JobPause", "at by", Field),
     ("JobMinute", "minute done retried killed", Field),
-    ("JobQueue", "kinds activeWorkers jobs", Field),
+    ("JobQueue", "kinds activeWorkers workers jobs", Field),
+    ("WorkerProcess", "id startedAt lastHeartbeatAt active", Field),
     ("JobKindStats", "kind awaitingDispatch pending running done failed killed paused throughput", Field),
     ("Tenant", "id name requireApproval portalUrl selfSignUp", Field),
     ("Viewer", "tenant scopes", Field),
@@ -184,6 +185,7 @@ const ROUTES: &[Route] = &[
     Route { ty: "Actor", query: "node(id: $job) { ... on Job { lastAction { by { FIELD } } } }", scopes: &[JR], target: Target::Tenant },
     Route { ty: "Actor", query: "jobQueue { kinds { paused { by { FIELD } } } }", scopes: &[JR], target: Target::Own },
     Route { ty: "JobPause", query: "jobQueue { kinds { paused { FIELD } } }", scopes: &[JR], target: Target::Own },
+    Route { ty: "WorkerProcess", query: "jobQueue { workers { FIELD } }", scopes: &[JR], target: Target::Own },
     Route { ty: "JobMinute", query: "jobQueue { kinds { throughput { FIELD } } }", scopes: &[JR], target: Target::Own },
     Route { ty: "Tenant", query: "node(id: $tenant) { ... on Tenant { FIELD } }", scopes: &[], target: Target::Tenant },
     Route { ty: "Viewer", query: "viewer { FIELD }", scopes: &[], target: Target::Own },
@@ -818,6 +820,11 @@ impl World {
             json!({}),
         )
         .await;
+        // A worker's heartbeat, for the queue's list of workers.
+        sqlx::query("INSERT INTO worker_heartbeats (worker_id) VALUES ('1234-matrix')")
+            .execute(&app.pool)
+            .await
+            .unwrap();
 
         let tenant = app.tenant.tenant_id.clone();
         let full_key = app.tenant.api_key.clone();

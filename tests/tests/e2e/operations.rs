@@ -363,6 +363,19 @@ async fn a_bulk_retry_retries_exactly_the_jobs_its_filter_names() {
     }
     assert!(app.mail().messages_to("cy@initech.test").is_empty());
 
+    // The worker that sent them, by its heartbeat.
+    let data = app
+        .data(
+            "query { jobQueue { activeWorkers workers { id active startedAt lastHeartbeatAt } } }",
+            json!({}),
+        )
+        .await;
+    let workers = data["jobQueue"]["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 1, "{data}");
+    assert_eq!(workers[0]["active"], true);
+    assert_eq!(data["jobQueue"]["activeWorkers"], 1);
+    assert!(workers[0]["lastHeartbeatAt"].as_str() >= workers[0]["startedAt"].as_str());
+
     // The last hour's throughput: three killed, then two sent.
     let data = app.data(THROUGHPUT, json!({})).await;
     let kinds = data["jobQueue"]["kinds"].as_array().unwrap();

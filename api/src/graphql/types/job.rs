@@ -122,6 +122,18 @@ pub enum JobAction {
     Retried,
 }
 
+/// A worker process, as its heartbeat (every second) shows it.
+#[derive(SimpleObject)]
+pub struct WorkerProcess {
+    /// Its process id and a random suffix, as its logs name it.
+    pub id: String,
+    pub started_at: DateTime<Utc>,
+    pub last_heartbeat_at: DateTime<Utc>,
+    /// Heard from within the last 10 seconds; a worker silent for longer
+    /// is taken for dead and its running jobs go to others.
+    pub active: bool,
+}
+
 /// What one `retryJobs` did.
 #[derive(SimpleObject)]
 pub struct RetryJobsPayload {
@@ -349,6 +361,22 @@ impl JobQueue {
     async fn active_workers(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         let state = ctx.data_unchecked::<AppState>();
         Ok(jobs::active_workers(&state.pool).await?)
+    }
+
+    /// The worker processes heard from in the last day (they serve every
+    /// tenant), latest heartbeat first, at most 100.
+    async fn workers(&self, ctx: &Context<'_>) -> ApiResult<Vec<WorkerProcess>> {
+        let state = ctx.data_unchecked::<AppState>();
+        Ok(jobs::workers(&state.pool, 100)
+            .await?
+            .into_iter()
+            .map(|beat| WorkerProcess {
+                id: beat.worker_id,
+                started_at: beat.started_at,
+                last_heartbeat_at: beat.last_seen,
+                active: beat.active,
+            })
+            .collect())
     }
 
     /// The tenant's jobs, newest first, of a kind and state, or found by
