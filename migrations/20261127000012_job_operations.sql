@@ -68,3 +68,8 @@ CREATE TRIGGER jobs_ended_minute AFTER UPDATE OF state ON jobs
     FOR EACH ROW
     WHEN (OLD.state IS DISTINCT FROM NEW.state AND NEW.state IN ('DONE', 'FAILED', 'KILLED'))
     EXECUTE FUNCTION jobs_ended_minute();
+
+-- retryJobs walks a tenant's FAILED and KILLED jobs oldest first.
+CREATE INDEX jobs_retryable_idx ON jobs (tenant_id, id) WHERE state IN ('FAILED', 'KILLED');
+-- The retention of job_minutes deletes by age across tenants.
+CREATE INDEX job_minutes_minute_idx ON job_minutes (minute);

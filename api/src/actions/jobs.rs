@@ -5,7 +5,6 @@ use sqlx::PgPool;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{self, NodeKind};
 use canopy_core::config::Config;
 use canopy_core::id::JobId;
 use canopy_core::jobs::JobKind;
@@ -35,12 +34,38 @@ pub async fn retry(
     Err(refusal(pool, caller, id, "only FAILED or KILLED jobs are retried").await)
 }
 
+/// The jobs that tell a person about changes to its own account (a new
+/// password, a new address) are its safeguard against a takeover: only a
+/// caller holding every scope (a tenant administrator) may cancel or pause
+/// them.
+fn guards_notices(caller: &Caller, kind: JobKind) -> ApiResult<()> {
+    if kind == JobKind::AccountNotice && !caller.holds_every_scope() {
+        return Err(ApiError::Forbidden(
+            "ACCOUNT_NOTICE jobs tell people of changes to their own account; \
+             only a caller holding every scope stops them"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Cancels a job not yet running: it ends KILLED, saying who cancelled it,
 /// and is never sent.
 pub async fn cancel(pool: &PgPool, caller: &Caller, id: JobId) -> ApiResult<JobRow> {
     let cause = format!("cancelled by {}", who(caller));
-    if let Some(row) = jobs::cancel(pool, caller.tenant_id, id, &cause, caller.actor()).await? {
+    let cancelled = jobs::cancel(
+        pool,
+        caller.tenant_id,
+        id,
+        &cause,
+        caller.actor(),
+        caller.holds_every_scope(),
+    );
+    if let Some(row) = cancelled.await? {
         return Ok(row);
+    }
+    if let Some(row) = jobs::by_id(pool, caller.tenant_id, id).await? {
+        guards_notices(caller, row.kind)?;
     }
     Err(refusal(
         pool,
@@ -68,9 +93,10 @@ pub async fn retry_matching(
     if let Some(state) = filter.state
         && !jobs::RETRIED_FROM.contains(&state)
     {
-        return Err(ApiError::precondition(format!(
-            "only FAILED or KILLED jobs are retried; the filter names {state} jobs"
-        )));
+        return Err(ApiError::bad_input(
+            "filter.state",
+            format!("only FAILED or KILLED jobs are retried; filter.state names {state} jobs"),
+        ));
     }
     let (count, more) = jobs::retry_matching(
         pool,
@@ -87,6 +113,7 @@ pub async fn retry_matching(
 /// Pauses a kind for the caller's tenant: none of its jobs is sent until
 /// it is resumed.
 pub async fn pause(pool: &PgPool, caller: &Caller, kind: JobKind) -> ApiResult<Pause> {
+    guards_notices(caller, kind)?;
     jobs::pause(pool, caller.tenant_id, kind, caller.actor())
         .await?
         .ok_or_else(|| ApiError::precondition(format!("{kind} jobs are already paused")))
@@ -112,12 +139,14 @@ async fn refusal(pool: &PgPool, caller: &Caller, id: JobId, rule: &str) -> ApiEr
     }
 }
 
-/// The caller as a job's last error names it: by global id, which says
-/// nothing to someone who may not look it up.
-fn who(caller: &Caller) -> String {
-    match (caller.user_id(), caller.key_id()) {
-        (Some(user), _) => format!("user {}", ids::of(user)),
-        (None, Some(key)) => format!("API key {}", ids::encode(NodeKind::ApiKey, key)),
-        (None, None) => "an unknown caller".to_owned(),
+/// The caller as a job's last error names it: only what kind of caller.
+/// The error is shown to whoever reads the job (the user it is addressed
+/// to, too); which user or key it was is `lastAction.by`, shown only to
+/// those who may read users or keys.
+fn who(caller: &Caller) -> &'static str {
+    if caller.user_id().is_some() {
+        "a signed-in operator (see lastAction)"
+    } else {
+        "an API key (see lastAction)"
     }
 }

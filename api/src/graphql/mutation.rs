@@ -427,9 +427,11 @@ impl Mutation {
     }
 
     /// Cancels a job that is not running yet (AWAITING_DISPATCH, PENDING
-    /// or FAILED): it ends KILLED with a lastError naming who cancelled it,
-    /// and is never sent; `retryJob` can bring it back. Refuses jobs in any
-    /// other state (FAILED_PRECONDITION). Needs JOBS_WRITE.
+    /// or FAILED): it ends KILLED with a lastError saying it was cancelled
+    /// and by what kind of caller (`lastAction.by` says who), and is never
+    /// sent; `retryJob` can bring it back. Refuses jobs in any other state
+    /// (FAILED_PRECONDITION). Needs JOBS_WRITE; an ACCOUNT_NOTICE (a
+    /// person's safeguard against a takeover) needs every scope.
     async fn cancel_job(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Job> {
         let caller = guards::require(ctx, Scope::JobsWrite)?;
         let id = ids::expect_id(&id, "id")?;
@@ -439,18 +441,19 @@ impl Mutation {
     }
 
     /// Retries, oldest first, up to 1,000 of the FAILED or KILLED jobs the
-    /// filter names (its state, when given, must be FAILED or KILLED, else
-    /// FAILED_PRECONDITION), each with a fresh allowance of attempts;
-    /// `more` says whether others remain to retry with another call. Costs
-    /// 1,000. Needs JOBS_WRITE.
-    #[graphql(complexity = 1000)]
+    /// filter names (its state, when given, must be FAILED or KILLED), each
+    /// with a fresh allowance of attempts; jobs an operator cancelled are
+    /// left for `retryJob`. `more` says whether others remain to retry with
+    /// another call. Costs 10,000. Needs JOBS_WRITE (and USERS_READ or
+    /// CUSTOMERS_READ to filter by user or customer).
+    #[graphql(complexity = 10_000)]
     async fn retry_jobs(
         &self,
         ctx: &Context<'_>,
         filter: JobFilter,
     ) -> ApiResult<RetryJobsPayload> {
         let caller = guards::require(ctx, Scope::JobsWrite)?;
-        let filter = filter.decode("filter")?;
+        let filter = filter.decode(caller, "filter")?;
         let state = state(ctx);
         let retried =
             actions::jobs::retry_matching(&state.pool, &state.config, caller, filter).await?;
@@ -464,7 +467,8 @@ impl Mutation {
     /// or PENDING) and none is sent until `resumeJobKind`; a job a worker
     /// already drew goes back without counting an attempt, and one already
     /// being sent finishes. Refuses a kind already paused
-    /// (FAILED_PRECONDITION). Needs JOBS_WRITE.
+    /// (FAILED_PRECONDITION). Needs JOBS_WRITE; ACCOUNT_NOTICE needs
+    /// every scope.
     async fn pause_job_kind(&self, ctx: &Context<'_>, kind: JobKind) -> ApiResult<JobKindRow> {
         let caller = guards::require(ctx, Scope::JobsWrite)?;
         actions::jobs::pause(&state(ctx).pool, caller, kind.into()).await?;

@@ -400,7 +400,8 @@ pub async fn retry(
 
 /// Retries at most `limit` of the FAILED or KILLED jobs `filter` names
 /// (its state, when given, is one of those), oldest first, recording who
-/// did; answers how many, and whether more remain.
+/// did; answers how many, and whether more remain. Jobs an operator
+/// cancelled are left alone: only `retry`, one by one, brings them back.
 pub async fn retry_matching(
     pool: &PgPool,
     tenant_id: TenantId,
@@ -412,7 +413,10 @@ pub async fn retry_matching(
     let mut query = sqlx::QueryBuilder::new("WITH picked AS (SELECT j.tenant_id, j.id FROM jobs j");
     filter.push(&mut query, tenant_id);
     query
-        .push(" AND j.state IN ('FAILED', 'KILLED') ORDER BY j.id LIMIT ")
+        .push(
+            " AND j.state IN ('FAILED', 'KILLED') AND j.action IS DISTINCT FROM 'CANCELLED'
+             ORDER BY j.id LIMIT ",
+        )
         .push_bind(limit + 1)
         .push(
             " FOR UPDATE SKIP LOCKED), retried AS (
@@ -435,21 +439,26 @@ pub async fn retry_matching(
 }
 
 /// Cancels a job that is not running nor finished: it ends KILLED with
-/// `cause`, recording who did, and is never sent (a worker that drew it
-/// finds it no longer PENDING). `None` when the job is in another state
-/// (or absent).
+/// `cause` (followed by the error it had), recording who did, and is never
+/// sent (a worker that drew it finds it no longer PENDING). Notices to a
+/// person about its own account are cancelled only when `notices_too`.
+/// `None` when the job is in another state, of a kind not allowed (or
+/// absent).
 pub async fn cancel(
     pool: &PgPool,
     tenant_id: TenantId,
     id: JobId,
     cause: &str,
     actor: Actor,
+    notices_too: bool,
 ) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(&format!(
-        "UPDATE jobs j SET state = 'KILLED', last_error = left($3, 500), updated_at = now(),
+        "UPDATE jobs j SET state = 'KILLED', updated_at = now(),
+             last_error = left(concat_ws('; before it: ', $3, j.last_error), 500),
              action = 'CANCELLED', action_at = now(), action_by_user_id = $4, action_by_key_id = $5
          WHERE j.tenant_id = $1 AND j.id = $2
            AND j.state IN ('AWAITING_DISPATCH', 'PENDING', 'FAILED')
+           AND (j.kind <> 'ACCOUNT_NOTICE' OR $6)
          RETURNING {COLUMNS}"
     ))
     .bind(tenant_id)
@@ -457,6 +466,7 @@ pub async fn cancel(
     .bind(cause)
     .bind(actor.user_id)
     .bind(actor.key_id)
+    .bind(notices_too)
     .fetch_optional(pool)
     .await
 }

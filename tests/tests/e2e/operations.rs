@@ -77,9 +77,8 @@ async fn a_cancelled_job_is_never_sent_and_says_who_cancelled_it() {
     assert_eq!(cancelled["state"], "KILLED");
     let key = own_key_id(&app).await;
     assert_eq!(
-        cancelled["lastError"],
-        format!("cancelled by API key {key}"),
-        "{cancelled}"
+        cancelled["lastError"], "cancelled by an API key (see lastAction)",
+        "the error, shown to the user it is addressed to as well, names no one: {cancelled}"
     );
     assert_eq!(cancelled["lastAction"]["action"], "CANCELLED");
     assert_eq!(cancelled["lastAction"]["by"]["apiKey"]["id"], key);
@@ -119,7 +118,12 @@ async fn a_cancelled_job_is_never_sent_and_says_who_cancelled_it() {
         .await;
     assert_eq!(hidden.code, "NOT_FOUND");
 
-    // retryJob brings it back, and says who did.
+    // A bulk retry leaves what an operator cancelled alone; retryJob
+    // brings it back, and says who did.
+    let data = app
+        .data(RETRY_MANY, json!({ "filter": { "state": "KILLED" } }))
+        .await;
+    assert_eq!(data["retryJobs"], json!({ "retried": 0, "more": false }));
     let data = app
         .data(
             "mutation($id: ID!) { retryJob(id: $id) { state lastAction { action by { apiKey { id } } } } }",
@@ -305,7 +309,10 @@ async fn a_bulk_retry_retries_exactly_the_jobs_its_filter_names() {
     let refused = app
         .error(RETRY_MANY, json!({ "filter": { "state": "DONE" } }))
         .await;
-    assert_eq!(refused.code, "FAILED_PRECONDITION");
+    assert_eq!(
+        (refused.code.as_str(), refused.field.as_deref()),
+        ("BAD_USER_INPUT", Some("filter.state"))
+    );
     let bad = app
         .error(RETRY_MANY, json!({ "filter": { "userId": "nonsense" } }))
         .await;
@@ -397,4 +404,64 @@ async fn a_bulk_retry_retries_exactly_the_jobs_its_filter_names() {
             "{other}"
         );
     }
+}
+
+#[tokio::test]
+async fn finding_jobs_by_user_or_customer_needs_their_read_scope_and_account_notices_need_every_scope()
+ {
+    let db = TestDb::new().await;
+    let app = TestApp::spawn(db.pool()).await;
+    let customer = app.customer("Globex", None).await;
+    let user = invite(&app, &customer, "ann@globex.test").await;
+    let operator = app.key_with(&["JOBS_READ", "JOBS_WRITE"]).await;
+
+    // By recipient, the queue's own view; by user or customer, the answer
+    // says which exist, so it needs the scope that reads them.
+    let data = app
+        .data_as(&operator, FIND, json!({ "recipient": "ann@globex.test" }))
+        .await;
+    assert_eq!(recipients(&data), ["ann@globex.test"]);
+    for (variables, scope) in [
+        (json!({ "userId": user }), "USERS_READ"),
+        (json!({ "customerId": customer }), "CUSTOMERS_READ"),
+    ] {
+        let refused = app.error_as(Some(&operator), FIND, variables.clone()).await;
+        assert_eq!(refused.code, "FORBIDDEN");
+        assert!(refused.message.contains(scope), "{}", refused.message);
+        let filter = json!({ "filter": variables });
+        let refused = app.error_as(Some(&operator), RETRY_MANY, filter).await;
+        assert_eq!(refused.code, "FORBIDDEN");
+    }
+
+    // A notice about a person's own account is its safeguard: a JOBS_WRITE
+    // key neither cancels nor pauses it; a caller holding every scope may.
+    let tenant = global_id_number(&app.tenant.tenant_id);
+    let notice: i64 = sqlx::query_scalar(
+        "INSERT INTO jobs (tenant_id, kind, payload, recipient, max_attempts)
+         VALUES ($1, 'ACCOUNT_NOTICE', '{}', 'ann@globex.test', 8) RETURNING id",
+    )
+    .bind(tenant)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let notice = canopy_api::ids::of(canopy_core::id::JobId(notice));
+    let before = app.snapshot().await;
+    let refused = app
+        .error_as(Some(&operator), CANCEL, json!({ "id": notice }))
+        .await;
+    assert_eq!(refused.code, "FORBIDDEN");
+    let refused = app
+        .error_as(Some(&operator), PAUSE, json!({ "kind": "ACCOUNT_NOTICE" }))
+        .await;
+    assert_eq!(refused.code, "FORBIDDEN");
+    assert_eq!(app.snapshot().await, before, "refused: nothing changed");
+    let paused = app
+        .data_as(&operator, PAUSE, json!({ "kind": "INVITATION" }))
+        .await;
+    assert_eq!(paused["pauseJobKind"]["kind"], "INVITATION");
+
+    let data = app.data(CANCEL, json!({ "id": notice })).await;
+    assert_eq!(data["cancelJob"]["state"], "KILLED");
+    let data = app.data(PAUSE, json!({ "kind": "ACCOUNT_NOTICE" })).await;
+    assert_eq!(data["pauseJobKind"]["kind"], "ACCOUNT_NOTICE");
 }

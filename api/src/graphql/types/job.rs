@@ -4,11 +4,13 @@ use chrono::{DateTime, Utc};
 use super::actor::Actor;
 use super::connection::{Connection, Total};
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::graphql::guards;
 use crate::ids::{self};
 use crate::pagination::{self, Page};
 use crate::validation;
-use canopy_core::authz::Actor as CoreActor;
+use canopy_core::authz::{Actor as CoreActor, Scope as CoreScope};
 use canopy_core::id::{TenantId, UserId};
 use canopy_core::jobs::{JobKind as CoreKind, JobState as CoreState};
 use canopy_core::store::Count;
@@ -168,8 +170,26 @@ pub struct JobFilter {
 
 impl JobFilter {
     /// The filter the ledger understands; `field` names the argument in
-    /// errors (`filter`, or empty for the arguments of `jobs`).
-    pub fn decode(self, field: &str) -> ApiResult<CoreFilter> {
+    /// errors (`filter`, or empty for the arguments of `jobs`). Finding
+    /// jobs by user or customer needs the scope that reads them: the
+    /// answer says which exist.
+    pub fn decode(self, caller: &Caller, field: &str) -> ApiResult<CoreFilter> {
+        for (given, scope) in [
+            (self.user_id.is_some(), CoreScope::UsersRead),
+            (self.customer_id.is_some(), CoreScope::CustomersRead),
+        ] {
+            if given && !caller.has(scope) {
+                return Err(ApiError::Forbidden(format!(
+                    "finding jobs by {} needs the {} scope",
+                    if scope == CoreScope::UsersRead {
+                        "user"
+                    } else {
+                        "customer"
+                    },
+                    scope.as_str()
+                )));
+            }
+        }
         let name = |part: &str| {
             if field.is_empty() {
                 part.to_owned()
@@ -384,7 +404,8 @@ impl JobQueue {
     /// addressed to, or the customer they concern (a notice's customer,
     /// else the addressed user's). `first` defaults to 20 and may be at
     /// most 100. Filtered by recipient, user or customer, `totalCount`
-    /// stops at 10,000 (`totalCountIsExact` false).
+    /// stops at 10,000 (`totalCountIsExact` false). Finding by user needs
+    /// USERS_READ, by customer CUSTOMERS_READ.
     #[graphql(complexity = "pagination::connection_cost(first, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn jobs(
@@ -405,7 +426,7 @@ impl JobQueue {
             user_id,
             customer_id,
         }
-        .decode("")?;
+        .decode(guards::caller(ctx)?, "")?;
         JobConnection::for_queue(ctx, self.tenant_id, filter, pagination::page(first, after)?).await
     }
 }
