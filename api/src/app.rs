@@ -27,6 +27,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::Instrument;
 
 use crate::auth::{self, AuthError, Credentials};
+use crate::console;
 use crate::error::retry_after_seconds;
 use crate::graphiql;
 use crate::graphql::extensions::Execution;
@@ -96,7 +97,9 @@ pub fn app(state: AppState) -> Router {
         HeaderValue::from_static("no-store"),
     );
     let graphql: MethodRouter<AppState> = graphql.layer(bounded);
-    let mut router = Router::new().route("/graphql", graphql.layer(no_store));
+    let mut router = Router::new()
+        .route("/graphql", graphql.layer(no_store))
+        .merge(console::routes());
     if state.config.graphiql {
         router = router.merge(graphiql::routes());
     }

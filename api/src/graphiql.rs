@@ -136,7 +136,7 @@ async fn asset(Path(path): Path<String>) -> Response {
 }
 
 /// FNV-1a, 64 bits: enough to give our own script a new URL when it changes.
-const fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) const fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
     while i < bytes.len() {

@@ -20,6 +20,7 @@ pub mod access;
 pub mod actions;
 pub mod app;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod graphiql;
 pub mod graphql;

@@ -1,0 +1,1027 @@
+// The Canopy console: the job queue, the customer tree and users, through
+// the public GraphQL API alone, with the credential its user signs in with.
+//
+// Every element is built with the DOM and every value set as text, so
+// nothing a caller wrote (a title, a name, an error) can become markup; the
+// page's Content-Security-Policy requires Trusted Types, so even a mistake
+// here could not turn a string into HTML.
+
+const CREDENTIAL = 'canopy.console.credential';
+const REFRESH_MS = 2000;
+const SVG = 'http://www.w3.org/2000/svg';
+
+const session = {
+  credential: sessionStorage.getItem(CREDENTIAL) || localStorage.getItem(CREDENTIAL),
+  viewer: null,
+  timers: [],
+};
+
+// ---------------------------------------------------------------- the DOM
+
+/** An element with properties and children; strings become text nodes. */
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === 'on') {
+      for (const [event, handler] of Object.entries(value)) node.addEventListener(event, handler);
+    } else if (name === 'class') {
+      node.className = value;
+    } else if (name === 'text') {
+      node.textContent = value;
+    } else if (name === 'data') {
+      Object.assign(node.dataset, value);
+    } else {
+      node.setAttribute(name, value === true ? '' : String(value));
+    }
+  }
+  append(node, children);
+  return node;
+}
+
+function append(node, ...children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function svg(tag, attributes = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  return append(node, children);
+}
+
+const $ = (id) => document.getElementById(id);
+
+function replace(node, ...children) {
+  node.replaceChildren();
+  return append(node, children);
+}
+
+/** A link to a view of the console. */
+function link(path, text) {
+  return el('a', { href: `#/${path.map(encodeURIComponent).join('/')}` }, text);
+}
+
+function button(text, handler, props = {}) {
+  return el('button', { type: 'button', ...props, on: { click: handler } }, text);
+}
+
+function when(value) {
+  if (!value) return '—';
+  const date = new Date(value);
+  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+}
+
+function table(caption, headings, rows, empty = 'None.') {
+  if (rows.length === 0) return el('p', { class: 'empty' }, `${caption}: ${empty}`);
+  return el(
+    'table',
+    {},
+    el('caption', {}, caption),
+    el('thead', {}, el('tr', {}, headings.map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', {}, rows),
+  );
+}
+
+// ------------------------------------------------------------ the API
+
+class ApiError extends Error {
+  constructor(code, message, field) {
+    super(message);
+    this.code = code;
+    this.field = field;
+  }
+}
+
+/** Runs a GraphQL operation; throws the first error as the API gave it. */
+async function gql(query, variables = {}, { anonymous = false } = {}) {
+  const headers = { 'content-type': 'application/json', accept: 'application/json' };
+  if (!anonymous && session.credential) headers.authorization = `Bearer ${session.credential}`;
+  let response;
+  try {
+    response = await fetch('/graphql', {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ query, variables }),
+      credentials: 'omit',
+      cache: 'no-store',
+    });
+  } catch (cause) {
+    throw new ApiError('NETWORK', `Canopy cannot be reached (${cause.message})`);
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (body && Array.isArray(body.errors) && body.errors.length > 0) {
+    const first = body.errors[0];
+    const extensions = first.extensions || {};
+    const error = new ApiError(
+      extensions.code || `HTTP_${response.status}`,
+      first.message || 'the API answered with an error',
+      extensions.field,
+    );
+    if (error.code === 'UNAUTHENTICATED' && !anonymous && session.credential) {
+      forget();
+      signIn(error);
+    }
+    throw error;
+  }
+  if (!body || !body.data) {
+    throw new ApiError(`HTTP_${response.status}`, response.statusText || 'no answer');
+  }
+  return body.data;
+}
+
+/** Shows an error as the API gave it: its code, message and field. */
+function showError(error) {
+  const alert = $('alert');
+  const parts = [el('strong', {}, error.code || 'ERROR'), ' ', error.message];
+  if (error.field) parts.push(' ', el('span', { class: 'field' }, `(field: ${error.field})`));
+  replace(alert, parts);
+  alert.hidden = false;
+}
+
+function clearError() {
+  $('alert').hidden = true;
+  $('alert').replaceChildren();
+}
+
+function say(text) {
+  $('notice').textContent = text;
+}
+
+/** Runs an action from a button: disabled while it runs, errors shown. */
+async function act(control, work, done) {
+  control.disabled = true;
+  clearError();
+  try {
+    const result = await work();
+    if (done) say(done(result));
+    route();
+  } catch (error) {
+    showError(error);
+    control.disabled = false;
+  }
+}
+
+// ------------------------------------------------------------ signing in
+
+function keep(credential, stay) {
+  session.credential = credential;
+  sessionStorage.removeItem(CREDENTIAL);
+  localStorage.removeItem(CREDENTIAL);
+  (stay ? localStorage : sessionStorage).setItem(CREDENTIAL, credential);
+}
+
+function forget() {
+  session.credential = null;
+  session.viewer = null;
+  sessionStorage.removeItem(CREDENTIAL);
+  localStorage.removeItem(CREDENTIAL);
+}
+
+async function signOut() {
+  if (session.viewer && session.viewer.user) {
+    try {
+      await gql('mutation { logout }');
+    } catch {
+      // The session ends here either way.
+    }
+  }
+  forget();
+  say('Signed out.');
+  signIn();
+}
+
+function signIn(problem) {
+  stopRefreshing();
+  $('nav').hidden = true;
+  $('sign-out').hidden = true;
+  $('who').textContent = '';
+  if (problem) showError(problem);
+  const stay = el('input', { type: 'checkbox', id: 'stay' });
+  const key = el('input', { type: 'password', id: 'key', autocomplete: 'off', required: true });
+  const tenant = el('input', { id: 'tenant', autocomplete: 'organization', required: true });
+  const email = el('input', { type: 'email', id: 'email', autocomplete: 'username', required: true });
+  const password = el('input', {
+    type: 'password',
+    id: 'password',
+    autocomplete: 'current-password',
+    required: true,
+  });
+  const begin = async (credential) => {
+    keep(credential, stay.checked);
+    try {
+      await loadViewer();
+      clearError();
+      if (!location.hash || location.hash === '#/') location.hash = '#/queue';
+      else route();
+    } catch (error) {
+      forget();
+      showError(error);
+    }
+  };
+  const main = $('main');
+  replace(
+    main,
+    el('h1', { tabindex: '-1' }, 'Sign in'),
+    el(
+      'p',
+      {},
+      'The console acts with your credential and can do only what it allows. ',
+      'It is forgotten when this tab closes, unless you ask to stay signed in.',
+    ),
+    el(
+      'form',
+      {
+        class: 'card',
+        'aria-labelledby': 'key-heading',
+        on: {
+          submit: (event) => {
+            event.preventDefault();
+            begin(key.value.trim());
+          },
+        },
+      },
+      el('h2', { id: 'key-heading' }, 'With an API key'),
+      el('label', { for: 'key' }, 'API key'),
+      key,
+      el('button', { type: 'submit' }, 'Sign in with the key'),
+    ),
+    el(
+      'form',
+      {
+        class: 'card',
+        'aria-labelledby': 'login-heading',
+        on: {
+          submit: async (event) => {
+            event.preventDefault();
+            clearError();
+            try {
+              const data = await gql(
+                'mutation($t: ID!, $e: String!, $p: String!) { login(tenantId: $t, email: $e, password: $p) { token } }',
+                { t: tenant.value.trim(), e: email.value.trim(), p: password.value },
+                { anonymous: true },
+              );
+              password.value = '';
+              await begin(data.login.token);
+            } catch (error) {
+              showError(error);
+            }
+          },
+        },
+      },
+      el('h2', { id: 'login-heading' }, 'As an administrator'),
+      el('label', { for: 'tenant' }, 'Tenant ID'),
+      tenant,
+      el('label', { for: 'email' }, 'Email'),
+      email,
+      el('label', { for: 'password' }, 'Password'),
+      password,
+      el('button', { type: 'submit' }, 'Sign in'),
+    ),
+    el('p', {}, stay, ' ', el('label', { for: 'stay' }, 'Stay signed in on this device')),
+  );
+  main.querySelector('h1').focus();
+}
+
+async function loadViewer() {
+  const data = await gql(
+    'query { viewer { scopes tenant { id name } user { id email } apiKey { id name } } }',
+  );
+  session.viewer = data.viewer;
+  const viewer = data.viewer;
+  const as = viewer.user ? viewer.user.email : `API key “${viewer.apiKey.name}”`;
+  $('who').textContent = `${viewer.tenant.name} · ${as}`;
+  $('nav').hidden = false;
+  $('sign-out').hidden = false;
+}
+
+// ------------------------------------------------------------ routing
+
+function stopRefreshing() {
+  for (const timer of session.timers) clearInterval(timer);
+  session.timers = [];
+}
+
+/** Repeats `work` every REFRESH_MS while the view stays. */
+function every(work) {
+  session.timers.push(setInterval(work, REFRESH_MS));
+}
+
+async function route() {
+  if (!session.credential) return signIn();
+  if (!session.viewer) {
+    try {
+      await loadViewer();
+    } catch (error) {
+      if (session.credential) showError(error);
+      return;
+    }
+  }
+  stopRefreshing();
+  const [view, id] = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  for (const a of document.querySelectorAll('#nav a')) {
+    if (a.dataset.view === (view || 'queue')) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  const main = $('main');
+  try {
+    if (view === 'customers' && id) await customerPage(main, id);
+    else if (view === 'customers') await customersView(main);
+    else if (view === 'users' && id) await userPage(main, id);
+    else if (view === 'users') await usersView(main);
+    else await queueView(main);
+  } catch (error) {
+    showError(error);
+  }
+}
+
+function heading(main, text) {
+  const h1 = el('h1', { tabindex: '-1' }, text);
+  replace(main, h1);
+  return h1;
+}
+
+// ------------------------------------------------------------ jobs
+
+const JOB_FIELDS = `id kind state attempts maxAttempts lastError recipient requestId createdAt updatedAt
+  lastAction { action at by { user { email } apiKey { name } } }`;
+const RETRYABLE = ['FAILED', 'KILLED'];
+const CANCELLABLE = ['AWAITING_DISPATCH', 'PENDING', 'FAILED'];
+const STATES = [
+  ['awaitingDispatch', 'Awaiting dispatch'],
+  ['pending', 'Pending'],
+  ['running', 'Running'],
+  ['done', 'Done'],
+  ['failed', 'Failed'],
+  ['killed', 'Killed'],
+];
+
+function jobActions(job) {
+  const actions = [];
+  if (RETRYABLE.includes(job.state)) {
+    actions.push(
+      button('Retry', (event) =>
+        act(
+          event.currentTarget,
+          () => gql('mutation($id: ID!) { retryJob(id: $id) { id state } }', { id: job.id }),
+          () => `Job for ${job.recipient} retried.`,
+        ),
+      ),
+    );
+  }
+  if (CANCELLABLE.includes(job.state)) {
+    actions.push(
+      button('Cancel', (event) =>
+        act(
+          event.currentTarget,
+          () => gql('mutation($id: ID!) { cancelJob(id: $id) { id state } }', { id: job.id }),
+          () => `Job for ${job.recipient} cancelled.`,
+        ),
+      ),
+    );
+  }
+  return actions;
+}
+
+function lastAction(job) {
+  if (!job.lastAction) return '';
+  const by = job.lastAction.by;
+  const who = by.user ? by.user.email : by.apiKey ? `key “${by.apiKey.name}”` : 'someone';
+  return `${job.lastAction.action.toLowerCase()} by ${who}, ${when(job.lastAction.at)}`;
+}
+
+function jobRows(jobs, { withRecipient = true } = {}) {
+  return jobs.map((job) =>
+    el(
+      'tr',
+      { data: { job: job.id, state: job.state } },
+      el('td', {}, job.kind),
+      withRecipient ? el('td', {}, job.recipient || '—') : null,
+      el('td', { class: 'state' }, job.state),
+      el('td', { class: 'num' }, `${job.attempts} of ${job.maxAttempts}`),
+      el('td', { class: 'error' }, job.lastError || ''),
+      el('td', {}, when(job.updatedAt), job.lastAction ? el('div', { class: 'muted' }, lastAction(job)) : null),
+      el('td', { class: 'actions' }, jobActions(job)),
+    ),
+  );
+}
+
+function jobTable(caption, jobs, options) {
+  const headings = ['Kind', 'Recipient', 'State', 'Attempts', 'Last error', 'Updated', 'Actions'];
+  if (options && options.withRecipient === false) headings.splice(1, 1);
+  return table(caption, headings, jobRows(jobs, options));
+}
+
+async function queueView(main) {
+  heading(main, 'Job queue');
+  const counts = el('section', { 'aria-labelledby': 'counts-h' });
+  const chart = el('section', { 'aria-labelledby': 'chart-h' });
+  const workers = el('section', { 'aria-labelledby': 'workers-h' });
+  const problems = el('section', { id: 'problems', 'aria-labelledby': 'problems-h' });
+  const found = el('div', { id: 'found' });
+  const recipient = el('input', { type: 'email', id: 'recipient', required: true });
+  const search = el(
+    'section',
+    { 'aria-labelledby': 'search-h' },
+    el('h2', { id: 'search-h' }, 'Find jobs by recipient'),
+    el(
+      'form',
+      {
+        class: 'inline',
+        on: {
+          submit: async (event) => {
+            event.preventDefault();
+            clearError();
+            try {
+              const data = await gql(
+                `query($r: String) { jobQueue { jobs(recipient: $r, first: 50) { totalCount nodes { ${JOB_FIELDS} } } } }`,
+                { r: recipient.value.trim() },
+              );
+              const jobs = data.jobQueue.jobs;
+              replace(found, jobTable(`Jobs to ${recipient.value.trim()} (${jobs.totalCount})`, jobs.nodes));
+            } catch (error) {
+              showError(error);
+            }
+          },
+        },
+      },
+      el('label', { for: 'recipient' }, 'Recipient address'),
+      recipient,
+      el('button', { type: 'submit' }, 'Find'),
+    ),
+    found,
+  );
+  append(main, counts, chart, workers, problems, search);
+
+  const refreshQueue = async () => {
+    const data = await gql(`query { jobQueue { activeWorkers
+      kinds { kind awaitingDispatch pending running done failed killed
+              paused { at by { user { email } apiKey { name } } }
+              throughput { minute done retried killed } }
+      workers { id startedAt lastHeartbeatAt active } } }`);
+    const queue = data.jobQueue;
+    renderCounts(counts, queue.kinds);
+    renderChart(chart, queue.kinds);
+    replace(
+      workers,
+      el('h2', { id: 'workers-h' }, `Workers (${queue.activeWorkers} active)`),
+      table(
+        'Worker processes, latest heartbeat first',
+        ['Worker', 'Started', 'Last heartbeat', 'State'],
+        queue.workers.map((w) =>
+          el(
+            'tr',
+            {},
+            el('td', { class: 'mono' }, w.id),
+            el('td', {}, when(w.startedAt)),
+            el('td', {}, when(w.lastHeartbeatAt)),
+            el('td', {}, w.active ? 'active' : 'silent'),
+          ),
+        ),
+        'no worker has been heard from.',
+      ),
+    );
+  };
+  const refreshProblems = async () => {
+    // A list the keyboard is in is left alone until focus leaves it.
+    if (problems.contains(document.activeElement)) return;
+    const data = await gql(`query {
+      failed: jobQueue { jobs(state: FAILED, first: 20) { totalCount nodes { ${JOB_FIELDS} } } }
+      killed: jobQueue { jobs(state: KILLED, first: 20) { totalCount nodes { ${JOB_FIELDS} } } } }`);
+    const failed = data.failed.jobs;
+    const killed = data.killed.jobs;
+    replace(
+      problems,
+      el('h2', { id: 'problems-h' }, 'Failing and dead jobs'),
+      el(
+        'p',
+        {},
+        button('Retry every dead job', (event) =>
+          act(
+            event.currentTarget,
+            () => gql('mutation { retryJobs(filter: { state: KILLED }) { retried more } }'),
+            (data) =>
+              `${data.retryJobs.retried} dead jobs retried${data.retryJobs.more ? '; more remain' : ''}.`,
+          ),
+          { disabled: killed.totalCount === 0 },
+        ),
+      ),
+      jobTable(`Failing, to be retried (${failed.totalCount})`, failed.nodes),
+      jobTable(`Dead (${killed.totalCount})`, killed.nodes),
+    );
+  };
+  const refresh = async () => {
+    try {
+      await Promise.all([refreshQueue(), refreshProblems()]);
+    } catch (error) {
+      showError(error);
+    }
+  };
+  await Promise.all([refreshQueue(), refreshProblems()]);
+  main.querySelector('h1').focus();
+  every(refresh);
+}
+
+function renderCounts(section, kinds) {
+  const rows = kinds.map((k) =>
+    el(
+      'tr',
+      { data: { kind: k.kind } },
+      el('th', { scope: 'row' }, k.kind),
+      STATES.map(([field]) => el('td', { class: 'num', data: { state: field } }, String(k[field]))),
+      el('td', {}, k.paused ? `paused since ${when(k.paused.at)}` : 'flowing'),
+      el(
+        'td',
+        { class: 'actions' },
+        k.paused
+          ? button(`Resume ${k.kind}`, (event) =>
+              act(
+                event.currentTarget,
+                () =>
+                  gql('mutation($k: JobKind!) { resumeJobKind(kind: $k) { kind } }', { k: k.kind }),
+                () => `${k.kind} resumed.`,
+              ),
+            )
+          : button(`Pause ${k.kind}`, (event) =>
+              act(
+                event.currentTarget,
+                () =>
+                  gql('mutation($k: JobKind!) { pauseJobKind(kind: $k) { kind } }', { k: k.kind }),
+                () => `${k.kind} paused.`,
+              ),
+            ),
+      ),
+    ),
+  );
+  // Keep the button the keyboard is on.
+  if (section.contains(document.activeElement) && section.childElementCount > 0) return;
+  replace(
+    section,
+    el('h2', { id: 'counts-h' }, 'Jobs per kind and state'),
+    table(
+      'Live counts, refreshed every two seconds',
+      ['Kind', ...STATES.map(([, label]) => label), 'Status', 'Actions'],
+      rows,
+    ),
+  );
+}
+
+function renderChart(section, kinds) {
+  const minutes = kinds[0] ? kinds[0].throughput.length : 0;
+  const totals = [];
+  for (let i = 0; i < minutes; i += 1) {
+    const minute = { at: kinds[0].throughput[i].minute, done: 0, retried: 0, killed: 0 };
+    for (const k of kinds) {
+      minute.done += k.throughput[i].done;
+      minute.retried += k.throughput[i].retried;
+      minute.killed += k.throughput[i].killed;
+    }
+    totals.push(minute);
+  }
+  const sum = (field) => totals.reduce((n, m) => n + m[field], 0);
+  const summary = `Last hour: ${sum('done')} sent, ${sum('retried')} retried, ${sum('killed')} killed.`;
+  const highest = Math.max(1, ...totals.map((m) => m.done + m.retried + m.killed));
+  const width = 600;
+  const height = 140;
+  const slot = width / Math.max(1, minutes);
+  const bars = [];
+  totals.forEach((m, i) => {
+    let y = height;
+    for (const field of ['done', 'retried', 'killed']) {
+      if (m[field] === 0) continue;
+      const h = (m[field] / highest) * (height - 10);
+      y -= h;
+      const label = `${new Date(m.at).toLocaleTimeString(undefined, { timeStyle: 'short' })}: ${m[field]} ${field === 'done' ? 'sent' : field}`;
+      bars.push(
+        svg(
+          'rect',
+          { x: i * slot + 1, y, width: Math.max(1, slot - 2), height: h, class: `bar-${field}` },
+          svg('title', {}, label),
+        ),
+      );
+    }
+  });
+  replace(
+    section,
+    el('h2', { id: 'chart-h' }, 'Throughput, last hour'),
+    el('p', { id: 'throughput-summary' }, summary),
+    svg(
+      'svg',
+      {
+        viewBox: `0 0 ${width} ${height}`,
+        class: 'chart',
+        role: 'img',
+        'aria-label': `Jobs per minute. ${summary}`,
+      },
+      svg('line', { x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5, class: 'axis' }),
+      bars,
+    ),
+    el(
+      'p',
+      { class: 'legend' },
+      el('span', { class: 'key key-done' }),
+      ' sent ',
+      el('span', { class: 'key key-retried' }),
+      ' retried ',
+      el('span', { class: 'key key-killed' }),
+      ' killed',
+    ),
+  );
+}
+
+// ------------------------------------------------------------ customers
+
+const CUSTOMER_ROW = 'id number title innerCustomerCount descendantCount';
+
+async function customersView(main) {
+  heading(main, 'Customers');
+  const results = el('div', { id: 'customer-results' });
+  const term = el('input', { id: 'customer-search', required: true, minlength: 3 });
+  const tree = el('ul', { class: 'tree', id: 'tree', 'aria-label': 'Customer tree' });
+  append(
+    main,
+    el(
+      'form',
+      {
+        class: 'inline',
+        role: 'search',
+        on: {
+          submit: async (event) => {
+            event.preventDefault();
+            clearError();
+            try {
+              const data = await gql(
+                `query($s: String!) { byNumber: customerByNumber(number: $s) { ${CUSTOMER_ROW} }
+                   customers(search: $s, first: 50) { totalCount totalCountIsExact nodes { ${CUSTOMER_ROW} } } }`,
+                { s: term.value.trim() },
+              );
+              const nodes = data.customers.nodes.slice();
+              if (data.byNumber && !nodes.some((c) => c.id === data.byNumber.id)) nodes.unshift(data.byNumber);
+              const count = `${data.customers.totalCount}${data.customers.totalCountIsExact ? '' : '+'}`;
+              replace(
+                results,
+                table(
+                  `Customers matching “${term.value.trim()}” (${count})`,
+                  ['Customer', 'Number', 'Inner', 'Below'],
+                  nodes.map((c) =>
+                    el(
+                      'tr',
+                      {},
+                      el('td', {}, link(['customers', c.id], c.title)),
+                      el('td', {}, c.number),
+                      el('td', { class: 'num' }, String(c.innerCustomerCount)),
+                      el('td', { class: 'num' }, String(c.descendantCount)),
+                    ),
+                  ),
+                ),
+              );
+            } catch (error) {
+              showError(error);
+            }
+          },
+        },
+      },
+      el('label', { for: 'customer-search' }, 'Name or number (at least 3 characters)'),
+      term,
+      el('button', { type: 'submit' }, 'Search'),
+    ),
+    results,
+    el('h2', {}, 'Tree'),
+    tree,
+  );
+  const data = await gql(
+    `query { customers(rootsOnly: true, first: 50) { totalCount nodes { ${CUSTOMER_ROW} } } }`,
+  );
+  append(tree, data.customers.nodes.map(treeItem));
+  if (data.customers.totalCount > data.customers.nodes.length) {
+    append(main, el('p', { class: 'muted' }, `Showing 50 of ${data.customers.totalCount} roots; search to find others.`));
+  }
+  main.querySelector('h1').focus();
+}
+
+function treeItem(customer) {
+  const children = el('ul', { id: `children-${customer.id}`, hidden: true });
+  const item = el('li', { data: { customer: customer.id } });
+  let loaded = false;
+  const toggle =
+    customer.innerCustomerCount > 0
+      ? el(
+          'button',
+          {
+            type: 'button',
+            class: 'toggle',
+            'aria-expanded': 'false',
+            'aria-controls': `children-${customer.id}`,
+            'aria-label': `Show the ${customer.innerCustomerCount} inner customers of ${customer.title}`,
+            on: {
+              click: async (event) => {
+                const control = event.currentTarget;
+                const open = control.getAttribute('aria-expanded') === 'true';
+                if (open) {
+                  control.setAttribute('aria-expanded', 'false');
+                  children.hidden = true;
+                  return;
+                }
+                if (!loaded) {
+                  control.disabled = true;
+                  try {
+                    const data = await gql(
+                      `query($id: ID!) { customer(id: $id) { innerCustomers(first: 50) { totalCount nodes { ${CUSTOMER_ROW} } } } }`,
+                      { id: customer.id },
+                    );
+                    const inner = data.customer.innerCustomers;
+                    append(children, inner.nodes.map(treeItem));
+                    if (inner.totalCount > inner.nodes.length) {
+                      append(children, el('li', { class: 'muted' }, `and ${inner.totalCount - inner.nodes.length} more`));
+                    }
+                    loaded = true;
+                  } catch (error) {
+                    showError(error);
+                    return;
+                  } finally {
+                    control.disabled = false;
+                  }
+                }
+                control.setAttribute('aria-expanded', 'true');
+                children.hidden = false;
+              },
+            },
+          },
+          '▸',
+        )
+      : el('span', { class: 'toggle-space', 'aria-hidden': 'true' });
+  return append(
+    item,
+    toggle,
+    ' ',
+    link(['customers', customer.id], customer.title),
+    ' ',
+    el(
+      'span',
+      { class: 'muted' },
+      `${customer.number} · ${customer.innerCustomerCount} inner · ${customer.descendantCount} below`,
+    ),
+    children,
+  );
+}
+
+async function customerPage(main, id) {
+  const data = await gql(
+    `query($id: ID!) { customer(id: $id) {
+       id number title info email phone country state city address zip depth createdAt
+       innerCustomerCount descendantCount
+       ancestors { id title }
+       administrators { id email firstName lastName status }
+       users(first: 100) { totalCount nodes { id email firstName lastName status role } }
+       entitlements { id kind reference createdAt } } }`,
+    { id },
+  );
+  const c = data.customer;
+  if (!c) {
+    heading(main, 'Customer not found');
+    return;
+  }
+  heading(main, c.title);
+  const path = el('nav', { 'aria-label': 'Customer path', class: 'path' });
+  append(path, link(['customers'], 'Customers'));
+  for (const a of c.ancestors) append(path, ' / ', link(['customers', a.id], a.title));
+  append(path, ' / ', c.title);
+  const details = el('dl', { class: 'details' });
+  for (const [label, value] of [
+    ['Number', c.number],
+    ['Inner customers', c.innerCustomerCount],
+    ['All below', c.descendantCount],
+    ['Email', c.email],
+    ['Phone', c.phone],
+    ['Place', [c.address, c.zip, c.city, c.state, c.country].filter(Boolean).join(', ')],
+    ['Info', c.info],
+    ['Created', when(c.createdAt)],
+  ]) {
+    if (value === null || value === undefined || value === '') continue;
+    append(details, el('dt', {}, label), el('dd', {}, String(value)));
+  }
+  const person = (u) => [u.firstName, u.lastName].filter(Boolean).join(' ') || '—';
+  append(
+    main,
+    path,
+    details,
+    el('h2', {}, 'Administrators'),
+    table(
+      'Administrators of this customer',
+      ['Email', 'Name', 'Status'],
+      c.administrators.map((u) =>
+        el('tr', {}, el('td', {}, link(['users', u.id], u.email)), el('td', {}, person(u)), el('td', {}, u.status)),
+      ),
+    ),
+    el('h2', {}, `Users (${c.users.totalCount})`),
+    table(
+      'Users of this customer',
+      ['Email', 'Name', 'Role', 'Status'],
+      c.users.nodes.map((u) =>
+        el(
+          'tr',
+          {},
+          el('td', {}, link(['users', u.id], u.email)),
+          el('td', {}, person(u)),
+          el('td', {}, u.role),
+          el('td', {}, u.status),
+        ),
+      ),
+    ),
+    el('h2', {}, 'Entitlements'),
+    table(
+      'Entitlements of this customer',
+      ['Kind', 'Reference', 'Since'],
+      c.entitlements.map((e) =>
+        el('tr', {}, el('td', {}, e.kind), el('td', { class: 'mono' }, e.reference), el('td', {}, when(e.createdAt))),
+      ),
+    ),
+  );
+  main.querySelector('h1').focus();
+}
+
+// ------------------------------------------------------------ users
+
+const USER_ROW = 'id email firstName lastName status role createdAt customer { id title number }';
+
+function userRows(users, withApprove) {
+  return users.map((u) =>
+    el(
+      'tr',
+      { data: { user: u.id } },
+      el('td', {}, link(['users', u.id], u.email)),
+      el('td', {}, [u.firstName, u.lastName].filter(Boolean).join(' ') || '—'),
+      el('td', {}, u.customer ? link(['customers', u.customer.id], u.customer.title) : 'the tenant'),
+      el('td', {}, u.status),
+      el('td', {}, when(u.createdAt)),
+      withApprove
+        ? el(
+            'td',
+            { class: 'actions' },
+            button(`Approve ${u.email}`, (event) =>
+              act(
+                event.currentTarget,
+                () => gql('mutation($id: ID!) { approveUser(id: $id) { user { id status } } }', { id: u.id }),
+                () => `${u.email} approved.`,
+              ),
+            ),
+          )
+        : null,
+    ),
+  );
+}
+
+async function usersView(main) {
+  heading(main, 'Users');
+  const results = el('div', { id: 'user-results' });
+  const term = el('input', { id: 'user-search', required: true, minlength: 3 });
+  append(
+    main,
+    el(
+      'form',
+      {
+        class: 'inline',
+        role: 'search',
+        on: {
+          submit: async (event) => {
+            event.preventDefault();
+            clearError();
+            try {
+              const data = await gql(
+                `query($s: String!) { users(search: $s, first: 50) { totalCount nodes { ${USER_ROW} } } }`,
+                { s: term.value.trim() },
+              );
+              replace(
+                results,
+                table(
+                  `Users matching “${term.value.trim()}” (${data.users.totalCount})`,
+                  ['Email', 'Name', 'Customer', 'Status', 'Created'],
+                  userRows(data.users.nodes, false),
+                ),
+              );
+            } catch (error) {
+              showError(error);
+            }
+          },
+        },
+      },
+      el('label', { for: 'user-search' }, 'Email or name (at least 3 characters)'),
+      term,
+      el('button', { type: 'submit' }, 'Search'),
+    ),
+    results,
+  );
+  const data = await gql(
+    `query { approvalRequests(first: 50) { totalCount nodes { ${USER_ROW} } } }`,
+  );
+  append(
+    main,
+    el('h2', {}, `Waiting for approval (${data.approvalRequests.totalCount})`),
+    table(
+      'Users waiting for approval, oldest first',
+      ['Email', 'Name', 'Customer', 'Status', 'Requested', 'Actions'],
+      userRows(data.approvalRequests.nodes, true),
+      'nobody is waiting.',
+    ),
+  );
+  main.querySelector('h1').focus();
+}
+
+function userActions(user) {
+  const call = (text, query, variables, done) =>
+    button(text, (event) => act(event.currentTarget, () => gql(query, variables), () => done));
+  const actions = [];
+  if (user.status === 'PENDING_APPROVAL') {
+    actions.push(call('Approve', 'mutation($id: ID!) { approveUser(id: $id) { user { id } } }', { id: user.id }, `${user.email} approved.`));
+  }
+  if (user.status === 'ACTIVE') {
+    actions.push(
+      call('Suspend', 'mutation($id: ID!) { setUserStatus(id: $id, status: SUSPENDED) { user { id } } }', { id: user.id }, `${user.email} suspended.`),
+    );
+  }
+  if (user.status === 'SUSPENDED') {
+    actions.push(
+      call('Reactivate', 'mutation($id: ID!) { setUserStatus(id: $id, status: ACTIVE) { user { id } } }', { id: user.id }, `${user.email} reactivated.`),
+    );
+  }
+  if (user.invitation && ['PENDING', 'EXPIRED', 'REVOKED'].includes(user.invitation.state) && !user.lastLoginAt) {
+    actions.push(
+      call(
+        'Resend the invitation',
+        'mutation($id: ID!) { resendActivation(id: $id, method: SEND_ACTIVATION_EMAIL) { user { id } } }',
+        { id: user.id },
+        `A new invitation goes to ${user.email}.`,
+      ),
+    );
+  }
+  if (user.invitation && user.invitation.state === 'PENDING') {
+    actions.push(
+      call('Revoke the invitation', 'mutation($id: ID!) { revokeInvitation(id: $id) { user { id } } }', { id: user.id }, `${user.email}'s invitation revoked.`),
+    );
+  }
+  return actions;
+}
+
+async function userPage(main, id) {
+  const data = await gql(
+    `query($id: ID!) { user(id: $id) {
+       id email firstName lastName phone role status emailVerified lastLoginAt createdAt
+       customer { id title number }
+       invitation { state method expiresAt }
+       emailDeliveries(first: 50) { totalCount nodes { ${JOB_FIELDS} } } } }`,
+    { id },
+  );
+  const u = data.user;
+  if (!u) {
+    heading(main, 'User not found');
+    return;
+  }
+  heading(main, u.email);
+  const details = el('dl', { class: 'details' });
+  for (const [label, value] of [
+    ['Name', [u.firstName, u.lastName].filter(Boolean).join(' ')],
+    ['Status', u.status],
+    ['Role', u.role],
+    ['Email verified', u.emailVerified ? 'yes' : 'no'],
+    ['Phone', u.phone],
+    ['Invitation', u.invitation ? `${u.invitation.state.toLowerCase()}, until ${when(u.invitation.expiresAt)}` : null],
+    ['Last sign-in', u.lastLoginAt ? when(u.lastLoginAt) : 'never'],
+    ['Created', when(u.createdAt)],
+  ]) {
+    if (value === null || value === undefined || value === '') continue;
+    append(details, el('dt', {}, label), el('dd', { data: { field: label } }, String(value)));
+  }
+  append(
+    main,
+    el(
+      'p',
+      { class: 'path' },
+      u.customer ? ['Customer: ', link(['customers', u.customer.id], `${u.customer.title} (${u.customer.number})`)] : 'Tenant administrator',
+    ),
+    details,
+    el('div', { class: 'actions', role: 'group', 'aria-label': 'Actions' }, userActions(u)),
+    el('h2', {}, `Email deliveries (${u.emailDeliveries.totalCount})`),
+    jobTable('Emails addressed to this user and the jobs that send them, newest first', u.emailDeliveries.nodes, {
+      withRecipient: true,
+    }),
+  );
+  main.querySelector('h1').focus();
+}
+
+// ------------------------------------------------------------ start
+
+$('sign-out').addEventListener('click', signOut);
+window.addEventListener('hashchange', () => {
+  clearError();
+  say('');
+  route();
+});
+route();
