@@ -18,6 +18,12 @@ before(async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await context.newPage();
   page.on('pageerror', (error) => pageErrors.push(error.message));
+  // A policy violation (CSP, Trusted Types) is reported on the console.
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !/status of 401/.test(message.text())) {
+      pageErrors.push(`console: ${message.text()}`);
+    }
+  });
   page.on('dialog', (dialog) => {
     pageErrors.push(`a dialog opened: ${dialog.message()}`);
     dialog.dismiss();
@@ -106,6 +112,10 @@ test('a kind is paused and resumed from the keyboard', async () => {
   await pause.focus();
   await page.keyboard.press('Enter');
   await page.getByRole('button', { name: 'Resume PASSWORD_RESET' }).waitFor();
+  // The keyboard stays where it was: on the row's button, now Resume.
+  await until('focus on Resume', () =>
+    page.evaluate(() => document.activeElement.textContent === 'Resume PASSWORD_RESET'),
+  );
   assert.match(await page.locator('tr[data-kind="PASSWORD_RESET"]').textContent(), /paused since/);
   await page.getByRole('button', { name: 'Resume PASSWORD_RESET' }).click();
   await page.getByRole('button', { name: 'Pause PASSWORD_RESET' }).waitFor();
@@ -120,6 +130,14 @@ test('the tree expands three levels, lazily', async () => {
     await until(`${title} to open`, async () => (await toggle.getAttribute('aria-expanded')) === 'true');
   }
   await page.getByRole('link', { name: 'Leeds Shop 2' }).waitFor();
+  // A level longer than a page is read a page at a time.
+  await page.getByRole('button', { name: /inner customers of Many Shops Ltd$/ }).click();
+  await page.getByRole('link', { name: 'Shop 50' }).waitFor();
+  assert.equal(await page.getByRole('link', { name: 'Shop 51' }).count(), 0);
+  await page.getByRole('button', { name: 'Show more of the inner customers of Many Shops Ltd' }).click();
+  await page.getByRole('link', { name: 'Shop 55' }).waitFor();
+  assert.equal(await page.getByRole('button', { name: /Show more of the inner/ }).count(), 0);
+  await page.getByRole('button', { name: /inner customers of Many Shops Ltd$/ }).click();
   await screenshot(page, 'console-customers');
 
   // A customer's page: its place, users and administrators.

@@ -60,10 +60,14 @@ function replace(node, ...children) {
   return append(node, children);
 }
 
-/** A link to a view of the console. */
+/** A link to a view of the console; its text isolated, so a name written
+ * right to left cannot reorder what stands around it. */
 function link(path, text) {
-  return el('a', { href: `#/${path.map(encodeURIComponent).join('/')}` }, text);
+  return el('a', { href: `#/${path.map(encodeURIComponent).join('/')}` }, el('bdi', {}, text));
 }
+
+/** Text a caller wrote, isolated in its direction. */
+const written = (text) => el('bdi', {}, text);
 
 function button(text, handler, props = {}) {
   return el('button', { type: 'button', ...props, on: { click: handler } }, text);
@@ -96,10 +100,15 @@ class ApiError extends Error {
   }
 }
 
-/** Runs a GraphQL operation; throws the first error as the API gave it. */
-async function gql(query, variables = {}, { anonymous = false } = {}) {
+/**
+ * Runs a GraphQL operation and answers its data; throws its first error as
+ * the API gave it. With `partial`, data that came back with errors is
+ * answered and the errors are shown.
+ */
+async function gql(query, variables = {}, { anonymous = false, partial = false } = {}) {
   const headers = { 'content-type': 'application/json', accept: 'application/json' };
-  if (!anonymous && session.credential) headers.authorization = `Bearer ${session.credential}`;
+  const sent = anonymous ? null : session.credential;
+  if (sent) headers.authorization = `Bearer ${sent}`;
   let response;
   try {
     response = await fetch('/graphql', {
@@ -119,18 +128,30 @@ async function gql(query, variables = {}, { anonymous = false } = {}) {
     body = null;
   }
   if (body && Array.isArray(body.errors) && body.errors.length > 0) {
-    const first = body.errors[0];
-    const extensions = first.extensions || {};
-    const error = new ApiError(
-      extensions.code || `HTTP_${response.status}`,
-      first.message || 'the API answered with an error',
-      extensions.field,
-    );
-    if (error.code === 'UNAUTHENTICATED' && !anonymous && session.credential) {
+    const errors = body.errors.map((e) => {
+      const extensions = e.extensions || {};
+      const error = new ApiError(
+        extensions.code || `HTTP_${response.status}`,
+        e.message || 'the API answered with an error',
+        extensions.field,
+      );
+      error.requestId = extensions.requestId;
+      error.path = Array.isArray(e.path) ? e.path.join('.') : null;
+      return error;
+    });
+    const first = errors[0];
+    // Only a refusal of the credential in use ends it, not a late answer
+    // to one replaced meanwhile.
+    if (first.code === 'UNAUTHENTICATED' && sent && session.credential === sent) {
       forget();
-      signIn(error);
+      signIn(first);
+      throw first;
     }
-    throw error;
+    if (partial && body.data) {
+      showErrors(errors);
+      return body.data;
+    }
+    throw first;
   }
   if (!body || !body.data) {
     throw new ApiError(`HTTP_${response.status}`, response.statusText || 'no answer');
@@ -140,10 +161,21 @@ async function gql(query, variables = {}, { anonymous = false } = {}) {
 
 /** Shows an error as the API gave it: its code, message and field. */
 function showError(error) {
+  showErrors([error]);
+}
+
+function showErrors(errors) {
   const alert = $('alert');
-  const parts = [el('strong', {}, error.code || 'ERROR'), ' ', error.message];
-  if (error.field) parts.push(' ', el('span', { class: 'field' }, `(field: ${error.field})`));
-  replace(alert, parts);
+  replace(
+    alert,
+    errors.map((error) => {
+      const parts = [el('strong', {}, error.code || 'ERROR'), ' ', error.message];
+      if (error.field) parts.push(' ', el('span', { class: 'field' }, `(field: ${error.field})`));
+      if (error.path) parts.push(' ', el('span', { class: 'field' }, `(at ${error.path})`));
+      if (error.requestId) parts.push(' ', el('span', { class: 'field' }, `(request ${error.requestId})`));
+      return el('div', {}, parts);
+    }),
+  );
   alert.hidden = false;
 }
 
@@ -156,18 +188,37 @@ function say(text) {
   $('notice').textContent = text;
 }
 
-/** Runs an action from a button: disabled while it runs, errors shown. */
+/** Runs an action from a button: disabled while it runs, errors shown;
+ * the view is read again and focus goes back where it was. */
 async function act(control, work, done) {
+  const row = control.closest('tr');
+  const focus = {
+    label: control.textContent,
+    row: row && row.dataset.kind ? `tr[data-kind="${CSS.escape(row.dataset.kind)}"]` : null,
+  };
   control.disabled = true;
   clearError();
   try {
     const result = await work();
     if (done) say(done(result));
-    route();
+    await route({ focus });
   } catch (error) {
     showError(error);
     control.disabled = false;
   }
+}
+
+/** The button labelled `label` in `scope`, if there is one. */
+function buttonLabelled(scope, label) {
+  return [...scope.querySelectorAll('button')].find((b) => b.textContent === label && !b.disabled);
+}
+
+/** Rebuilds a part of a view that refreshes itself, keeping the keyboard
+ * on the same button. */
+function rebuild(section, ...children) {
+  const focused = section.contains(document.activeElement) ? document.activeElement.textContent : null;
+  replace(section, ...children);
+  if (focused) buttonLabelled(section, focused)?.focus();
 }
 
 // ------------------------------------------------------------ signing in
@@ -187,15 +238,16 @@ function forget() {
 }
 
 async function signOut() {
+  let ended = 'Signed out.';
   if (session.viewer && session.viewer.user) {
     try {
       await gql('mutation { logout }');
-    } catch {
-      // The session ends here either way.
+    } catch (error) {
+      ended = `Signed out here; the server did not end the session (${error.code}).`;
     }
   }
   forget();
-  say('Signed out.');
+  say(ended);
   signIn();
 }
 
@@ -306,16 +358,38 @@ async function loadViewer() {
 // ------------------------------------------------------------ routing
 
 function stopRefreshing() {
-  for (const timer of session.timers) clearInterval(timer);
+  for (const timer of session.timers) clearTimeout(timer);
   session.timers = [];
 }
 
-/** Repeats `work` every REFRESH_MS while the view stays. */
-function every(work) {
-  session.timers.push(setInterval(work, REFRESH_MS));
+/** Runs `work` REFRESH_MS after the last run ended, while the view is
+ * `alive` and not while the tab is hidden; waits longer after a failure. */
+function every(work, alive) {
+  let delay = REFRESH_MS;
+  const tick = async () => {
+    if (!alive()) return;
+    if (!document.hidden) {
+      try {
+        await work();
+        delay = REFRESH_MS;
+      } catch (error) {
+        if (alive()) showError(error);
+        delay = Math.min(delay * 2, 30000);
+      }
+    }
+    if (alive()) session.timers.push(setTimeout(tick, delay));
+  };
+  session.timers.push(setTimeout(tick, delay));
 }
 
-async function route() {
+/** Counts navigations: a view whose navigation is no longer the latest
+ * shows nothing and stops refreshing. */
+let navigation = 0;
+
+async function route({ focus } = {}) {
+  const mine = ++navigation;
+  const alive = () => mine === navigation && Boolean(session.credential);
+  stopRefreshing();
   if (!session.credential) return signIn();
   if (!session.viewer) {
     try {
@@ -325,22 +399,38 @@ async function route() {
       return;
     }
   }
-  stopRefreshing();
-  const [view, id] = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  let view;
+  let id;
+  try {
+    [view, id] = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  } catch {
+    [view, id] = ['queue'];
+  }
   for (const a of document.querySelectorAll('#nav a')) {
     if (a.dataset.view === (view || 'queue')) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  const main = $('main');
+  // The view is built apart and shown once read, unless another
+  // navigation came first.
+  const built = el('div');
   try {
-    if (view === 'customers' && id) await customerPage(main, id);
-    else if (view === 'customers') await customersView(main);
-    else if (view === 'users' && id) await userPage(main, id);
-    else if (view === 'users') await usersView(main);
-    else await queueView(main);
+    if (view === 'customers' && id) await customerPage(built, id);
+    else if (view === 'customers') await customersView(built);
+    else if (view === 'users' && id) await userPage(built, id);
+    else if (view === 'users') await usersView(built);
+    else await queueView(built, alive);
   } catch (error) {
-    showError(error);
+    if (alive()) showError(error);
+    return;
   }
+  if (!alive()) return;
+  const main = $('main');
+  replace(main, ...built.childNodes);
+  // Back to the button acted on, or the one that replaced it in its row.
+  const again =
+    focus && (buttonLabelled(main, focus.label) || (focus.row && main.querySelector(`${focus.row} button`)));
+  if (again) again.focus();
+  else main.querySelector('h1')?.focus();
 }
 
 function heading(main, text) {
@@ -420,7 +510,7 @@ function jobTable(caption, jobs, options) {
   return table(caption, headings, jobRows(jobs, options));
 }
 
-async function queueView(main) {
+async function queueView(main, alive) {
   heading(main, 'Job queue');
   const counts = el('section', { 'aria-labelledby': 'counts-h' });
   const chart = el('section', { 'aria-labelledby': 'chart-h' });
@@ -491,14 +581,12 @@ async function queueView(main) {
     );
   };
   const refreshProblems = async () => {
-    // A list the keyboard is in is left alone until focus leaves it.
-    if (problems.contains(document.activeElement)) return;
     const data = await gql(`query {
       failed: jobQueue { jobs(state: FAILED, first: 20) { totalCount nodes { ${JOB_FIELDS} } } }
       killed: jobQueue { jobs(state: KILLED, first: 20) { totalCount nodes { ${JOB_FIELDS} } } } }`);
     const failed = data.failed.jobs;
     const killed = data.killed.jobs;
-    replace(
+    rebuild(
       problems,
       el('h2', { id: 'problems-h' }, 'Failing and dead jobs'),
       el(
@@ -518,16 +606,9 @@ async function queueView(main) {
       jobTable(`Dead (${killed.totalCount})`, killed.nodes),
     );
   };
-  const refresh = async () => {
-    try {
-      await Promise.all([refreshQueue(), refreshProblems()]);
-    } catch (error) {
-      showError(error);
-    }
-  };
-  await Promise.all([refreshQueue(), refreshProblems()]);
-  main.querySelector('h1').focus();
-  every(refresh);
+  const refresh = () => Promise.all([refreshQueue(), refreshProblems()]);
+  await refresh();
+  every(refresh, alive);
 }
 
 function renderCounts(section, kinds) {
@@ -561,9 +642,7 @@ function renderCounts(section, kinds) {
       ),
     ),
   );
-  // Keep the button the keyboard is on.
-  if (section.contains(document.activeElement) && section.childElementCount > 0) return;
-  replace(
+  rebuild(
     section,
     el('h2', { id: 'counts-h' }, 'Jobs per kind and state'),
     table(
@@ -697,14 +776,40 @@ async function customersView(main) {
     el('h2', {}, 'Tree'),
     tree,
   );
-  const data = await gql(
-    `query { customers(rootsOnly: true, first: 50) { totalCount nodes { ${CUSTOMER_ROW} } } }`,
-  );
-  append(tree, data.customers.nodes.map(treeItem));
-  if (data.customers.totalCount > data.customers.nodes.length) {
-    append(main, el('p', { class: 'muted' }, `Showing 50 of ${data.customers.totalCount} roots; search to find others.`));
+  await loadPage(tree, 'the roots', async (after) => {
+    const data = await gql(
+      `query($after: String) { customers(rootsOnly: true, first: 50, after: $after) {
+         pageInfo { hasNextPage endCursor } nodes { ${CUSTOMER_ROW} } } }`,
+      { after },
+    );
+    return data.customers;
+  });
+}
+
+/** Appends a page of customers to `list`, and a button for the next page
+ * while there is one. */
+async function loadPage(list, whose, fetchPage, after = null) {
+  const page = await fetchPage(after);
+  append(list, page.nodes.map(treeItem));
+  if (page.pageInfo.hasNextPage) {
+    const more = el('li', { class: 'more' });
+    append(
+      more,
+      button(`Show more of ${whose}`, async (event) => {
+        event.currentTarget.disabled = true;
+        try {
+          await loadPage(list, whose, fetchPage, page.pageInfo.endCursor);
+          const next = more.nextElementSibling;
+          more.remove();
+          (next?.querySelector('a, button') || list.lastElementChild?.querySelector('a, button'))?.focus();
+        } catch (error) {
+          showError(error);
+          event.currentTarget.disabled = false;
+        }
+      }),
+    );
+    append(list, more);
   }
-  main.querySelector('h1').focus();
 }
 
 function treeItem(customer) {
@@ -733,15 +838,15 @@ function treeItem(customer) {
                 if (!loaded) {
                   control.disabled = true;
                   try {
-                    const data = await gql(
-                      `query($id: ID!) { customer(id: $id) { innerCustomers(first: 50) { totalCount nodes { ${CUSTOMER_ROW} } } } }`,
-                      { id: customer.id },
-                    );
-                    const inner = data.customer.innerCustomers;
-                    append(children, inner.nodes.map(treeItem));
-                    if (inner.totalCount > inner.nodes.length) {
-                      append(children, el('li', { class: 'muted' }, `and ${inner.totalCount - inner.nodes.length} more`));
-                    }
+                    await loadPage(children, `the inner customers of ${customer.title}`, async (after) => {
+                      const data = await gql(
+                        `query($id: ID!, $after: String) { customer(id: $id) {
+                           innerCustomers(first: 50, after: $after) {
+                             pageInfo { hasNextPage endCursor } nodes { ${CUSTOMER_ROW} } } } }`,
+                        { id: customer.id, after },
+                      );
+                      return data.customer.innerCustomers;
+                    });
                     loaded = true;
                   } catch (error) {
                     showError(error);
@@ -783,6 +888,7 @@ async function customerPage(main, id) {
        users(first: 100) { totalCount nodes { id email firstName lastName status role } }
        entitlements { id kind reference createdAt } } }`,
     { id },
+    { partial: true },
   );
   const c = data.customer;
   if (!c) {
@@ -817,15 +923,15 @@ async function customerPage(main, id) {
     table(
       'Administrators of this customer',
       ['Email', 'Name', 'Status'],
-      c.administrators.map((u) =>
+      (c.administrators || []).map((u) =>
         el('tr', {}, el('td', {}, link(['users', u.id], u.email)), el('td', {}, person(u)), el('td', {}, u.status)),
       ),
     ),
-    el('h2', {}, `Users (${c.users.totalCount})`),
+    el('h2', {}, `Users (${c.users ? c.users.totalCount : '?'})`),
     table(
       'Users of this customer',
       ['Email', 'Name', 'Role', 'Status'],
-      c.users.nodes.map((u) =>
+      (c.users ? c.users.nodes : []).map((u) =>
         el(
           'tr',
           {},
@@ -840,12 +946,11 @@ async function customerPage(main, id) {
     table(
       'Entitlements of this customer',
       ['Kind', 'Reference', 'Since'],
-      c.entitlements.map((e) =>
+      (c.entitlements || []).map((e) =>
         el('tr', {}, el('td', {}, e.kind), el('td', { class: 'mono' }, e.reference), el('td', {}, when(e.createdAt))),
       ),
     ),
   );
-  main.querySelector('h1').focus();
 }
 
 // ------------------------------------------------------------ users
@@ -858,8 +963,14 @@ function userRows(users, withApprove) {
       'tr',
       { data: { user: u.id } },
       el('td', {}, link(['users', u.id], u.email)),
-      el('td', {}, [u.firstName, u.lastName].filter(Boolean).join(' ') || '—'),
-      el('td', {}, u.customer ? link(['customers', u.customer.id], u.customer.title) : 'the tenant'),
+      el('td', {}, written([u.firstName, u.lastName].filter(Boolean).join(' ') || '—')),
+      el(
+        'td',
+        {},
+        u.customer
+          ? [link(['customers', u.customer.id], u.customer.title), ' ', el('span', { class: 'muted' }, u.customer.number)]
+          : 'the tenant',
+      ),
       el('td', {}, u.status),
       el('td', {}, when(u.createdAt)),
       withApprove
@@ -932,7 +1043,6 @@ async function usersView(main) {
       'nobody is waiting.',
     ),
   );
-  main.querySelector('h1').focus();
 }
 
 function userActions(user) {
@@ -952,7 +1062,12 @@ function userActions(user) {
       call('Reactivate', 'mutation($id: ID!) { setUserStatus(id: $id, status: ACTIVE) { user { id } } }', { id: user.id }, `${user.email} reactivated.`),
     );
   }
-  if (user.invitation && ['PENDING', 'EXPIRED', 'REVOKED'].includes(user.invitation.state) && !user.lastLoginAt) {
+  if (user.status === 'PENDING_APPROVAL') {
+    actions.push(
+      call('Refuse (suspend)', 'mutation($id: ID!) { setUserStatus(id: $id, status: SUSPENDED) { user { id } } }', { id: user.id }, `${user.email} refused.`),
+    );
+  }
+  if (user.status === 'PENDING_EMAIL_VALIDATION' && user.invitation) {
     actions.push(
       call(
         'Resend the invitation',
@@ -978,6 +1093,7 @@ async function userPage(main, id) {
        invitation { state method expiresAt }
        emailDeliveries(first: 50) { totalCount nodes { ${JOB_FIELDS} } } } }`,
     { id },
+    { partial: true },
   );
   const u = data.user;
   if (!u) {
@@ -1008,17 +1124,26 @@ async function userPage(main, id) {
     ),
     details,
     el('div', { class: 'actions', role: 'group', 'aria-label': 'Actions' }, userActions(u)),
-    el('h2', {}, `Email deliveries (${u.emailDeliveries.totalCount})`),
-    jobTable('Emails addressed to this user and the jobs that send them, newest first', u.emailDeliveries.nodes, {
-      withRecipient: true,
-    }),
+    u.emailDeliveries
+      ? [
+          el('h2', {}, `Email deliveries (${u.emailDeliveries.totalCount})`),
+          jobTable('Emails addressed to this user and the jobs that send them, newest first', u.emailDeliveries.nodes),
+        ]
+      : null,
   );
-  main.querySelector('h1').focus();
 }
 
 // ------------------------------------------------------------ start
 
 $('sign-out').addEventListener('click', signOut);
+// Signed out in another tab of a kept sign-in: this one forgets it too.
+window.addEventListener('storage', (event) => {
+  if (event.key === CREDENTIAL && event.newValue === null && session.credential) {
+    forget();
+    say('Signed out in another tab.');
+    signIn();
+  }
+});
 window.addEventListener('hashchange', () => {
   clearError();
   say('');

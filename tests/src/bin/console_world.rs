@@ -47,6 +47,11 @@ async fn build(app: &TestApp) -> anyhow::Result<serde_json::Value> {
     app.customer("Leeds Shop 2", Some(&leeds)).await;
     app.customer("Southern Region", Some(&holdings)).await;
     app.customer("Globex", None).await;
+    // More inner customers than one page holds.
+    let many = app.customer("Many Shops Ltd", None).await;
+    for n in 1..=55 {
+        app.customer(&format!("Shop {n:02}"), Some(&many)).await;
+    }
 
     // A user whose invitation went out.
     let data = app
