@@ -46,7 +46,23 @@ pub async fn run() -> Result<()> {
     )
     .execute(&pool)
     .await?;
+    // A busy hour of throughput: every minute, kind and shard has its row,
+    // as many as the per-minute counts ever hold for a tenant.
+    sqlx::query(
+        "INSERT INTO job_minutes (tenant_id, minute, kind, shard, done, retried, killed)
+         SELECT $1, date_trunc('minute', now()) - make_interval(mins => m), k, s, 500, 5, 1
+         FROM generate_series(0, 59) m,
+              unnest(ARRAY['EMAIL_VALIDATION','INVITATION','ADMIN_NOTIFICATION',
+                           'PASSWORD_RESET','ACCOUNT_NOTICE']) k,
+              generate_series(0, 7) s",
+    )
+    .bind(tenant_id)
+    .execute(&pool)
+    .await?;
     sqlx::query("VACUUM ANALYZE jobs").execute(&pool).await?;
+    sqlx::query("VACUUM ANALYZE job_minutes")
+        .execute(&pool)
+        .await?;
     println!(
         "seeded {rows} job rows in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -60,6 +76,22 @@ pub async fn run() -> Result<()> {
         .time(
             "jobQueue: counts per kind and state, active workers",
             "{ jobQueue { activeWorkers kinds { kind awaitingDispatch pending running done failed killed } } }",
+            &json!({}),
+        )
+        .await?;
+    bench
+        .time(
+            "jobQueue as the console reads it every 2 s: counts, pauses, throughput of the last hour, workers",
+            "{ jobQueue { activeWorkers kinds { kind awaitingDispatch pending running done failed killed
+               paused { at } throughput { minute done retried killed } }
+               workers { id startedAt lastHeartbeatAt active } } }",
+            &json!({}),
+        )
+        .await?;
+    bench
+        .time(
+            "jobQueue.jobs(recipient: …, first: 20) + totalCount",
+            "{ jobQueue { jobs(recipient: \"USER777777@bench.test\", first: 20) { totalCount nodes { id state } } } }",
             &json!({}),
         )
         .await?;
