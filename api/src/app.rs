@@ -26,6 +26,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::Instrument;
 
+use crate::account;
 use crate::auth::{self, AuthError, Credentials};
 use crate::console;
 use crate::error::retry_after_seconds;
@@ -99,7 +100,8 @@ pub fn app(state: AppState) -> Router {
     let graphql: MethodRouter<AppState> = graphql.layer(bounded);
     let mut router = Router::new()
         .route("/graphql", graphql.layer(no_store))
-        .merge(console::routes());
+        .merge(console::routes())
+        .merge(account::routes());
     if state.config.graphiql {
         router = router.merge(graphiql::routes());
     }
@@ -266,16 +268,66 @@ async fn execute(
             "the request has no query",
         );
     }
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let (response, report, execution) = match operate(&state, &edge, authorization, request).await {
+        Operated::Ran {
+            response,
+            report,
+            execution,
+        } => (*response, report, execution),
+        Operated::Refused(status, code, message) => return media.refuse(status, code, message),
+    };
+    let refused = response.data == async_graphql::Value::Null
+        && response.errors.iter().any(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(|code| *code == async_graphql::Value::from("RATE_LIMITED"))
+        });
+    let mut http = media.respond(response, execution.began());
+    if let Some(verdict) = report {
+        rate_limit_headers(http.headers_mut(), &verdict);
+        if refused && !verdict.allowed {
+            *http.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            http.headers_mut().insert(
+                header::RETRY_AFTER,
+                retry_after_seconds(verdict.retry_after).into(),
+            );
+        }
+    }
+    http
+}
+
+/// How one operation went: run (with the caller's budget as it stands), or
+/// refused before it ran.
+pub(crate) enum Operated {
+    Ran {
+        response: Box<async_graphql::Response>,
+        report: Option<Verdict>,
+        execution: Arc<Execution>,
+    },
+    Refused(StatusCode, &'static str, &'static str),
+}
+
+/// Runs one GraphQL operation for the caller `authorization` names, as
+/// /graphql does: authenticated, within the caller's and the client's
+/// budgets, its jobs carrying the request's id. The account pages speak
+/// the API through this too.
+pub(crate) async fn operate(
+    state: &AppState,
+    edge: &Edge,
+    authorization: Option<&str>,
+    request: async_graphql::Request,
+) -> Operated {
     let span = tracing::info_span!("graphql_request", request_id = %edge.request_id);
     async move {
-        let authorization = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
         let caller = match auth::authenticate(&state.pool, &state.credentials, authorization).await
         {
             Ok(caller) => caller,
             Err(AuthError::Invalid) => {
-                return media.refuse(
+                return Operated::Refused(
                     StatusCode::UNAUTHORIZED,
                     "UNAUTHENTICATED",
                     "the bearer secret is not a valid API key or session",
@@ -283,7 +335,7 @@ async fn execute(
             }
             Err(AuthError::Database(error)) => {
                 tracing::error!(%error, "cannot authenticate");
-                return media.refuse(
+                return Operated::Refused(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "INTERNAL",
                     "internal error",
@@ -310,26 +362,12 @@ async fn execute(
                 extensions.set("requestId", edge.request_id.clone());
             }
         }
-        let refused = response.data == async_graphql::Value::Null
-            && response.errors.iter().any(|e| {
-                e.extensions
-                    .as_ref()
-                    .and_then(|x| x.get("code"))
-                    .is_some_and(|code| *code == async_graphql::Value::from("RATE_LIMITED"))
-            });
         let report = *budget.report.lock().expect("report");
-        let mut http = media.respond(response, execution.began());
-        if let Some(verdict) = report {
-            rate_limit_headers(http.headers_mut(), &verdict);
-            if refused && !verdict.allowed {
-                *http.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-                http.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    retry_after_seconds(verdict.retry_after).into(),
-                );
-            }
+        Operated::Ran {
+            response: Box::new(response),
+            report,
+            execution,
         }
-        http
     }
     .instrument(span)
     .await

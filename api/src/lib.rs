@@ -17,6 +17,7 @@
 //!   the checks of input.
 
 pub mod access;
+pub mod account;
 pub mod actions;
 pub mod app;
 pub mod auth;

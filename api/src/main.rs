@@ -34,8 +34,11 @@ enum Command {
         name: String,
         #[arg(long)]
         admin_email: String,
-        #[arg(long, default_value = "http://localhost:3000")]
-        portal_url: String,
+        /// The tenant's own portal, below which its emails' links go;
+        /// without it, Canopy's account pages
+        /// (`<CANOPY_PUBLIC_URL>/account/<tenant id>`).
+        #[arg(long)]
+        portal_url: Option<String>,
         #[arg(long)]
         require_approval: bool,
         /// Nobody may sign up by themselves; users are created by
@@ -86,7 +89,7 @@ async fn run(cli: Cli) -> Result<()> {
             let config = Config::from_env()?;
             let pool = db::connect_and_migrate(&config.database_url).await?;
             let keyring = Keyring::load(&pool, &config).await?;
-            let created = tenants::create(&pool, &keyring, new)
+            let created = tenants::create(&pool, &keyring, &config.public_url, new)
                 .await
                 .map_err(refuse)?;
             println!("{}", serde_json::to_string_pretty(&created)?);

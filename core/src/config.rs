@@ -6,6 +6,40 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+/// `CANOPY_PUBLIC_URL`, or by default the address canopy-api serves (a
+/// wildcard address as `localhost`).
+fn public_url_or_served(value: &str, addr: &str) -> Result<url::Url> {
+    let value = if value.is_empty() {
+        let served: SocketAddr = addr
+            .parse()
+            .with_context(|| format!("CANOPY_ADDR is not an address: {addr}"))?;
+        if served.ip().is_unspecified() {
+            format!("http://localhost:{}", served.port())
+        } else {
+            format!("http://{served}")
+        }
+    } else {
+        value.trim_end_matches('/').to_owned()
+    };
+    let url = url::Url::parse(&value)
+        .ok()
+        .filter(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host().is_some()
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && u.username().is_empty()
+                && u.password().is_none()
+        })
+        .with_context(|| {
+            format!(
+                "CANOPY_PUBLIC_URL must be an http(s) URL without query or fragment, such as \
+                 https://accounts.example.com: {value}"
+            )
+        })?;
+    Ok(url)
+}
+
 /// The shortest server secret accepted: 256 bits.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -16,6 +50,10 @@ pub struct Config {
     /// Prefix of every Redis key.
     pub queue: String,
     pub addr: SocketAddr,
+    /// Where people reach Canopy (`CANOPY_PUBLIC_URL`): the base of the
+    /// account pages, and so of the links in the emails of a tenant
+    /// without a portal of its own. No trailing slash.
+    pub public_url: url::Url,
     pub embedded_worker: bool,
     /// May hold credentials: never log it as it is.
     pub smtp_url: Option<String>,
@@ -186,6 +224,7 @@ impl Config {
                 .unwrap_or_else(|| default.to_owned())
         };
         let addr = get("CANOPY_ADDR", "127.0.0.1:8080");
+        let public_url = get("CANOPY_PUBLIC_URL", "");
         let embedded_worker = get("CANOPY_EMBEDDED_WORKER", "true");
         let max_attempts = get(
             "CANOPY_JOB_MAX_ATTEMPTS",
@@ -292,6 +331,7 @@ impl Config {
             database_url: get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/canopy"),
             redis_url: get("REDIS_URL", "redis://127.0.0.1:6379"),
             queue: get("CANOPY_QUEUE", "canopy"),
+            public_url: public_url_or_served(&public_url, &addr)?,
             addr: addr
                 .parse()
                 .with_context(|| format!("CANOPY_ADDR is not an address: {addr}"))?,
@@ -343,6 +383,35 @@ fn parse_bool(value: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_url_defaults_to_the_address_served_and_must_be_plain() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(config.public_url.as_str(), "http://127.0.0.1:8080/");
+        let anywhere =
+            Config::from_lookup(|name| (name == "CANOPY_ADDR").then(|| "0.0.0.0:9000".to_owned()))
+                .unwrap();
+        assert_eq!(anywhere.public_url.as_str(), "http://localhost:9000/");
+        let set = |value: &'static str| {
+            Config::from_lookup(move |name| (name == "CANOPY_PUBLIC_URL").then(|| value.to_owned()))
+        };
+        assert_eq!(
+            set("https://accounts.example.com/canopy/")
+                .unwrap()
+                .public_url
+                .as_str(),
+            "https://accounts.example.com/canopy"
+        );
+        for bad in [
+            "ftp://x.example",
+            "https://x.example/?a=1",
+            "nonsense",
+            "https://u:p@x.example",
+        ] {
+            let error = set(bad).unwrap_err().to_string();
+            assert!(error.contains("CANOPY_PUBLIC_URL"), "{bad}: {error}");
+        }
+    }
 
     #[test]
     fn defaults_work_locally() {

@@ -84,6 +84,11 @@ pub const GENEROUS_LIMIT: &str = "1000000/60";
 /// address known); returns the address.
 pub async fn serve(state: AppState) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve_on(listener, state)
+}
+
+/// `serve` on a listener the caller bound (to know its address first).
+pub fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         axum::serve(
@@ -259,6 +264,9 @@ impl TestApp {
             None => RedisNamespace::new("canopy-test"),
         };
         let smtp_url = smtp.as_ref().map(mail::SmtpSink::url);
+        // Bound first, so that the links in emails name this app.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let public_url = format!("http://{}", listener.local_addr().unwrap());
         let config = Arc::new(
             Config::from_lookup(|name| {
                 if let Some((_, value)) = env.iter().find(|(key, _)| *key == name) {
@@ -269,6 +277,7 @@ impl TestApp {
                     "CANOPY_EMBEDDED_WORKER" => Some("false".into()),
                     "CANOPY_SECRET" => Some(TEST_SECRET.into()),
                     "SMTP_URL" => smtp_url.clone(),
+                    "CANOPY_PUBLIC_URL" => Some(public_url.clone()),
                     "CANOPY_JOB_LEASE_SECONDS" => Some("5".into()),
                     "REDIS_URL" => Some(namespace.redis_url().to_owned()),
                     // The tests' client names its requests (X-Request-Id).
@@ -283,7 +292,7 @@ impl TestApp {
             .await
             .expect("app state");
         let keyring = state.keyring.clone();
-        let addr = serve(state).await;
+        let addr = serve_on(listener, state);
         let mut app = Self {
             addr,
             pool,
@@ -301,13 +310,25 @@ impl TestApp {
     }
 
     pub async fn create_tenant(&self, name: &str) -> CreatedTenant {
+        self.create_tenant_with_portal(name, Some("https://portal.example.com"))
+            .await
+    }
+
+    /// A tenant whose portal is `portal`, or without one Canopy's account
+    /// pages on this app.
+    pub async fn create_tenant_with_portal(
+        &self,
+        name: &str,
+        portal: Option<&str>,
+    ) -> CreatedTenant {
         tenants::create(
             &self.pool,
             &self.keyring,
+            &self.config.public_url,
             NewTenant {
                 name: name.into(),
                 admin_email: format!("admin@{}.test", name.to_lowercase()),
-                portal_url: "https://portal.example.com".into(),
+                portal_url: portal.map(str::to_owned),
                 require_approval: false,
                 self_sign_up: true,
             },

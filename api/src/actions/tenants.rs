@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{self};
 use crate::validation;
 use canopy_core::authz;
+use canopy_core::id::TenantId;
 use canopy_core::lifecycle::UserStatus;
 use canopy_core::links;
 use canopy_core::secrets::{self, Keyring, SecretKind};
@@ -25,7 +26,9 @@ pub const ACTIVATION_TTL_HOURS: i64 = 168;
 pub struct NewTenant {
     pub name: String,
     pub admin_email: String,
-    pub portal_url: String,
+    /// The tenant's own portal; `None`: Canopy's account pages
+    /// (`<CANOPY_PUBLIC_URL>/account/<tenant id>`).
+    pub portal_url: Option<String>,
     pub require_approval: bool,
     pub self_sign_up: bool,
 }
@@ -46,27 +49,37 @@ impl NewTenant {
     pub fn validate(&self) -> ApiResult<()> {
         validation::required("name", &self.name, validation::MAX_TITLE_CHARS)?;
         validation::email("adminEmail", &self.admin_email)?;
-        portal_url(&self.portal_url)?;
+        self.portal_url.as_deref().map(portal_url).transpose()?;
         Ok(())
     }
 }
 
-pub async fn create(pool: &PgPool, keyring: &Keyring, new: NewTenant) -> ApiResult<CreatedTenant> {
+pub async fn create(
+    pool: &PgPool,
+    keyring: &Keyring,
+    public_url: &Url,
+    new: NewTenant,
+) -> ApiResult<CreatedTenant> {
     let name = validation::required("name", &new.name, validation::MAX_TITLE_CHARS)?;
     let admin_email = validation::email("adminEmail", &new.admin_email)?;
-    let portal_url = portal_url(&new.portal_url)?;
+    let own_portal = new.portal_url.as_deref().map(portal_url).transpose()?;
 
     let mut tx = pool.begin().await?;
-    let tenant = tenants::insert(
-        &mut tx,
-        &tenants::Settings {
-            name: &name,
-            portal_url: portal_url.as_str(),
-            require_approval: new.require_approval,
-            self_sign_up: new.self_sign_up,
-        },
-    )
-    .await?;
+    let mut settings = tenants::Settings {
+        name: &name,
+        portal_url: own_portal.as_ref().unwrap_or(public_url).as_str(),
+        require_approval: new.require_approval,
+        self_sign_up: new.self_sign_up,
+    };
+    let mut tenant = tenants::insert(&mut tx, &settings).await?;
+    // Without a portal of its own, the account pages are its portal; their
+    // address names the tenant, known only now.
+    let hosted = account_pages(public_url, tenant.id);
+    if own_portal.is_none() {
+        settings.portal_url = hosted.as_str();
+        tenant = tenants::update(&mut tx, tenant.id, &settings).await?;
+    }
+    let portal_url = own_portal.unwrap_or(hosted);
     let admin = users::insert(
         &mut tx,
         tenant.id,
@@ -118,6 +131,18 @@ pub async fn create(pool: &PgPool, keyring: &Keyring, new: NewTenant) -> ApiResu
         api_key: key.plaintext,
         activation_link: links::link(&portal_url, links::ACTIVATE, &activation.token),
     })
+}
+
+/// Where Canopy serves a tenant's account pages: `<public>/account/<tenant id>`.
+pub fn account_pages(public_url: &Url, tenant: TenantId) -> Url {
+    let mut url = public_url.clone();
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments
+            .pop_if_empty()
+            .push("account")
+            .push(&ids::of(tenant));
+    }
+    url
 }
 
 /// A one-line account of why creating a tenant failed, for the CLI.

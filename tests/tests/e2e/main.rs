@@ -1,6 +1,7 @@
 //! End-to-end tests: GraphQL over HTTP against the real app, each on a
 //! database of its own.
 
+mod account_pages;
 mod accounts;
 mod api_keys;
 mod customers;

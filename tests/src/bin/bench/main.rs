@@ -56,10 +56,11 @@ async fn bench_tenant(pool: &PgPool, config: &Config) -> Result<tenants::Created
     tenants::create(
         pool,
         &keyring,
+        &config.public_url,
         NewTenant {
             name: "Bench".into(),
             admin_email: "admin@bench.test".into(),
-            portal_url: "http://localhost:3000".into(),
+            portal_url: None,
             require_approval: false,
             self_sign_up: true,
         },

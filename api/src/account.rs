@@ -1,0 +1,650 @@
+//! Canopy's account pages, under `/account/<tenant id>`: the pages the
+//! links in a tenant's emails open when the tenant has no portal of its
+//! own (accept an invitation, confirm an address, choose a new password,
+//! ask for a reset, sign in and out).
+//!
+//! Each page is a plain HTML form that works without JavaScript; what it
+//! does, it does through the public GraphQL API (`app::operate`, the same
+//! path as /graphql, with the same limits), so it can do nothing a caller
+//! could not do by hand. Following a link only shows a form: a token is
+//! spent when the person submits it, never when a mail scanner opens it.
+//! Every form carries a CSRF token that must match its cookie; pages are
+//! never cached, framed, or sent in a Referer; the session a sign-in makes
+//! lives in an HttpOnly, SameSite=Strict cookie scoped to the tenant's
+//! pages.
+
+use std::sync::LazyLock;
+
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use minijinja::{Environment, Value, context};
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::actions::tenants::account_pages;
+use crate::app::{AppState, Edge, Operated, operate};
+use crate::graphiql::fnv1a;
+use crate::ids;
+use canopy_core::store::tenants::{self, TenantRow};
+
+const CSRF_COOKIE: &str = "canopy_csrf";
+const SESSION_COOKIE: &str = "canopy_session";
+
+/// Styles from this server only; forms post only here; nothing frames the
+/// pages, and no script runs at all.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+     form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+const STYLES: &[u8] = include_bytes!("../assets/account/account.css");
+
+static STYLES_PATH: LazyLock<String> =
+    LazyLock::new(|| format!("account-{:016x}.css", fnv1a(STYLES)));
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, source) in [
+        ("layout.html", include_str!("../assets/account/layout.html")),
+        ("home.html", include_str!("../assets/account/home.html")),
+        (
+            "password.html",
+            include_str!("../assets/account/password.html"),
+        ),
+        (
+            "confirm.html",
+            include_str!("../assets/account/confirm.html"),
+        ),
+        ("forgot.html", include_str!("../assets/account/forgot.html")),
+    ] {
+        env.add_template(name, source)
+            .expect("the account templates parse");
+    }
+    env
+});
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/account/assets/{file}", get(styles))
+        .route("/account/{tenant}", get(home))
+        .route("/account/{tenant}/sign-in", post(sign_in))
+        .route("/account/{tenant}/sign-out", post(sign_out))
+        .route(
+            "/account/{tenant}/activate",
+            get(activate_page).post(activate),
+        )
+        .route(
+            "/account/{tenant}/reset-password",
+            get(reset_page).post(reset),
+        )
+        .route(
+            "/account/{tenant}/validate-email",
+            get(validate_page).post(validate),
+        )
+        .route(
+            "/account/{tenant}/forgot-password",
+            get(forgot_page).post(forgot),
+        )
+}
+
+async fn styles(Path(file): Path<String>) -> Response {
+    if file != *STYLES_PATH {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        STYLES,
+    )
+        .into_response()
+}
+
+/// A page of one tenant: its row, where its pages are, and the cookies.
+struct Page {
+    tenant: TenantRow,
+    /// The tenant id as the API names it.
+    tenant_id: String,
+    /// The path of the tenant's pages, e.g. `/account/VGVuYW50OjE`.
+    base: String,
+    jar: CookieJar,
+    csrf: String,
+    secure: bool,
+    state: AppState,
+    edge: Edge,
+}
+
+/// An error as the API gave it.
+struct Refusal {
+    code: String,
+    message: String,
+    field: Option<String>,
+}
+
+impl Page {
+    /// The tenant's pages, when the tenant exists and has no portal of its
+    /// own (a tenant with one answers as if it did not exist).
+    async fn open(
+        state: AppState,
+        edge: Edge,
+        tenant: &str,
+        jar: CookieJar,
+    ) -> Result<Self, Response> {
+        let not_found = || (StatusCode::NOT_FOUND, no_cache(), "Not found").into_response();
+        let id = ids::tenant(tenant).ok_or_else(not_found)?;
+        let row = tenants::by_id(&state.pool, id)
+            .await
+            .map_err(|_| StatusCode::SERVICE_UNAVAILABLE.into_response())?
+            .ok_or_else(not_found)?;
+        let hosted = account_pages(&state.config.public_url, id);
+        if row.portal_url != hosted.as_str() {
+            return Err(not_found());
+        }
+        let csrf = jar
+            .get(CSRF_COOKIE)
+            .map(|c| c.value().to_owned())
+            .filter(|v| v.len() == 32)
+            .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+        Ok(Self {
+            tenant_id: ids::of(id),
+            base: hosted.path().trim_end_matches('/').to_owned(),
+            secure: state.config.public_url.scheme() == "https",
+            tenant: row,
+            jar,
+            csrf,
+            state,
+            edge,
+        })
+    }
+
+    /// Whether a posted form carries this browser's CSRF token.
+    fn genuine(&self, sent: &str) -> bool {
+        self.jar
+            .get(CSRF_COOKIE)
+            .is_some_and(|c| bool::from(c.value().as_bytes().ct_eq(sent.as_bytes())))
+    }
+
+    fn cookie(&self, name: &'static str, value: String, path: &str) -> Cookie<'static> {
+        Cookie::build((name, value))
+            .path(path.to_owned())
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(SameSite::Strict)
+            .build()
+    }
+
+    fn session(&self) -> Option<String> {
+        self.jar.get(SESSION_COOKIE).map(|c| c.value().to_owned())
+    }
+
+    /// Runs `query` through the public API, as `bearer` when given.
+    async fn call(
+        &self,
+        bearer: Option<&str>,
+        query: &str,
+        variables: serde_json::Value,
+    ) -> Result<serde_json::Value, Refusal> {
+        let request = async_graphql::Request::new(query)
+            .variables(async_graphql::Variables::from_json(variables));
+        let authorization = bearer.map(|b| format!("Bearer {b}"));
+        match operate(&self.state, &self.edge, authorization.as_deref(), request).await {
+            Operated::Refused(_, code, message) => Err(Refusal {
+                code: code.to_owned(),
+                message: message.to_owned(),
+                field: None,
+            }),
+            Operated::Ran { response, .. } => {
+                if let Some(error) = response.errors.first() {
+                    let extension = |name: &str| {
+                        error
+                            .extensions
+                            .as_ref()
+                            .and_then(|x| x.get(name))
+                            .and_then(|v| match v {
+                                async_graphql::Value::String(s) => Some(s.clone()),
+                                _ => None,
+                            })
+                    };
+                    return Err(Refusal {
+                        code: extension("code").unwrap_or_else(|| "INTERNAL".into()),
+                        message: error.message.clone(),
+                        field: extension("field"),
+                    });
+                }
+                Ok(response.data.into_json().unwrap_or_default())
+            }
+        }
+    }
+
+    /// The page `template` with `values`, the CSRF cookie set.
+    fn render(self, status: StatusCode, template: &str, values: Value) -> Response {
+        let common = context! {
+            tenant => self.tenant.name,
+            base => self.base,
+            csrf => self.csrf,
+            styles => format!("/account/assets/{}", *STYLES_PATH),
+        };
+        let html = TEMPLATES
+            .get_template(template)
+            .and_then(|t| t.render(context! { ..values, ..common }));
+        let html = match html {
+            Ok(html) => html,
+            Err(error) => {
+                tracing::error!(%error, template, "cannot render an account page");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        };
+        let csrf = self.cookie(CSRF_COOKIE, self.csrf.clone(), "/account");
+        (status, self.jar.add(csrf), no_cache(), Html(html)).into_response()
+    }
+
+    fn forged(self, template: &str) -> Response {
+        self.render(
+            StatusCode::FORBIDDEN,
+            template,
+            context! { error => "This page was open too long or came from elsewhere. Reload it and try again." },
+        )
+    }
+}
+
+/// What every account page is sent with.
+fn no_cache() -> [(HeaderName, HeaderValue); 5] {
+    [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ),
+    ]
+}
+
+/// The status a refusal is shown with.
+fn status_of(refusal: &Refusal) -> StatusCode {
+    match refusal.code.as_str() {
+        "BAD_USER_INPUT" => StatusCode::BAD_REQUEST,
+        "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
+        "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
+        "FORBIDDEN" => StatusCode::FORBIDDEN,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    csrf: String,
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    csrf: String,
+    token: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    csrf: String,
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct EmailForm {
+    csrf: String,
+    email: String,
+}
+
+async fn home(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    Path(tenant): Path<String>,
+    jar: CookieJar,
+) -> Response {
+    let page = match Page::open(state, edge, &tenant, jar).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    if let Some(session) = page.session() {
+        let viewer = page
+            .call(
+                Some(&session),
+                "query { viewer { user { email } } }",
+                json!({}),
+            )
+            .await;
+        if let Ok(data) = viewer
+            && let Some(email) = data["viewer"]["user"]["email"].as_str()
+        {
+            let email = email.to_owned();
+            return page.render(StatusCode::OK, "home.html", context! { email });
+        }
+    }
+    let mut page = page;
+    page.jar = page
+        .jar
+        .remove(Cookie::build(SESSION_COOKIE).path(page.base.clone()));
+    page.render(StatusCode::OK, "home.html", context! {})
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    Path(tenant): Path<String>,
+    jar: CookieJar,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let page = match Page::open(state, edge, &tenant, jar).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    if !page.genuine(&form.csrf) {
+        return page.forged("home.html");
+    }
+    let login = page
+        .call(
+            None,
+            "mutation($t: ID!, $e: String!, $p: String!) {
+               login(tenantId: $t, email: $e, password: $p) { token } }",
+            json!({ "t": page.tenant_id, "e": form.email, "p": form.password }),
+        )
+        .await;
+    match login {
+        Ok(data) => signed_in(page, &data["login"]["token"]),
+        Err(refusal) => page.render(
+            status_of(&refusal),
+            "home.html",
+            context! { error => refusal.message, entered_email => form.email },
+        ),
+    }
+}
+
+/// Keeps the session a sign-in made, and goes to the account's page.
+fn signed_in(page: Page, token: &serde_json::Value) -> Response {
+    let Some(token) = token.as_str() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let session = page.cookie(SESSION_COOKIE, token.to_owned(), &page.base);
+    let to = page.base.clone();
+    (page.jar.add(session), no_cache(), Redirect::to(&to)).into_response()
+}
+
+async fn sign_out(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    Path(tenant): Path<String>,
+    jar: CookieJar,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let page = match Page::open(state, edge, &tenant, jar).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    if !page.genuine(&form.csrf) {
+        return page.forged("home.html");
+    }
+    if let Some(session) = page.session() {
+        // Ended here either way; an already dead session is no error.
+        let _ = page
+            .call(Some(&session), "mutation { logout }", json!({}))
+            .await;
+    }
+    let to = page.base.clone();
+    let jar = page
+        .jar
+        .remove(Cookie::build(SESSION_COOKIE).path(page.base.clone()));
+    (jar, no_cache(), Redirect::to(&to)).into_response()
+}
+
+/// The form that sets a password with a link's token; `page_name` is where
+/// it posts.
+fn password_form(
+    page: Page,
+    status: StatusCode,
+    page_name: &str,
+    token: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let (heading, intro, action) = if page_name == "activate" {
+        (
+            "Set up your account",
+            "Choose a password to finish setting up your account.",
+            "Set my password",
+        )
+    } else {
+        (
+            "Choose a new password",
+            "Choose a new password for your account.",
+            "Change my password",
+        )
+    };
+    let expired = token.is_none();
+    page.render(
+        status,
+        "password.html",
+        context! { heading, intro, action, page => page_name, token, expired, error },
+    )
+}
+
+async fn activate_page(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    Path(tenant): Path<String>,
+    jar: CookieJar,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    match Page::open(state, edge, &tenant, jar).await {
+        Ok(page) => password_form(page, StatusCode::OK, "activate", query.token, None),
+        Err(response) => response,
+    }
+}
+
+async fn activate(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    Path(tenant): Path<String>,
+    jar: CookieJar,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let page = match Page::open(state, edge, &tenant, jar).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    if !page.genuine(&form.csrf) {
+        return page.forged("password.html");
+    }
+    let activated = page
+        .call(
+            None,
+            "mutation($t: String!, $p: String!) { activateAccount(token: $t, password: $p) { token } }",
+            json!({ "t": form.token, "p": form.password }),
+        )
+        .await;
+    match activated {
+        Ok(data) => signed_in(page, &data["activateAccount"]["token"]),
+        Err(refusal) => refused_password(page, "activate", form.token, refusal),
+    }
+}
+
+/// A refused password form: an expired or used link says so; a weak
+/// password says why, the form kept.
+fn refused_password(page: Page, page_name: &str, token: String, refusal: Refusal) -> Response {
+    let status = status_of(&refusal);
+    let token = (refusal.field.as_deref() != Some("token")).then_some(token);
+    password_form(page, status, page_name, token, Some(refusal.message))
+}
+
+async fn reset_page(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    Path(tenant): Path<String>,
+    jar: CookieJar,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    match Page::open(state, edge, &tenant, jar).await {
+        Ok(page) => password_form(page, StatusCode::OK, "reset-password", query.token, None),
+        Err(response) => response,
+    }
+}
+
+async fn reset(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    Path(tenant): Path<String>,
+    jar: CookieJar,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let page = match Page::open(state, edge, &tenant, jar).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    if !page.genuine(&form.csrf) {
+        return page.forged("password.html");
+    }
+    let reset = page
+        .call(
+            None,
+            "mutation($t: String!, $p: String!) { resetPassword(token: $t, password: $p) }",
+            json!({ "t": form.token, "p": form.password }),
+        )
+        .await;
+    match reset {
+        Ok(_) => page.render(
+            StatusCode::OK,
+            "home.html",
+            context! { notice => "Your password is changed. Sign in with it." },
+        ),
+        Err(refusal) => refused_password(page, "reset-password", form.token, refusal),
+    }
+}
+
+async fn validate_page(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    Path(tenant): Path<String>,
+    jar: CookieJar,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    match Page::open(state, edge, &tenant, jar).await {
+        Ok(page) => {
+            let expired = query.token.is_none();
+            page.render(
+                StatusCode::OK,
+                "confirm.html",
+                context! { token => query.token, expired },
+            )
+        }
+        Err(response) => response,
+    }
+}
+
+async fn validate(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    Path(tenant): Path<String>,
+    jar: CookieJar,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    let page = match Page::open(state, edge, &tenant, jar).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    if !page.genuine(&form.csrf) {
+        return page.forged("confirm.html");
+    }
+    let validated = page
+        .call(
+            None,
+            "mutation($t: String!) { validateEmail(token: $t) { user { status } } }",
+            json!({ "t": form.token }),
+        )
+        .await;
+    match validated {
+        Ok(data) => {
+            let confirmed = if data["validateEmail"]["user"]["status"] == "PENDING_APPROVAL" {
+                "Your address is confirmed. An administrator reviews your request; you can \
+                 sign in once it is approved."
+            } else {
+                "Your address is confirmed. You can sign in."
+            };
+            page.render(StatusCode::OK, "confirm.html", context! { confirmed })
+        }
+        Err(refusal) if refusal.field.as_deref() == Some("token") => page.render(
+            status_of(&refusal),
+            "confirm.html",
+            context! { expired => true },
+        ),
+        Err(refusal) => page.render(
+            status_of(&refusal),
+            "confirm.html",
+            context! { token => form.token, error => refusal.message },
+        ),
+    }
+}
+
+async fn forgot_page(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    Path(tenant): Path<String>,
+    jar: CookieJar,
+) -> Response {
+    match Page::open(state, edge, &tenant, jar).await {
+        Ok(page) => page.render(StatusCode::OK, "forgot.html", context! {}),
+        Err(response) => response,
+    }
+}
+
+async fn forgot(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    Path(tenant): Path<String>,
+    jar: CookieJar,
+    Form(form): Form<EmailForm>,
+) -> Response {
+    let page = match Page::open(state, edge, &tenant, jar).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    if !page.genuine(&form.csrf) {
+        return page.forged("forgot.html");
+    }
+    let asked = page
+        .call(
+            None,
+            "mutation($t: ID!, $e: String!) { requestPasswordReset(tenantId: $t, email: $e) }",
+            json!({ "t": page.tenant_id, "e": form.email }),
+        )
+        .await;
+    // The answer is the same whether or not the address has an account.
+    match asked {
+        Ok(_) => page.render(StatusCode::OK, "forgot.html", context! { sent => true }),
+        Err(refusal) => page.render(
+            status_of(&refusal),
+            "forgot.html",
+            context! { error => refusal.message },
+        ),
+    }
+}

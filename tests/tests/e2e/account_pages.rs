@@ -1,0 +1,394 @@
+//! Canopy's account pages, as a browser without JavaScript uses them: the
+//! links in real emails open forms; a form spends its token only when
+//! posted with its CSRF token; sign-in keeps a session in a cookie.
+
+use std::collections::BTreeMap;
+
+use canopy_tests::{TestApp, TestDb, global_id_number};
+use reqwest::StatusCode;
+use reqwest::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, LOCATION, REFERRER_POLICY, SET_COOKIE,
+};
+use serde_json::json;
+
+/// A browser: it keeps cookies and follows no redirect on its own.
+struct Browser {
+    client: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    /// The value of the form field `name` (a hidden input).
+    fn field(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} in {}", self.body))
+            + marker.len();
+        self.body[start..].split('"').next().unwrap().to_owned()
+    }
+
+    fn header(&self, name: reqwest::header::HeaderName) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+impl Browser {
+    fn new() -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    async fn keep(&mut self, response: reqwest::Response) -> Page {
+        for cookie in response.headers().get_all(SET_COOKIE) {
+            let cookie = cookie.to_str().unwrap();
+            let pair = cookie.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || cookie.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        Page {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn get(&mut self, url: &str) -> Page {
+        let response = self
+            .client
+            .get(url)
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(response).await
+    }
+
+    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        let response = self
+            .client
+            .post(url)
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(response).await
+    }
+}
+
+/// An app with a tenant ("Hosted") whose portal is Canopy's account
+/// pages; answers the app, the tenant's key and the pages' address.
+async fn hosted(db: &TestDb) -> (TestApp, String, String) {
+    let app = TestApp::spawn_with_mail(db.pool()).await;
+    let tenant = app.create_tenant_with_portal("Hosted", None).await;
+    let base = app.url(&format!("/account/{}", tenant.tenant_id));
+    assert!(
+        tenant
+            .activation_link
+            .starts_with(&format!("{base}/activate?token=")),
+        "{}",
+        tenant.activation_link
+    );
+    let data = app
+        .data_as(
+            &tenant.api_key,
+            "query { viewer { tenant { portalUrl } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["viewer"]["tenant"]["portalUrl"], base);
+    (app, tenant.api_key, base)
+}
+
+async fn invite(app: &TestApp, key: &str, email: &str) -> String {
+    let data = app
+        .data_as(
+            key,
+            "mutation { createCustomer(input: { title: \"Globex\" }) { customer { id } } }",
+            json!({}),
+        )
+        .await;
+    let customer = data["createCustomer"]["customer"]["id"].clone();
+    app.data_as(
+        key,
+        "mutation($c: ID!, $e: String!) { createUser(input: { customerId: $c, email: $e,
+           activation: SEND_ACTIVATION_EMAIL }) { user { id } } }",
+        json!({ "c": customer, "e": email }),
+    )
+    .await;
+    app.mail()
+        .wait_for(email, "set up your account")
+        .await
+        .link()
+}
+
+async fn status_of(app: &TestApp, email: &str) -> String {
+    sqlx::query_scalar("SELECT status FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_invitation_opens_a_page_that_sets_a_password_and_signs_in() {
+    let db = TestDb::new().await;
+    let (app, key, base) = hosted(&db).await;
+    let link = invite(&app, &key, "ann@globex.test").await;
+    assert!(
+        link.starts_with(&format!("{base}/activate?token=")),
+        "{link}"
+    );
+
+    // Opening the link (a mail scanner, then the person) only shows a form.
+    let mut scanner = Browser::new();
+    scanner.get(&link).await;
+    let mut browser = Browser::new();
+    let page = browser.get(&link).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Set up your account"), "{}", page.body);
+    assert!(page.body.contains("Hosted"), "the tenant's name");
+    assert_eq!(page.header(CACHE_CONTROL), "no-store");
+    assert_eq!(page.header(REFERRER_POLICY), "no-referrer");
+    assert!(
+        page.header(CONTENT_SECURITY_POLICY)
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(
+        status_of(&app, "ann@globex.test").await,
+        "PENDING_EMAIL_VALIDATION"
+    );
+    let token = page.field("token");
+    let csrf = page.field("csrf");
+    let activate = format!("{base}/activate");
+
+    // A form posted from elsewhere (no matching CSRF token) changes nothing.
+    let mut forger = Browser::new();
+    let forged = forger
+        .post(
+            &activate,
+            &[
+                ("csrf", "0123456789abcdef0123456789abcdef"),
+                ("token", &token),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        status_of(&app, "ann@globex.test").await,
+        "PENDING_EMAIL_VALIDATION"
+    );
+
+    // A weak password says why, and keeps the form.
+    let weak = browser
+        .post(
+            &activate,
+            &[("csrf", &csrf), ("token", &token), ("password", "short")],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::BAD_REQUEST);
+    assert!(weak.body.contains("role=\"alert\""), "{}", weak.body);
+    assert!(
+        weak.body.to_lowercase().contains("password"),
+        "{}",
+        weak.body
+    );
+    assert_eq!(weak.field("token"), token);
+
+    let done = browser
+        .post(
+            &activate,
+            &[
+                ("csrf", &csrf),
+                ("token", &token),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        done.header(LOCATION),
+        reqwest::Url::parse(&base).unwrap().path()
+    );
+    let session_cookie = done
+        .headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("canopy_session="))
+        .expect("a session cookie");
+    assert!(
+        session_cookie.contains("HttpOnly") && session_cookie.contains("SameSite=Strict"),
+        "{session_cookie}"
+    );
+    assert_eq!(status_of(&app, "ann@globex.test").await, "ACTIVE");
+    let home = browser.get(&base).await;
+    assert!(
+        home.body
+            .contains("Signed in as <strong>ann@globex.test</strong>"),
+        "{}",
+        home.body
+    );
+
+    // The link is spent: it says so and offers a new one.
+    let again = browser
+        .post(
+            &activate,
+            &[
+                ("csrf", &csrf),
+                ("token", &token),
+                ("password", "another horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert!(again.body.contains("expired or was used"), "{}", again.body);
+
+    // Signing out ends the session itself, not just the cookie.
+    let session = browser.cookies["canopy_session"].clone();
+    let out = browser
+        .post(&format!("{base}/sign-out"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(!browser.cookies.contains_key("canopy_session"));
+    let ended = app
+        .post(
+            Some(&session),
+            "query { viewer { user { email } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(ended["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn a_forgotten_password_is_chosen_anew_and_signs_in() {
+    let db = TestDb::new().await;
+    let (app, key, base) = hosted(&db).await;
+    let link = invite(&app, &key, "bo@globex.test").await;
+    let mut browser = Browser::new();
+    let page = browser.get(&link).await;
+    let csrf = page.field("csrf");
+    browser
+        .post(
+            &format!("{base}/activate"),
+            &[
+                ("csrf", &csrf),
+                ("token", &page.field("token")),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    browser
+        .post(&format!("{base}/sign-out"), &[("csrf", &csrf)])
+        .await;
+
+    // The same answer for an address with an account and one without.
+    let forgot = format!("{base}/forgot-password");
+    let page = browser.get(&forgot).await;
+    assert!(page.body.contains("Reset your password"));
+    let known = browser
+        .post(&forgot, &[("csrf", &csrf), ("email", "bo@globex.test")])
+        .await;
+    let unknown = browser
+        .post(&forgot, &[("csrf", &csrf), ("email", "nobody@globex.test")])
+        .await;
+    assert_eq!(known.status, StatusCode::OK);
+    assert_eq!(
+        known.body, unknown.body,
+        "nothing reveals whether an address has an account"
+    );
+
+    let reset_link = app.mail().wait_for("bo@globex.test", "reset").await.link();
+    assert!(
+        reset_link.starts_with(&format!("{base}/reset-password?token=")),
+        "{reset_link}"
+    );
+    let page = browser.get(&reset_link).await;
+    assert!(page.body.contains("Choose a new password"));
+    let changed = browser
+        .post(
+            &format!("{base}/reset-password"),
+            &[
+                ("csrf", &csrf),
+                ("token", &page.field("token")),
+                ("password", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK);
+    assert!(
+        changed.body.contains("Your password is changed"),
+        "{}",
+        changed.body
+    );
+
+    let wrong = browser
+        .post(
+            &format!("{base}/sign-in"),
+            &[
+                ("csrf", &csrf),
+                ("email", "bo@globex.test"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("role=\"alert\""));
+    let right = browser
+        .post(
+            &format!("{base}/sign-in"),
+            &[
+                ("csrf", &csrf),
+                ("email", "bo@globex.test"),
+                ("password", "a brand new passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(right.status, StatusCode::SEE_OTHER);
+    let home = browser.get(&base).await;
+    assert!(home.body.contains("bo@globex.test"), "{}", home.body);
+}
+
+#[tokio::test]
+async fn a_tenant_with_a_portal_of_its_own_has_no_account_pages() {
+    let db = TestDb::new().await;
+    let app = TestApp::spawn(db.pool()).await;
+    let mut browser = Browser::new();
+    let own = browser
+        .get(&app.url(&format!("/account/{}", app.tenant.tenant_id)))
+        .await;
+    assert_eq!(own.status, StatusCode::NOT_FOUND);
+    let none = browser.get(&app.url("/account/VGVuYW50Ojk5OTk")).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+    assert_eq!(global_id_number("VGVuYW50Ojk5OTk"), 9999);
+}
