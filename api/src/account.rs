@@ -16,7 +16,7 @@
 use std::sync::LazyLock;
 
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -30,6 +30,7 @@ use crate::actions::tenants::account_pages;
 use crate::app::{AppState, Edge, Operated, operate};
 use crate::graphiql::fnv1a;
 use crate::ids;
+use crate::limits::{Limit, client_key};
 use canopy_core::store::tenants::{self, TenantRow};
 
 const CSRF_COOKIE: &str = "canopy_csrf";
@@ -59,6 +60,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("../assets/account/confirm.html"),
         ),
         ("forgot.html", include_str!("../assets/account/forgot.html")),
+        ("sent.html", include_str!("../assets/account/sent.html")),
     ] {
         env.add_template(name, source)
             .expect("the account templates parse");
@@ -88,6 +90,7 @@ pub fn routes() -> Router<AppState> {
             "/account/{tenant}/forgot-password",
             get(forgot_page).post(forgot),
         )
+        .route("/account/{tenant}/new-link", post(new_link))
 }
 
 async fn styles(Path(file): Path<String>) -> Response {
@@ -116,6 +119,9 @@ struct Page {
     secure: bool,
     state: AppState,
     edge: Edge,
+    /// Where the request says it came from (`Origin`, `Sec-Fetch-Site`).
+    origin: Option<String>,
+    fetch_site: Option<String>,
 }
 
 /// An error as the API gave it.
@@ -133,8 +139,25 @@ impl Page {
         edge: Edge,
         tenant: &str,
         jar: CookieJar,
+        headers: &HeaderMap,
     ) -> Result<Self, Response> {
         let not_found = || (StatusCode::NOT_FOUND, no_cache(), "Not found").into_response();
+        // Every page counts against the client's budget for public calls,
+        // so walking tenant ids to read their names is slow.
+        let verdict = state
+            .limiter
+            .check(Limit::PublicClient, &client_key(edge.client), 1)
+            .await;
+        if !verdict.allowed {
+            let wait = crate::error::retry_after_seconds(verdict.retry_after);
+            return Err((
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, wait.to_string())],
+                no_cache(),
+                "Too many requests; try again later.",
+            )
+                .into_response());
+        }
         let id = ids::tenant(tenant).ok_or_else(not_found)?;
         let row = tenants::by_id(&state.pool, id)
             .await
@@ -149,7 +172,15 @@ impl Page {
             .map(|c| c.value().to_owned())
             .filter(|v| v.len() == 32)
             .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         Ok(Self {
+            origin: header("origin"),
+            fetch_site: header("sec-fetch-site"),
             tenant_id: ids::of(id),
             base: hosted.path().trim_end_matches('/').to_owned(),
             secure: state.config.public_url.scheme() == "https",
@@ -161,11 +192,26 @@ impl Page {
         })
     }
 
-    /// Whether a posted form carries this browser's CSRF token.
+    /// Whether a posted form came from these pages: the browser says it
+    /// came from this origin (a sibling host could plant a cookie, but not
+    /// post with this `Origin`), and it carries this browser's CSRF token.
     fn genuine(&self, sent: &str) -> bool {
-        self.jar
-            .get(CSRF_COOKIE)
-            .is_some_and(|c| bool::from(c.value().as_bytes().ct_eq(sent.as_bytes())))
+        let public = self.state.config.public_url.origin().ascii_serialization();
+        let same_origin = self.origin.as_deref().is_none_or(|o| o == public)
+            && self
+                .fetch_site
+                .as_deref()
+                .is_none_or(|site| matches!(site, "same-origin" | "none"));
+        same_origin
+            && self
+                .jar
+                .get(CSRF_COOKIE)
+                .is_some_and(|c| bool::from(c.value().as_bytes().ct_eq(sent.as_bytes())))
+    }
+
+    /// Whether a link's token was made for this page's tenant.
+    fn owns(&self, token: &str) -> bool {
+        canopy_core::secrets::link_token_tenant(token.trim()) == Some(self.tenant.id)
     }
 
     fn cookie(&self, name: &'static str, value: String, path: &str) -> Cookie<'static> {
@@ -278,7 +324,18 @@ fn status_of(refusal: &Refusal) -> StatusCode {
         "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
         "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
         "FORBIDDEN" => StatusCode::FORBIDDEN,
+        "NOT_FOUND" => StatusCode::NOT_FOUND,
+        "FAILED_PRECONDITION" | "CONFLICT" => StatusCode::CONFLICT,
         _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// A token of another tenant, refused as the API refuses a bad link.
+fn foreign() -> Refusal {
+    Refusal {
+        code: "BAD_USER_INPUT".into(),
+        message: "this link is not valid".into(),
+        field: Some("token".into()),
     }
 }
 
@@ -323,8 +380,9 @@ async fn home(
     Extension(edge): Extension<Edge>,
     Path(tenant): Path<String>,
     jar: CookieJar,
+    headers: HeaderMap,
 ) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar).await {
+    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
         Ok(page) => page,
         Err(response) => return response,
     };
@@ -355,9 +413,10 @@ async fn sign_in(
     Extension(edge): Extension<Edge>,
     Path(tenant): Path<String>,
     jar: CookieJar,
+    headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar).await {
+    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
         Ok(page) => page,
         Err(response) => return response,
     };
@@ -397,9 +456,10 @@ async fn sign_out(
     Extension(edge): Extension<Edge>,
     Path(tenant): Path<String>,
     jar: CookieJar,
+    headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar).await {
+    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
         Ok(page) => page,
         Err(response) => return response,
     };
@@ -426,6 +486,7 @@ fn password_form(
     status: StatusCode,
     page_name: &str,
     token: Option<String>,
+    expired: bool,
     error: Option<String>,
 ) -> Response {
     let (heading, intro, action) = if page_name == "activate" {
@@ -441,7 +502,7 @@ fn password_form(
             "Change my password",
         )
     };
-    let expired = token.is_none();
+    let expired = expired || token.is_none();
     page.render(
         status,
         "password.html",
@@ -454,10 +515,11 @@ async fn activate_page(
     Extension(edge): Extension<Edge>,
     Path(tenant): Path<String>,
     jar: CookieJar,
+    headers: HeaderMap,
     Query(query): Query<TokenQuery>,
 ) -> Response {
-    match Page::open(state, edge, &tenant, jar).await {
-        Ok(page) => password_form(page, StatusCode::OK, "activate", query.token, None),
+    match Page::open(state, edge, &tenant, jar, &headers).await {
+        Ok(page) => password_form(page, StatusCode::OK, "activate", query.token, false, None),
         Err(response) => response,
     }
 }
@@ -467,14 +529,18 @@ async fn activate(
     Extension(edge): Extension<Edge>,
     Path(tenant): Path<String>,
     jar: CookieJar,
+    headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar).await {
+    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
         Ok(page) => page,
         Err(response) => return response,
     };
     if !page.genuine(&form.csrf) {
         return page.forged("password.html");
+    }
+    if !page.owns(&form.token) {
+        return refused_password(page, "activate", form.token, foreign());
     }
     let activated = page
         .call(
@@ -493,8 +559,15 @@ async fn activate(
 /// password says why, the form kept.
 fn refused_password(page: Page, page_name: &str, token: String, refusal: Refusal) -> Response {
     let status = status_of(&refusal);
-    let token = (refusal.field.as_deref() != Some("token")).then_some(token);
-    password_form(page, status, page_name, token, Some(refusal.message))
+    let expired = refusal.field.as_deref() == Some("token");
+    password_form(
+        page,
+        status,
+        page_name,
+        Some(token),
+        expired,
+        Some(refusal.message),
+    )
 }
 
 async fn reset_page(
@@ -502,10 +575,18 @@ async fn reset_page(
     Extension(edge): Extension<Edge>,
     Path(tenant): Path<String>,
     jar: CookieJar,
+    headers: HeaderMap,
     Query(query): Query<TokenQuery>,
 ) -> Response {
-    match Page::open(state, edge, &tenant, jar).await {
-        Ok(page) => password_form(page, StatusCode::OK, "reset-password", query.token, None),
+    match Page::open(state, edge, &tenant, jar, &headers).await {
+        Ok(page) => password_form(
+            page,
+            StatusCode::OK,
+            "reset-password",
+            query.token,
+            false,
+            None,
+        ),
         Err(response) => response,
     }
 }
@@ -515,14 +596,18 @@ async fn reset(
     Extension(edge): Extension<Edge>,
     Path(tenant): Path<String>,
     jar: CookieJar,
+    headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar).await {
+    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
         Ok(page) => page,
         Err(response) => return response,
     };
     if !page.genuine(&form.csrf) {
         return page.forged("password.html");
+    }
+    if !page.owns(&form.token) {
+        return refused_password(page, "reset-password", form.token, foreign());
     }
     let reset = page
         .call(
@@ -546,9 +631,10 @@ async fn validate_page(
     Extension(edge): Extension<Edge>,
     Path(tenant): Path<String>,
     jar: CookieJar,
+    headers: HeaderMap,
     Query(query): Query<TokenQuery>,
 ) -> Response {
-    match Page::open(state, edge, &tenant, jar).await {
+    match Page::open(state, edge, &tenant, jar, &headers).await {
         Ok(page) => {
             let expired = query.token.is_none();
             page.render(
@@ -566,14 +652,22 @@ async fn validate(
     Extension(edge): Extension<Edge>,
     Path(tenant): Path<String>,
     jar: CookieJar,
+    headers: HeaderMap,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar).await {
+    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
         Ok(page) => page,
         Err(response) => return response,
     };
     if !page.genuine(&form.csrf) {
         return page.forged("confirm.html");
+    }
+    if !page.owns(&form.token) {
+        return page.render(
+            StatusCode::BAD_REQUEST,
+            "confirm.html",
+            context! { expired => true },
+        );
     }
     let validated = page
         .call(
@@ -595,7 +689,7 @@ async fn validate(
         Err(refusal) if refusal.field.as_deref() == Some("token") => page.render(
             status_of(&refusal),
             "confirm.html",
-            context! { expired => true },
+            context! { expired => true, token => form.token, error => refusal.message },
         ),
         Err(refusal) => page.render(
             status_of(&refusal),
@@ -610,8 +704,9 @@ async fn forgot_page(
     Extension(edge): Extension<Edge>,
     Path(tenant): Path<String>,
     jar: CookieJar,
+    headers: HeaderMap,
 ) -> Response {
-    match Page::open(state, edge, &tenant, jar).await {
+    match Page::open(state, edge, &tenant, jar, &headers).await {
         Ok(page) => page.render(StatusCode::OK, "forgot.html", context! {}),
         Err(response) => response,
     }
@@ -622,9 +717,10 @@ async fn forgot(
     Extension(edge): Extension<Edge>,
     Path(tenant): Path<String>,
     jar: CookieJar,
+    headers: HeaderMap,
     Form(form): Form<EmailForm>,
 ) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar).await {
+    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
         Ok(page) => page,
         Err(response) => return response,
     };
@@ -644,6 +740,45 @@ async fn forgot(
         Err(refusal) => page.render(
             status_of(&refusal),
             "forgot.html",
+            context! { error => refusal.message },
+        ),
+    }
+}
+
+async fn new_link(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    Path(tenant): Path<String>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    if !page.genuine(&form.csrf) {
+        return page.forged("sent.html");
+    }
+    if !page.owns(&form.token) {
+        return page.render(
+            StatusCode::BAD_REQUEST,
+            "sent.html",
+            context! { error => foreign().message },
+        );
+    }
+    let asked = page
+        .call(
+            None,
+            "mutation($t: String!) { requestNewLink(token: $t) }",
+            json!({ "t": form.token }),
+        )
+        .await;
+    match asked {
+        Ok(_) => page.render(StatusCode::OK, "sent.html", context! {}),
+        Err(refusal) => page.render(
+            status_of(&refusal),
+            "sent.html",
             context! { error => refusal.message },
         ),
     }

@@ -97,11 +97,12 @@ pub fn app(state: AppState) -> Router {
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
     );
-    let graphql: MethodRouter<AppState> = graphql.layer(bounded);
+    let graphql: MethodRouter<AppState> = graphql.layer(bounded.clone());
+    // The account pages call the API and hash passwords: bounded alike.
     let mut router = Router::new()
         .route("/graphql", graphql.layer(no_store))
         .merge(console::routes())
-        .merge(account::routes());
+        .merge(account::routes().layer(bounded));
     if state.config.graphiql {
         router = router.merge(graphiql::routes());
     }

@@ -26,6 +26,7 @@ fn public_url_or_served(value: &str, addr: &str) -> Result<url::Url> {
         .filter(|u| {
             matches!(u.scheme(), "http" | "https")
                 && u.host().is_some()
+                && u.path() == "/"
                 && u.query().is_none()
                 && u.fragment().is_none()
                 && u.username().is_empty()
@@ -33,8 +34,8 @@ fn public_url_or_served(value: &str, addr: &str) -> Result<url::Url> {
         })
         .with_context(|| {
             format!(
-                "CANOPY_PUBLIC_URL must be an http(s) URL without query or fragment, such as \
-                 https://accounts.example.com: {value}"
+                "CANOPY_PUBLIC_URL must be an http(s) origin, without path, query or \
+                 fragment, such as https://accounts.example.com: {value}"
             )
         })?;
     Ok(url)
@@ -396,13 +397,14 @@ mod tests {
             Config::from_lookup(move |name| (name == "CANOPY_PUBLIC_URL").then(|| value.to_owned()))
         };
         assert_eq!(
-            set("https://accounts.example.com/canopy/")
+            set("https://accounts.example.com/")
                 .unwrap()
                 .public_url
                 .as_str(),
-            "https://accounts.example.com/canopy"
+            "https://accounts.example.com/"
         );
         for bad in [
+            "https://x.example/canopy",
             "ftp://x.example",
             "https://x.example/?a=1",
             "nonsense",

@@ -244,6 +244,81 @@ pub async fn reset_password(
     Ok(true)
 }
 
+/// The link a token names and its user, used, expired or not, for
+/// `request_new_link`; `None` when the token is not one of ours.
+pub async fn link_owner(pool: &PgPool, token: &str) -> ApiResult<Option<(TokenRow, UserRow)>> {
+    let Some(tenant_id) = secrets::link_token_tenant(token.trim()) else {
+        return Ok(None);
+    };
+    let mut conn = pool.acquire().await?;
+    let Some(row) = tokens::find_by_hash(
+        &mut conn,
+        tenant_id,
+        &secrets::sha256(token.trim().as_bytes()),
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    drop(conn);
+    let user = users::by_ids(pool, row.tenant_id, &[row.user_id]).await?;
+    Ok(user.into_iter().next().map(|user| (row, user)))
+}
+
+/// Public: sends a new link in place of `link` (expired, used or not), of
+/// the same kind and to the same address, when one still makes sense:
+/// an invitation not yet accepted, a reset for a user not suspended, a
+/// validation of an address not yet confirmed. Otherwise it sends nothing;
+/// the answer is the same either way.
+pub async fn request_new_link(
+    pool: &PgPool,
+    config: &Config,
+    keyring: &Keyring,
+    link: &TokenRow,
+) -> ApiResult<bool> {
+    let mut tx = pool.begin().await?;
+    let Some(user) = users::lock(&mut tx, link.tenant_id, link.user_id).await? else {
+        return Ok(true);
+    };
+    let pending = user.status == UserStatus::PendingEmailValidation;
+    let email = match link.purpose {
+        Purpose::Activation if pending => Some(LinkEmail {
+            purpose: Purpose::Activation,
+            ttl: Duration::hours(crate::actions::tenants::ACTIVATION_TTL_HOURS),
+            to: &user.email,
+            new_address: None,
+        }),
+        Purpose::PasswordReset if user.status != UserStatus::Suspended => Some(LinkEmail {
+            purpose: Purpose::PasswordReset,
+            ttl: Duration::hours(RESET_TTL_HOURS),
+            to: &user.email,
+            new_address: None,
+        }),
+        // A new address still to prove, or a sign-up's own address.
+        Purpose::EmailValidation => match link.email.as_deref() {
+            Some(address) if !address.eq_ignore_ascii_case(&user.email) => Some(LinkEmail {
+                purpose: Purpose::EmailValidation,
+                ttl: Duration::hours(VALIDATION_TTL_HOURS),
+                to: address,
+                new_address: Some(address),
+            }),
+            None if pending => Some(LinkEmail {
+                purpose: Purpose::EmailValidation,
+                ttl: Duration::hours(VALIDATION_TTL_HOURS),
+                to: &user.email,
+                new_address: None,
+            }),
+            _ => None,
+        },
+        _ => None,
+    };
+    if let Some(email) = email {
+        send_link(&mut tx, config, keyring, &user, email).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// Finds the live token behind a link and locks it. Every way a link can
 /// fail is bad input on `token`, each with its own message.
 pub async fn redeem(conn: &mut PgConnection, token: &str, purpose: Purpose) -> ApiResult<TokenRow> {

@@ -335,6 +335,28 @@ impl Mutation {
         user_payload(actions::accounts::validate_email(&state.pool, &state.config, &token).await)
     }
 
+    /// Public. Sends a new link in place of an expired or used one, of
+    /// the same kind (invitation, address confirmation, password reset)
+    /// to the address the old one went to, when one still makes sense (an
+    /// invitation not yet accepted, a user not suspended, an address not
+    /// yet confirmed). Answers true whether or not it sent one; a token
+    /// that is not one of Canopy's is BAD_USER_INPUT. Limited like
+    /// requestPasswordReset, per client and per address.
+    async fn request_new_link(&self, ctx: &Context<'_>, token: String) -> ApiResult<bool> {
+        let state = state(ctx);
+        let Some((link, user)) = actions::accounts::link_owner(&state.pool, &token).await? else {
+            throttle::public(ctx, Flow::Link, None).await?;
+            return Err(crate::error::ApiError::bad_input(
+                "token",
+                "this link is not valid",
+            ));
+        };
+        let address = link.email.clone().unwrap_or_else(|| user.email.clone());
+        let tenant = ids::of(link.tenant_id);
+        throttle::public(ctx, Flow::Emailing, Some((&tenant, &address))).await?;
+        actions::accounts::request_new_link(&state.pool, &state.config, &state.keyring, &link).await
+    }
+
     /// Public. Answers true whether or not the address is known.
     async fn request_password_reset(
         &self,

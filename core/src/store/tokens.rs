@@ -198,6 +198,21 @@ pub async fn lock_by_hash(
     .await
 }
 
+/// Finds a token by its hash, whatever its state.
+pub async fn find_by_hash(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    token_hash: &[u8],
+) -> sqlx::Result<Option<TokenRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM user_tokens WHERE tenant_id = $1 AND token_hash = $2"
+    ))
+    .bind(tenant_id)
+    .bind(token_hash)
+    .fetch_optional(conn)
+    .await
+}
+
 pub async fn by_id(pool: &PgPool, tenant_id: TenantId, id: i64) -> sqlx::Result<Option<TokenRow>> {
     sqlx::query_as(&format!(
         "SELECT {TOKEN_COLUMNS} FROM user_tokens WHERE tenant_id = $1 AND id = $2"

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use canopy_tests::{TestApp, TestDb, global_id_number};
+use canopy_tests::{TestApp, TestDb, eventually, global_id_number};
 use reqwest::StatusCode;
 use reqwest::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, LOCATION, REFERRER_POLICY, SET_COOKIE,
@@ -208,6 +208,49 @@ async fn an_invitation_opens_a_page_that_sets_a_password_and_signs_in() {
         "PENDING_EMAIL_VALIDATION"
     );
 
+    // So is one posted from another origin, even with the right token
+    // (a sibling host may have planted the cookie).
+    let cross = browser
+        .client
+        .post(&activate)
+        .header("cookie", browser.cookie_header())
+        .header("origin", "https://evil.example")
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("token", &token),
+            ("password", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    // A link of another tenant is no link here.
+    let foreign = canopy_tests::link_token(&app.tenant.activation_link);
+    let other = browser
+        .post(
+            &activate,
+            &[
+                ("csrf", &csrf),
+                ("token", &foreign),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::BAD_REQUEST);
+    assert!(
+        other.body.contains("this link is not valid"),
+        "{}",
+        other.body
+    );
+    assert_eq!(
+        status_of(&app, "admin@acme.test").await,
+        "PENDING_EMAIL_VALIDATION"
+    );
+    assert_eq!(
+        status_of(&app, "ann@globex.test").await,
+        "PENDING_EMAIL_VALIDATION"
+    );
+
     // A weak password says why, and keeps the form.
     let weak = browser
         .post(
@@ -391,4 +434,103 @@ async fn a_tenant_with_a_portal_of_its_own_has_no_account_pages() {
     let none = browser.get(&app.url("/account/VGVuYW50Ojk5OTk")).await;
     assert_eq!(none.status, StatusCode::NOT_FOUND);
     assert_eq!(global_id_number("VGVuYW50Ojk5OTk"), 9999);
+}
+
+#[tokio::test]
+async fn an_expired_invitation_offers_a_new_one_to_the_same_address() {
+    let db = TestDb::new().await;
+    let (app, key, base) = hosted(&db).await;
+    let link = invite(&app, &key, "cy@globex.test").await;
+    sqlx::query("UPDATE user_tokens SET expires_at = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let mut browser = Browser::new();
+    let page = browser.get(&link).await;
+    let (csrf, token) = (page.field("csrf"), page.field("token"));
+    let expired = browser
+        .post(
+            &format!("{base}/activate"),
+            &[
+                ("csrf", &csrf),
+                ("token", &token),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(expired.status, StatusCode::BAD_REQUEST);
+    assert!(
+        expired.body.contains("this link has expired"),
+        "{}",
+        expired.body
+    );
+    assert!(
+        expired.body.contains("Send me a new link"),
+        "{}",
+        expired.body
+    );
+    assert_eq!(
+        expired.field("token"),
+        token,
+        "the new-link form names the old link"
+    );
+
+    let sent = browser
+        .post(
+            &format!("{base}/new-link"),
+            &[("csrf", &csrf), ("token", &token)],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK);
+    assert!(
+        sent.body.contains("a new one is on its way"),
+        "{}",
+        sent.body
+    );
+    let invitations = eventually("a second invitation", async || {
+        let invitations = app.mail().messages_to("cy@globex.test");
+        if invitations.len() == 2 {
+            Ok(invitations)
+        } else {
+            Err(invitations.len())
+        }
+    })
+    .await;
+    let fresh = invitations[1].link();
+    assert_ne!(fresh, link);
+    let page = browser.get(&fresh).await;
+    let done = browser
+        .post(
+            &format!("{base}/activate"),
+            &[
+                ("csrf", &csrf),
+                ("token", &page.field("token")),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(status_of(&app, "cy@globex.test").await, "ACTIVE");
+
+    // Accepted, the invitation is not sent again; a token that is not
+    // Canopy's is refused as such, through the API as through the page.
+    let again = browser
+        .post(
+            &format!("{base}/new-link"),
+            &[("csrf", &csrf), ("token", &token)],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    let bogus = app
+        .error_as(
+            None,
+            "mutation { requestNewLink(token: \"1.bogus\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (bogus.code.as_str(), bogus.field.as_deref()),
+        ("BAD_USER_INPUT", Some("token"))
+    );
+    assert_eq!(app.mail().messages_to("cy@globex.test").len(), 2);
 }

@@ -63,6 +63,7 @@ const OTHER_MUTATIONS: &[&str] = &[
     "resetPassword",
     "login",
     "activateAccount",
+    "requestNewLink",
     "logout",
     "updateTenant",
     "retryJob",
@@ -80,6 +81,7 @@ const PUBLIC: &[&str] = &[
     "resetPassword",
     "login",
     "activateAccount",
+    "requestNewLink",
 ];
 /// Mutations that hash a password when the input looks right: fewer cases.
 const HASHING: &[&str] = &["signUp", "resetPassword", "login", "activateAccount"];
