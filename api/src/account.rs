@@ -1,7 +1,8 @@
 //! Canopy's account pages, under `/account/<tenant id>`: the pages the
 //! links in a tenant's emails open when the tenant has no portal of its
 //! own (accept an invitation, confirm an address, choose a new password,
-//! ask for a reset, sign in and out).
+//! ask for a reset, sign in and out, and sign up where the tenant allows
+//! it).
 //!
 //! Each page is a plain HTML form that works without JavaScript; what it
 //! does, it does through the public GraphQL API (`app::operate`, the same
@@ -61,6 +62,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ),
         ("forgot.html", include_str!("../assets/account/forgot.html")),
         ("sent.html", include_str!("../assets/account/sent.html")),
+        (
+            "sign_up.html",
+            include_str!("../assets/account/sign_up.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("the account templates parse");
@@ -91,6 +96,7 @@ pub fn routes() -> Router<AppState> {
             get(forgot_page).post(forgot),
         )
         .route("/account/{tenant}/new-link", post(new_link))
+        .route("/account/{tenant}/sign-up", get(sign_up_page).post(sign_up))
 }
 
 async fn styles(Path(file): Path<String>) -> Response {
@@ -270,6 +276,7 @@ impl Page {
     fn render(self, status: StatusCode, template: &str, values: Value) -> Response {
         let common = context! {
             tenant => self.tenant.name,
+            sign_up => self.tenant.self_sign_up,
             base => self.base,
             csrf => self.csrf,
             styles => format!("/account/assets/{}", *STYLES_PATH),
@@ -780,6 +787,96 @@ async fn new_link(
             status_of(&refusal),
             "sent.html",
             context! { error => refusal.message },
+        ),
+    }
+}
+
+#[derive(Deserialize, serde::Serialize, Default)]
+struct SignUpForm {
+    #[serde(default, skip_serializing)]
+    csrf: String,
+    organization: String,
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+    email: String,
+    #[serde(default, skip_serializing)]
+    password: String,
+}
+
+/// A tenant that lets nobody sign up has no sign-up page.
+fn no_sign_up() -> Response {
+    (StatusCode::NOT_FOUND, no_cache(), "Not found").into_response()
+}
+
+async fn sign_up_page(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    Path(tenant): Path<String>,
+    jar: CookieJar,
+    headers: HeaderMap,
+) -> Response {
+    match Page::open(state, edge, &tenant, jar, &headers).await {
+        Ok(page) if page.tenant.self_sign_up => page.render(
+            StatusCode::OK,
+            "sign_up.html",
+            context! { form => SignUpForm::default() },
+        ),
+        Ok(_) => no_sign_up(),
+        Err(response) => response,
+    }
+}
+
+async fn sign_up(
+    State(state): State<AppState>,
+    Extension(edge): Extension<Edge>,
+    Path(tenant): Path<String>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Form(form): Form<SignUpForm>,
+) -> Response {
+    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
+        Ok(page) if page.tenant.self_sign_up => page,
+        Ok(_) => return no_sign_up(),
+        Err(response) => return response,
+    };
+    if !page.genuine(&form.csrf) {
+        return page.forged("sign_up.html");
+    }
+    let optional = |value: &str| (!value.trim().is_empty()).then(|| value.trim().to_owned());
+    let signed_up = page
+        .call(
+            None,
+            "mutation($input: SignUpInput!) { signUp(input: $input) { user { email } } }",
+            json!({ "input": {
+                "tenantId": page.tenant_id,
+                "customerTitle": form.organization,
+                "email": form.email,
+                "password": form.password,
+                "firstName": optional(&form.first_name),
+                "lastName": optional(&form.last_name),
+            } }),
+        )
+        .await;
+    // A taken address gets the same answer as a new one (the API's rule).
+    match signed_up {
+        Ok(data) => {
+            let sent_to = data["signUp"]["user"]["email"]
+                .as_str()
+                .unwrap_or(form.email.as_str())
+                .to_owned();
+            let approval = page.tenant.require_approval;
+            page.render(
+                StatusCode::OK,
+                "sign_up.html",
+                context! { sent_to, approval },
+            )
+        }
+        Err(refusal) => page.render(
+            status_of(&refusal),
+            "sign_up.html",
+            context! { error => refusal.message, field => refusal.field, form },
         ),
     }
 }

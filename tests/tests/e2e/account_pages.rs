@@ -534,3 +534,111 @@ async fn an_expired_invitation_offers_a_new_one_to_the_same_address() {
     );
     assert_eq!(app.mail().messages_to("cy@globex.test").len(), 2);
 }
+
+#[tokio::test]
+async fn a_sign_up_is_confirmed_from_its_email_and_signs_in() {
+    let db = TestDb::new().await;
+    let (app, key, base) = hosted(&db).await;
+    let mut browser = Browser::new();
+    let home = browser.get(&base).await;
+    assert!(home.body.contains("Create an account"), "{}", home.body);
+    let csrf = home.field("csrf");
+    let sign_up = format!("{base}/sign-up");
+    assert!(
+        browser
+            .get(&sign_up)
+            .await
+            .body
+            .contains("Create my account")
+    );
+
+    // A weak password says why; what was typed stays.
+    let weak = browser
+        .post(
+            &sign_up,
+            &[
+                ("csrf", &csrf),
+                ("organization", "Dee's Bikes"),
+                ("email", "dee@bikes.test"),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::BAD_REQUEST);
+    assert!(weak.body.contains("aria-invalid=\"true\""), "{}", weak.body);
+    assert!(
+        weak.body.contains("value=\"Dee&#x27;s Bikes\""),
+        "{}",
+        weak.body
+    );
+
+    let done = browser
+        .post(
+            &sign_up,
+            &[
+                ("csrf", &csrf),
+                ("organization", "Dee's Bikes"),
+                ("first_name", "Dee"),
+                ("email", "dee@bikes.test"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert!(
+        done.body
+            .contains("we sent a link to <strong>dee@bikes.test</strong>"),
+        "{}",
+        done.body
+    );
+
+    let link = app
+        .mail()
+        .wait_for("dee@bikes.test", "confirm your email")
+        .await
+        .link();
+    assert!(
+        link.starts_with(&format!("{base}/validate-email?token=")),
+        "{link}"
+    );
+    // Opened, not submitted: nothing is spent.
+    let page = browser.get(&link).await;
+    assert!(page.body.contains("Confirm my address"));
+    assert_eq!(
+        status_of(&app, "dee@bikes.test").await,
+        "PENDING_EMAIL_VALIDATION"
+    );
+    let confirmed = browser
+        .post(
+            &format!("{base}/validate-email"),
+            &[("csrf", &csrf), ("token", &page.field("token"))],
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK);
+    assert!(
+        confirmed.body.contains("You can sign in"),
+        "{}",
+        confirmed.body
+    );
+    let signed_in = browser
+        .post(
+            &format!("{base}/sign-in"),
+            &[
+                ("csrf", &csrf),
+                ("email", "dee@bikes.test"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+
+    // A tenant that lets nobody sign up has no such page.
+    app.data_as(
+        &key,
+        "mutation { updateTenant(input: { selfSignUp: false }) { id } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(browser.get(&sign_up).await.status, StatusCode::NOT_FOUND);
+    assert!(!browser.get(&base).await.body.contains("Create an account"));
+}
