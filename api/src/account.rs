@@ -37,9 +37,10 @@ use canopy_core::store::tenants::{self, TenantRow};
 const CSRF_COOKIE: &str = "canopy_csrf";
 const SESSION_COOKIE: &str = "canopy_session";
 
-/// Styles from this server only; forms post only here; nothing frames the
-/// pages, and no script runs at all.
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+/// Styles from this server only (the tenant's colour comes as a stylesheet
+/// of its own); images from here or https (the tenant's logo); forms post
+/// only here; nothing frames the pages, and no script runs at all.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data: https:; \
      form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 const STYLES: &[u8] = include_bytes!("../assets/account/account.css");
@@ -77,6 +78,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/account/assets/{file}", get(styles))
         .route("/account/{tenant}", get(home))
+        .route("/account/{tenant}/theme.css", get(theme))
         .route("/account/{tenant}/sign-in", post(sign_in))
         .route("/account/{tenant}/sign-out", post(sign_out))
         .route(
@@ -277,6 +279,7 @@ impl Page {
         let common = context! {
             tenant => self.tenant.name,
             sign_up => self.tenant.self_sign_up,
+            logo_url => self.tenant.logo_url,
             base => self.base,
             csrf => self.csrf,
             styles => format!("/account/assets/{}", *STYLES_PATH),
@@ -879,4 +882,30 @@ async fn sign_up(
             context! { error => refusal.message, field => refusal.field, form },
         ),
     }
+}
+
+/// The tenant's accent colour as a stylesheet (`#rrggbb`, checked when it
+/// was set), so the pages need no inline style.
+async fn theme(State(state): State<AppState>, Path(tenant): Path<String>) -> Response {
+    let Some(id) = ids::tenant(&tenant) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Ok(Some(row)) = tenants::by_id(&state.pool, id).await else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if row.portal_url != account_pages(&state.config.public_url, id).as_str() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let css = row
+        .accent_color
+        .map(|accent| format!(":root {{ --accent: {accent}; }}\n"))
+        .unwrap_or_default();
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        css,
+    )
+        .into_response()
 }

@@ -41,6 +41,13 @@ enum Command {
         portal_url: Option<String>,
         #[arg(long)]
         require_approval: bool,
+        /// An https URL of the tenant's logo, shown on its account pages
+        /// and in its emails.
+        #[arg(long)]
+        logo_url: Option<String>,
+        /// The tenant's accent colour, as #rrggbb.
+        #[arg(long)]
+        accent_color: Option<String>,
         /// Nobody may sign up by themselves; users are created by
         /// administrators only.
         #[arg(long)]
@@ -75,6 +82,8 @@ async fn run(cli: Cli) -> Result<()> {
             admin_email,
             portal_url,
             require_approval,
+            logo_url,
+            accent_color,
             no_self_sign_up,
         }) => {
             let new = NewTenant {
@@ -83,6 +92,8 @@ async fn run(cli: Cli) -> Result<()> {
                 portal_url,
                 require_approval,
                 self_sign_up: !no_self_sign_up,
+                logo_url,
+                accent_color,
             };
             let refuse = |error| anyhow::anyhow!("{}", tenants::describe(&error));
             new.validate().map_err(refuse)?;

@@ -331,6 +331,8 @@ impl TestApp {
                 portal_url: portal.map(str::to_owned),
                 require_approval: false,
                 self_sign_up: true,
+                logo_url: None,
+                accent_color: None,
             },
         )
         .await

@@ -31,6 +31,10 @@ pub struct NewTenant {
     pub portal_url: Option<String>,
     pub require_approval: bool,
     pub self_sign_up: bool,
+    /// An https URL of its logo, for its account pages and emails.
+    pub logo_url: Option<String>,
+    /// Its accent colour, `#rrggbb`.
+    pub accent_color: Option<String>,
 }
 
 /// What `create-tenant` prints: the only time the API key is shown.
@@ -50,6 +54,8 @@ impl NewTenant {
         validation::required("name", &self.name, validation::MAX_TITLE_CHARS)?;
         validation::email("adminEmail", &self.admin_email)?;
         self.portal_url.as_deref().map(portal_url).transpose()?;
+        self.logo_url.as_deref().map(logo_url).transpose()?;
+        self.accent_color.as_deref().map(accent_color).transpose()?;
         Ok(())
     }
 }
@@ -63,6 +69,8 @@ pub async fn create(
     let name = validation::required("name", &new.name, validation::MAX_TITLE_CHARS)?;
     let admin_email = validation::email("adminEmail", &new.admin_email)?;
     let own_portal = new.portal_url.as_deref().map(portal_url).transpose()?;
+    let logo = new.logo_url.as_deref().map(logo_url).transpose()?;
+    let accent = new.accent_color.as_deref().map(accent_color).transpose()?;
 
     let mut tx = pool.begin().await?;
     let mut settings = tenants::Settings {
@@ -70,6 +78,8 @@ pub async fn create(
         portal_url: own_portal.as_ref().unwrap_or(public_url).as_str(),
         require_approval: new.require_approval,
         self_sign_up: new.self_sign_up,
+        logo_url: logo.as_ref().map(Url::as_str),
+        accent_color: accent.as_deref(),
     };
     let mut tenant = tenants::insert(&mut tx, &settings).await?;
     // Without a portal of its own, the account pages are its portal; their
@@ -161,6 +171,10 @@ pub struct TenantChanges {
     pub require_approval: Option<bool>,
     pub portal_url: Option<String>,
     pub self_sign_up: Option<bool>,
+    /// An https URL; empty removes the logo.
+    pub logo_url: Option<String>,
+    /// `#rrggbb`; empty removes the colour.
+    pub accent_color: Option<String>,
 }
 
 /// Changes the caller's tenant; needs every scope (`authz::change_tenant`).
@@ -171,6 +185,15 @@ pub async fn update(pool: &PgPool, caller: &Caller, input: TenantChanges) -> Api
         .map(|name| validation::required("name", &name, validation::MAX_TITLE_CHARS))
         .transpose()?;
     let portal = input.portal_url.map(|url| portal_url(&url)).transpose()?;
+    // Given: a value to set, or empty to remove; left out: kept.
+    let logo = input
+        .logo_url
+        .map(|url| cleared(&url).map(logo_url).transpose())
+        .transpose()?;
+    let accent = input
+        .accent_color
+        .map(|colour| cleared(&colour).map(accent_color).transpose())
+        .transpose()?;
     let mut tx = pool.begin().await?;
     let current = tenants::lock(&mut tx, caller.tenant_id)
         .await?
@@ -185,11 +208,53 @@ pub async fn update(pool: &PgPool, caller: &Caller, input: TenantChanges) -> Api
                 .map_or(current.portal_url.as_str(), Url::as_str),
             require_approval: input.require_approval.unwrap_or(current.require_approval),
             self_sign_up: input.self_sign_up.unwrap_or(current.self_sign_up),
+            logo_url: match &logo {
+                Some(logo) => logo.as_ref().map(Url::as_str),
+                None => current.logo_url.as_deref(),
+            },
+            accent_color: match &accent {
+                Some(accent) => accent.as_deref(),
+                None => current.accent_color.as_deref(),
+            },
         },
     )
     .await?;
     tx.commit().await?;
     Ok(row)
+}
+
+/// `None` for a blank value (remove the setting), else the value.
+fn cleared(value: &str) -> Option<&str> {
+    Some(value.trim()).filter(|v| !v.is_empty())
+}
+
+/// A logo's address: https (pages and emails load it; a page on https
+/// must not load from http), at most 2,048 characters.
+fn logo_url(value: &str) -> ApiResult<Url> {
+    let bad = || {
+        ApiError::bad_input(
+            "logoUrl",
+            "logoUrl must be an https URL of at most 2048 characters",
+        )
+    };
+    let url = Url::parse(value.trim()).map_err(|_| bad())?;
+    if url.scheme() != "https" || url.host().is_none() || url.as_str().len() > 2048 {
+        return Err(bad());
+    }
+    Ok(url)
+}
+
+/// An accent colour: `#rrggbb`, kept in lower case.
+fn accent_color(value: &str) -> ApiResult<String> {
+    let value = value.trim().to_ascii_lowercase();
+    let hex = value.strip_prefix('#').unwrap_or("");
+    if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::bad_input(
+            "accentColor",
+            "accentColor must be a colour as #rrggbb",
+        ));
+    }
+    Ok(value)
 }
 
 fn portal_url(value: &str) -> ApiResult<Url> {
@@ -204,6 +269,18 @@ fn portal_url(value: &str) -> ApiResult<Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn brands_take_https_logos_and_hex_colours() {
+        assert!(logo_url("https://cdn.example.com/logo.png").is_ok());
+        assert!(logo_url("http://cdn.example.com/logo.png").is_err());
+        assert!(logo_url("javascript:alert(1)").is_err());
+        assert!(logo_url(&format!("https://x.example/{}", "a".repeat(2048))).is_err());
+        assert_eq!(accent_color(" #0B6E4F ").unwrap(), "#0b6e4f");
+        for bad in ["0b6e4f", "#0b6e4", "#0b6e4fa", "#gggggg", "red"] {
+            assert!(accent_color(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn portal_urls_must_be_http() {

@@ -642,3 +642,77 @@ async fn a_sign_up_is_confirmed_from_its_email_and_signs_in() {
     assert_eq!(browser.get(&sign_up).await.status, StatusCode::NOT_FOUND);
     assert!(!browser.get(&base).await.body.contains("Create an account"));
 }
+
+#[tokio::test]
+async fn the_pages_and_the_emails_wear_the_tenants_brand() {
+    let db = TestDb::new().await;
+    let (app, key, base) = hosted(&db).await;
+    let update = "mutation($input: UpdateTenantInput!) { updateTenant(input: $input) { logoUrl accentColor } }";
+    for (input, field) in [
+        (
+            json!({ "logoUrl": "http://cdn.example.com/logo.png" }),
+            "logoUrl",
+        ),
+        (json!({ "accentColor": "green" }), "accentColor"),
+    ] {
+        let before = app.snapshot().await;
+        let refused = app
+            .error_as(Some(&key), update, json!({ "input": input }))
+            .await;
+        assert_eq!(
+            (refused.code.as_str(), refused.field.as_deref()),
+            ("BAD_USER_INPUT", Some(field))
+        );
+        assert_eq!(app.snapshot().await, before);
+    }
+    let data = app
+        .data_as(
+            &key,
+            update,
+            json!({ "input": { "logoUrl": "https://cdn.example.com/logo.png", "accentColor": "#AA3300" } }),
+        )
+        .await;
+    assert_eq!(
+        data["updateTenant"],
+        json!({ "logoUrl": "https://cdn.example.com/logo.png", "accentColor": "#aa3300" })
+    );
+
+    let mut browser = Browser::new();
+    let home = browser.get(&base).await;
+    assert!(
+        home.body
+            .contains("class=\"logo\" src=\"https:&#x2f;&#x2f;cdn.example.com&#x2f;logo.png\""),
+        "{}",
+        home.body
+    );
+    let theme = browser.get(&format!("{base}/theme.css")).await;
+    assert_eq!(theme.body.trim(), ":root { --accent: #aa3300; }");
+
+    let link = invite(&app, &key, "eve@globex.test").await;
+    let email = app
+        .mail()
+        .wait_for("eve@globex.test", "set up your account")
+        .await;
+    assert!(email.html.contains("background:#aa3300"), "{}", email.html);
+    assert!(email.html.contains("cdn.example.com"), "{}", email.html);
+    assert!(email.text.contains(&link), "the text part says the same");
+    assert!(
+        email.raw.contains("Auto-Submitted: auto-generated"),
+        "{}",
+        email.raw
+    );
+
+    // Emptied, the brand is gone.
+    let data = app
+        .data_as(
+            &key,
+            update,
+            json!({ "input": { "logoUrl": "", "accentColor": "" } }),
+        )
+        .await;
+    assert_eq!(
+        data["updateTenant"],
+        json!({ "logoUrl": null, "accentColor": null })
+    );
+    assert_eq!(browser.get(&format!("{base}/theme.css")).await.body, "");
+}

@@ -137,7 +137,7 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("JobQueue", "kinds activeWorkers workers jobs", Field),
     ("WorkerProcess", "id startedAt lastHeartbeatAt active", Field),
     ("JobKindStats", "kind awaitingDispatch pending running done failed killed paused throughput", Field),
-    ("Tenant", "id name requireApproval portalUrl selfSignUp", Field),
+    ("Tenant", "id name requireApproval portalUrl selfSignUp logoUrl accentColor", Field),
     ("Viewer", "tenant scopes", Field),
     ("Viewer", "user", Shows(&[], Session)),
     ("Viewer", "apiKey", Shows(&[], Key)),

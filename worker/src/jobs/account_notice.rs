@@ -32,5 +32,5 @@ pub async fn compose(ctx: &Context, job: &Claimed, payload: Payload) -> Result<C
         "to_old_address": notice == AccountNotice::EmailChanged
             && !address.eq_ignore_ascii_case(&user.email),
     });
-    super::email(ctx, job, notice.template(), &address, context).map(Composed::Send)
+    super::email(ctx, job, notice.template(), &address, &tenant, context).map(Composed::Send)
 }

@@ -105,7 +105,15 @@ pub async fn compose(ctx: &Context, job: &Claimed, payload: Payload) -> Result<C
         "portal": tenant.portal_url,
         "customer": customer,
     });
-    super::email(ctx, job, "admin_notification", &recipient.email, context).map(Composed::Send)
+    super::email(
+        ctx,
+        job,
+        "admin_notification",
+        &recipient.email,
+        &tenant,
+        context,
+    )
+    .map(Composed::Send)
 }
 
 /// Why the notice no longer matters, if it does not: an approval already

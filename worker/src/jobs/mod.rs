@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::ledger::Outcome;
-use crate::mail::templates::{Templates, in_words};
+use crate::mail::templates::{Brand, Templates, in_words};
 use crate::mail::{Email, Mailer, Reachability};
 use canopy_core::store::jobs::Claimed;
 
@@ -232,21 +232,22 @@ pub(crate) async fn link_email(
     if let (Some(context), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
         context.extend(extra);
     }
-    email(ctx, job, kind.template, &to, context).map(Composed::Send)
+    email(ctx, job, kind.template, &to, &link.tenant, context).map(Composed::Send)
 }
 
-/// Renders `kind`'s templates into an email for `to`, with the job's
-/// stable Message-ID.
+/// Renders `kind`'s templates into an email for `to`, in the tenant's
+/// brand, with the job's stable Message-ID.
 pub(crate) fn email(
     ctx: &Context,
     job: &Claimed,
     kind: &str,
     to: &str,
+    tenant: &TenantRow,
     context: impl Serialize,
 ) -> Result<Email, Outcome> {
     let rendered = ctx
         .templates
-        .render(kind, context)
+        .render(kind, context, &Brand::of(tenant))
         .map_err(|e| Outcome::Permanent(format!("template error: {e}")))?;
     let domain = ctx.from.email.domain().to_owned();
     Ok(Email {

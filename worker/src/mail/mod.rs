@@ -151,11 +151,31 @@ fn build(from: &Mailbox, email: &Email) -> Result<Message, SendError> {
         .to(to)
         .subject(&email.subject)
         .message_id(Some(format!("<{}>", email.message_id)))
+        .header(AutoSubmitted)
         .multipart(MultiPart::alternative_plain_html(
             email.text.clone(),
             email.html.clone(),
         ))
         .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))
+}
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): a machine wrote this
+/// message, so an out-of-office reply must not answer it.
+#[derive(Clone, Copy, Debug)]
+struct AutoSubmitted;
+
+impl lettre::message::header::Header for AutoSubmitted {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), "auto-generated".to_owned())
+    }
 }
 
 /// An address as logs may show it: `a***@example.com`.

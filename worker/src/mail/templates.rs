@@ -1,6 +1,7 @@
 //! Email as data: per kind a subject, a plain-text body and an HTML body
 //! (`worker/templates/<kind>/`), rendered with minijinja. HTML templates
-//! escape what they insert.
+//! escape what they insert; the HTML body is set in one layout
+//! (`worker/templates/layout.html`) that carries the tenant's brand.
 
 use minijinja::Environment;
 use serde::Serialize;
@@ -30,6 +31,7 @@ impl Templates {
     pub fn new() -> Result<Self, minijinja::Error> {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.add_template("layout.html", include_str!("../../templates/layout.html"))?;
         templates!(
             env,
             "invitation",
@@ -44,23 +46,64 @@ impl Templates {
         Ok(Self { env })
     }
 
-    /// Renders `kind`'s three templates with `context`.
+    /// Renders `kind`'s three templates with `context` and the tenant's
+    /// `brand`, the HTML body inside the layout.
     pub fn render(
         &self,
         kind: &str,
         context: impl Serialize,
+        brand: &Brand,
     ) -> Result<Rendered, minijinja::Error> {
-        let context = minijinja::Value::from_serialize(&context);
+        let context = minijinja::context! {
+            brand => minijinja::Value::from_serialize(brand),
+            ..minijinja::Value::from_serialize(&context),
+        };
         let render = |part: &str| {
             self.env
                 .get_template(&format!("{kind}/{part}"))
                 .and_then(|template| template.render(&context))
         };
+        let subject = render("subject.txt")?.trim().to_owned();
+        // The body was escaped as it was rendered.
+        let content = minijinja::Value::from_safe_string(render("body.html")?);
+        let html = self
+            .env
+            .get_template("layout.html")?
+            .render(minijinja::context! {
+                subject => subject.clone(),
+                content,
+                ..context.clone(),
+            })?;
         Ok(Rendered {
-            subject: render("subject.txt")?.trim().to_owned(),
+            subject,
             text: render("body.txt")?,
-            html: render("body.html")?,
+            html,
         })
+    }
+}
+
+/// A tenant's brand as its emails show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Brand {
+    pub name: String,
+    pub logo_url: Option<String>,
+    /// `#rrggbb`: the tenant's, or Canopy's green.
+    pub accent: String,
+}
+
+/// Canopy's own accent, for a tenant without one.
+pub const DEFAULT_ACCENT: &str = "#0b6e4f";
+
+impl Brand {
+    pub fn of(tenant: &canopy_core::store::tenants::TenantRow) -> Self {
+        Self {
+            name: tenant.name.clone(),
+            logo_url: tenant.logo_url.clone(),
+            accent: tenant
+                .accent_color
+                .clone()
+                .unwrap_or_else(|| DEFAULT_ACCENT.to_owned()),
+        }
     }
 }
 
@@ -87,24 +130,58 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn brand(logo_url: Option<&str>) -> Brand {
+        Brand {
+            name: "Acme <Resellers>".into(),
+            logo_url: logo_url.map(str::to_owned),
+            accent: "#aa3300".into(),
+        }
+    }
+
     #[test]
     fn every_kind_renders_and_html_is_escaped() {
         let templates = Templates::new().unwrap();
+        let context = json!({ "tenant": "Acme <Resellers>", "name": "Ann",
+                              "link": "https://p/activate?token=a&b", "expires_in": "7 days" });
         let rendered = templates
-            .render(
-                "invitation",
-                json!({ "tenant": "Acme <Resellers>", "name": "Ann", "link": "https://p/activate?token=a&b", "expires_in": "7 days" }),
-            )
+            .render("invitation", context.clone(), &brand(None))
             .unwrap();
         assert_eq!(rendered.subject, "Acme <Resellers>: set up your account");
         assert!(rendered.text.contains("https://p/activate?token=a&b"));
         assert!(rendered.text.contains("7 days"));
         assert!(rendered.html.contains("Acme &lt;Resellers&gt;"));
         assert!(rendered.html.contains("token=a&amp;b"));
+        // In the tenant's brand: its colour on the button, its name atop.
+        assert!(
+            rendered.html.contains("background:#aa3300"),
+            "{}",
+            rendered.html
+        );
+        assert!(rendered.html.starts_with("<!DOCTYPE html>"));
+        assert_eq!(
+            rendered.html.matches("<body").count(),
+            1,
+            "the body sits inside the layout"
+        );
+        let with_logo = templates
+            .render(
+                "invitation",
+                context,
+                &brand(Some("https://cdn.example.com/l.png?a=1&b=\"x")),
+            )
+            .unwrap();
+        // Escaped inside its attribute: no quote can end it.
+        assert!(
+            with_logo
+                .html
+                .contains("l.png?a=1&amp;b=&quot;x\" alt=\"Acme &lt;Resellers&gt;\""),
+            "{}",
+            with_logo.html
+        );
         // A missing value is an error, not an empty hole in an email.
         assert!(
             templates
-                .render("invitation", json!({ "tenant": "Acme" }))
+                .render("invitation", json!({ "tenant": "Acme" }), &brand(None))
                 .is_err()
         );
     }

@@ -37,6 +37,17 @@ impl Tenant {
     async fn self_sign_up(&self) -> bool {
         self.0.self_sign_up
     }
+
+    /// An https URL of its logo, shown on its account pages and in its
+    /// emails.
+    async fn logo_url(&self) -> Option<&str> {
+        self.0.logo_url.as_deref()
+    }
+
+    /// Its accent colour, `#rrggbb`, for its account pages and emails.
+    async fn accent_color(&self) -> Option<&str> {
+        self.0.accent_color.as_deref()
+    }
 }
 
 /// Changes to the tenant's settings; fields left out are unchanged.
@@ -48,6 +59,12 @@ pub struct UpdateTenantInput {
     /// An http(s) URL.
     pub portal_url: Option<String>,
     pub self_sign_up: Option<bool>,
+    /// An https URL of the tenant's logo (at most 2,048 characters), shown
+    /// on its account pages and in its emails; empty removes it.
+    pub logo_url: Option<String>,
+    /// The tenant's accent colour, `#rrggbb`, for its account pages and
+    /// emails; empty removes it.
+    pub accent_color: Option<String>,
 }
 
 /// Who is calling.
@@ -99,6 +116,8 @@ impl From<UpdateTenantInput> for crate::actions::tenants::TenantChanges {
             require_approval: input.require_approval,
             portal_url: input.portal_url,
             self_sign_up: input.self_sign_up,
+            logo_url: input.logo_url,
+            accent_color: input.accent_color,
         }
     }
 }

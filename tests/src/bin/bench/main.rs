@@ -63,6 +63,8 @@ async fn bench_tenant(pool: &PgPool, config: &Config) -> Result<tenants::Created
             portal_url: None,
             require_approval: false,
             self_sign_up: true,
+            logo_url: None,
+            accent_color: None,
         },
     )
     .await
