@@ -205,11 +205,19 @@ impl Page {
     /// post with this `Origin`), and it carries this browser's CSRF token.
     fn genuine(&self, sent: &str) -> bool {
         let public = self.state.config.public_url.origin().ascii_serialization();
-        let same_origin = self.origin.as_deref().is_none_or(|o| o == public)
-            && self
+        // Under `Referrer-Policy: no-referrer` a browser sends `Origin:
+        // null` even from the page itself; then `Sec-Fetch-Site` decides
+        // (a sibling host is "same-site", not "same-origin").
+        let same_origin = match self.origin.as_deref() {
+            Some(origin) if origin != "null" => origin == public,
+            _ => self
                 .fetch_site
                 .as_deref()
-                .is_none_or(|site| matches!(site, "same-origin" | "none"));
+                .is_none_or(|site| matches!(site, "same-origin" | "none")),
+        } && self
+            .fetch_site
+            .as_deref()
+            .is_none_or(|site| matches!(site, "same-origin" | "none"));
         same_origin
             && self
                 .jar

@@ -3,7 +3,7 @@
 // seeded), and headless Chromium from Debian's package.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -26,15 +26,45 @@ export async function startWorld() {
     if (log.length > 200) log.shift();
   });
   const lines = createInterface({ input: child.stdout });
+  // The world's logs share its standard output; its own lines are marked.
+  const answers = [];
   const world = await new Promise((resolve, reject) => {
     child.on('exit', (code) => reject(new Error(`console-world ended (${code}):\n${log.join('')}`)));
-    // The world's logs share its standard output; its description is marked.
+    let described = false;
     lines.on('line', (line) => {
-      if (line.startsWith(MARK)) resolve(JSON.parse(line.slice(MARK.length)));
-      else log.push(`${line}\n`);
+      if (!line.startsWith(MARK)) {
+        log.push(`${line}\n`);
+      } else if (!described) {
+        described = true;
+        resolve(JSON.parse(line.slice(MARK.length)));
+      } else {
+        answers.push(JSON.parse(line.slice(MARK.length)));
+      }
     });
   });
   world.log = log;
+  /** Runs a command of the world's (such as `expire-links`). */
+  world.command = async (name) => {
+    child.stdin.write(`${name}\n`);
+    await until(`the world to do ${name}`, () => answers.some((a) => a.done === name));
+    answers.splice(0, answers.length);
+  };
+  /** The emails the world's SMTP server received for `to`, oldest first. */
+  world.mailTo = (to) =>
+    readdirSync(world.mail)
+      .sort()
+      .map((file) => JSON.parse(readFileSync(join(world.mail, file), 'utf8')))
+      .filter((mail) => mail.to === to);
+  /** Waits for the `n`th email to `to`; answers it with its first link. */
+  world.waitForMail = async (to, n = 1) => {
+    const mails = await until(`email ${n} to ${to}`, () => {
+      const found = world.mailTo(to);
+      return found.length >= n ? found : null;
+    });
+    const mail = mails[n - 1];
+    mail.link = mail.text.match(/https?:\/\/\S+/)[0];
+    return mail;
+  };
   world.stop = () =>
     new Promise((resolve) => {
       child.removeAllListeners('exit');

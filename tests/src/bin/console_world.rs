@@ -2,11 +2,13 @@
 //! and worker, on a database of its own, sending to an SMTP server this
 //! process runs, with a tenant holding a customer tree three levels deep,
 //! users, a job that died, a user waiting for approval and names written
-//! to look like markup. It prints one line, `console-world: ` and JSON
-//! (where to reach it and how to sign in), then runs until its standard input closes, and then
-//! removes its database and Redis keys.
-
-use std::io::Read;
+//! to look like markup, and a second tenant ("Northwind") that uses
+//! Canopy's account pages and has a brand. It prints one line,
+//! `console-world: ` and JSON (where to reach it and how to sign in), then
+//! runs until its standard input closes, and then removes its database and
+//! Redis keys. Meanwhile it writes each email its SMTP server receives as
+//! JSON into the folder `mail` names, and answers commands on standard
+//! input: `expire-links` makes every unspent link expired.
 
 use canopy_tests::accounts::PASSWORD;
 use canopy_tests::{TestApp, TestDb, eventually, string_at};
@@ -26,16 +28,61 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let db = runtime.block_on(TestDb::new());
     let app = runtime.block_on(TestApp::spawn_with_mail(db.pool()));
-    let world = runtime.block_on(build(&app))?;
-    // Logs share standard output: the line the tests read is marked.
+    let mail_dir = tempfile::tempdir()?;
+    let mut world = runtime.block_on(build(&app))?;
+    world["mail"] = json!(mail_dir.path());
+    // Logs share standard output: the lines the tests read are marked.
     println!("{WORLD_MARK}{world}");
-    // Until the test is done with it.
-    let mut rest = Vec::new();
-    std::io::stdin().read_to_end(&mut rest)?;
+    let (commands, received) = std::sync::mpsc::channel::<Option<String>>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if commands.send(Some(line)).is_err() {
+                return;
+            }
+        }
+        let _ = commands.send(None);
+    });
+    // Until the test is done with it: copy out the mail, run commands.
+    let mut written = 0;
+    loop {
+        let messages = app.mail().messages();
+        for message in &messages[written..] {
+            let file = mail_dir.path().join(format!("{written:04}.json"));
+            let body = json!({ "to": message.to, "subject": message.subject,
+                               "text": message.text, "html": message.html });
+            std::fs::write(&file, body.to_string())?;
+            written += 1;
+        }
+        match received.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(Some(command)) => {
+                runtime.block_on(run(&app, command.trim()))?;
+                println!("{WORLD_MARK}{{\"done\":{:?}}}", command.trim());
+            }
+            Ok(None) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+    }
     drop(app);
     drop(runtime);
     drop(db);
     Ok(())
+}
+
+/// One command from the tests.
+async fn run(app: &TestApp, command: &str) -> anyhow::Result<()> {
+    match command {
+        "expire-links" => {
+            sqlx::query(
+                "UPDATE user_tokens SET expires_at = now() - interval '1 second'
+                 WHERE consumed_at IS NULL",
+            )
+            .execute(&app.pool)
+            .await?;
+            Ok(())
+        }
+        other => anyhow::bail!("no command {other:?}"),
+    }
 }
 
 async fn build(app: &TestApp) -> anyhow::Result<serde_json::Value> {
@@ -125,7 +172,29 @@ async fn build(app: &TestApp) -> anyhow::Result<serde_json::Value> {
         "the sign-up waits for approval: {validated}"
     );
 
+    // A tenant on Canopy's account pages, in its own colours.
+    let northwind = app.create_tenant_with_portal("Northwind", None).await;
+    app.data_as(
+        &northwind.api_key,
+        "mutation { updateTenant(input: { accentColor: \"#7b2cbf\" }) { id } }",
+        json!({}),
+    )
+    .await;
+    let stores = app
+        .data_as(
+            &northwind.api_key,
+            "mutation { createCustomer(input: { title: \"Northwind Stores\" }) { customer { id } } }",
+            json!({}),
+        )
+        .await;
+
     Ok(json!({
+        "hosted": {
+            "tenantId": northwind.tenant_id,
+            "apiKey": northwind.api_key,
+            "pages": app.url(&format!("/account/{}", northwind.tenant_id)),
+            "customer": string_at(&stores, &["createCustomer", "customer", "id"]),
+        },
         "url": app.url(""),
         "tenantId": app.tenant.tenant_id,
         "apiKey": app.tenant.api_key,

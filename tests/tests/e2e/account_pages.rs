@@ -224,6 +224,23 @@ async fn an_invitation_opens_a_page_that_sets_a_password_and_signs_in() {
         .await
         .unwrap();
     assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    // A sibling host's page, its origin hidden: the browser still says
+    // where the post came from.
+    let sibling = browser
+        .client
+        .post(&activate)
+        .header("cookie", browser.cookie_header())
+        .header("origin", "null")
+        .header("sec-fetch-site", "same-site")
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("token", &token),
+            ("password", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sibling.status(), StatusCode::FORBIDDEN);
     // A link of another tenant is no link here.
     let foreign = canopy_tests::link_token(&app.tenant.activation_link);
     let other = browser
