@@ -16,14 +16,16 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::{Form, Path, Query, State};
+use axum::Router;
+use axum::extract::{Form, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use minijinja::{Environment, Value, context};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
@@ -67,6 +69,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "sign_up.html",
             include_str!("../assets/account/sign_up.html"),
         ),
+        ("forged.html", include_str!("../assets/account/forged.html")),
     ] {
         env.add_template(name, source)
             .expect("the account templates parse");
@@ -306,12 +309,56 @@ impl Page {
         (status, self.jar.add(csrf), no_cache(), Html(html)).into_response()
     }
 
-    fn forged(self, template: &str) -> Response {
+    fn forged(self) -> Response {
         self.render(
             StatusCode::FORBIDDEN,
-            template,
+            "forged.html",
             context! { error => "This page was open too long or came from elsewhere. Reload it and try again." },
         )
+    }
+}
+
+/// A tenant's page from a request: the tenant in its path, its cookies and
+/// where it says it came from.
+impl FromRequestParts<AppState> for Page {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Path(tenant) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let edge = parts
+            .extensions
+            .get::<Edge>()
+            .cloned()
+            .ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+        let jar = CookieJar::from_headers(&parts.headers);
+        Page::open(state.clone(), edge, &tenant, jar, &parts.headers).await
+    }
+}
+
+/// A form that carries a CSRF token.
+trait Guarded {
+    fn csrf(&self) -> &str;
+}
+
+/// A posted form of a tenant's page, from these pages (CSRF token and
+/// origin checked); anything else is answered 403 and does nothing.
+struct Posted<F>(Page, F);
+
+impl<F: Guarded + DeserializeOwned + Send> FromRequest<AppState> for Posted<F> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let page = Page::from_request_parts(&mut parts, state).await?;
+        let Form(form) = Form::<F>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if !page.genuine(form.csrf()) {
+            return Err(page.forged());
+        }
+        Ok(Posted(page, form))
     }
 }
 
@@ -369,9 +416,21 @@ struct SignInForm {
     password: String,
 }
 
+impl Guarded for SignInForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 #[derive(Deserialize)]
 struct CsrfForm {
     csrf: String,
+}
+
+impl Guarded for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 #[derive(Deserialize)]
@@ -381,10 +440,22 @@ struct PasswordForm {
     password: String,
 }
 
+impl Guarded for PasswordForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 #[derive(Deserialize)]
 struct TokenForm {
     csrf: String,
     token: String,
+}
+
+impl Guarded for TokenForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 #[derive(Deserialize)]
@@ -393,17 +464,13 @@ struct EmailForm {
     email: String,
 }
 
-async fn home(
-    State(state): State<AppState>,
-    Extension(edge): Extension<Edge>,
-    Path(tenant): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
-) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
+impl Guarded for EmailForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+async fn home(page: Page) -> Response {
     if let Some(session) = page.session() {
         let viewer = page
             .call(
@@ -426,21 +493,7 @@ async fn home(
     page.render(StatusCode::OK, "home.html", context! {})
 }
 
-async fn sign_in(
-    State(state): State<AppState>,
-    Extension(edge): Extension<Edge>,
-    Path(tenant): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    Form(form): Form<SignInForm>,
-) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
-    if !page.genuine(&form.csrf) {
-        return page.forged("home.html");
-    }
+async fn sign_in(Posted(page, form): Posted<SignInForm>) -> Response {
     let login = page
         .call(
             None,
@@ -469,21 +522,7 @@ fn signed_in(page: Page, token: &serde_json::Value) -> Response {
     (page.jar.add(session), no_cache(), Redirect::to(&to)).into_response()
 }
 
-async fn sign_out(
-    State(state): State<AppState>,
-    Extension(edge): Extension<Edge>,
-    Path(tenant): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
-    if !page.genuine(&form.csrf) {
-        return page.forged("home.html");
-    }
+async fn sign_out(Posted(page, _): Posted<CsrfForm>) -> Response {
     if let Some(session) = page.session() {
         // Ended here either way; an already dead session is no error.
         let _ = page
@@ -528,35 +567,11 @@ fn password_form(
     )
 }
 
-async fn activate_page(
-    State(state): State<AppState>,
-    Extension(edge): Extension<Edge>,
-    Path(tenant): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    Query(query): Query<TokenQuery>,
-) -> Response {
-    match Page::open(state, edge, &tenant, jar, &headers).await {
-        Ok(page) => password_form(page, StatusCode::OK, "activate", query.token, false, None),
-        Err(response) => response,
-    }
+async fn activate_page(page: Page, Query(query): Query<TokenQuery>) -> Response {
+    password_form(page, StatusCode::OK, "activate", query.token, false, None)
 }
 
-async fn activate(
-    State(state): State<AppState>,
-    Extension(edge): Extension<Edge>,
-    Path(tenant): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    Form(form): Form<PasswordForm>,
-) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
-    if !page.genuine(&form.csrf) {
-        return page.forged("password.html");
-    }
+async fn activate(Posted(page, form): Posted<PasswordForm>) -> Response {
     if !page.owns(&form.token) {
         return refused_password(page, "activate", form.token, foreign());
     }
@@ -588,42 +603,18 @@ fn refused_password(page: Page, page_name: &str, token: String, refusal: Refusal
     )
 }
 
-async fn reset_page(
-    State(state): State<AppState>,
-    Extension(edge): Extension<Edge>,
-    Path(tenant): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    Query(query): Query<TokenQuery>,
-) -> Response {
-    match Page::open(state, edge, &tenant, jar, &headers).await {
-        Ok(page) => password_form(
-            page,
-            StatusCode::OK,
-            "reset-password",
-            query.token,
-            false,
-            None,
-        ),
-        Err(response) => response,
-    }
+async fn reset_page(page: Page, Query(query): Query<TokenQuery>) -> Response {
+    password_form(
+        page,
+        StatusCode::OK,
+        "reset-password",
+        query.token,
+        false,
+        None,
+    )
 }
 
-async fn reset(
-    State(state): State<AppState>,
-    Extension(edge): Extension<Edge>,
-    Path(tenant): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    Form(form): Form<PasswordForm>,
-) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
-    if !page.genuine(&form.csrf) {
-        return page.forged("password.html");
-    }
+async fn reset(Posted(page, form): Posted<PasswordForm>) -> Response {
     if !page.owns(&form.token) {
         return refused_password(page, "reset-password", form.token, foreign());
     }
@@ -644,42 +635,16 @@ async fn reset(
     }
 }
 
-async fn validate_page(
-    State(state): State<AppState>,
-    Extension(edge): Extension<Edge>,
-    Path(tenant): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    Query(query): Query<TokenQuery>,
-) -> Response {
-    match Page::open(state, edge, &tenant, jar, &headers).await {
-        Ok(page) => {
-            let expired = query.token.is_none();
-            page.render(
-                StatusCode::OK,
-                "confirm.html",
-                context! { token => query.token, expired },
-            )
-        }
-        Err(response) => response,
-    }
+async fn validate_page(page: Page, Query(query): Query<TokenQuery>) -> Response {
+    let expired = query.token.is_none();
+    page.render(
+        StatusCode::OK,
+        "confirm.html",
+        context! { token => query.token, expired },
+    )
 }
 
-async fn validate(
-    State(state): State<AppState>,
-    Extension(edge): Extension<Edge>,
-    Path(tenant): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    Form(form): Form<TokenForm>,
-) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
-    if !page.genuine(&form.csrf) {
-        return page.forged("confirm.html");
-    }
+async fn validate(Posted(page, form): Posted<TokenForm>) -> Response {
     if !page.owns(&form.token) {
         return page.render(
             StatusCode::BAD_REQUEST,
@@ -717,34 +682,11 @@ async fn validate(
     }
 }
 
-async fn forgot_page(
-    State(state): State<AppState>,
-    Extension(edge): Extension<Edge>,
-    Path(tenant): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
-) -> Response {
-    match Page::open(state, edge, &tenant, jar, &headers).await {
-        Ok(page) => page.render(StatusCode::OK, "forgot.html", context! {}),
-        Err(response) => response,
-    }
+async fn forgot_page(page: Page) -> Response {
+    page.render(StatusCode::OK, "forgot.html", context! {})
 }
 
-async fn forgot(
-    State(state): State<AppState>,
-    Extension(edge): Extension<Edge>,
-    Path(tenant): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    Form(form): Form<EmailForm>,
-) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
-    if !page.genuine(&form.csrf) {
-        return page.forged("forgot.html");
-    }
+async fn forgot(Posted(page, form): Posted<EmailForm>) -> Response {
     let asked = page
         .call(
             None,
@@ -763,21 +705,7 @@ async fn forgot(
     }
 }
 
-async fn new_link(
-    State(state): State<AppState>,
-    Extension(edge): Extension<Edge>,
-    Path(tenant): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    Form(form): Form<TokenForm>,
-) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
-    if !page.genuine(&form.csrf) {
-        return page.forged("sent.html");
-    }
+async fn new_link(Posted(page, form): Posted<TokenForm>) -> Response {
     if !page.owns(&form.token) {
         return page.render(
             StatusCode::BAD_REQUEST,
@@ -816,44 +744,31 @@ struct SignUpForm {
     password: String,
 }
 
+impl Guarded for SignUpForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// A tenant that lets nobody sign up has no sign-up page.
 fn no_sign_up() -> Response {
     (StatusCode::NOT_FOUND, no_cache(), "Not found").into_response()
 }
 
-async fn sign_up_page(
-    State(state): State<AppState>,
-    Extension(edge): Extension<Edge>,
-    Path(tenant): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
-) -> Response {
-    match Page::open(state, edge, &tenant, jar, &headers).await {
-        Ok(page) if page.tenant.self_sign_up => page.render(
-            StatusCode::OK,
-            "sign_up.html",
-            context! { form => SignUpForm::default() },
-        ),
-        Ok(_) => no_sign_up(),
-        Err(response) => response,
+async fn sign_up_page(page: Page) -> Response {
+    if !page.tenant.self_sign_up {
+        return no_sign_up();
     }
+    page.render(
+        StatusCode::OK,
+        "sign_up.html",
+        context! { form => SignUpForm::default() },
+    )
 }
 
-async fn sign_up(
-    State(state): State<AppState>,
-    Extension(edge): Extension<Edge>,
-    Path(tenant): Path<String>,
-    jar: CookieJar,
-    headers: HeaderMap,
-    Form(form): Form<SignUpForm>,
-) -> Response {
-    let page = match Page::open(state, edge, &tenant, jar, &headers).await {
-        Ok(page) if page.tenant.self_sign_up => page,
-        Ok(_) => return no_sign_up(),
-        Err(response) => return response,
-    };
-    if !page.genuine(&form.csrf) {
-        return page.forged("sign_up.html");
+async fn sign_up(Posted(page, form): Posted<SignUpForm>) -> Response {
+    if !page.tenant.self_sign_up {
+        return no_sign_up();
     }
     let optional = |value: &str| (!value.trim().is_empty()).then(|| value.trim().to_owned());
     let signed_up = page
