@@ -70,6 +70,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("../assets/account/sign_up.html"),
         ),
         ("forged.html", include_str!("../assets/account/forged.html")),
+        (
+            "new_link.html",
+            include_str!("../assets/account/new_link.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("the account templates parse");
@@ -142,6 +146,23 @@ struct Refusal {
     field: Option<String>,
 }
 
+/// The tenant `tenant` names and the address of its pages, when it exists
+/// and has no portal of its own (a tenant with one answers as if it did not
+/// exist).
+async fn hosted_tenant(state: &AppState, tenant: &str) -> Result<(TenantRow, url::Url), Response> {
+    let not_found = || (StatusCode::NOT_FOUND, no_cache(), "Not found").into_response();
+    let id = ids::tenant(tenant).ok_or_else(not_found)?;
+    let row = tenants::by_id(&state.pool, id)
+        .await
+        .map_err(|_| StatusCode::SERVICE_UNAVAILABLE.into_response())?
+        .ok_or_else(not_found)?;
+    let hosted = account_pages(&state.config.public_url, id);
+    if row.portal_url != hosted.as_str() {
+        return Err(not_found());
+    }
+    Ok((row, hosted))
+}
+
 impl Page {
     /// The tenant's pages, when the tenant exists and has no portal of its
     /// own (a tenant with one answers as if it did not exist).
@@ -152,7 +173,6 @@ impl Page {
         jar: CookieJar,
         headers: &HeaderMap,
     ) -> Result<Self, Response> {
-        let not_found = || (StatusCode::NOT_FOUND, no_cache(), "Not found").into_response();
         // Every page counts against the client's budget for public calls,
         // so walking tenant ids to read their names is slow.
         let verdict = state
@@ -169,15 +189,8 @@ impl Page {
             )
                 .into_response());
         }
-        let id = ids::tenant(tenant).ok_or_else(not_found)?;
-        let row = tenants::by_id(&state.pool, id)
-            .await
-            .map_err(|_| StatusCode::SERVICE_UNAVAILABLE.into_response())?
-            .ok_or_else(not_found)?;
-        let hosted = account_pages(&state.config.public_url, id);
-        if row.portal_url != hosted.as_str() {
-            return Err(not_found());
-        }
+        let (row, hosted) = hosted_tenant(&state, tenant).await?;
+        let id = row.id;
         let csrf = jar
             .get(CSRF_COOKIE)
             .map(|c| c.value().to_owned())
@@ -810,15 +823,10 @@ async fn sign_up(Posted(page, form): Posted<SignUpForm>) -> Response {
 /// The tenant's accent colour as a stylesheet (`#rrggbb`, checked when it
 /// was set), so the pages need no inline style.
 async fn theme(State(state): State<AppState>, Path(tenant): Path<String>) -> Response {
-    let Some(id) = ids::tenant(&tenant) else {
-        return StatusCode::NOT_FOUND.into_response();
+    let row = match hosted_tenant(&state, &tenant).await {
+        Ok((row, _)) => row,
+        Err(response) => return response,
     };
-    let Ok(Some(row)) = tenants::by_id(&state.pool, id).await else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    if row.portal_url != account_pages(&state.config.public_url, id).as_str() {
-        return StatusCode::NOT_FOUND.into_response();
-    }
     let css = row
         .accent_color
         .map(|accent| format!(":root {{ --accent: {accent}; }}\n"))

@@ -90,6 +90,35 @@ function table(caption, headings, rows, empty = 'None.') {
   );
 }
 
+/**
+ * A one-field search form that shows in `results` what `find(term)`
+ * answers, and an error as the API gave it.
+ */
+function searchForm({ id, label, input = {}, action = 'Search', results, find }) {
+  const term = el('input', { id, required: true, ...input });
+  return el(
+    'form',
+    {
+      class: 'inline',
+      role: 'search',
+      on: {
+        submit: async (event) => {
+          event.preventDefault();
+          clearError();
+          try {
+            replace(results, await find(term.value.trim()));
+          } catch (error) {
+            showError(error);
+          }
+        },
+      },
+    },
+    el('label', { for: id }, label),
+    term,
+    el('button', { type: 'submit' }, action),
+  );
+}
+
 // ------------------------------------------------------------ the API
 
 class ApiError extends Error {
@@ -517,36 +546,25 @@ async function queueView(main, alive) {
   const workers = el('section', { 'aria-labelledby': 'workers-h' });
   const problems = el('section', { id: 'problems', 'aria-labelledby': 'problems-h' });
   const found = el('div', { id: 'found' });
-  const recipient = el('input', { type: 'email', id: 'recipient', required: true });
   const search = el(
     'section',
     { 'aria-labelledby': 'search-h' },
     el('h2', { id: 'search-h' }, 'Find jobs by recipient'),
-    el(
-      'form',
-      {
-        class: 'inline',
-        on: {
-          submit: async (event) => {
-            event.preventDefault();
-            clearError();
-            try {
-              const data = await gql(
-                `query($r: String) { jobQueue { jobs(recipient: $r, first: 50) { totalCount nodes { ${JOB_FIELDS} } } } }`,
-                { r: recipient.value.trim() },
-              );
-              const jobs = data.jobQueue.jobs;
-              replace(found, jobTable(`Jobs to ${recipient.value.trim()} (${jobs.totalCount})`, jobs.nodes));
-            } catch (error) {
-              showError(error);
-            }
-          },
-        },
+    searchForm({
+      id: 'recipient',
+      label: 'Recipient address',
+      input: { type: 'email' },
+      action: 'Find',
+      results: found,
+      find: async (recipient) => {
+        const data = await gql(
+          `query($r: String) { jobQueue { jobs(recipient: $r, first: 50) { totalCount nodes { ${JOB_FIELDS} } } } }`,
+          { r: recipient },
+        );
+        const jobs = data.jobQueue.jobs;
+        return jobTable(`Jobs to ${recipient} (${jobs.totalCount})`, jobs.nodes);
       },
-      el('label', { for: 'recipient' }, 'Recipient address'),
-      recipient,
-      el('button', { type: 'submit' }, 'Find'),
-    ),
+    }),
     found,
   );
   append(main, counts, chart, workers, problems, search);
@@ -723,55 +741,39 @@ const CUSTOMER_ROW = 'id number title innerCustomerCount descendantCount';
 async function customersView(main) {
   heading(main, 'Customers');
   const results = el('div', { id: 'customer-results' });
-  const term = el('input', { id: 'customer-search', required: true, minlength: 3 });
   const tree = el('ul', { class: 'tree', id: 'tree', 'aria-label': 'Customer tree' });
   append(
     main,
-    el(
-      'form',
-      {
-        class: 'inline',
-        role: 'search',
-        on: {
-          submit: async (event) => {
-            event.preventDefault();
-            clearError();
-            try {
-              const data = await gql(
-                `query($s: String!) { byNumber: customerByNumber(number: $s) { ${CUSTOMER_ROW} }
-                   customers(search: $s, first: 50) { totalCount totalCountIsExact nodes { ${CUSTOMER_ROW} } } }`,
-                { s: term.value.trim() },
-              );
-              const nodes = data.customers.nodes.slice();
-              if (data.byNumber && !nodes.some((c) => c.id === data.byNumber.id)) nodes.unshift(data.byNumber);
-              const count = `${data.customers.totalCount}${data.customers.totalCountIsExact ? '' : '+'}`;
-              replace(
-                results,
-                table(
-                  `Customers matching “${term.value.trim()}” (${count})`,
-                  ['Customer', 'Number', 'Inner', 'Below'],
-                  nodes.map((c) =>
-                    el(
-                      'tr',
-                      {},
-                      el('td', {}, link(['customers', c.id], c.title)),
-                      el('td', {}, c.number),
-                      el('td', { class: 'num' }, String(c.innerCustomerCount)),
-                      el('td', { class: 'num' }, String(c.descendantCount)),
-                    ),
-                  ),
-                ),
-              );
-            } catch (error) {
-              showError(error);
-            }
-          },
-        },
+    searchForm({
+      id: 'customer-search',
+      label: 'Name or number (at least 3 characters)',
+      input: { minlength: 3 },
+      results,
+      find: async (term) => {
+        const data = await gql(
+          `query($s: String!) { byNumber: customerByNumber(number: $s) { ${CUSTOMER_ROW} }
+             customers(search: $s, first: 50) { totalCount totalCountIsExact nodes { ${CUSTOMER_ROW} } } }`,
+          { s: term },
+        );
+        const nodes = data.customers.nodes.slice();
+        if (data.byNumber && !nodes.some((c) => c.id === data.byNumber.id)) nodes.unshift(data.byNumber);
+        const count = `${data.customers.totalCount}${data.customers.totalCountIsExact ? '' : '+'}`;
+        return table(
+          `Customers matching “${term}” (${count})`,
+          ['Customer', 'Number', 'Inner', 'Below'],
+          nodes.map((c) =>
+            el(
+              'tr',
+              {},
+              el('td', {}, link(['customers', c.id], c.title)),
+              el('td', {}, c.number),
+              el('td', { class: 'num' }, String(c.innerCustomerCount)),
+              el('td', { class: 'num' }, String(c.descendantCount)),
+            ),
+          ),
+        );
       },
-      el('label', { for: 'customer-search' }, 'Name or number (at least 3 characters)'),
-      term,
-      el('button', { type: 'submit' }, 'Search'),
-    ),
+    }),
     results,
     el('h2', {}, 'Tree'),
     tree,
@@ -993,41 +995,25 @@ function userRows(users, withApprove) {
 async function usersView(main) {
   heading(main, 'Users');
   const results = el('div', { id: 'user-results' });
-  const term = el('input', { id: 'user-search', required: true, minlength: 3 });
   append(
     main,
-    el(
-      'form',
-      {
-        class: 'inline',
-        role: 'search',
-        on: {
-          submit: async (event) => {
-            event.preventDefault();
-            clearError();
-            try {
-              const data = await gql(
-                `query($s: String!) { users(search: $s, first: 50) { totalCount nodes { ${USER_ROW} } } }`,
-                { s: term.value.trim() },
-              );
-              replace(
-                results,
-                table(
-                  `Users matching “${term.value.trim()}” (${data.users.totalCount})`,
-                  ['Email', 'Name', 'Customer', 'Status', 'Created'],
-                  userRows(data.users.nodes, false),
-                ),
-              );
-            } catch (error) {
-              showError(error);
-            }
-          },
-        },
+    searchForm({
+      id: 'user-search',
+      label: 'Email or name (at least 3 characters)',
+      input: { minlength: 3 },
+      results,
+      find: async (term) => {
+        const data = await gql(
+          `query($s: String!) { users(search: $s, first: 50) { totalCount nodes { ${USER_ROW} } } }`,
+          { s: term },
+        );
+        return table(
+          `Users matching “${term}” (${data.users.totalCount})`,
+          ['Email', 'Name', 'Customer', 'Status', 'Created'],
+          userRows(data.users.nodes, false),
+        );
       },
-      el('label', { for: 'user-search' }, 'Email or name (at least 3 characters)'),
-      term,
-      el('button', { type: 'submit' }, 'Search'),
-    ),
+    }),
     results,
   );
   const data = await gql(

@@ -31,7 +31,8 @@ pub async fn retry(
     if let Some(row) = retried.await? {
         return Ok(row);
     }
-    Err(refusal(pool, caller, id, "only FAILED or KILLED jobs are retried").await)
+    let row = jobs::by_id(pool, caller.tenant_id, id).await?;
+    Err(refusal(row, "only FAILED or KILLED jobs are retried"))
 }
 
 /// The jobs that tell a person about changes to its own account (a new
@@ -64,16 +65,14 @@ pub async fn cancel(pool: &PgPool, caller: &Caller, id: JobId) -> ApiResult<JobR
     if let Some(row) = cancelled.await? {
         return Ok(row);
     }
-    if let Some(row) = jobs::by_id(pool, caller.tenant_id, id).await? {
+    let row = jobs::by_id(pool, caller.tenant_id, id).await?;
+    if let Some(row) = &row {
         guards_notices(caller, row.kind)?;
     }
     Err(refusal(
-        pool,
-        caller,
-        id,
+        row,
         "only jobs not yet running (AWAITING_DISPATCH, PENDING or FAILED) are cancelled",
-    )
-    .await)
+    ))
 }
 
 /// How many jobs one `retryJobs` retried, and whether more match.
@@ -131,11 +130,10 @@ pub async fn resume(pool: &PgPool, caller: &Caller, kind: JobKind) -> ApiResult<
 }
 
 /// The refusal of an action the job's state does not allow, or NOT_FOUND.
-async fn refusal(pool: &PgPool, caller: &Caller, id: JobId, rule: &str) -> ApiError {
-    match jobs::by_id(pool, caller.tenant_id, id).await {
-        Ok(Some(row)) => ApiError::precondition(format!("{rule}; this one is {}", row.state)),
-        Ok(None) => ApiError::not_found("job"),
-        Err(error) => error.into(),
+fn refusal(row: Option<JobRow>, rule: &str) -> ApiError {
+    match row {
+        Some(row) => ApiError::precondition(format!("{rule}; this one is {}", row.state)),
+        None => ApiError::not_found("job"),
     }
 }
 

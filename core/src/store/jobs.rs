@@ -365,12 +365,6 @@ pub async fn count(pool: &PgPool, tenant_id: TenantId, filter: &JobFilter) -> sq
 
 /// The states a job is retried from.
 pub const RETRIED_FROM: [JobState; 2] = [JobState::Failed, JobState::Killed];
-/// The states a job is cancelled from: not yet running, not finished.
-pub const CANCELLED_FROM: [JobState; 3] = [
-    JobState::AwaitingDispatch,
-    JobState::Pending,
-    JobState::Failed,
-];
 
 /// Puts a FAILED or KILLED job back in the queue with `extra` more
 /// attempts, recording who did; `None` when the job is in another state

@@ -64,6 +64,25 @@ pub(crate) async fn delivery_in(app: &TestApp, user: &str, state: &str) -> Value
     .await
 }
 
+/// The user's one invitation job once a worker found the mail server
+/// away, gave the attempt back and holds the job again (PENDING), waiting
+/// for the server before it claims.
+pub(crate) async fn waiting_for_the_server(app: &TestApp, user: &str) -> Value {
+    eventually("the job to wait for the server", async || {
+        let data = app.data(DELIVERIES, json!({ "id": user })).await;
+        let job = data["user"]["emailDeliveries"]["nodes"][0].clone();
+        let given_back = job["lastError"]
+            .as_str()
+            .is_some_and(|cause| cause.contains("connect"));
+        if given_back && job["state"] == "PENDING" {
+            Ok(job)
+        } else {
+            Err(job)
+        }
+    })
+    .await
+}
+
 /// An app whose SMTP server refuses every message with `reply`, and
 /// `email` invited; returns the app and the user's id.
 async fn refused_invitation(pool: PgPool, reply: &str, email: &str) -> (TestApp, String) {
@@ -327,19 +346,7 @@ async fn an_smtp_server_that_is_down_is_waited_for_without_spending_attempts() {
     // The attempt is given back and the job handed out again, where it
     // waits for the server without being claimed: still no attempt spent,
     // where counting them would have killed it after two.
-    let waiting = eventually("the job to wait for the server, uncounted", async || {
-        let data = app.data(DELIVERIES, json!({ "id": user })).await;
-        let job = data["user"]["emailDeliveries"]["nodes"][0].clone();
-        let given_back = job["lastError"]
-            .as_str()
-            .is_some_and(|cause| cause.contains("connect"));
-        if given_back && job["state"] == "PENDING" {
-            Ok(job)
-        } else {
-            Err(job)
-        }
-    })
-    .await;
+    let waiting = waiting_for_the_server(&app, &user).await;
     assert_eq!(waiting["attempts"], 0, "{waiting}");
 
     app.smtp.as_mut().unwrap().restart().await;

@@ -5,7 +5,7 @@
 use canopy_tests::{TestApp, TestDb, eventually, global_id_number, string_at};
 use serde_json::{Value, json};
 
-use crate::jobs::{delivery_in, invite};
+use crate::jobs::{delivery_in, invite, waiting_for_the_server};
 
 const CANCEL: &str = "mutation($id: ID!) {
   cancelJob(id: $id) { id state attempts lastError
@@ -147,14 +147,7 @@ async fn a_job_drawn_by_a_worker_and_then_cancelled_is_never_sent() {
     let drawn = invite(&app, &customer, "drawn@globex.test").await;
     // Handed to Redis again after its first attempt found the server
     // away: a worker holds it, waiting for the server before it claims.
-    let pending = eventually("the job to wait for the server", async || {
-        let job = delivery_in(&app, &drawn, "PENDING").await;
-        let given_back = job["lastError"]
-            .as_str()
-            .is_some_and(|cause| cause.contains("connect"));
-        if given_back { Ok(job) } else { Err(job) }
-    })
-    .await;
+    let pending = waiting_for_the_server(&app, &drawn).await;
     let data = app.data(CANCEL, json!({ "id": pending["id"] })).await;
     assert_eq!(data["cancelJob"]["state"], "KILLED");
 
