@@ -21,6 +21,15 @@ pub fn enforce(decision: Decision, what: &str) -> ApiResult<()> {
     }
 }
 
+/// Which audit entries the caller reads, or FORBIDDEN.
+pub fn enforce_audit_sight(caller: &Caller) -> ApiResult<authz::AuditSight> {
+    authz::audit_sight(caller).map_err(|decision| {
+        enforce(decision, "audit log")
+            .err()
+            .unwrap_or_else(|| ApiError::Forbidden("the audit log is not yours to read".into()))
+    })
+}
+
 /// Whether the row belongs to the caller's tenant. Rows of another tenant
 /// reach a resolver only through the public mutations (a sign-up names
 /// its tenant), and are never the caller's to read further.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::actions::change::Source;
 use anyhow::{Context, Result};
 use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
@@ -349,7 +350,11 @@ pub(crate) async fn operate(
             .data(state.clone())
             .data(Loaders::new(&state.pool))
             .data(budget.clone())
-            .data(execution.clone());
+            .data(execution.clone())
+            .data(Source {
+                client_addr: edge.client,
+                request_id: edge.request_id.clone(),
+            });
         if let Some(caller) = caller {
             request = request.data(caller);
         }

@@ -15,16 +15,20 @@ pub enum NodeKind {
     User,
     Entitlement,
     Job,
+    /// Not a node: `node` answers null. It names a session in the audit
+    /// log and in a user's sessions.
+    Session,
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 6] = [
+    const ALL: [NodeKind; 7] = [
         NodeKind::Tenant,
         NodeKind::ApiKey,
         NodeKind::Customer,
         NodeKind::User,
         NodeKind::Entitlement,
         NodeKind::Job,
+        NodeKind::Session,
     ];
 
     fn name(self) -> &'static str {
@@ -35,6 +39,7 @@ impl NodeKind {
             NodeKind::User => "User",
             NodeKind::Entitlement => "Entitlement",
             NodeKind::Job => "Job",
+            NodeKind::Session => "Session",
         }
     }
 
@@ -47,6 +52,7 @@ impl NodeKind {
             NodeKind::User => "user",
             NodeKind::Entitlement => "entitlement",
             NodeKind::Job => "job",
+            NodeKind::Session => "session",
         }
     }
 }
@@ -88,13 +94,32 @@ pub fn expect_id<I: NodeId>(id: &str, field: &str) -> ApiResult<I> {
 }
 
 pub fn encode(kind: NodeKind, id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{id}", kind.name()))
+    URL_SAFE_NO_PAD.encode(reference(kind, id))
+}
+
+/// What a global id says inside (`Customer:42`): how the audit log names
+/// objects in the database.
+pub fn reference(kind: NodeKind, id: i64) -> String {
+    format!("{}:{id}", kind.name())
+}
+
+/// The inside of a typed row id's global id.
+pub fn reference_of<I: NodeId>(id: I) -> String {
+    reference(I::KIND, id.number())
+}
+
+/// The global id of a stored reference; `None` when it is not one.
+pub fn from_reference(reference: &str) -> Option<String> {
+    parse_reference(reference).map(|(kind, id)| encode(kind, id))
 }
 
 /// Reads any global id; `None` when it is not one of ours.
 pub fn decode(id: &str) -> Option<(NodeKind, i64)> {
     let bytes = URL_SAFE_NO_PAD.decode(id.trim()).ok()?;
-    let text = String::from_utf8(bytes).ok()?;
+    parse_reference(&String::from_utf8(bytes).ok()?)
+}
+
+fn parse_reference(text: &str) -> Option<(NodeKind, i64)> {
     let (name, number) = text.split_once(':')?;
     let kind = NodeKind::ALL.into_iter().find(|k| k.name() == name)?;
     let number: i64 = number.parse().ok()?;

@@ -247,10 +247,19 @@ impl Caller {
 }
 
 /// Who took an action: a signed-in user, or an API key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Actor {
     pub user_id: Option<UserId>,
     pub key_id: Option<i64>,
+}
+
+impl Actor {
+    /// No one known: a public request, a command on the server, or a
+    /// record since pruned.
+    pub const NOBODY: Actor = Actor {
+        user_id: None,
+        key_id: None,
+    };
 }
 
 /// A rule's answer. `Hidden` answers as for something that does not exist.
@@ -276,6 +285,32 @@ impl Decision {
             Decision::Allowed => next(),
             refused => refused,
         }
+    }
+}
+
+/// Which entries of the audit log a caller reads.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AuditSight {
+    /// Every entry of the tenant.
+    Tenant,
+    /// The entries of these customers' subtrees.
+    Subtrees(Vec<CustomerId>),
+}
+
+/// The audit log is read by administrators: a caller holding every scope
+/// in the whole tenant (a tenant administrator, or a key holding all)
+/// reads all of it; a customer administrator the entries of the subtrees
+/// it administers; anyone else nothing.
+pub fn audit_sight(caller: &Caller) -> Result<AuditSight, Decision> {
+    match caller.limits() {
+        None if caller.holds_every_scope() => Ok(AuditSight::Tenant),
+        Some(reach) if !reach.administered.is_empty() => Ok(AuditSight::Subtrees(
+            reach.administered.iter().map(Path::id).collect(),
+        )),
+        _ => Err(Decision::forbid(
+            "the audit log is read by tenant administrators (or a key holding every scope) \
+             and customer administrators",
+        )),
     }
 }
 

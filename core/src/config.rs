@@ -81,6 +81,9 @@ pub struct Config {
     pub worker_addr: WorkerAddr,
     /// DONE jobs older than this are pruned (`CANOPY_JOB_RETENTION_DAYS`).
     pub job_retention: std::time::Duration,
+    /// Audit entries older than this are pruned
+    /// (`CANOPY_AUDIT_RETENTION_DAYS`).
+    pub audit_retention: std::time::Duration,
     /// How often callers may act (`CANOPY_LIMIT_*`).
     pub limits: RateLimits,
     /// Proxies whose `X-Forwarded-For` names the client
@@ -190,6 +193,16 @@ impl RateLimits {
     }
 }
 
+/// A whole number of days, at least one (and at most a hundred years).
+fn days(name: &str, value: &str) -> Result<std::time::Duration> {
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|days| (1..=36_500).contains(days))
+        .map(|days| std::time::Duration::from_secs(days * 86_400))
+        .with_context(|| format!("{name} must be a whole number of days: {value}"))
+}
+
 /// The server secret; its `Debug` never prints it.
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);
@@ -235,6 +248,7 @@ impl Config {
         let previous_secret = server_secret(&lookup, "CANOPY_SECRET_PREVIOUS")?;
         let worker_addr = get("CANOPY_WORKER_ADDR", "");
         let retention = get("CANOPY_JOB_RETENTION_DAYS", "30");
+        let audit_retention = get("CANOPY_AUDIT_RETENTION_DAYS", "365");
         let lease = get("CANOPY_JOB_LEASE_SECONDS", "60");
         let concurrency = get("CANOPY_WORKER_CONCURRENCY", "8");
         let proxies = get("CANOPY_TRUSTED_PROXIES", "");
@@ -306,14 +320,8 @@ impl Config {
                         .with_context(|| format!("CANOPY_WORKER_ADDR is not an address: {addr}"))?,
                 ),
             },
-            job_retention: retention
-                .parse::<u64>()
-                .ok()
-                .filter(|days| *days >= 1)
-                .map(|days| std::time::Duration::from_secs(days * 86_400))
-                .with_context(|| {
-                    format!("CANOPY_JOB_RETENTION_DAYS must be a whole number of days: {retention}")
-                })?,
+            job_retention: days("CANOPY_JOB_RETENTION_DAYS", &retention)?,
+            audit_retention: days("CANOPY_AUDIT_RETENTION_DAYS", &audit_retention)?,
             job_lease: lease
                 .parse::<u64>()
                 .ok()

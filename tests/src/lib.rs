@@ -461,9 +461,9 @@ impl TestApp {
               FROM api_keys) AS keys",
             "tenant_counters",
             // What operators did to jobs (the worker changes the rest).
-            "(SELECT tenant_id, id, action, action_at, action_by_user_id, action_by_key_id
-              FROM jobs WHERE action IS NOT NULL) AS job_actions",
+            "(SELECT tenant_id, id, action FROM jobs WHERE action IS NOT NULL) AS job_actions",
             "job_kind_pauses",
+            "audit_entries",
         ] {
             let rows: Vec<String> = sqlx::query_scalar(&format!(
                 "SELECT t::text FROM (SELECT * FROM {table}) t ORDER BY t::text"

@@ -1,5 +1,6 @@
-//! Retention: account data past its use (`canopy_core::purge`), and DONE
-//! jobs older than `CANOPY_JOB_RETENTION_DAYS`, are deleted
+//! Retention: account data past its use (`canopy_core::purge`), DONE
+//! jobs older than `CANOPY_JOB_RETENTION_DAYS` and audit entries older
+//! than `CANOPY_AUDIT_RETENTION_DAYS` are deleted
 //! in small batches, each its own short statement, so the ledger stays
 //! bounded without long locks. Any number of workers may prune at once.
 //!
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use canopy_core::config::Config;
 use canopy_core::purge::Purged;
-use canopy_core::store::jobs;
+use canopy_core::store::{audit, jobs};
 use sqlx::PgPool;
 
 use crate::queue;
@@ -33,6 +34,11 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "pruned finished jobs"),
             Err(error) => tracing::warn!(%error, "cannot prune finished jobs"),
+        }
+        match prune_audit(&pool, config.audit_retention, &shutdown).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned audit entries"),
+            Err(error) => tracing::warn!(%error, "cannot prune audit entries"),
         }
         match canopy_core::purge::run(&pool).await {
             Ok(purged) if purged != Purged::default() => {
@@ -63,6 +69,27 @@ pub async fn prune(
     let mut total = 0;
     while !shutdown.is_cancelled() {
         let deleted = jobs::prune_done(pool, retention, BATCH).await?;
+        total += deleted;
+        if deleted < BATCH as u64 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Deletes audit entries older than `retention`, a batch at a time;
+/// returns how many.
+pub async fn prune_audit(
+    pool: &PgPool,
+    retention: Duration,
+    shutdown: &CancellationToken,
+) -> sqlx::Result<u64> {
+    // At most a hundred years (the configuration's bound).
+    let age = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(36_500));
+    let before = chrono::Utc::now() - age;
+    let mut total = 0;
+    while !shutdown.is_cancelled() {
+        let deleted = audit::prune(pool, before, BATCH).await?;
         total += deleted;
         if deleted < BATCH as u64 {
             break;

@@ -5,6 +5,8 @@
 use chrono::Duration;
 use sqlx::{Acquire, PgConnection, PgPool};
 
+use super::change::{Record, Writer};
+
 use super::emails::{LinkEmail, notify, send_link, tell, tell_the_address_owner};
 use super::sessions::{Session, check_password, hash_password, open_session};
 use super::users::{is_email_taken, refused};
@@ -49,7 +51,7 @@ pub struct SignUp {
 /// refused insert drew, and the address's owner is told by email. So the
 /// caller cannot tell the two apart, and a sign-up reserves nothing.
 pub async fn sign_up(
-    pool: &PgPool,
+    db: &Writer<'_>,
     config: &Config,
     keyring: &Keyring,
     input: SignUp,
@@ -63,13 +65,13 @@ pub async fn sign_up(
     let last_name = v::optional("lastName", input.last_name.as_deref(), MAX_NAME_CHARS)?;
     // A tenant without self sign-up answers as one that does not exist;
     // either is known before the password is hashed.
-    tenants::by_id(pool, tenant_id)
+    tenants::by_id(db.pool, tenant_id)
         .await?
         .filter(|tenant| tenant.self_sign_up)
         .ok_or_else(no_tenant)?;
     let password_hash = hash_password(input.password.clone()).await?;
 
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     tree_lock::shared(&mut tx, tenant_id).await?;
     let customer = customers::insert(
         &mut tx,
@@ -105,7 +107,14 @@ pub async fn sign_up(
             let user = users::phantom(&mut tx, &customer, &new_user).await?;
             customers::delete_subtree(&mut tx, &customer).await?;
             tell_the_address_owner(&mut tx, config, tenant_id, &email).await?;
-            tx.commit().await?;
+            // Nobody to name: the caller proved nothing. Only the
+            // tenant's administrators read that the address was taken.
+            tx.commit(
+                Record::tenant(tenant_id)
+                    .object(customer.id)
+                    .detail("addressTaken", true),
+            )
+            .await?;
             return Ok((user, customer));
         }
         Err(error) => return Err(error.into()),
@@ -119,15 +128,22 @@ pub async fn sign_up(
         new_address: None,
     };
     send_link(&mut tx, config, keyring, &user, validation).await?;
-    tx.commit().await?;
+    tx.commit(
+        Record::tenant(tenant_id)
+            .customer(Some(&customer.path))
+            .object(customer.id)
+            .object(user.id)
+            .by_user(user.id, None),
+    )
+    .await?;
     Ok((user, customer))
 }
 
 /// Public: uses a validation link. For a sign-up it moves the user on in
 /// the lifecycle; for an address change it makes the new address the
 /// user's own.
-pub async fn validate_email(pool: &PgPool, config: &Config, token: &str) -> ApiResult<UserRow> {
-    let mut tx = pool.begin().await?;
+pub async fn validate_email(db: &Writer<'_>, config: &Config, token: &str) -> ApiResult<UserRow> {
+    let mut tx = db.begin().await?;
     let link = redeem(&mut tx, token, Purpose::EmailValidation).await?;
     let user = users::lock(&mut tx, link.tenant_id, link.user_id)
         .await?
@@ -173,14 +189,15 @@ pub async fn validate_email(pool: &PgPool, config: &Config, token: &str) -> ApiR
         }
     };
     tokens::consume(&mut tx, link.tenant_id, link.id).await?;
-    tx.commit().await?;
+    tx.commit(Record::for_user(&user).by_user(user.id, None))
+        .await?;
     Ok(user)
 }
 
 /// Public: answers true for every address; only a known user who is not
 /// suspended gets an email.
 pub async fn request_password_reset(
-    pool: &PgPool,
+    db: &Writer<'_>,
     config: &Config,
     keyring: &Keyring,
     tenant_id: Option<TenantId>,
@@ -190,7 +207,7 @@ pub async fn request_password_reset(
     let Some(tenant_id) = tenant_id else {
         return Ok(true);
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let Some(user) = users::by_email(&mut tx, tenant_id, &email).await? else {
         return Ok(true);
     };
@@ -204,21 +221,22 @@ pub async fn request_password_reset(
         new_address: None,
     };
     send_link(&mut tx, config, keyring, &user, reset).await?;
-    tx.commit().await?;
+    // Asked for by nobody signed in: it names no actor.
+    tx.commit(Record::for_user(&user)).await?;
     Ok(true)
 }
 
 /// Public: sets a new password from a reset link and ends every session.
 pub async fn reset_password(
-    pool: &PgPool,
+    db: &Writer<'_>,
     config: &Config,
     token: &str,
     password: &str,
 ) -> ApiResult<bool> {
     check_password(password)?;
-    check_link(pool, token, Purpose::PasswordReset).await?;
+    check_link(db.pool, token, Purpose::PasswordReset).await?;
     let password_hash = hash_password(password.to_owned()).await?;
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let link = redeem(&mut tx, token, Purpose::PasswordReset).await?;
     let user = users::lock(&mut tx, link.tenant_id, link.user_id)
         .await?
@@ -240,7 +258,8 @@ pub async fn reset_password(
     )
     .await?;
     tokens::consume(&mut tx, link.tenant_id, link.id).await?;
-    tx.commit().await?;
+    tx.commit(Record::for_user(&user).by_user(user.id, None))
+        .await?;
     Ok(true)
 }
 
@@ -271,12 +290,12 @@ pub async fn link_owner(pool: &PgPool, token: &str) -> ApiResult<Option<(TokenRo
 /// validation of an address not yet confirmed. Otherwise it sends nothing;
 /// the answer is the same either way.
 pub async fn request_new_link(
-    pool: &PgPool,
+    db: &Writer<'_>,
     config: &Config,
     keyring: &Keyring,
     link: &TokenRow,
 ) -> ApiResult<bool> {
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let Some(user) = users::lock(&mut tx, link.tenant_id, link.user_id).await? else {
         return Ok(true);
     };
@@ -314,8 +333,8 @@ pub async fn request_new_link(
     };
     if let Some(email) = email {
         send_link(&mut tx, config, keyring, &user, email).await?;
+        tx.commit(Record::for_user(&user)).await?;
     }
-    tx.commit().await?;
     Ok(true)
 }
 
@@ -346,11 +365,11 @@ pub async fn check_link(pool: &PgPool, token: &str, purpose: Purpose) -> ApiResu
 
 /// Sets the password from an activation link, activates the user and
 /// signs it in.
-pub async fn activate_account(pool: &PgPool, token: &str, password: &str) -> ApiResult<Session> {
+pub async fn activate_account(db: &Writer<'_>, token: &str, password: &str) -> ApiResult<Session> {
     check_password(password)?;
-    check_link(pool, token, Purpose::Activation).await?;
+    check_link(db.pool, token, Purpose::Activation).await?;
     let password_hash = hash_password(password.to_owned()).await?;
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let link = redeem(&mut tx, token, Purpose::Activation).await?;
     let user = users::lock(&mut tx, link.tenant_id, link.user_id)
         .await?
@@ -367,6 +386,6 @@ pub async fn activate_account(pool: &PgPool, token: &str, password: &str) -> Api
     .await?;
     tokens::consume(&mut tx, link.tenant_id, link.id).await?;
     let session = open_session(&mut tx, &user).await?;
-    tx.commit().await?;
+    tx.commit(session.record()).await?;
     Ok(session)
 }

@@ -1,18 +1,18 @@
 //! Creating and revoking API keys; a key never holds a scope its creator
 //! lacks, and the tenant's administrators hear of every new one.
 
-use chrono::{DateTime, Duration, Utc};
-use sqlx::PgPool;
-
+use super::change::{Record, Writer};
 use crate::access;
 use crate::auth::{Caller, Credentials, Scope};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::NodeKind;
 use crate::validation::{self, MAX_NAME_CHARS};
 use canopy_core::config::Config;
 use canopy_core::jobs::Notice;
 use canopy_core::secrets::{self, SecretKind};
 use canopy_core::store::api_keys::{self, ApiKeyRow, NewKey};
 use canopy_core::store::jobs::{Notification, notify_administrators};
+use chrono::{DateTime, Duration, Utc};
 
 /// The furthest an expiry may lie ahead.
 const MAX_KEY_LIFETIME_DAYS: i64 = 3660;
@@ -33,7 +33,7 @@ pub struct KeyRequest<'a> {
 pub const MAX_RATE_LIMIT_PER_MINUTE: i32 = 100_000_000;
 
 pub async fn create(
-    pool: &PgPool,
+    db: &Writer<'_>,
     config: &Config,
     caller: &Caller,
     request: KeyRequest<'_>,
@@ -75,7 +75,7 @@ pub async fn create(
     // A key makes only keys that expire no later and may spend no more
     // than itself: otherwise a temporary or slow key could outgrow itself.
     let maker = match caller.key_id() {
-        Some(id) => api_keys::by_id(pool, caller.tenant_id, id).await?,
+        Some(id) => api_keys::by_id(db.pool, caller.tenant_id, id).await?,
         None => None,
     };
     let server_budget =
@@ -105,7 +105,7 @@ pub async fn create(
         (at, _) => at,
     };
     let secret = secrets::mint(SecretKind::ApiKey, caller.tenant_id);
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let row = api_keys::insert(
         &mut tx,
         caller.tenant_id,
@@ -114,8 +114,6 @@ pub async fn create(
             scopes: &scopes,
             prefix: secrets::visible_prefix(&secret.plaintext),
             secret_hash: &secret.hash,
-            created_by_user_id: caller.user_id(),
-            created_by_key_id: caller.key_id(),
             expires_at,
             rate_limit_per_minute,
         },
@@ -137,7 +135,8 @@ pub async fn create(
         },
     )
     .await?;
-    tx.commit().await?;
+    tx.commit(Record::tenant(caller.tenant_id).object_of(NodeKind::ApiKey, row.id))
+        .await?;
     Ok((row, secret.plaintext))
 }
 
@@ -147,18 +146,21 @@ pub async fn create(
 /// it answers an error, and revoking again (which changes nothing more)
 /// tells them.
 pub async fn revoke(
-    pool: &PgPool,
+    db: &Writer<'_>,
     credentials: &Credentials,
     caller: &Caller,
     id: i64,
 ) -> ApiResult<ApiKeyRow> {
-    let key = api_keys::by_id(pool, caller.tenant_id, id)
+    let key = api_keys::by_id(db.pool, caller.tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))?;
     access::may_grant(caller, &key.scopes)?;
-    let revoked = api_keys::revoke(pool, caller.tenant_id, id)
+    let mut tx = db.begin().await?;
+    let revoked = api_keys::revoke(&mut tx, caller.tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))?;
+    tx.commit(Record::tenant(caller.tenant_id).object_of(NodeKind::ApiKey, id))
+        .await?;
     credentials.forget(caller.tenant_id).await.map_err(|error| {
         anyhow::anyhow!("the key is revoked, but api processes may accept it for up to a minute: {error}; revoke it again")
     })?;

@@ -1,9 +1,10 @@
 //! Creating, editing, moving and deleting customers, and assigning their
 //! administrators.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 use super::Patch;
+use super::change::{Record, Writer};
 use crate::access;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -95,7 +96,11 @@ pub struct CustomerChanges {
     pub zip: Patch<String>,
 }
 
-pub async fn create(pool: &PgPool, caller: &Caller, input: NewCustomer) -> ApiResult<CustomerRow> {
+pub async fn create(
+    db: &Writer<'_>,
+    caller: &Caller,
+    input: NewCustomer,
+) -> ApiResult<CustomerRow> {
     let tenant_id = caller.tenant_id;
     let parent_id = input.parent_id;
     let number = input.number.as_deref().map(number).transpose()?;
@@ -112,7 +117,7 @@ pub async fn create(pool: &PgPool, caller: &Caller, input: NewCustomer) -> ApiRe
         zip: optional("zip", input.zip.as_deref(), MAX_ZIP_CHARS)?,
     };
 
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     tree_lock::shared(&mut tx, tenant_id).await?;
     let parent = match parent_id {
         Some(id) => Some(parent_in_reach(
@@ -142,7 +147,12 @@ pub async fn create(pool: &PgPool, caller: &Caller, input: NewCustomer) -> ApiRe
     )
     .await
     .map_err(|e| ApiError::on_constraint(e, "customers_number_key", "number", NUMBER_TAKEN))?;
-    tx.commit().await?;
+    tx.commit(
+        Record::tenant(tenant_id)
+            .customer(Some(&row.path))
+            .object(row.id),
+    )
+    .await?;
     Ok(row)
 }
 
@@ -178,14 +188,14 @@ fn patch_required(
 }
 
 pub async fn update(
-    pool: &PgPool,
+    db: &Writer<'_>,
     caller: &Caller,
     id: CustomerId,
     input: CustomerChanges,
 ) -> ApiResult<CustomerRow> {
     let tenant_id = caller.tenant_id;
     let resorts = !input.title.is_keep() || !input.number.is_keep();
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     if resorts {
         // A new title or number moves the subtree in the sort order.
         tree_lock::exclusive(&mut tx, tenant_id).await?;
@@ -239,20 +249,25 @@ pub async fn update(
     } else {
         row
     };
-    tx.commit().await?;
+    tx.commit(
+        Record::tenant(tenant_id)
+            .customer(Some(&row.path))
+            .object(id),
+    )
+    .await?;
     Ok(row)
 }
 
 /// Moves a customer with its subtree below `new_parent_id` (to the roots
 /// when `None`), refusing to put it below itself.
 pub async fn move_to(
-    pool: &PgPool,
+    db: &Writer<'_>,
     caller: &Caller,
     id: CustomerId,
     new_parent: Option<CustomerId>,
 ) -> ApiResult<CustomerRow> {
     let tenant_id = caller.tenant_id;
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     tree_lock::exclusive(&mut tx, tenant_id).await?;
     let current = existing(&mut tx, tenant_id, id).await?;
     access::must_restructure_customer(caller, &current)?;
@@ -286,18 +301,23 @@ pub async fn move_to(
     }
     customers::move_subtree(&mut tx, tenant_id, id, new_parent).await?;
     let row = existing(&mut tx, tenant_id, id).await?;
-    tx.commit().await?;
+    tx.commit(
+        Record::tenant(tenant_id)
+            .customer(Some(&row.path))
+            .object(id),
+    )
+    .await?;
     Ok(row)
 }
 
 pub async fn delete(
-    pool: &PgPool,
+    db: &Writer<'_>,
     caller: &Caller,
     id: CustomerId,
     cascade: bool,
 ) -> ApiResult<Deleted> {
     let tenant_id = caller.tenant_id;
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     tree_lock::exclusive(&mut tx, tenant_id).await?;
     let root = existing(&mut tx, tenant_id, id).await?;
     access::must_restructure_customer(caller, &root)?;
@@ -327,7 +347,14 @@ pub async fn delete(
         }
     }
     let mut deleted = customers::delete_subtree(&mut tx, &root).await?;
-    tx.commit().await?;
+    tx.commit(
+        Record::tenant(tenant_id)
+            .customer(Some(&root.path))
+            .objects(deleted.customer_ids.iter().copied())
+            .objects(deleted.user_ids.iter().copied())
+            .detail("cascade", cascade),
+    )
+    .await?;
     deleted.customer_ids.sort_unstable();
     deleted.user_ids.sort_unstable();
     deleted.detached_entitlement_ids.sort_unstable();
@@ -337,7 +364,7 @@ pub async fn delete(
 /// Assigns (or, with `assign == false`, removes) an administrator by email.
 /// The user must already be registered in the tenant.
 pub async fn set_administrator(
-    pool: &PgPool,
+    db: &Writer<'_>,
     config: &Config,
     caller: &Caller,
     customer_id: CustomerId,
@@ -346,7 +373,7 @@ pub async fn set_administrator(
 ) -> ApiResult<CustomerRow> {
     let tenant_id = caller.tenant_id;
     let email = v::email("email", email)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     // Shares the tree lock: a customer being deleted gains no administrator.
     tree_lock::shared(&mut tx, tenant_id).await?;
     let customer = existing(&mut tx, tenant_id, customer_id).await?;
@@ -392,6 +419,12 @@ pub async fn set_administrator(
             ));
         }
     }
-    tx.commit().await?;
+    tx.commit(
+        Record::tenant(tenant_id)
+            .customer(Some(&customer.path))
+            .object(customer.id)
+            .object(user.id),
+    )
+    .await?;
     Ok(customer)
 }

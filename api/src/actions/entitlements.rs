@@ -1,10 +1,10 @@
 //! Attaching entitlements to customers and detaching them.
 
-use sqlx::PgPool;
-
+use super::change::{Record, Writer};
 use crate::access;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::NodeKind;
 use crate::validation::{self, MAX_REFERENCE_CHARS};
 use canopy_core::authz::{self, Decision};
 use canopy_core::id::CustomerId;
@@ -12,7 +12,7 @@ use canopy_core::store::entitlements::{self, EntitlementKind, EntitlementRow};
 use canopy_core::store::{customers, tree_lock};
 
 pub async fn attach(
-    pool: &PgPool,
+    db: &Writer<'_>,
     caller: &Caller,
     customer_id: CustomerId,
     kind: EntitlementKind,
@@ -20,7 +20,7 @@ pub async fn attach(
 ) -> ApiResult<EntitlementRow> {
     let tenant_id = caller.tenant_id;
     let reference = validation::required("reference", reference, MAX_REFERENCE_CHARS)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     // A deletion holds the tree lock alone: what it counted stays true.
     tree_lock::shared(&mut tx, tenant_id).await?;
     let customer = customers::by_id(&mut tx, tenant_id, customer_id)
@@ -47,13 +47,19 @@ pub async fn attach(
     let row = entitlements::by_id(&mut tx, tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("entitlement"))?;
-    tx.commit().await?;
+    tx.commit(
+        Record::tenant(tenant_id)
+            .customer(Some(&customer.path))
+            .object(customer.id)
+            .object_of(NodeKind::Entitlement, id),
+    )
+    .await?;
     Ok(row)
 }
 
-pub async fn detach(pool: &PgPool, caller: &Caller, id: i64) -> ApiResult<EntitlementRow> {
+pub async fn detach(db: &Writer<'_>, caller: &Caller, id: i64) -> ApiResult<EntitlementRow> {
     let tenant_id = caller.tenant_id;
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let current = entitlements::by_id(&mut tx, tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("entitlement"))?;
@@ -77,6 +83,10 @@ pub async fn detach(pool: &PgPool, caller: &Caller, id: i64) -> ApiResult<Entitl
     let row = entitlements::by_id(&mut tx, tenant_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("entitlement"))?;
-    tx.commit().await?;
+    let mut record = Record::tenant(tenant_id).object_of(NodeKind::Entitlement, id);
+    if let Some(customer) = &holder {
+        record = record.customer(Some(&customer.path)).object(customer.id);
+    }
+    tx.commit(record).await?;
     Ok(row)
 }

@@ -1,8 +1,7 @@
 //! What operators do to jobs: retry, cancel, retry many at once, pause and
-//! resume a kind. Each is recorded with who did it and when.
+//! resume a kind. Who did each, and when, is in the audit log.
 
-use sqlx::PgPool;
-
+use super::change::{Record, Writer};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use canopy_core::config::Config;
@@ -16,22 +15,18 @@ pub const RETRY_AT_ONCE: i64 = 1000;
 /// Puts a FAILED or KILLED job back in the queue with another
 /// `CANOPY_JOB_MAX_ATTEMPTS` attempts.
 pub async fn retry(
-    pool: &PgPool,
+    db: &Writer<'_>,
     config: &Config,
     caller: &Caller,
     id: JobId,
 ) -> ApiResult<JobRow> {
-    let retried = jobs::retry(
-        pool,
-        caller.tenant_id,
-        id,
-        config.job_max_attempts,
-        caller.actor(),
-    );
-    if let Some(row) = retried.await? {
+    let mut tx = db.begin().await?;
+    if let Some(row) = jobs::retry(&mut tx, caller.tenant_id, id, config.job_max_attempts).await? {
+        tx.commit(record(&row)).await?;
         return Ok(row);
     }
-    let row = jobs::by_id(pool, caller.tenant_id, id).await?;
+    drop(tx);
+    let row = jobs::by_id(db.pool, caller.tenant_id, id).await?;
     Err(refusal(row, "only FAILED or KILLED jobs are retried"))
 }
 
@@ -52,20 +47,16 @@ fn guards_notices(caller: &Caller, kind: JobKind) -> ApiResult<()> {
 
 /// Cancels a job not yet running: it ends KILLED, saying who cancelled it,
 /// and is never sent.
-pub async fn cancel(pool: &PgPool, caller: &Caller, id: JobId) -> ApiResult<JobRow> {
+pub async fn cancel(db: &Writer<'_>, caller: &Caller, id: JobId) -> ApiResult<JobRow> {
     let cause = format!("cancelled by {}", who(caller));
-    let cancelled = jobs::cancel(
-        pool,
-        caller.tenant_id,
-        id,
-        &cause,
-        caller.actor(),
-        caller.holds_every_scope(),
-    );
-    if let Some(row) = cancelled.await? {
+    let mut tx = db.begin().await?;
+    let notices_too = caller.holds_every_scope();
+    if let Some(row) = jobs::cancel(&mut tx, caller.tenant_id, id, &cause, notices_too).await? {
+        tx.commit(record(&row)).await?;
         return Ok(row);
     }
-    let row = jobs::by_id(pool, caller.tenant_id, id).await?;
+    drop(tx);
+    let row = jobs::by_id(db.pool, caller.tenant_id, id).await?;
     if let Some(row) = &row {
         guards_notices(caller, row.kind)?;
     }
@@ -84,7 +75,7 @@ pub struct Retried {
 /// Retries up to [`RETRY_AT_ONCE`] of the FAILED or KILLED jobs `filter`
 /// names, oldest first.
 pub async fn retry_matching(
-    pool: &PgPool,
+    db: &Writer<'_>,
     config: &Config,
     caller: &Caller,
     filter: JobFilter,
@@ -97,35 +88,58 @@ pub async fn retry_matching(
             format!("only FAILED or KILLED jobs are retried; filter.state names {state} jobs"),
         ));
     }
-    let (count, more) = jobs::retry_matching(
-        pool,
+    let mut tx = db.begin().await?;
+    let (retried, more) = jobs::retry_matching(
+        &mut tx,
         caller.tenant_id,
         &filter,
         config.job_max_attempts,
-        caller.actor(),
         RETRY_AT_ONCE,
     )
     .await?;
+    let count = retried.len() as u64;
+    tx.commit(Record::tenant(caller.tenant_id).objects(retried))
+        .await?;
     Ok(Retried { count, more })
 }
 
 /// Pauses a kind for the caller's tenant: none of its jobs is sent until
 /// it is resumed.
-pub async fn pause(pool: &PgPool, caller: &Caller, kind: JobKind) -> ApiResult<Pause> {
+pub async fn pause(db: &Writer<'_>, caller: &Caller, kind: JobKind) -> ApiResult<Pause> {
     guards_notices(caller, kind)?;
-    jobs::pause(pool, caller.tenant_id, kind, caller.actor())
+    let mut tx = db.begin().await?;
+    let pause = jobs::pause(&mut tx, caller.tenant_id, kind)
         .await?
-        .ok_or_else(|| ApiError::precondition(format!("{kind} jobs are already paused")))
+        .ok_or_else(|| ApiError::precondition(format!("{kind} jobs are already paused")))?;
+    tx.commit(Record::tenant(caller.tenant_id).detail(KIND, kind.as_str()))
+        .await?;
+    Ok(pause)
 }
 
 /// Resumes a paused kind: its waiting jobs go out at once.
-pub async fn resume(pool: &PgPool, caller: &Caller, kind: JobKind) -> ApiResult<()> {
-    if jobs::resume(pool, caller.tenant_id, kind).await? {
+pub async fn resume(db: &Writer<'_>, caller: &Caller, kind: JobKind) -> ApiResult<()> {
+    let mut tx = db.begin().await?;
+    if jobs::resume(&mut tx, caller.tenant_id, kind).await? {
+        tx.commit(Record::tenant(caller.tenant_id).detail(KIND, kind.as_str()))
+            .await?;
         Ok(())
     } else {
         Err(ApiError::precondition(format!(
             "{kind} jobs are not paused"
         )))
+    }
+}
+
+/// The audit entry's detail naming a paused or resumed kind; who paused a
+/// kind is read from it.
+pub const KIND: &str = "kind";
+
+/// What an action on one job records: the job, and its customer.
+fn record(row: &JobRow) -> Record {
+    let record = Record::tenant(row.tenant_id).object(row.id);
+    match row.customer_id {
+        Some(id) => record.object(id),
+        None => record,
     }
 }
 

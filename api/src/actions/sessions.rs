@@ -1,10 +1,11 @@
 //! Signing in and out, and the password hashing both need.
 
 use chrono::{Duration, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use std::sync::{Arc, LazyLock};
 use tokio::sync::Semaphore;
 
+use super::change::{Record, Writer};
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
 use canopy_core::id::TenantId;
@@ -21,6 +22,7 @@ const LOGIN_REFUSED: &str = "the email or password is not correct, or the accoun
 
 /// A new session: the bearer token (shown once) and its user.
 pub struct Session {
+    pub id: i64,
     pub token: String,
     pub expires_at: chrono::DateTime<Utc>,
     pub user: UserRow,
@@ -29,9 +31,10 @@ pub struct Session {
 pub(super) async fn open_session(conn: &mut PgConnection, user: &UserRow) -> ApiResult<Session> {
     let secret = secrets::mint(SecretKind::Session, user.tenant_id);
     let expires_at = Utc::now() + Duration::hours(SESSION_TTL_HOURS);
-    sessions::insert(conn, user.tenant_id, user.id, &secret.hash, expires_at).await?;
+    let id = sessions::insert(conn, user.tenant_id, user.id, &secret.hash, expires_at).await?;
     let user = users::record_login(conn, user.tenant_id, user.id).await?;
     Ok(Session {
+        id,
         token: secret.plaintext,
         expires_at,
         user,
@@ -84,7 +87,7 @@ pub fn check_password(password: &str) -> ApiResult<()> {
 /// address, wrong password, a user who may not sign in) answers the same,
 /// after the same Argon2 work.
 pub async fn login(
-    pool: &PgPool,
+    db: &Writer<'_>,
     tenant_id: Option<TenantId>,
     email: &str,
     password: &str,
@@ -94,7 +97,7 @@ pub async fn login(
     let found = match tenant_id {
         Some(tenant_id) if password.chars().count() <= passwords::MAX_CHARS => {
             // The connection goes back to the pool before the hash.
-            let mut conn = pool.acquire().await?;
+            let mut conn = db.pool.acquire().await?;
             users::credentials(&mut conn, tenant_id, email).await?
         }
         _ => None,
@@ -111,7 +114,7 @@ pub async fn login(
     if !credentials.user.status.may_sign_in() {
         return Err(refused());
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     // Whatever changed while the password was checked (a reset, a
     // suspension) wins: the session opens only on what still holds.
     let current = users::lock_credentials(&mut tx, credentials.user.tenant_id, credentials.user.id)
@@ -120,16 +123,42 @@ pub async fn login(
         .filter(|now| now.user.status.may_sign_in())
         .ok_or_else(refused)?;
     let session = open_session(&mut tx, &current.user).await?;
-    tx.commit().await?;
+    tx.commit(session.record()).await?;
     Ok(session)
 }
 
 /// Ends the caller's session; an API key has none to end.
-pub async fn logout(pool: &PgPool, caller: &Caller) -> ApiResult<bool> {
-    match caller.principal {
-        Principal::User { session_id, .. } => {
-            Ok(sessions::delete(pool, caller.tenant_id, session_id).await?)
-        }
-        Principal::ApiKey { .. } => Ok(false),
+pub async fn logout(db: &Writer<'_>, caller: &Caller) -> ApiResult<bool> {
+    let Principal::User { id, session_id, .. } = caller.principal else {
+        return Ok(false);
+    };
+    let mut tx = db.begin().await?;
+    if !sessions::delete(&mut tx, caller.tenant_id, session_id).await? {
+        return Ok(false);
+    }
+    tx.commit(
+        Record::tenant(caller.tenant_id)
+            .object(id)
+            .customer(caller_customer(caller)),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// The customer of a signed-in customer user, for its entries.
+fn caller_customer(caller: &Caller) -> Option<&canopy_core::path::Path> {
+    caller
+        .limits()
+        .and_then(|reach| reach.own_customer.as_ref())
+        .map(|(_, path)| path)
+}
+
+impl Session {
+    /// The audit record of a session opened: its user signed in.
+    pub(super) fn record(&self) -> Record {
+        Record::tenant(self.user.tenant_id)
+            .object(self.user.id)
+            .customer(self.user.customer_path.as_ref())
+            .by_user(self.user.id, Some(self.id))
     }
 }

@@ -3,13 +3,15 @@
 
 use chrono::Duration;
 use serde::Serialize;
-use sqlx::PgPool;
 use url::Url;
 
+use sqlx::PgPool;
+
+use super::change::{Origin, Record, Writer};
 use crate::access;
 use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{self};
+use crate::ids::{self, NodeKind};
 use crate::validation;
 use canopy_core::authz;
 use canopy_core::id::TenantId;
@@ -60,6 +62,8 @@ impl NewTenant {
     }
 }
 
+/// The `create-tenant` command: its audit entry names no actor (whoever
+/// runs the command holds the database).
 pub async fn create(
     pool: &PgPool,
     keyring: &Keyring,
@@ -72,7 +76,8 @@ pub async fn create(
     let logo = new.logo_url.as_deref().map(logo_url).transpose()?;
     let accent = new.accent_color.as_deref().map(accent_color).transpose()?;
 
-    let mut tx = pool.begin().await?;
+    let db = Writer::new(pool, Origin::command("create-tenant"));
+    let mut tx = db.begin().await?;
     let mut settings = tenants::Settings {
         name: &name,
         portal_url: own_portal.as_ref().unwrap_or(public_url).as_str(),
@@ -118,7 +123,7 @@ pub async fn create(
     )
     .await?;
     let key = secrets::mint(SecretKind::ApiKey, tenant.id);
-    api_keys::insert(
+    let key_row = api_keys::insert(
         &mut tx,
         tenant.id,
         &api_keys::NewKey {
@@ -126,14 +131,18 @@ pub async fn create(
             scopes: &Scope::ALL,
             prefix: secrets::visible_prefix(&key.plaintext),
             secret_hash: &key.hash,
-            created_by_user_id: None,
-            created_by_key_id: None,
             expires_at: None,
             rate_limit_per_minute: None,
         },
     )
     .await?;
-    tx.commit().await?;
+    tx.commit(
+        Record::tenant(tenant.id)
+            .object(tenant.id)
+            .object(admin.id)
+            .object_of(NodeKind::ApiKey, key_row.id),
+    )
+    .await?;
 
     Ok(CreatedTenant {
         tenant_id: ids::of(tenant.id),
@@ -178,7 +187,11 @@ pub struct TenantChanges {
 }
 
 /// Changes the caller's tenant; needs every scope (`authz::change_tenant`).
-pub async fn update(pool: &PgPool, caller: &Caller, input: TenantChanges) -> ApiResult<TenantRow> {
+pub async fn update(
+    db: &Writer<'_>,
+    caller: &Caller,
+    input: TenantChanges,
+) -> ApiResult<TenantRow> {
     access::enforce(authz::change_tenant(caller), "tenant")?;
     let name = input
         .name
@@ -194,7 +207,7 @@ pub async fn update(pool: &PgPool, caller: &Caller, input: TenantChanges) -> Api
         .accent_color
         .map(|colour| cleared(&colour).map(accent_color).transpose())
         .transpose()?;
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let current = tenants::lock(&mut tx, caller.tenant_id)
         .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
@@ -219,7 +232,7 @@ pub async fn update(pool: &PgPool, caller: &Caller, input: TenantChanges) -> Api
         },
     )
     .await?;
-    tx.commit().await?;
+    tx.commit(Record::tenant(row.id).object(row.id)).await?;
     Ok(row)
 }
 

@@ -4,10 +4,11 @@
 //! transaction (`emails`).
 
 use chrono::Duration;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 use super::Patch;
 use super::accounts::VALIDATION_TTL_HOURS;
+use super::change::{Record, Writer};
 use super::emails::{LinkEmail, notify, queue_link, send_link, tell};
 use crate::actions::tenants::ACTIVATION_TTL_HOURS;
 use crate::auth::{Caller, Principal};
@@ -148,7 +149,7 @@ pub struct CreatedUser {
 }
 
 pub async fn create(
-    pool: &PgPool,
+    db: &Writer<'_>,
     config: &Config,
     keyring: &Keyring,
     caller: &Caller,
@@ -177,7 +178,7 @@ pub async fn create(
         (Role::TenantAdmin, None) => None,
     };
 
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let placement = match customer_id {
         Some(customer_id) => {
             // A customer being deleted gains no users.
@@ -242,7 +243,7 @@ pub async fn create(
         )
         .await?;
     }
-    tx.commit().await?;
+    tx.commit(Record::for_user(&user)).await?;
     Ok(CreatedUser {
         user,
         activation_link,
@@ -251,7 +252,7 @@ pub async fn create(
 
 /// Invalidates earlier activation links and issues a new one.
 pub async fn resend_activation(
-    pool: &PgPool,
+    db: &Writer<'_>,
     config: &Config,
     keyring: &Keyring,
     caller: &Caller,
@@ -260,7 +261,7 @@ pub async fn resend_activation(
     ttl_hours: Option<i32>,
 ) -> ApiResult<CreatedUser> {
     let ttl = activation_ttl(ttl_hours)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
     if user.status != UserStatus::PendingEmailValidation {
         return Err(ApiError::precondition(format!(
@@ -269,7 +270,7 @@ pub async fn resend_activation(
         )));
     }
     let activation_link = hand_out_activation(&mut tx, config, keyring, &user, method, ttl).await?;
-    tx.commit().await?;
+    tx.commit(Record::for_user(&user)).await?;
     Ok(CreatedUser {
         user,
         activation_link,
@@ -280,12 +281,12 @@ pub async fn resend_activation(
 /// (and holds every power it holds). `keep_current` spares the session
 /// making the request. Returns how many ended.
 pub async fn revoke_sessions(
-    pool: &PgPool,
+    db: &Writer<'_>,
     caller: &Caller,
     id: UserId,
     keep_current: bool,
 ) -> ApiResult<u64> {
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let user = existing(&mut tx, caller.tenant_id, id).await?;
     if caller.user_id() != Some(user.id) {
         must_manage(&mut tx, caller, &user).await?;
@@ -295,32 +296,33 @@ pub async fn revoke_sessions(
         _ => None,
     };
     let ended = sessions::delete_for_user(&mut tx, user.tenant_id, user.id, keep).await?;
-    tx.commit().await?;
+    tx.commit(Record::for_user(&user).detail("ended", ended))
+        .await?;
     Ok(ended)
 }
 
 /// Makes the user's pending activation link stop working.
-pub async fn revoke_invitation(pool: &PgPool, caller: &Caller, id: UserId) -> ApiResult<UserRow> {
-    let mut tx = pool.begin().await?;
+pub async fn revoke_invitation(db: &Writer<'_>, caller: &Caller, id: UserId) -> ApiResult<UserRow> {
+    let mut tx = db.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
     if !tokens::revoke_pending(&mut tx, user.tenant_id, user.id, Purpose::Activation).await? {
         return Err(ApiError::precondition("the user has no pending invitation"));
     }
-    tx.commit().await?;
+    tx.commit(Record::for_user(&user)).await?;
     Ok(user)
 }
 
 /// Names and phone change at once; a new address takes effect when its
 /// validation link is used, and is reserved until then.
 pub async fn update(
-    pool: &PgPool,
+    db: &Writer<'_>,
     config: &Config,
     keyring: &Keyring,
     caller: &Caller,
     id: UserId,
     input: UserChanges,
 ) -> ApiResult<UserRow> {
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let current = existing(&mut tx, caller.tenant_id, id).await?;
     // Users change their own names and phone; managers change the rest.
     if access::reaches_user(caller, &current) {
@@ -407,19 +409,19 @@ pub async fn update(
         };
         send_link(&mut tx, config, keyring, &user, validation).await?;
     }
-    tx.commit().await?;
+    tx.commit(Record::for_user(&user)).await?;
     Ok(user)
 }
 
 /// An administrator sets any status; suspending ends the user's sessions.
 pub async fn set_status(
-    pool: &PgPool,
+    db: &Writer<'_>,
     config: &Config,
     caller: &Caller,
     id: UserId,
     status: UserStatus,
 ) -> ApiResult<UserRow> {
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
     let from = user.status;
     let transition = lifecycle::next(from, Event::StatusSet(status)).map_err(refused)?;
@@ -437,35 +439,36 @@ pub async fn set_status(
     if to == UserStatus::Suspended {
         notify(&mut tx, config, Some(caller), &user, Notice::UserSuspended).await?;
     }
-    tx.commit().await?;
+    tx.commit(Record::for_user(&user).detail("status", to.as_str()))
+        .await?;
     Ok(user)
 }
 
 /// Moves a PENDING_APPROVAL user to ACTIVE.
-pub async fn approve(pool: &PgPool, caller: &Caller, id: UserId) -> ApiResult<UserRow> {
-    let mut tx = pool.begin().await?;
+pub async fn approve(db: &Writer<'_>, caller: &Caller, id: UserId) -> ApiResult<UserRow> {
+    let mut tx = db.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
     let transition = lifecycle::next(user.status, Event::Approved).map_err(refused)?;
     let user = users::set_status(&mut tx, user.tenant_id, user.id, transition, None).await?;
-    tx.commit().await?;
+    tx.commit(Record::for_user(&user)).await?;
     Ok(user)
 }
 
 /// Deletes a user: its sessions end and its links stop working (both go
 /// with the row); its administrators are told.
 pub async fn delete(
-    pool: &PgPool,
+    db: &Writer<'_>,
     config: &Config,
     caller: &Caller,
     id: UserId,
 ) -> ApiResult<UserId> {
-    let mut tx = pool.begin().await?;
+    let mut tx = db.begin().await?;
     let user = managed(&mut tx, caller, id).await?;
     if caller.user_id() == Some(user.id) {
         return Err(ApiError::precondition("you cannot delete yourself"));
     }
     notify(&mut tx, config, Some(caller), &user, Notice::UserDeleted).await?;
     users::delete(&mut tx, user.tenant_id, user.id).await?;
-    tx.commit().await?;
+    tx.commit(Record::for_user(&user)).await?;
     Ok(user.id)
 }

@@ -15,6 +15,7 @@ use crate::pagination::Page;
 use canopy_core::id::{CustomerId, TenantId, UserId};
 use canopy_core::store::Search;
 use canopy_core::store::api_keys::{self, ApiKeyRow};
+use canopy_core::store::audit::{self, EntryRow};
 use canopy_core::store::customers::{self, CustomerRow};
 use canopy_core::store::entitlements::{self, EntitlementRow};
 use canopy_core::store::sessions::{self, SessionRow};
@@ -35,6 +36,7 @@ pub struct Loaders {
     pub invitations: DataLoader<InvitationLoader>,
     pub sessions: DataLoader<SessionLoader>,
     pub api_keys: DataLoader<ApiKeyLoader>,
+    pub last_acts: DataLoader<LastActLoader>,
 }
 
 impl Loaders {
@@ -57,7 +59,8 @@ impl Loaders {
             entitlements: loader(EntitlementsLoader(pool.clone())),
             invitations: loader(InvitationLoader(pool.clone())),
             sessions: loader(SessionLoader(pool.clone())),
-            api_keys: loader(ApiKeyLoader(pool)),
+            api_keys: loader(ApiKeyLoader(pool.clone())),
+            last_acts: loader(LastActLoader(pool)),
         }
     }
 }
@@ -297,5 +300,41 @@ impl Loader<Key<i64>> for ApiKeyLoader {
             api_keys::by_ids(&self.0, tenant, &ids).await
         })
         .await
+    }
+}
+
+/// The last act of some operations on an object: its audit entry, for
+/// reading who did it (who created a key, who last cancelled or retried a
+/// job).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LastAct {
+    pub tenant_id: TenantId,
+    pub operations: &'static [&'static str],
+    /// The object, as the audit log names it (`Job:12`).
+    pub object: String,
+}
+
+pub struct LastActLoader(PgPool);
+
+impl Loader<LastAct> for LastActLoader {
+    type Value = EntryRow;
+    type Error = ApiError;
+
+    async fn load(&self, keys: &[LastAct]) -> Result<HashMap<LastAct, EntryRow>, ApiError> {
+        let mut out = HashMap::new();
+        for ((tenant, operations), keys) in batches(keys, |k| (k.tenant_id, k.operations)) {
+            let objects: Vec<String> = keys.iter().map(|k| k.object.clone()).collect();
+            for (object, row) in
+                audit::latest_for_objects(&self.0, tenant, operations, &objects).await?
+            {
+                let key = LastAct {
+                    tenant_id: tenant,
+                    operations,
+                    object,
+                };
+                out.insert(key, row);
+            }
+        }
+        Ok(out)
     }
 }

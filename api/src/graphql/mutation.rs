@@ -15,6 +15,8 @@ use super::types::{
 };
 use crate::AppState;
 use crate::actions;
+use crate::actions::change::{Origin, Source, Writer};
+use crate::auth::Caller;
 use crate::auth::Scope;
 use crate::error::ApiResult;
 use crate::ids::{self, NodeKind};
@@ -23,6 +25,21 @@ pub struct Mutation;
 
 fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
     ctx.data_unchecked::<AppState>()
+}
+
+/// The database as this mutation writes to it: under the mutation's name,
+/// for the caller and the client the request came from (its audit entry).
+fn writer<'a>(ctx: &Context<'a>) -> Writer<'a> {
+    let source = ctx.data_opt::<Source>();
+    Writer::new(
+        &state(ctx).pool,
+        Origin::new(
+            ctx.field().name(),
+            ctx.data_opt::<Caller>(),
+            source.and_then(|s| s.client_addr),
+            source.map(|s| s.request_id.clone()),
+        ),
+    )
 }
 
 fn user_payload(result: ApiResult<canopy_core::store::users::UserRow>) -> ApiResult<UserPayload> {
@@ -49,7 +66,7 @@ async fn set_administrator(
     let customer_id = ids::expect_id(customer_id, "customerId")?;
     let state = state(ctx);
     actions::customers::set_administrator(
-        &state.pool,
+        &writer(ctx),
         &state.config,
         caller,
         customer_id,
@@ -68,7 +85,7 @@ impl Mutation {
         input: CreateCustomerInput,
     ) -> ApiResult<CustomerPayload> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
-        actions::customers::create(&state(ctx).pool, caller, input.into_command()?)
+        actions::customers::create(&writer(ctx), caller, input.into_command()?)
             .await
             .map(payload)
     }
@@ -81,7 +98,7 @@ impl Mutation {
     ) -> ApiResult<CustomerPayload> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
         let id = ids::expect_id(&id, "id")?;
-        actions::customers::update(&state(ctx).pool, caller, id, input.into())
+        actions::customers::update(&writer(ctx), caller, id, input.into())
             .await
             .map(payload)
     }
@@ -99,7 +116,7 @@ impl Mutation {
         let new_parent = new_parent_id
             .map(|p| ids::expect_id(&p, "newParentId"))
             .transpose()?;
-        actions::customers::move_to(&state(ctx).pool, caller, id, new_parent)
+        actions::customers::move_to(&writer(ctx), caller, id, new_parent)
             .await
             .map(payload)
     }
@@ -117,8 +134,7 @@ impl Mutation {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
         let id = ids::expect_id(&id, "id")?;
         let deleted =
-            actions::customers::delete(&state(ctx).pool, caller, id, cascade.unwrap_or(false))
-                .await?;
+            actions::customers::delete(&writer(ctx), caller, id, cascade.unwrap_or(false)).await?;
         fn global<I: ids::NodeId>(ids: Vec<I>) -> Vec<ID> {
             ids.into_iter().map(|id| ids::of(id).into()).collect()
         }
@@ -165,22 +181,16 @@ impl Mutation {
     ) -> ApiResult<Entitlement> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
         let customer_id = ids::expect_id(&customer_id, "customerId")?;
-        actions::entitlements::attach(
-            &state(ctx).pool,
-            caller,
-            customer_id,
-            kind.into(),
-            &reference,
-        )
-        .await
-        .map(Entitlement)
+        actions::entitlements::attach(&writer(ctx), caller, customer_id, kind.into(), &reference)
+            .await
+            .map(Entitlement)
     }
 
     /// Detaches it, keeping the number of the customer that held it.
     async fn detach_entitlement(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Entitlement> {
         let caller = guards::require(ctx, Scope::CustomersWrite)?;
         let id = ids::expect(&id, NodeKind::Entitlement, "id")?;
-        actions::entitlements::detach(&state(ctx).pool, caller, id)
+        actions::entitlements::detach(&writer(ctx), caller, id)
             .await
             .map(Entitlement)
     }
@@ -196,7 +206,7 @@ impl Mutation {
         let state = state(ctx);
         let command = input.into_command()?;
         let created =
-            actions::users::create(&state.pool, &state.config, &state.keyring, caller, command)
+            actions::users::create(&writer(ctx), &state.config, &state.keyring, caller, command)
                 .await?;
         Ok(CreateUserPayload {
             user: User(created.user),
@@ -217,7 +227,7 @@ impl Mutation {
         let id = ids::expect_id(&id, "id")?;
         user_payload(
             actions::users::update(
-                &state.pool,
+                &writer(ctx),
                 &state.config,
                 &state.keyring,
                 caller,
@@ -240,7 +250,8 @@ impl Mutation {
         let state = state(ctx);
         let id = ids::expect_id(&id, "id")?;
         user_payload(
-            actions::users::set_status(&state.pool, &state.config, caller, id, status.into()).await,
+            actions::users::set_status(&writer(ctx), &state.config, caller, id, status.into())
+                .await,
         )
     }
 
@@ -248,7 +259,7 @@ impl Mutation {
     async fn approve_user(&self, ctx: &Context<'_>, id: ID) -> ApiResult<UserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let id = ids::expect_id(&id, "id")?;
-        user_payload(actions::users::approve(&state(ctx).pool, caller, id).await)
+        user_payload(actions::users::approve(&writer(ctx), caller, id).await)
     }
 
     /// Invalidates earlier activation links and issues a new one.
@@ -263,7 +274,7 @@ impl Mutation {
         let state = state(ctx);
         let id = ids::expect_id(&id, "id")?;
         let created = actions::users::resend_activation(
-            &state.pool,
+            &writer(ctx),
             &state.config,
             &state.keyring,
             caller,
@@ -282,7 +293,7 @@ impl Mutation {
     async fn revoke_invitation(&self, ctx: &Context<'_>, id: ID) -> ApiResult<UserPayload> {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let id = ids::expect_id(&id, "id")?;
-        user_payload(actions::users::revoke_invitation(&state(ctx).pool, caller, id).await)
+        user_payload(actions::users::revoke_invitation(&writer(ctx), caller, id).await)
     }
 
     /// Ends the user's sessions at once: the user itself, or a caller who
@@ -298,8 +309,7 @@ impl Mutation {
         let keep_current = keep_current.unwrap_or(false);
         let user_id = ids::expect_id(&user_id, "userId")?;
         let ended =
-            actions::users::revoke_sessions(&state(ctx).pool, caller, user_id, keep_current)
-                .await?;
+            actions::users::revoke_sessions(&writer(ctx), caller, user_id, keep_current).await?;
         Ok(i32::try_from(ended).unwrap_or(i32::MAX))
     }
 
@@ -308,7 +318,7 @@ impl Mutation {
         let caller = guards::require(ctx, Scope::UsersWrite)?;
         let state = state(ctx);
         let id = ids::expect_id(&id, "id")?;
-        let deleted = actions::users::delete(&state.pool, &state.config, caller, id).await?;
+        let deleted = actions::users::delete(&writer(ctx), &state.config, caller, id).await?;
         Ok(DeleteUserPayload {
             deleted_user_id: ids::of(deleted).into(),
         })
@@ -320,7 +330,7 @@ impl Mutation {
         throttle::public(ctx, Flow::Emailing, Some((&input.tenant_id, &input.email))).await?;
         let state = state(ctx);
         let (user, customer) =
-            actions::accounts::sign_up(&state.pool, &state.config, &state.keyring, input.into())
+            actions::accounts::sign_up(&writer(ctx), &state.config, &state.keyring, input.into())
                 .await?;
         Ok(SignUpPayload {
             user: User(user),
@@ -332,7 +342,7 @@ impl Mutation {
     async fn validate_email(&self, ctx: &Context<'_>, token: String) -> ApiResult<UserPayload> {
         throttle::public(ctx, Flow::Link, None).await?;
         let state = state(ctx);
-        user_payload(actions::accounts::validate_email(&state.pool, &state.config, &token).await)
+        user_payload(actions::accounts::validate_email(&writer(ctx), &state.config, &token).await)
     }
 
     /// Public. Sends a new link in place of an expired or used one, of
@@ -354,7 +364,8 @@ impl Mutation {
         let address = link.email.clone().unwrap_or_else(|| user.email.clone());
         let tenant = ids::of(link.tenant_id);
         throttle::public(ctx, Flow::Emailing, Some((&tenant, &address))).await?;
-        actions::accounts::request_new_link(&state.pool, &state.config, &state.keyring, &link).await
+        actions::accounts::request_new_link(&writer(ctx), &state.config, &state.keyring, &link)
+            .await
     }
 
     /// Public. Answers true whether or not the address is known.
@@ -367,7 +378,7 @@ impl Mutation {
         throttle::public(ctx, Flow::Emailing, Some((&tenant_id, &email))).await?;
         let state = state(ctx);
         actions::accounts::request_password_reset(
-            &state.pool,
+            &writer(ctx),
             &state.config,
             &state.keyring,
             ids::tenant(&tenant_id),
@@ -386,7 +397,7 @@ impl Mutation {
     ) -> ApiResult<bool> {
         throttle::public(ctx, Flow::Link, None).await?;
         let state = state(ctx);
-        actions::accounts::reset_password(&state.pool, &state.config, &token, &password).await
+        actions::accounts::reset_password(&writer(ctx), &state.config, &token, &password).await
     }
 
     /// Public. Signs in; every refusal (unknown address, wrong password, a
@@ -399,7 +410,7 @@ impl Mutation {
         password: String,
     ) -> ApiResult<AuthPayload> {
         throttle::public(ctx, Flow::Login, Some((&tenant_id, &email))).await?;
-        actions::sessions::login(&state(ctx).pool, ids::tenant(&tenant_id), &email, &password)
+        actions::sessions::login(&writer(ctx), ids::tenant(&tenant_id), &email, &password)
             .await
             .map(AuthPayload::from)
     }
@@ -407,7 +418,7 @@ impl Mutation {
     /// Ends the caller's session at once; false for an API key, which has none.
     async fn logout(&self, ctx: &Context<'_>) -> ApiResult<bool> {
         let caller = guards::caller(ctx)?;
-        actions::sessions::logout(&state(ctx).pool, caller).await
+        actions::sessions::logout(&writer(ctx), caller).await
     }
 
     /// Public. Sets the password from an activation link (8 to 128
@@ -419,7 +430,7 @@ impl Mutation {
         password: String,
     ) -> ApiResult<AuthPayload> {
         throttle::public(ctx, Flow::Link, None).await?;
-        actions::accounts::activate_account(&state(ctx).pool, &token, &password)
+        actions::accounts::activate_account(&writer(ctx), &token, &password)
             .await
             .map(AuthPayload::from)
     }
@@ -432,7 +443,7 @@ impl Mutation {
         input: UpdateTenantInput,
     ) -> ApiResult<Tenant> {
         let caller = guards::caller(ctx)?;
-        actions::tenants::update(&state(ctx).pool, caller, input.into())
+        actions::tenants::update(&writer(ctx), caller, input.into())
             .await
             .map(Tenant)
     }
@@ -443,7 +454,7 @@ impl Mutation {
         let caller = guards::require(ctx, Scope::JobsWrite)?;
         let state = state(ctx);
         let id = ids::expect_id(&id, "id")?;
-        actions::jobs::retry(&state.pool, &state.config, caller, id)
+        actions::jobs::retry(&writer(ctx), &state.config, caller, id)
             .await
             .map(Job)
     }
@@ -457,7 +468,7 @@ impl Mutation {
     async fn cancel_job(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Job> {
         let caller = guards::require(ctx, Scope::JobsWrite)?;
         let id = ids::expect_id(&id, "id")?;
-        actions::jobs::cancel(&state(ctx).pool, caller, id)
+        actions::jobs::cancel(&writer(ctx), caller, id)
             .await
             .map(Job)
     }
@@ -478,7 +489,7 @@ impl Mutation {
         let filter = filter.decode(caller, "filter")?;
         let state = state(ctx);
         let retried =
-            actions::jobs::retry_matching(&state.pool, &state.config, caller, filter).await?;
+            actions::jobs::retry_matching(&writer(ctx), &state.config, caller, filter).await?;
         Ok(RetryJobsPayload {
             retried: retried.count as i64,
             more: retried.more,
@@ -493,7 +504,7 @@ impl Mutation {
     /// every scope.
     async fn pause_job_kind(&self, ctx: &Context<'_>, kind: JobKind) -> ApiResult<JobKindRow> {
         let caller = guards::require(ctx, Scope::JobsWrite)?;
-        actions::jobs::pause(&state(ctx).pool, caller, kind.into()).await?;
+        actions::jobs::pause(&writer(ctx), caller, kind.into()).await?;
         JobKindRow::of(ctx, caller.tenant_id, kind).await
     }
 
@@ -501,7 +512,7 @@ impl Mutation {
     /// kind that is not paused (FAILED_PRECONDITION). Needs JOBS_WRITE.
     async fn resume_job_kind(&self, ctx: &Context<'_>, kind: JobKind) -> ApiResult<JobKindRow> {
         let caller = guards::require(ctx, Scope::JobsWrite)?;
-        actions::jobs::resume(&state(ctx).pool, caller, kind.into()).await?;
+        actions::jobs::resume(&writer(ctx), caller, kind.into()).await?;
         JobKindRow::of(ctx, caller.tenant_id, kind).await
     }
 
@@ -531,7 +542,7 @@ impl Mutation {
             rate_limit_per_minute,
         };
         let (row, secret) =
-            actions::api_keys::create(&state.pool, &state.config, caller, request).await?;
+            actions::api_keys::create(&writer(ctx), &state.config, caller, request).await?;
         Ok(CreateApiKeyPayload {
             api_key: ApiKey(row),
             secret,
@@ -543,7 +554,7 @@ impl Mutation {
         let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
         let id = ids::expect(&id, NodeKind::ApiKey, "id")?;
         let state = state(ctx);
-        actions::api_keys::revoke(&state.pool, &state.credentials, caller, id)
+        actions::api_keys::revoke(&writer(ctx), &state.credentials, caller, id)
             .await
             .map(ApiKey)
     }

@@ -7,8 +7,8 @@ use async_graphql::{Context, ID, Object};
 use super::guards;
 use super::loaders::Loaders;
 use super::types::{
-    ApiKey, Customer, CustomerConnection, CustomerTotal, Entitlement, Job, JobQueue, Node, Tenant,
-    User, UserConnection, UserStatus, Viewer,
+    ApiKey, AuditEntryConnection, AuditLogFilter, Customer, CustomerConnection, CustomerTotal,
+    Entitlement, Job, JobQueue, Node, Tenant, User, UserConnection, UserStatus, Viewer,
 };
 use crate::AppState;
 use crate::access;
@@ -69,6 +69,7 @@ impl Query {
                     .await?
                     .map(|row| Node::Job(Job(row)))
             }
+            NodeKind::Session => None,
             NodeKind::Entitlement => {
                 guards::require(ctx, Scope::CustomersRead)?;
                 let mut conn = state.pool.acquire().await?;
@@ -235,6 +236,26 @@ impl Query {
         Ok(JobQueue {
             tenant_id: caller.tenant_id,
         })
+    }
+
+    /// The audit log, newest first: one entry for each mutation that
+    /// changed something, written in its transaction. A tenant
+    /// administrator (or a key holding every scope) reads the whole
+    /// tenant's; a customer administrator the entries about customers in
+    /// the subtrees it administers (as they stood when written); anyone
+    /// else is FORBIDDEN. Entries are kept CANOPY_AUDIT_RETENTION_DAYS.
+    /// `totalCount` stops at 10,000. `first` defaults to 20 and may be at
+    /// most 100.
+    #[graphql(complexity = "connection_cost(first, child_complexity)")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditLogFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<AuditEntryConnection> {
+        let caller = guards::caller(ctx)?;
+        AuditEntryConnection::load(ctx, caller, filter, pagination::page(first, after)?).await
     }
 
     /// The tenant's API keys, newest first, revoked ones included.

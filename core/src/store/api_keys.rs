@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use crate::authz::Scope;
-use crate::id::{TenantId, UserId};
+use crate::id::TenantId;
 
 /// How often `last_used_at` is written: at most once a minute per key, so a
 /// busy integration does not cost a write per request.
@@ -22,8 +22,6 @@ pub struct ApiKeyRow {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
-    pub created_by_user_id: Option<UserId>,
-    pub created_by_key_id: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
     pub rate_limit_per_minute: Option<i32>,
 }
@@ -44,7 +42,7 @@ impl ApiKeyRow {
 }
 
 const COLUMNS: &str = "tenant_id, id, name, scopes, prefix, secret_hash, created_at, \
-     last_used_at, revoked_at, created_by_user_id, created_by_key_id, expires_at, \
+     last_used_at, revoked_at, expires_at, \
      rate_limit_per_minute";
 
 pub async fn find_live_by_hash(
@@ -122,9 +120,6 @@ pub struct NewKey<'a> {
     pub scopes: &'a [Scope],
     pub prefix: &'a str,
     pub secret_hash: &'a [u8],
-    /// Who made it: a signed-in user, or another key.
-    pub created_by_user_id: Option<UserId>,
-    pub created_by_key_id: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
     pub rate_limit_per_minute: Option<i32>,
 }
@@ -136,18 +131,15 @@ pub async fn insert(
 ) -> sqlx::Result<ApiKeyRow> {
     let scopes: Vec<&str> = key.scopes.iter().map(|s| s.as_str()).collect();
     sqlx::query_as(&format!(
-        "INSERT INTO api_keys (tenant_id, name, scopes, prefix, secret_hash,
-                               created_by_user_id, created_by_key_id, expires_at,
+        "INSERT INTO api_keys (tenant_id, name, scopes, prefix, secret_hash, expires_at,
                                rate_limit_per_minute)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
     ))
     .bind(tenant_id)
     .bind(key.name)
     .bind(scopes)
     .bind(key.prefix)
     .bind(key.secret_hash)
-    .bind(key.created_by_user_id)
-    .bind(key.created_by_key_id)
     .bind(key.expires_at)
     .bind(key.rate_limit_per_minute)
     .fetch_one(conn)
@@ -156,7 +148,7 @@ pub async fn insert(
 
 /// Revokes the key; revoking a revoked key keeps its first revocation time.
 pub async fn revoke(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant_id: TenantId,
     id: i64,
 ) -> sqlx::Result<Option<ApiKeyRow>> {
@@ -166,6 +158,6 @@ pub async fn revoke(
     ))
     .bind(tenant_id)
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
 }

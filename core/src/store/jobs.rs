@@ -11,7 +11,6 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 
 use super::{Count, users};
-use crate::authz::Actor;
 use crate::id::{CustomerId, JobId, TenantId, UserId};
 use crate::jobs::{JobKind, JobState, Notice, Payload, current_request_id};
 
@@ -134,9 +133,6 @@ pub struct JobRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub action: Option<JobAction>,
-    pub action_at: Option<DateTime<Utc>>,
-    pub action_by_user_id: Option<UserId>,
-    pub action_by_key_id: Option<i64>,
 }
 
 crate::text_enum! {
@@ -149,7 +145,7 @@ crate::text_enum! {
 
 const COLUMNS: &str = "j.tenant_id, j.id, j.kind, j.state, j.attempts, j.max_attempts, \
      j.last_error, j.recipient, j.request_id, j.customer_id, j.created_at, j.updated_at, \
-     j.action, j.action_at, j.action_by_user_id, j.action_by_key_id";
+     j.action";
 
 /// Emails addressed to a user, newest first; `before` is the cursor (an id).
 pub async fn for_user(
@@ -367,43 +363,37 @@ pub async fn count(pool: &PgPool, tenant_id: TenantId, filter: &JobFilter) -> sq
 pub const RETRIED_FROM: [JobState; 2] = [JobState::Failed, JobState::Killed];
 
 /// Puts a FAILED or KILLED job back in the queue with `extra` more
-/// attempts, recording who did; `None` when the job is in another state
-/// (or absent).
+/// attempts; `None` when the job is in another state (or absent).
 pub async fn retry(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant_id: TenantId,
     id: JobId,
     extra_attempts: i32,
-    actor: Actor,
 ) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(&format!(
         "UPDATE jobs j SET state = 'AWAITING_DISPATCH', run_at = now(), updated_at = now(),
-             max_attempts = greatest(j.max_attempts, j.attempts + $3),
-             action = 'RETRIED', action_at = now(), action_by_user_id = $4, action_by_key_id = $5
+             max_attempts = greatest(j.max_attempts, j.attempts + $3), action = 'RETRIED'
          WHERE j.tenant_id = $1 AND j.id = $2 AND j.state IN ('FAILED', 'KILLED')
          RETURNING {COLUMNS}"
     ))
     .bind(tenant_id)
     .bind(id)
     .bind(extra_attempts)
-    .bind(actor.user_id)
-    .bind(actor.key_id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
 }
 
 /// Retries at most `limit` of the FAILED or KILLED jobs `filter` names
-/// (its state, when given, is one of those), oldest first, recording who
-/// did; answers how many, and whether more remain. Jobs an operator
-/// cancelled are left alone: only `retry`, one by one, brings them back.
+/// (its state, when given, is one of those), oldest first; answers which,
+/// and whether more remain. Jobs an operator cancelled are left alone:
+/// only `retry`, one by one, brings them back.
 pub async fn retry_matching(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant_id: TenantId,
     filter: &JobFilter,
     extra_attempts: i32,
-    actor: Actor,
     limit: i64,
-) -> sqlx::Result<(u64, bool)> {
+) -> sqlx::Result<(Vec<JobId>, bool)> {
     let mut query = sqlx::QueryBuilder::new("WITH picked AS (SELECT j.tenant_id, j.id FROM jobs j");
     filter.push(&mut query, tenant_id);
     query
@@ -418,50 +408,44 @@ pub async fn retry_matching(
                  max_attempts = greatest(j.max_attempts, j.attempts + ",
         )
         .push_bind(extra_attempts)
-        .push("), action = 'RETRIED', action_at = now(), action_by_user_id = ")
-        .push_bind(actor.user_id)
-        .push(", action_by_key_id = ")
-        .push_bind(actor.key_id)
-        .push(" FROM (SELECT * FROM picked ORDER BY id LIMIT ")
+        .push("), action = 'RETRIED' FROM (SELECT * FROM picked ORDER BY id LIMIT ")
         .push_bind(limit)
         .push(
-            ") p WHERE j.tenant_id = p.tenant_id AND j.id = p.id RETURNING 1)
-             SELECT (SELECT count(*) FROM retried), (SELECT count(*) FROM picked)",
+            ") p WHERE j.tenant_id = p.tenant_id AND j.id = p.id RETURNING j.id)
+             SELECT coalesce((SELECT array_agg(id ORDER BY id) FROM retried), '{}'),
+                    (SELECT count(*) FROM picked)",
         );
-    let (retried, picked): (i64, i64) = query.build_query_as().fetch_one(pool).await?;
-    Ok((retried as u64, picked > limit))
+    let (retried, picked): (Vec<JobId>, i64) = query.build_query_as().fetch_one(conn).await?;
+    Ok((retried, picked > limit))
 }
 
 /// Cancels a job that is not running nor finished: it ends KILLED with
-/// `cause` (followed by the error it had), recording who did, and is never
+/// `cause` (followed by the error it had), and is never
 /// sent (a worker that drew it finds it no longer PENDING). Notices to a
 /// person about its own account are cancelled only when `notices_too`.
 /// `None` when the job is in another state, of a kind not allowed (or
 /// absent).
 pub async fn cancel(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant_id: TenantId,
     id: JobId,
     cause: &str,
-    actor: Actor,
     notices_too: bool,
 ) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(&format!(
         "UPDATE jobs j SET state = 'KILLED', updated_at = now(),
              last_error = left(concat_ws('; before it: ', $3, j.last_error), 500),
-             action = 'CANCELLED', action_at = now(), action_by_user_id = $4, action_by_key_id = $5
+             action = 'CANCELLED'
          WHERE j.tenant_id = $1 AND j.id = $2
            AND j.state IN ('AWAITING_DISPATCH', 'PENDING', 'FAILED')
-           AND (j.kind <> 'ACCOUNT_NOTICE' OR $6)
+           AND (j.kind <> 'ACCOUNT_NOTICE' OR $4)
          RETURNING {COLUMNS}"
     ))
     .bind(tenant_id)
     .bind(id)
     .bind(cause)
-    .bind(actor.user_id)
-    .bind(actor.key_id)
     .bind(notices_too)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
 }
 
@@ -471,27 +455,21 @@ pub struct Pause {
     pub tenant_id: TenantId,
     pub kind: JobKind,
     pub paused_at: DateTime<Utc>,
-    pub paused_by_user_id: Option<UserId>,
-    pub paused_by_key_id: Option<i64>,
 }
 
 /// Pauses a kind for a tenant; `None` when it already was.
 pub async fn pause(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant_id: TenantId,
     kind: JobKind,
-    actor: Actor,
 ) -> sqlx::Result<Option<Pause>> {
     sqlx::query_as(
-        "INSERT INTO job_kind_pauses (tenant_id, kind, paused_by_user_id, paused_by_key_id)
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING
-         RETURNING tenant_id, kind, paused_at, paused_by_user_id, paused_by_key_id",
+        "INSERT INTO job_kind_pauses (tenant_id, kind) VALUES ($1, $2) ON CONFLICT DO NOTHING
+         RETURNING tenant_id, kind, paused_at",
     )
     .bind(tenant_id)
     .bind(kind)
-    .bind(actor.user_id)
-    .bind(actor.key_id)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
 }
 
@@ -501,12 +479,15 @@ pub async fn pause(
 /// The pause row is deleted first: that waits for a relay holding jobs
 /// under it (`hold_paused` locks it), so the next statement sees every job
 /// held and none stays held after its pause is gone.
-pub async fn resume(pool: &PgPool, tenant_id: TenantId, kind: JobKind) -> sqlx::Result<bool> {
-    let mut tx = pool.begin().await?;
+pub async fn resume(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    kind: JobKind,
+) -> sqlx::Result<bool> {
     let deleted = sqlx::query("DELETE FROM job_kind_pauses WHERE tenant_id = $1 AND kind = $2")
         .bind(tenant_id)
         .bind(kind)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     if deleted.rows_affected() == 0 {
         return Ok(false);
@@ -518,21 +499,17 @@ pub async fn resume(pool: &PgPool, tenant_id: TenantId, kind: JobKind) -> sqlx::
     )
     .bind(tenant_id)
     .bind(kind)
-    .execute(&mut *tx)
+    .execute(conn)
     .await?;
-    tx.commit().await?;
     Ok(true)
 }
 
 /// The tenant's paused kinds.
 pub async fn pauses(pool: &PgPool, tenant_id: TenantId) -> sqlx::Result<Vec<Pause>> {
-    sqlx::query_as(
-        "SELECT tenant_id, kind, paused_at, paused_by_user_id, paused_by_key_id
-         FROM job_kind_pauses WHERE tenant_id = $1",
-    )
-    .bind(tenant_id)
-    .fetch_all(pool)
-    .await
+    sqlx::query_as("SELECT tenant_id, kind, paused_at FROM job_kind_pauses WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_all(pool)
+        .await
 }
 
 /// Holds the due jobs of paused kinds (not running ones): AWAITING_DISPATCH,

@@ -4,6 +4,7 @@
 //! statements on jobs, heartbeats and expired rows work across tenants.
 
 pub mod api_keys;
+pub mod audit;
 pub mod customers;
 pub mod entitlements;
 pub mod jobs;

@@ -21,17 +21,17 @@ pub async fn insert(
     user_id: UserId,
     token_hash: &[u8],
     expires_at: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)",
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO sessions (tenant_id, user_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)
+         RETURNING id",
     )
     .bind(tenant_id)
     .bind(user_id)
     .bind(token_hash)
     .bind(expires_at)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }
 
 /// The session with this hash, if it has not expired and its user may
@@ -53,11 +53,11 @@ pub async fn find_live(
     .await
 }
 
-pub async fn delete(pool: &PgPool, tenant_id: TenantId, id: i64) -> sqlx::Result<bool> {
+pub async fn delete(conn: &mut PgConnection, tenant_id: TenantId, id: i64) -> sqlx::Result<bool> {
     let result = sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND id = $2")
         .bind(tenant_id)
         .bind(id)
-        .execute(pool)
+        .execute(conn)
         .await?;
     Ok(result.rows_affected() == 1)
 }

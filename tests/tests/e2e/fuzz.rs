@@ -217,13 +217,14 @@ fn the_fuzz_groups_hold_every_mutation_once() {
 // ---------------------------------------------------------------------------
 // The world: what valid-looking values name.
 
-const KINDS: [NodeKind; 6] = [
+const KINDS: [NodeKind; 7] = [
     NodeKind::Tenant,
     NodeKind::ApiKey,
     NodeKind::Customer,
     NodeKind::User,
     NodeKind::Entitlement,
     NodeKind::Job,
+    NodeKind::Session,
 ];
 
 fn table(kind: NodeKind) -> &'static str {
@@ -234,12 +235,13 @@ fn table(kind: NodeKind) -> &'static str {
         NodeKind::User => "users",
         NodeKind::Entitlement => "entitlements",
         NodeKind::Job => "jobs",
+        NodeKind::Session => "sessions",
     }
 }
 
 /// The ids of one tenant's objects, by kind (index into `KINDS`).
 #[derive(Default, Clone)]
-struct Ids([Vec<String>; 6]);
+struct Ids([Vec<String>; 7]);
 
 impl Ids {
     fn of(&self, kind: NodeKind) -> &[String] {

@@ -4,6 +4,7 @@
 mod account_pages;
 mod accounts;
 mod api_keys;
+mod audit;
 mod customers;
 mod edge;
 mod escalation;

@@ -72,6 +72,12 @@ enum Rule {
     /// managed (or when the user holds a power the caller lacks: the
     /// scopes listed are the target's powers).
     ManageUser(&'static [Scope]),
+    /// The audit log's readers: every scope tenant-wide, or a customer
+    /// administrator (its subtrees' entries); others FORBIDDEN.
+    Auditors,
+    /// As `Auditors`, but shown to tenant-wide readers only: customer
+    /// administrators get null.
+    AuditorsTenantWide,
 }
 
 /// Where content shows, for `Rule::Shows`.
@@ -101,6 +107,11 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("Query", "approvalRequests", Scopes(&[UW])),
     ("Query", "jobQueue", Scopes(&[JR])),
     ("Query", "apiKeys", Scopes(&[AKW])),
+    ("Query", "auditLog", Auditors),
+    ("AuditEntry", "at operation actor sessionId requestId customer objectIds detail", Auditors),
+    ("AuditEntry", "clientAddress", AuditorsTenantWide),
+    ("AuditEntryConnection", "edges nodes pageInfo totalCount totalCountIsExact", Auditors),
+    ("AuditEntryEdge", "cursor node", Auditors),
     ("Mutation", "signUp validateEmail requestPasswordReset resetPassword login activateAccount requestNewLink", Public),
     ("Mutation", "logout", Authenticated),
     ("Mutation", "createCustomer updateCustomer attachEntitlement detachEntitlement", ChangeCustomer(&[CW])),
@@ -123,7 +134,7 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("User", "id email firstName lastName phone role status emailVerified lastLoginAt createdAt updatedAt", Field),
     ("User", "customer administeredCustomers", Shows(&[CR], Sees)),
     ("User", "invitation sessions", Shows(&[], Manages)),
-    ("Session", "createdAt expiresAt current", Field),
+    ("Session", "id createdAt expiresAt current", Field),
     ("User", "emailDeliveries", SelfOrManager(&[UR])),
     ("Invitation", "state method expiresAt createdAt", Field),
     ("Entitlement", "id kind reference customerNumber createdAt", Field),
@@ -196,6 +207,9 @@ const ROUTES: &[Route] = &[
     Route { ty: "UserEdge", query: "users(first: 1) { edges { FIELD } }", scopes: &[UR], target: Target::Own },
     Route { ty: "JobConnection", query: "jobQueue { jobs(first: 1) { FIELD } }", scopes: &[JR], target: Target::Own },
     Route { ty: "JobEdge", query: "jobQueue { jobs(first: 1) { edges { FIELD } } }", scopes: &[JR], target: Target::Own },
+    Route { ty: "AuditEntry", query: "auditLog(first: 1) { nodes { FIELD } }", scopes: &[], target: Target::Own },
+    Route { ty: "AuditEntryConnection", query: "auditLog(first: 1) { FIELD }", scopes: &[], target: Target::Own },
+    Route { ty: "AuditEntryEdge", query: "auditLog(first: 1) { edges { FIELD } }", scopes: &[], target: Target::Own },
 ];
 
 /// Arguments and target of the `Query` fields that name something; the
@@ -513,7 +527,12 @@ mod model {
             | Rule::Restructure(s)
             | Rule::ManageUser(s) => s,
             Rule::EveryScope => &Scope::ALL,
-            Rule::Public | Rule::Authenticated | Rule::Field | Rule::Payload => &[],
+            Rule::Public
+            | Rule::Authenticated
+            | Rule::Field
+            | Rule::Payload
+            | Rule::Auditors
+            | Rule::AuditorsTenantWide => &[],
         }
     }
 
@@ -541,6 +560,17 @@ mod model {
         let needed: Vec<Scope> = route.iter().chain(rule_scopes(rule)).copied().collect();
         if lacks(who, narrow, &needed) {
             return FORBIDDEN;
+        }
+        if matches!(rule, Rule::Auditors | Rule::AuditorsTenantWide) {
+            // Every scope in its own tenant, or a customer administrator.
+            let reads_all = matches!(who, Who::FullKey | Who::TenantAdmin | Who::OtherTenant);
+            return if !reads_all && given(who).is_none() {
+                FORBIDDEN
+            } else if !reads_all && matches!(rule, Rule::AuditorsTenantWide) {
+                Answer::Withheld
+            } else {
+                Answer::Shown
+            };
         }
         if !visible(who, target) {
             return Answer::Withheld;
@@ -1210,6 +1240,37 @@ async fn every_field_answers_each_caller_as_the_matrix_says() {
     );
 }
 
+/// The id of the newest audit entry.
+async fn last_audit_entry(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM audit_entries")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The entries written since `id`: their operation, and whether they name
+/// who acted.
+async fn audit_entries_after(pool: &PgPool, id: i64) -> Vec<(String, bool)> {
+    sqlx::query_as(
+        "SELECT operation, (actor_user_id IS NOT NULL OR actor_key_id IS NOT NULL)
+         FROM audit_entries WHERE id > $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// A snapshot without the audit log (and the counters a sign-up draws
+/// from even when it creates nothing).
+fn but_the_log(snapshot: &str) -> String {
+    snapshot
+        .lines()
+        .filter(|line| !line.starts_with("audit_entries") && !line.starts_with("tenant_counters"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[tokio::test]
 async fn every_mutation_answers_each_caller_as_the_matrix_says() {
     let db = TestDb::new().await;
@@ -1258,6 +1319,7 @@ async fn every_mutation_answers_each_caller_as_the_matrix_says() {
             let expected = model::mutation(who, &narrow, rule, probe_row);
             world.secret(who, &narrow).await; // a key made now changes no snapshot
             let before = world.app.snapshot().await;
+            let logged = last_audit_entry(&world.app.pool).await;
             let answer = world.run(who, &narrow, "mutation", &body).await;
             if !matches(&answer, expected, Content::Present) {
                 failures.push(format!(
@@ -1266,10 +1328,28 @@ async fn every_mutation_answers_each_caller_as_the_matrix_says() {
             } else if expected == Answer::Shown {
                 payloads.insert(returns.clone());
             }
-            if expected != Answer::Shown && world.app.snapshot().await != before {
+            let after = world.app.snapshot().await;
+            if expected != Answer::Shown && after != before {
                 failures.push(format!(
                     "{name} as {who:?}: refused, yet it changed something"
                 ));
+            }
+            // Whatever a mutation changed, it wrote its audit entry, under
+            // its own name, naming the caller when one signed in or used a
+            // key.
+            let entries = audit_entries_after(&world.app.pool, logged).await;
+            if expected == Answer::Shown && but_the_log(&after) != but_the_log(&before) {
+                let named = entries.iter().any(|(operation, actor)| {
+                    operation == probe_row.field && (*actor || matches!(rule, Public))
+                });
+                if !named {
+                    failures.push(format!(
+                        "{name} as {who:?}: changed something, but the audit log has {entries:?}"
+                    ));
+                }
+            }
+            if let Some((operation, _)) = entries.iter().find(|(op, _)| op != probe_row.field) {
+                failures.push(format!("{name} as {who:?}: wrote an entry of {operation}"));
             }
         }
     }

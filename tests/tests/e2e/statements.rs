@@ -101,10 +101,10 @@ async fn statement_count_does_not_grow_with_the_page() {
 /// Creating an invited user is one transaction of a fixed number of
 /// statements: the tree's lock, the customer, the user with its address
 /// claimed, the old links revoked with the new one's id drawn, the link,
-/// the invitation, the administrators' notices, and COMMIT (sqlx reports
-/// no event for BEGIN). It was ten before the address claim and the token
-/// id joined the statements before them.
-const CREATE_USER_STATEMENTS: usize = 8;
+/// the invitation, the administrators' notices, the audit entry, and
+/// COMMIT (sqlx reports no event for BEGIN). It was ten before the address
+/// claim and the token id joined the statements before them.
+const CREATE_USER_STATEMENTS: usize = 9;
 
 #[tokio::test]
 async fn creating_an_invited_user_takes_a_fixed_number_of_statements() {

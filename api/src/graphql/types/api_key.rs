@@ -5,7 +5,9 @@ use async_graphql::Enum;
 
 use super::{User, actor};
 use crate::error::ApiResult;
+use crate::graphql::loaders::{LastAct, Loaders};
 use crate::ids::{self, NodeKind};
+use canopy_core::authz::Actor as CoreActor;
 use canopy_core::store::api_keys::ApiKeyRow;
 
 /// What an API key may do. A tenant administrator holds every scope.
@@ -71,13 +73,32 @@ impl ApiKey {
     /// The user who created it, when a signed-in user did and the caller
     /// may read users (USERS_READ); null otherwise.
     async fn created_by_user(&self, ctx: &Context<'_>) -> ApiResult<Option<User>> {
-        actor::acting_user(ctx, self.0.tenant_id, self.0.created_by_user_id).await
+        let creator = self.creator(ctx).await?;
+        actor::acting_user(ctx, self.0.tenant_id, creator.user_id).await
     }
 
     /// The key that created it, when a key did and the caller may read
     /// keys (API_KEYS_WRITE); null otherwise.
     async fn created_by_key(&self, ctx: &Context<'_>) -> ApiResult<Option<ApiKey>> {
-        actor::acting_key(ctx, self.0.tenant_id, self.0.created_by_key_id).await
+        let creator = self.creator(ctx).await?;
+        actor::acting_key(ctx, self.0.tenant_id, creator.key_id).await
+    }
+}
+
+impl ApiKey {
+    /// Who created it, read from the audit log (nobody once its entry was
+    /// pruned, or for a tenant's first key, made by `create-tenant`).
+    async fn creator(&self, ctx: &Context<'_>) -> ApiResult<CoreActor> {
+        let entry = ctx
+            .data_unchecked::<Loaders>()
+            .last_acts
+            .load_one(LastAct {
+                tenant_id: self.0.tenant_id,
+                operations: &["createApiKey"],
+                object: ids::reference(NodeKind::ApiKey, self.0.id),
+            })
+            .await?;
+        Ok(entry.map_or(CoreActor::NOBODY, |entry| entry.actor()))
     }
 }
 

@@ -4,17 +4,19 @@ use chrono::{DateTime, Utc};
 use super::actor::Actor;
 use super::connection::{Connection, Total};
 use crate::AppState;
+use crate::actions::jobs::KIND;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
+use crate::graphql::loaders::{LastAct, Loaders};
 use crate::ids::{self};
 use crate::pagination::{self, Page};
 use crate::validation;
 use canopy_core::authz::{Actor as CoreActor, Scope as CoreScope};
 use canopy_core::id::{TenantId, UserId};
 use canopy_core::jobs::{JobKind as CoreKind, JobState as CoreState};
-use canopy_core::store::Count;
 use canopy_core::store::jobs::{self, JobFilter as CoreFilter, JobRow, Pause};
+use canopy_core::store::{Count, audit};
 
 // The GraphQL face of `canopy_core::jobs::JobKind`.
 /// What a job sends.
@@ -99,21 +101,35 @@ impl Job {
 
     /// The last thing an operator did to it (cancel, retry), by whom and
     /// when; null when no one has.
-    async fn last_action(&self) -> Option<JobActionRecord> {
+    /// null when no one has, or when its entry in the audit log, where
+    /// who and when are read, was pruned.
+    async fn last_action(&self, ctx: &Context<'_>) -> ApiResult<Option<JobActionRecord>> {
         let row = &self.0;
-        Some(JobActionRecord {
-            action: row.action?.into(),
-            at: row.action_at?,
+        let Some(action) = row.action else {
+            return Ok(None);
+        };
+        let entry = ctx
+            .data_unchecked::<Loaders>()
+            .last_acts
+            .load_one(LastAct {
+                tenant_id: row.tenant_id,
+                operations: ACTS_ON_A_JOB,
+                object: ids::reference_of(row.id),
+            })
+            .await?;
+        Ok(entry.map(|entry| JobActionRecord {
+            action: action.into(),
+            at: entry.at,
             by: Actor {
                 tenant_id: row.tenant_id,
-                actor: CoreActor {
-                    user_id: row.action_by_user_id,
-                    key_id: row.action_by_key_id,
-                },
+                actor: entry.actor(),
             },
-        })
+        }))
     }
 }
+
+/// The mutations whose audit entries say who last acted on a job.
+const ACTS_ON_A_JOB: &[&str] = &["cancelJob", "retryJob", "retryJobs"];
 
 // The GraphQL face of `canopy_core::store::jobs::JobAction`.
 /// What an operator did to a job.
@@ -330,24 +346,32 @@ pub struct JobKindRow {
 }
 
 /// A kind paused for the tenant: since when, and by whom.
-#[derive(SimpleObject)]
-pub struct JobPause {
-    pub at: DateTime<Utc>,
-    pub by: Actor,
+pub struct JobPause(Pause);
+
+#[Object]
+impl JobPause {
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.paused_at
+    }
+
+    /// Read from the audit log: neither user nor key once the entry of the
+    /// pause was pruned.
+    async fn by(&self, ctx: &Context<'_>) -> ApiResult<Actor> {
+        let pool = &ctx.data_unchecked::<AppState>().pool;
+        let pause = &self.0;
+        let kind = pause.kind.as_str();
+        let entry =
+            audit::latest_with_detail(pool, pause.tenant_id, "pauseJobKind", KIND, kind).await?;
+        Ok(Actor {
+            tenant_id: pause.tenant_id,
+            actor: entry.map_or(CoreActor::NOBODY, |entry| entry.actor()),
+        })
+    }
 }
 
 impl From<Pause> for JobPause {
     fn from(pause: Pause) -> Self {
-        JobPause {
-            at: pause.paused_at,
-            by: Actor {
-                tenant_id: pause.tenant_id,
-                actor: CoreActor {
-                    user_id: pause.paused_by_user_id,
-                    key_id: pause.paused_by_key_id,
-                },
-            },
-        }
+        JobPause(pause)
     }
 }
 

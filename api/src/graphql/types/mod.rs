@@ -2,6 +2,7 @@
 
 mod actor;
 mod api_key;
+mod audit;
 mod connection;
 mod customer;
 mod entitlement;
@@ -12,6 +13,7 @@ mod user;
 use async_graphql::{Interface, SimpleObject};
 
 pub use api_key::{ApiKey, CreateApiKeyPayload, Scope};
+pub use audit::{AuditEntryConnection, AuditLogFilter};
 pub use customer::{
     CreateCustomerInput, Customer, CustomerConnection, CustomerPayload, CustomerTotal,
     DeleteCustomerPayload, UpdateCustomerInput,

@@ -9,7 +9,7 @@ use crate::auth::{Caller, Principal, Scope};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::guards;
 use crate::graphql::loaders::Loaders;
-use crate::ids::{self};
+use crate::ids::{self, NodeKind};
 use crate::pagination::{self, Page};
 use crate::{AppState, access};
 use canopy_core::authz;
@@ -226,6 +226,7 @@ impl User {
             .unwrap_or_default()
             .into_iter()
             .map(|row| Session {
+                id: ids::encode(NodeKind::Session, row.id).into(),
                 current: current == Some(row.id),
                 created_at: row.created_at,
                 expires_at: row.expires_at,
@@ -359,6 +360,8 @@ impl Total for UserTotal {
 /// A signed-in session of a user.
 #[derive(SimpleObject)]
 pub struct Session {
+    /// As the audit log names it (`AuditEntry.sessionId`).
+    pub id: ID,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     /// Whether it is the session making this request.

@@ -1,0 +1,230 @@
+//! A mutation's transaction and its audit entry. `Writer::begin` opens the
+//! transaction; the only way to commit it is `Change::commit` with the
+//! `Record` of what changed, which writes the entry in that transaction.
+//! So no change commits without its entry, and a change that fails leaves
+//! none.
+
+use std::net::IpAddr;
+use std::ops::{Deref, DerefMut};
+
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+use crate::error::ApiResult;
+use crate::ids::{self, NodeId, NodeKind};
+use canopy_core::authz::{Actor, Caller, Principal};
+use canopy_core::id::TenantId;
+use canopy_core::path::Path;
+use canopy_core::store::audit::{self, NewEntry};
+use canopy_core::store::users::UserRow;
+
+/// Where a request came from: its client's address and its id.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub client_addr: Option<IpAddr>,
+    pub request_id: String,
+}
+
+/// Who asks for changes, from where, by which operation: the part of an
+/// audit entry the request knows before anything happens.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub operation: String,
+    pub actor: Actor,
+    pub session_id: Option<i64>,
+    pub client_addr: Option<IpAddr>,
+    pub request_id: Option<String>,
+}
+
+impl Origin {
+    /// A command run on the server, by whoever holds its database.
+    pub fn command(name: &str) -> Self {
+        Self::new(name, None, None, None)
+    }
+
+    /// An operation by `caller` (nobody yet, for a public mutation: its
+    /// record names who acted once it knows).
+    pub fn new(
+        operation: impl Into<String>,
+        caller: Option<&Caller>,
+        client_addr: Option<IpAddr>,
+        request_id: Option<String>,
+    ) -> Self {
+        let (actor, session_id) = match caller.map(|c| &c.principal) {
+            Some(Principal::User { id, session_id, .. }) => (
+                Actor {
+                    user_id: Some(*id),
+                    key_id: None,
+                },
+                Some(*session_id),
+            ),
+            Some(Principal::ApiKey { id, .. }) => (
+                Actor {
+                    user_id: None,
+                    key_id: Some(*id),
+                },
+                None,
+            ),
+            None => (
+                Actor {
+                    user_id: None,
+                    key_id: None,
+                },
+                None,
+            ),
+        };
+        Self {
+            operation: operation.into(),
+            actor,
+            session_id,
+            client_addr,
+            request_id,
+        }
+    }
+}
+
+/// The database, as one operation writes to it.
+pub struct Writer<'a> {
+    pub pool: &'a PgPool,
+    origin: Origin,
+}
+
+impl<'a> Writer<'a> {
+    pub fn new(pool: &'a PgPool, origin: Origin) -> Self {
+        Self { pool, origin }
+    }
+
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    pub async fn begin(&self) -> ApiResult<Change<'_>> {
+        Ok(Change {
+            tx: self.pool.begin().await?,
+            origin: &self.origin,
+        })
+    }
+}
+
+/// An open transaction of an operation: a connection to change things
+/// through, committed only with its record.
+pub struct Change<'a> {
+    tx: Transaction<'static, Postgres>,
+    origin: &'a Origin,
+}
+
+impl Deref for Change<'_> {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for Change<'_> {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
+
+impl Change<'_> {
+    /// Writes the audit entry and commits.
+    pub async fn commit(mut self, record: Record) -> ApiResult<()> {
+        let (actor, session_id) = match record.by {
+            Some(by) => by,
+            None => (self.origin.actor, self.origin.session_id),
+        };
+        audit::record(
+            &mut self.tx,
+            &NewEntry {
+                tenant_id: record.tenant_id,
+                operation: &self.origin.operation,
+                actor,
+                session_id,
+                client_addr: self.origin.client_addr,
+                request_id: self.origin.request_id.as_deref(),
+                customer_path: record.customer.as_ref(),
+                objects: &record.objects,
+                detail: record.detail,
+            },
+        )
+        .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// What an operation changed, for its audit entry: the tenant, the
+/// customer concerned (so the administrators of its subtree see it), the
+/// objects, and a few facts.
+#[derive(Debug)]
+#[must_use]
+pub struct Record {
+    tenant_id: TenantId,
+    customer: Option<Path>,
+    objects: Vec<String>,
+    detail: Option<serde_json::Value>,
+    by: Option<(Actor, Option<i64>)>,
+}
+
+impl Record {
+    pub fn tenant(tenant_id: TenantId) -> Self {
+        Self {
+            tenant_id,
+            customer: None,
+            objects: Vec::new(),
+            detail: None,
+            by: None,
+        }
+    }
+
+    /// A change to `user`, under its customer.
+    pub fn for_user(user: &UserRow) -> Self {
+        Self::tenant(user.tenant_id)
+            .object(user.id)
+            .customer(user.customer_path.as_ref())
+    }
+
+    /// The customer concerned, by its path; nothing when `None`.
+    pub fn customer(mut self, path: Option<&Path>) -> Self {
+        self.customer = path.cloned();
+        self
+    }
+
+    pub fn object<I: NodeId>(mut self, id: I) -> Self {
+        self.objects.push(ids::reference_of(id));
+        self
+    }
+
+    pub fn object_of(mut self, kind: NodeKind, id: i64) -> Self {
+        self.objects.push(ids::reference(kind, id));
+        self
+    }
+
+    pub fn objects<I: NodeId>(mut self, objects: impl IntoIterator<Item = I>) -> Self {
+        self.objects
+            .extend(objects.into_iter().map(ids::reference_of));
+        self
+    }
+
+    pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        let detail = self
+            .detail
+            .get_or_insert_with(|| serde_json::Value::Object(Default::default()));
+        if let serde_json::Value::Object(map) = detail {
+            map.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+
+    /// Who acted, for a public operation that learns it as it goes (the
+    /// user who signs in, activates or resets).
+    pub fn by_user(mut self, user_id: canopy_core::id::UserId, session_id: Option<i64>) -> Self {
+        self.by = Some((
+            Actor {
+                user_id: Some(user_id),
+                key_id: None,
+            },
+            session_id,
+        ));
+        self
+    }
+}
