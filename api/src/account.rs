@@ -269,10 +269,24 @@ impl Page {
         let request = async_graphql::Request::new(query)
             .variables(async_graphql::Variables::from_json(variables));
         let authorization = bearer.map(|b| format!("Bearer {b}"));
-        match operate(&self.state, &self.edge, authorization.as_deref(), request).await {
+        match operate(
+            &self.state,
+            &self.edge,
+            authorization.as_deref(),
+            request,
+            None,
+        )
+        .await
+        {
             Operated::Refused(_, code, message) => Err(Refusal {
                 code: code.to_owned(),
                 message: message.to_owned(),
+                field: None,
+            }),
+            // The pages send no Idempotency-Key, so nothing is kept for them.
+            Operated::Kept(kept) => Err(Refusal {
+                code: "INTERNAL".to_owned(),
+                message: format!("unexpected answer: {kept:?}"),
                 field: None,
             }),
             Operated::Ran { response, .. } => {

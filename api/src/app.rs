@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::actions::change::Source;
+use crate::idempotency::{self, Claim, Kept};
 use anyhow::{Context, Result};
 use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
@@ -18,6 +19,7 @@ use axum::routing::{MethodRouter, get};
 use axum::{BoxError, Extension, Json, Router};
 use canopy_core::jobs::REQUEST_ID;
 use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
@@ -146,6 +148,7 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             HeaderName::from_static("x-request-id"),
+            HeaderName::from_static(idempotency::HEADER),
         ])
         .expose_headers([
             HeaderName::from_static("x-request-id"),
@@ -273,14 +276,41 @@ async fn execute(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let (response, report, execution) = match operate(&state, &edge, authorization, request).await {
+    let idempotency_key = match idempotency::key_of(headers) {
+        Ok(key) => key,
+        Err(message) => {
+            return media.refuse_input(StatusCode::BAD_REQUEST, "Idempotency-Key", message);
+        }
+    };
+    let operated = operate(&state, &edge, authorization, request, idempotency_key).await;
+    let (response, report, execution, claim) = match operated {
         Operated::Ran {
             response,
             report,
             execution,
-        } => (*response, report, execution),
+            claim,
+        } => (*response, report, execution, claim),
         Operated::Refused(status, code, message) => return media.refuse(status, code, message),
+        Operated::Kept(kept) => return answer_kept(media, kept),
     };
+    // The answer a repeat of the same key will get, written before this
+    // one leaves (or, for a run that failed having changed nothing, the
+    // key let go).
+    if let Some(claim) = &claim {
+        let body = serde_json::to_string(&response).expect("a response serializes");
+        let secret_of = execution.secret_of();
+        let answer = idempotency::Answer {
+            status: 200,
+            body: &body,
+            secret_of: secret_of.as_deref(),
+            clean: response.errors.is_empty(),
+        };
+        if let Err(error) =
+            canopy_core::store::idempotency::finish(&state.pool, claim, &answer).await
+        {
+            tracing::error!(%error, "cannot keep the answer of an idempotent request");
+        }
+    }
     let refused = response.data == async_graphql::Value::Null
         && response.errors.iter().any(|e| {
             e.extensions
@@ -302,15 +332,57 @@ async fn execute(
     http
 }
 
-/// How one operation went: run (with the caller's budget as it stands), or
-/// refused before it ran.
+/// How one operation went: run (with the caller's budget as it stands, and
+/// the claim on its Idempotency-Key), refused before it ran, or answered
+/// from what an earlier request with its Idempotency-Key left.
 pub(crate) enum Operated {
     Ran {
         response: Box<async_graphql::Response>,
         report: Option<Verdict>,
         execution: Arc<Execution>,
+        claim: Option<Claim>,
     },
     Refused(StatusCode, &'static str, &'static str),
+    Kept(Kept),
+}
+
+/// A repeat's answer, from what the first request with its key left.
+fn answer_kept(media: Media, kept: Kept) -> Response {
+    let conflict = |message: &str, extensions: serde_json::Value| {
+        media.refuse_with(StatusCode::CONFLICT, "CONFLICT", message, extensions)
+    };
+    match kept {
+        Kept::Answer { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut http = media.replay(status, body);
+            http.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            http
+        }
+        Kept::Secret { id } => conflict(
+            "the first request with this Idempotency-Key answered a secret, which is shown once; \
+             extensions.id names what it made",
+            json!({ "id": id }),
+        ),
+        Kept::Running => {
+            let mut http = conflict(
+                "a request with this Idempotency-Key is still running; try again shortly",
+                json!({ "retryAfter": 1 }),
+            );
+            http.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            http
+        }
+        Kept::Lost => conflict(
+            "the first request with this Idempotency-Key made its change, but its answer was lost",
+            json!({}),
+        ),
+        Kept::Mismatch => media.refuse_input(
+            StatusCode::BAD_REQUEST,
+            "Idempotency-Key",
+            "this Idempotency-Key was used with another request; use a new key for a new request",
+        ),
+    }
 }
 
 /// Runs one GraphQL operation for the caller `authorization` names, as
@@ -321,7 +393,8 @@ pub(crate) async fn operate(
     state: &AppState,
     edge: &Edge,
     authorization: Option<&str>,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
+    idempotency_key: Option<String>,
 ) -> Operated {
     let span = tracing::info_span!("graphql_request", request_id = %edge.request_id);
     async move {
@@ -344,6 +417,36 @@ pub(crate) async fn operate(
                 );
             }
         };
+        // A mutation with an Idempotency-Key runs only under a claim on it.
+        let claim = match idempotency_key {
+            Some(key) if graphql_http::is_mutation(&mut request) => {
+                let Some(caller) = &caller else {
+                    return Operated::Refused(
+                        StatusCode::BAD_REQUEST,
+                        "BAD_USER_INPUT",
+                        "an Idempotency-Key needs an API key or a session",
+                    );
+                };
+                let hash = idempotency::request_hash(&request);
+                let of = idempotency::key_for(caller, key);
+                // Held well past the request's own time limit: a claim
+                // outliving it belongs to a run that died.
+                let hold = state.config.request_timeout * 2;
+                match canopy_core::store::idempotency::claim(&state.pool, &of, &hash, hold).await {
+                    Ok(Ok(claim)) => Some(claim),
+                    Ok(Err(held)) => return Operated::Kept(Kept::of(held, &hash)),
+                    Err(error) => {
+                        tracing::error!(%error, "cannot claim an Idempotency-Key");
+                        return Operated::Refused(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "INTERNAL",
+                            "internal error",
+                        );
+                    }
+                }
+            }
+            _ => None,
+        };
         let budget = RequestBudget::new(edge.client);
         let execution = Arc::new(Execution::default());
         let mut request = request
@@ -357,6 +460,9 @@ pub(crate) async fn operate(
             });
         if let Some(caller) = caller {
             request = request.data(caller);
+        }
+        if let Some(claim) = &claim {
+            request = request.data(claim.clone());
         }
         // The jobs the request writes carry its id.
         let mut response = REQUEST_ID
@@ -373,6 +479,7 @@ pub(crate) async fn operate(
             response: Box::new(response),
             report,
             execution,
+            claim,
         }
     }
     .instrument(span)

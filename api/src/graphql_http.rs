@@ -82,6 +82,35 @@ impl Media {
         self.answer(status, body.to_string())
     }
 
+    /// A request refused for one of its inputs outside the GraphQL
+    /// document (a header): BAD_USER_INPUT naming it in `field`.
+    pub fn refuse_input(self, status: StatusCode, field: &str, message: &str) -> Response {
+        let extensions = json!({ "field": field });
+        self.refuse_with(status, "BAD_USER_INPUT", message, extensions)
+    }
+
+    /// A refusal whose error carries more `extensions` than its code.
+    pub fn refuse_with(
+        self,
+        status: StatusCode,
+        code: &str,
+        message: &str,
+        extensions: serde_json::Value,
+    ) -> Response {
+        let mut extensions = match extensions {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        extensions.insert("code".into(), code.into());
+        let body = json!({ "errors": [{ "message": message, "extensions": extensions }] });
+        self.answer(status, body.to_string())
+    }
+
+    /// An answer kept from an earlier request, as it was.
+    pub fn replay(self, status: StatusCode, body: String) -> Response {
+        self.answer(status, body)
+    }
+
     /// What the schema answered: 200 once execution began; before it, a
     /// request error, without `data`, 400 under
     /// `application/graphql-response+json` and 200 under `application/json`.

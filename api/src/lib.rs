@@ -12,6 +12,7 @@
 //!   resolvers alike;
 //! - `auth` turns a bearer secret into a `Caller`, remembering API keys
 //!   while their tenant's credentials epoch in Redis stands;
+//! - `idempotency` is the Idempotency-Key header's claim and kept answers;
 //! - `ids` are the global ids, `limits` the rate limiter, `redis_link` the
 //!   requests' Redis connection, `pagination` the cursors and `validation`
 //!   the checks of input.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod graphiql;
 pub mod graphql;
 pub mod graphql_http;
+pub mod idempotency;
 pub mod ids;
 pub mod limits;
 pub mod pagination;

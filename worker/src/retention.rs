@@ -1,6 +1,7 @@
 //! Retention: account data past its use (`canopy_core::purge`), DONE
 //! jobs older than `CANOPY_JOB_RETENTION_DAYS` and audit entries older
-//! than `CANOPY_AUDIT_RETENTION_DAYS` are deleted
+//! than `CANOPY_AUDIT_RETENTION_DAYS`, and answers kept for
+//! Idempotency-Keys after their 24 hours, are deleted
 //! in small batches, each its own short statement, so the ledger stays
 //! bounded without long locks. Any number of workers may prune at once.
 //!
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use canopy_core::config::Config;
 use canopy_core::purge::Purged;
-use canopy_core::store::{audit, jobs};
+use canopy_core::store::{audit, idempotency, jobs};
 use sqlx::PgPool;
 
 use crate::queue;
@@ -39,6 +40,11 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "pruned audit entries"),
             Err(error) => tracing::warn!(%error, "cannot prune audit entries"),
+        }
+        match prune_idempotency(&pool, &shutdown).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "forgot answers kept for Idempotency-Keys"),
+            Err(error) => tracing::warn!(%error, "cannot forget answers kept for Idempotency-Keys"),
         }
         match canopy_core::purge::run(&pool).await {
             Ok(purged) if purged != Purged::default() => {
@@ -90,6 +96,20 @@ pub async fn prune_audit(
     let mut total = 0;
     while !shutdown.is_cancelled() {
         let deleted = audit::prune(pool, before, BATCH).await?;
+        total += deleted;
+        if deleted < BATCH as u64 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Forgets the answers kept for Idempotency-Keys once they stop answering
+/// repeats (24 hours), a batch at a time; returns how many.
+pub async fn prune_idempotency(pool: &PgPool, shutdown: &CancellationToken) -> sqlx::Result<u64> {
+    let mut total = 0;
+    while !shutdown.is_cancelled() {
+        let deleted = idempotency::prune(pool, BATCH).await?;
         total += deleted;
         if deleted < BATCH as u64 {
             break;

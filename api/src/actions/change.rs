@@ -9,12 +9,13 @@ use std::ops::{Deref, DerefMut};
 
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeId, NodeKind};
 use canopy_core::authz::{Actor, Caller, Principal};
 use canopy_core::id::TenantId;
 use canopy_core::path::Path;
 use canopy_core::store::audit::{self, NewEntry};
+use canopy_core::store::idempotency::{self, Claim};
 use canopy_core::store::users::UserRow;
 
 /// Where a request came from: its client's address and its id.
@@ -33,6 +34,9 @@ pub struct Origin {
     pub session_id: Option<i64>,
     pub client_addr: Option<IpAddr>,
     pub request_id: Option<String>,
+    /// The claim on the request's Idempotency-Key: its change commits
+    /// only while the claim holds, and marks it.
+    pub claim: Option<Claim>,
 }
 
 impl Origin {
@@ -78,7 +82,14 @@ impl Origin {
             session_id,
             client_addr,
             request_id,
+            claim: None,
         }
+    }
+
+    /// Under the claim on the request's Idempotency-Key, if it has one.
+    pub fn claimed(mut self, claim: Option<&Claim>) -> Self {
+        self.claim = claim.cloned();
+        self
     }
 }
 
@@ -147,6 +158,13 @@ impl Change<'_> {
             },
         )
         .await?;
+        if let Some(claim) = &self.origin.claim
+            && !idempotency::mark_committed(&mut self.tx, claim).await?
+        {
+            return Err(ApiError::precondition(
+                "this request's Idempotency-Key was taken over by a repeat; nothing was changed",
+            ));
+        }
         self.tx.commit().await?;
         Ok(())
     }

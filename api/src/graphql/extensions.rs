@@ -23,11 +23,27 @@ use canopy_core::metrics;
 /// type, a spent budget) is a request error, whose answer has no `data`.
 /// Give it to a request as `Arc<Execution>`.
 #[derive(Default)]
-pub struct Execution(AtomicBool);
+pub struct Execution {
+    began: AtomicBool,
+    /// The global id of what a mutation made whose answer holds a secret
+    /// (a key, a link, a session): an answer never kept for a repeat.
+    secret_of: Mutex<Option<String>>,
+}
 
 impl Execution {
     pub fn began(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.began.load(Ordering::SeqCst)
+    }
+
+    /// Marks the answer as holding a secret of what `id` names.
+    pub fn holds_secret_of(&self, id: String) {
+        if let Ok(mut slot) = self.secret_of.lock() {
+            *slot = Some(id);
+        }
+    }
+
+    pub fn secret_of(&self) -> Option<String> {
+        self.secret_of.lock().ok().and_then(|slot| slot.clone())
     }
 }
 
@@ -87,7 +103,7 @@ impl Extension for RequestObserver {
             *slot = Some(name.to_owned());
         }
         if let Some(execution) = ctx.data_opt::<Arc<Execution>>() {
-            execution.0.store(true, Ordering::SeqCst);
+            execution.began.store(true, Ordering::SeqCst);
         }
         let mut response = next.run(ctx, operation_name).await;
         // During execution every deliberate error carries a code (ApiError).

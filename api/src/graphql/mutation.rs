@@ -4,6 +4,7 @@
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
+use super::extensions::Execution;
 use super::guards;
 use super::throttle::{self, Flow};
 use super::types::{
@@ -19,6 +20,7 @@ use crate::actions::change::{Origin, Source, Writer};
 use crate::auth::Caller;
 use crate::auth::Scope;
 use crate::error::ApiResult;
+use crate::idempotency::Claim;
 use crate::ids::{self, NodeKind};
 
 pub struct Mutation;
@@ -31,15 +33,21 @@ fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
 /// for the caller and the client the request came from (its audit entry).
 fn writer<'a>(ctx: &Context<'a>) -> Writer<'a> {
     let source = ctx.data_opt::<Source>();
-    Writer::new(
-        &state(ctx).pool,
-        Origin::new(
-            ctx.field().name(),
-            ctx.data_opt::<Caller>(),
-            source.and_then(|s| s.client_addr),
-            source.map(|s| s.request_id.clone()),
-        ),
-    )
+    let origin = Origin::new(
+        ctx.field().name(),
+        ctx.data_opt::<Caller>(),
+        source.and_then(|s| s.client_addr),
+        source.map(|s| s.request_id.clone()),
+    );
+    Writer::new(&state(ctx).pool, origin.claimed(ctx.data_opt::<Claim>()))
+}
+
+/// Marks this request's answer as holding a secret (a key, a link, a
+/// session) of what `id` names: it is never kept for a repeat.
+fn holds_secret_of(ctx: &Context<'_>, id: String) {
+    if let Some(execution) = ctx.data_opt::<std::sync::Arc<Execution>>() {
+        execution.holds_secret_of(id);
+    }
 }
 
 fn user_payload(result: ApiResult<canopy_core::store::users::UserRow>) -> ApiResult<UserPayload> {
@@ -208,6 +216,9 @@ impl Mutation {
         let created =
             actions::users::create(&writer(ctx), &state.config, &state.keyring, caller, command)
                 .await?;
+        if created.activation_link.is_some() {
+            holds_secret_of(ctx, ids::of(created.user.id));
+        }
         Ok(CreateUserPayload {
             user: User(created.user),
             activation_link: created.activation_link,
@@ -283,6 +294,9 @@ impl Mutation {
             activation_ttl_hours,
         )
         .await?;
+        if created.activation_link.is_some() {
+            holds_secret_of(ctx, ids::of(created.user.id));
+        }
         Ok(CreateUserPayload {
             user: User(created.user),
             activation_link: created.activation_link,
@@ -410,9 +424,11 @@ impl Mutation {
         password: String,
     ) -> ApiResult<AuthPayload> {
         throttle::public(ctx, Flow::Login, Some((&tenant_id, &email))).await?;
-        actions::sessions::login(&writer(ctx), ids::tenant(&tenant_id), &email, &password)
-            .await
-            .map(AuthPayload::from)
+        let session =
+            actions::sessions::login(&writer(ctx), ids::tenant(&tenant_id), &email, &password)
+                .await?;
+        holds_secret_of(ctx, ids::of(session.user.id));
+        Ok(AuthPayload::from(session))
     }
 
     /// Ends the caller's session at once; false for an API key, which has none.
@@ -430,9 +446,9 @@ impl Mutation {
         password: String,
     ) -> ApiResult<AuthPayload> {
         throttle::public(ctx, Flow::Link, None).await?;
-        actions::accounts::activate_account(&writer(ctx), &token, &password)
-            .await
-            .map(AuthPayload::from)
+        let session = actions::accounts::activate_account(&writer(ctx), &token, &password).await?;
+        holds_secret_of(ctx, ids::of(session.user.id));
+        Ok(AuthPayload::from(session))
     }
 
     /// Changes the tenant's settings; needs every scope (a tenant
@@ -543,6 +559,7 @@ impl Mutation {
         };
         let (row, secret) =
             actions::api_keys::create(&writer(ctx), &state.config, caller, request).await?;
+        holds_secret_of(ctx, ids::encode(NodeKind::ApiKey, row.id));
         Ok(CreateApiKeyPayload {
             api_key: ApiKey(row),
             secret,

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod customers;
 pub mod entitlements;
+pub mod idempotency;
 pub mod jobs;
 pub mod sessions;
 pub mod tenants;

@@ -11,6 +11,7 @@ mod escalation;
 mod fuzz;
 mod hostile;
 mod http;
+mod idempotency;
 mod jobs;
 mod limits;
 mod matrix;
