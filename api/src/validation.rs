@@ -15,6 +15,8 @@ pub const MAX_ZIP_CHARS: usize = 20;
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_REFERENCE_CHARS: usize = 200;
 pub const MAX_SEARCH_CHARS: usize = 200;
+/// A partner's own id for a customer or user.
+pub const MAX_EXTERNAL_ID_CHARS: usize = 255;
 /// The shortest search term: a trigram, what the search indexes find.
 pub const MIN_SEARCH_CHARS: usize = 3;
 
@@ -37,6 +39,11 @@ pub fn optional(field: &str, value: Option<&str>, max: usize) -> ApiResult<Optio
         None => Ok(None),
         Some(value) => checked(field, value, max, false).map(Some),
     }
+}
+
+/// A partner's own id: trimmed, at most `MAX_EXTERNAL_ID_CHARS`, one line.
+pub fn external_id(value: Option<&str>) -> ApiResult<Option<String>> {
+    optional("externalId", value, MAX_EXTERNAL_ID_CHARS)
 }
 
 /// Like `optional`, for free text where line breaks are welcome.

@@ -93,6 +93,7 @@ pub async fn sign_up(
         phone: None,
         role: Role::CustomerUser,
         status: UserStatus::PendingEmailValidation,
+        external_id: None,
     };
     // The unique keys decide whether the address is free; a savepoint
     // keeps the transaction usable when they say no.

@@ -20,6 +20,19 @@ use canopy_core::store::{tree_lock, users};
 
 const NUMBER_TAKEN: &str = "a customer with this number already exists";
 
+/// A taken number or external id, as CONFLICT on its field.
+fn taken(error: sqlx::Error) -> ApiError {
+    if matches!(&error, sqlx::Error::Database(db)
+        if db.constraint() == Some("customers_external_id_key"))
+    {
+        return ApiError::conflict(
+            "externalId",
+            "a customer with this externalId already exists",
+        );
+    }
+    ApiError::on_constraint(error, "customers_number_key", "number", NUMBER_TAKEN)
+}
+
 /// How deep the tree may grow: depth 0 is a root. Deeper trees would make
 /// every path, cursor and ancestor list long for no business need.
 pub const MAX_DEPTH: i32 = 100;
@@ -78,6 +91,7 @@ pub struct NewCustomer {
     pub address: Option<String>,
     pub address2: Option<String>,
     pub zip: Option<String>,
+    pub external_id: Option<String>,
 }
 
 /// Changes to a customer's fields; `update` validates them.
@@ -94,6 +108,7 @@ pub struct CustomerChanges {
     pub address: Patch<String>,
     pub address2: Patch<String>,
     pub zip: Patch<String>,
+    pub external_id: Patch<String>,
 }
 
 pub async fn create(
@@ -115,6 +130,7 @@ pub async fn create(
         address: optional("address", input.address.as_deref(), MAX_ADDRESS_CHARS)?,
         address2: optional("address2", input.address2.as_deref(), MAX_ADDRESS_CHARS)?,
         zip: optional("zip", input.zip.as_deref(), MAX_ZIP_CHARS)?,
+        external_id: v::external_id(input.external_id.as_deref())?,
     };
 
     let mut tx = db.begin().await?;
@@ -146,7 +162,7 @@ pub async fn create(
         &fields,
     )
     .await
-    .map_err(|e| ApiError::on_constraint(e, "customers_number_key", "number", NUMBER_TAKEN))?;
+    .map_err(taken)?;
     tx.commit(
         Record::tenant(tenant_id)
             .customer(Some(&row.path))
@@ -239,10 +255,16 @@ pub async fn update(
             place(MAX_ADDRESS_CHARS),
         )?,
         zip: patch("zip", &input.zip, &current.zip, place(MAX_ZIP_CHARS))?,
+        external_id: patch(
+            "externalId",
+            &input.external_id,
+            &current.external_id,
+            |_, v| v::external_id(v),
+        )?,
     };
     let row = customers::update(&mut tx, tenant_id, id, &new_number, &fields)
         .await
-        .map_err(|e| ApiError::on_constraint(e, "customers_number_key", "number", NUMBER_TAKEN))?;
+        .map_err(taken)?;
     let row = if row.sort_key != current.sort_key {
         customers::move_subtree(&mut tx, tenant_id, id, row.parent_id).await?;
         existing(&mut tx, tenant_id, id).await?
@@ -427,4 +449,60 @@ pub async fn set_administrator(
     )
     .await?;
     Ok(customer)
+}
+
+/// Creates the customer the caller knows by `external_id` (as `create`),
+/// or, when one exists, updates it with the fields given (left out: kept).
+/// An upsert never moves a customer: a `parent_id` other than its parent
+/// is refused. Answers the customer and whether it was created.
+pub async fn upsert(
+    db: &Writer<'_>,
+    caller: &Caller,
+    external_id: &str,
+    input: NewCustomer,
+) -> ApiResult<(CustomerRow, bool)> {
+    let external_id = v::external_id(Some(external_id))?
+        .ok_or_else(|| ApiError::bad_input("externalId", "externalId must not be blank"))?;
+    if input
+        .external_id
+        .as_deref()
+        .is_some_and(|given| given.trim() != external_id)
+    {
+        return Err(ApiError::bad_input(
+            "input.externalId",
+            "input.externalId differs from externalId",
+        ));
+    }
+    let Some(existing) = customers::by_external_id(db.pool, caller.tenant_id, &external_id)
+        .await?
+        .filter(|row| access::sees_customer(caller, row))
+    else {
+        let new = NewCustomer {
+            external_id: Some(external_id),
+            ..input
+        };
+        return Ok((create(db, caller, new).await?, true));
+    };
+    if input.parent_id != existing.parent_id {
+        return Err(ApiError::bad_input(
+            "input.parentId",
+            "an upsert does not move a customer; use moveCustomer",
+        ));
+    }
+    let given = |value: Option<String>| value.map_or(Patch::Keep, Patch::Set);
+    let changes = CustomerChanges {
+        number: given(input.number),
+        title: Patch::Set(input.title),
+        info: given(input.info),
+        email: given(input.email),
+        phone: given(input.phone),
+        country: given(input.country),
+        state: given(input.state),
+        city: given(input.city),
+        address: given(input.address),
+        address2: given(input.address2),
+        zip: given(input.zip),
+        external_id: Patch::Keep,
+    };
+    Ok((update(db, caller, existing.id, changes).await?, false))
 }

@@ -106,6 +106,7 @@ pub async fn create(
             phone: None,
             role: authz::Role::TenantAdmin,
             status: UserStatus::PendingEmailValidation,
+            external_id: None,
         },
     )
     .await?;

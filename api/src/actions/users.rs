@@ -32,12 +32,17 @@ const MAX_ACTIVATION_TTL_HOURS: i32 = 720;
 pub(super) const EMAIL_TAKEN: &str = "a user with this email already exists";
 
 /// An address held or reserved by another user: decided by the unique keys
-/// on users and on email claims.
+/// on users and on email claims; or an external id another user has.
 pub(super) fn email_taken(error: sqlx::Error) -> ApiError {
     if is_email_taken(&error) {
         ApiError::conflict("email", EMAIL_TAKEN)
     } else {
-        error.into()
+        ApiError::on_constraint(
+            error,
+            "users_external_id_key",
+            "externalId",
+            "a user with this externalId already exists",
+        )
     }
 }
 
@@ -132,6 +137,7 @@ pub struct NewUserCommand {
     pub role: Role,
     pub activation: ActivationMethod,
     pub activation_ttl_hours: Option<i32>,
+    pub external_id: Option<String>,
 }
 
 /// Changes to a user's profile; `update` validates them.
@@ -141,6 +147,7 @@ pub struct UserChanges {
     pub last_name: Patch<String>,
     pub phone: Patch<String>,
     pub email: Patch<String>,
+    pub external_id: Patch<String>,
 }
 
 pub struct CreatedUser {
@@ -160,6 +167,7 @@ pub async fn create(
     let last_name = v::optional("lastName", input.last_name.as_deref(), MAX_NAME_CHARS)?;
     let phone = v::optional_phone("phone", input.phone.as_deref())?;
     let ttl = activation_ttl(input.activation_ttl_hours)?;
+    let external_id = v::external_id(input.external_id.as_deref())?;
     let role = input.role;
     let customer_id = match (role, input.customer_id) {
         (Role::CustomerUser, Some(id)) => Some(id),
@@ -208,6 +216,7 @@ pub async fn create(
             phone: phone.as_deref(),
             role,
             status: UserStatus::PendingEmailValidation,
+            external_id: external_id.as_deref(),
         },
     )
     .await
@@ -336,6 +345,11 @@ pub async fn update(
                 "your administrator changes your email address".into(),
             ));
         }
+        if !input.external_id.is_keep() {
+            return Err(ApiError::Forbidden(
+                "your administrator sets your externalId".into(),
+            ));
+        }
     }
     if !input.email.is_keep() && current.status == UserStatus::PendingEmailValidation {
         return Err(ApiError::precondition(
@@ -348,6 +362,11 @@ pub async fn update(
         Patch::Set(value) => v::optional(field, Some(value), MAX_NAME_CHARS),
     };
     let first_name = text("firstName", &input.first_name, &current.first_name)?;
+    let external_id = match &input.external_id {
+        Patch::Keep => current.external_id.clone(),
+        Patch::Clear => None,
+        Patch::Set(value) => v::external_id(Some(value))?,
+    };
     let last_name = text("lastName", &input.last_name, &current.last_name)?;
     let phone = match &input.phone {
         Patch::Keep => current.phone.clone(),
@@ -398,8 +417,10 @@ pub async fn update(
         last_name.as_deref(),
         phone.as_deref(),
         pending.as_deref(),
+        external_id.as_deref(),
     )
-    .await?;
+    .await
+    .map_err(email_taken)?;
     if let Some(email) = &new_email {
         let validation = LinkEmail {
             purpose: Purpose::EmailValidation,
@@ -471,4 +492,70 @@ pub async fn delete(
     users::delete(&mut tx, user.tenant_id, user.id).await?;
     tx.commit(Record::for_user(&user)).await?;
     Ok(user.id)
+}
+
+/// Creates the user the caller knows by `external_id` (as `create`), or,
+/// when one exists, updates its names, phone and address with those given
+/// (left out: kept; a new address is validated as `update` does). An
+/// upsert never moves a user nor changes its role: another `customer_id`
+/// or `role` is refused.
+pub async fn upsert(
+    db: &Writer<'_>,
+    config: &Config,
+    keyring: &Keyring,
+    caller: &Caller,
+    external_id: &str,
+    input: NewUserCommand,
+) -> ApiResult<CreatedUser> {
+    let external_id = v::external_id(Some(external_id))?
+        .ok_or_else(|| ApiError::bad_input("externalId", "externalId must not be blank"))?;
+    if input
+        .external_id
+        .as_deref()
+        .is_some_and(|given| given.trim() != external_id)
+    {
+        return Err(ApiError::bad_input(
+            "input.externalId",
+            "input.externalId differs from externalId",
+        ));
+    }
+    let Some(existing) = users::by_external_id(db.pool, caller.tenant_id, &external_id)
+        .await?
+        .filter(|row| access::sees_user(caller, row))
+    else {
+        let new = NewUserCommand {
+            external_id: Some(external_id),
+            ..input
+        };
+        return create(db, config, keyring, caller, new).await;
+    };
+    if input.customer_id != existing.customer_id {
+        return Err(ApiError::bad_input(
+            "input.customerId",
+            "an upsert does not move a user to another customer",
+        ));
+    }
+    if input.role != existing.role {
+        return Err(ApiError::bad_input(
+            "input.role",
+            "an upsert does not change a user's role",
+        ));
+    }
+    let given = |value: Option<String>| value.map_or(Patch::Keep, Patch::Set);
+    let changes = UserChanges {
+        first_name: given(input.first_name),
+        last_name: given(input.last_name),
+        phone: given(input.phone),
+        email: if input.email.trim().eq_ignore_ascii_case(&existing.email) {
+            Patch::Keep
+        } else {
+            Patch::Set(input.email)
+        },
+        external_id: Patch::Keep,
+    };
+    let user = update(db, config, keyring, caller, existing.id, changes).await?;
+    Ok(CreatedUser {
+        user,
+        activation_link: None,
+    })
 }

@@ -98,6 +98,25 @@ impl Mutation {
             .map(payload)
     }
 
+    /// Creates the customer you know by `externalId`, or, when one exists
+    /// (and is in reach), updates it with the fields given; fields left
+    /// out keep their values. It never moves a customer: a `parentId`
+    /// other than its parent is BAD_USER_INPUT (use moveCustomer).
+    /// Concurrent upserts of a new externalId: one creates it, the others
+    /// answer CONFLICT on externalId.
+    async fn upsert_customer(
+        &self,
+        ctx: &Context<'_>,
+        external_id: String,
+        input: CreateCustomerInput,
+    ) -> ApiResult<CustomerPayload> {
+        let caller = guards::require(ctx, Scope::CustomersWrite)?;
+        let command = input.into_command()?;
+        actions::customers::upsert(&writer(ctx), caller, &external_id, command)
+            .await
+            .map(|(row, _)| payload(row))
+    }
+
     async fn update_customer(
         &self,
         ctx: &Context<'_>,
@@ -222,6 +241,39 @@ impl Mutation {
         Ok(CreateUserPayload {
             user: User(created.user),
             activation_link: created.activation_link,
+        })
+    }
+
+    /// Creates the user you know by `externalId` (as createUser), or, when
+    /// one exists (and you manage it), updates its names, phone and
+    /// address with those given (left out: kept; a new address is
+    /// validated as updateUser does; no activation is sent again). It
+    /// never moves a user nor changes its role: another `customerId` or
+    /// `role` is BAD_USER_INPUT.
+    async fn upsert_user(
+        &self,
+        ctx: &Context<'_>,
+        external_id: String,
+        input: CreateUserInput,
+    ) -> ApiResult<CreateUserPayload> {
+        let caller = guards::require(ctx, Scope::UsersWrite)?;
+        let state = state(ctx);
+        let command = input.into_command()?;
+        let upserted = actions::users::upsert(
+            &writer(ctx),
+            &state.config,
+            &state.keyring,
+            caller,
+            &external_id,
+            command,
+        )
+        .await?;
+        if upserted.activation_link.is_some() {
+            holds_secret_of(ctx, ids::of(upserted.user.id));
+        }
+        Ok(CreateUserPayload {
+            user: User(upserted.user),
+            activation_link: upserted.activation_link,
         })
     }
 

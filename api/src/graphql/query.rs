@@ -124,6 +124,26 @@ impl Query {
             .map(Customer))
     }
 
+    /// The customer you know by your own id (`externalId`); null when none
+    /// is, or it is out of reach.
+    async fn customer_by_external_id(
+        &self,
+        ctx: &Context<'_>,
+        external_id: String,
+    ) -> ApiResult<Option<Customer>> {
+        let caller = guards::require(ctx, Scope::CustomersRead)?;
+        let Some(external_id) = validation::external_id(Some(&external_id))? else {
+            return Ok(None);
+        };
+        let state = ctx.data_unchecked::<AppState>();
+        Ok(
+            customers::by_external_id(&state.pool, caller.tenant_id, &external_id)
+                .await?
+                .filter(|row| access::sees_customer(caller, row))
+                .map(Customer),
+        )
+    }
+
     /// Customers the caller may see. search matches the number or the title,
     /// case-insensitively, anywhere in it (3 to 200 characters); absent
     /// or blank lists them all. Ordered by title then number. `first`
@@ -183,6 +203,26 @@ impl Query {
             .await?
             .filter(|row| access::sees_user(caller, row))
             .map(User))
+    }
+
+    /// The user you know by your own id (`externalId`); null when none is,
+    /// or it is out of reach.
+    async fn user_by_external_id(
+        &self,
+        ctx: &Context<'_>,
+        external_id: String,
+    ) -> ApiResult<Option<User>> {
+        let caller = guards::require(ctx, Scope::UsersRead)?;
+        let Some(external_id) = validation::external_id(Some(&external_id))? else {
+            return Ok(None);
+        };
+        let state = ctx.data_unchecked::<AppState>();
+        Ok(
+            users::by_external_id(&state.pool, caller.tenant_id, &external_id)
+                .await?
+                .filter(|row| access::sees_user(caller, row))
+                .map(User),
+        )
     }
 
     /// Users by email address; `search` matches email or names anywhere,

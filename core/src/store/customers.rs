@@ -32,6 +32,8 @@ pub struct CustomerRow {
     pub address: Option<String>,
     pub address2: Option<String>,
     pub zip: Option<String>,
+    /// The partner's own id, unique in the tenant.
+    pub external_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -51,7 +53,7 @@ impl CustomerRow {
 /// The columns of `CustomerRow`, qualified by `c`.
 const COLUMNS: &str = "c.tenant_id, c.id, c.parent_id, c.path::text AS path, c.number, c.title, \
      c.sort_key, c.tree_sort, c.descendant_count, c.info, c.email, c.phone, c.country, c.state, c.city, \
-     c.address, c.address2, c.zip, c.created_at, c.updated_at";
+     c.address, c.address2, c.zip, c.external_id, c.created_at, c.updated_at";
 
 /// The editable fields of a customer, already validated.
 #[derive(Clone, Debug, Default)]
@@ -66,6 +68,7 @@ pub struct Fields {
     pub address: Option<String>,
     pub address2: Option<String>,
     pub zip: Option<String>,
+    pub external_id: Option<String>,
 }
 
 /// Which customers a list shows.
@@ -570,10 +573,10 @@ pub async fn insert(
         };
         let row: Option<CustomerRow> = sqlx::query_as(&format!(
             "INSERT INTO customers AS c (tenant_id, id, parent_id, path, tree_sort, number, title,
-                 info, email, phone, country, state, city, address, address2, zip)
+                 info, email, phone, country, state, city, address, address2, zip, external_id)
              OVERRIDING SYSTEM VALUE
              VALUES ($1, $2, $3, $4::ltree, coalesce($5 || chr(30), '') || lower($7) || chr(31) || $6,
-                     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
              {on_conflict} RETURNING {COLUMNS}"
         ))
         .bind(tenant_id)
@@ -592,6 +595,7 @@ pub async fn insert(
         .bind(&fields.address)
         .bind(&fields.address2)
         .bind(&fields.zip)
+        .bind(&fields.external_id)
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(row) = row {
@@ -612,7 +616,7 @@ pub async fn update(
     sqlx::query_as(&format!(
         "UPDATE customers AS c SET number = $3, title = $4, info = $5, email = $6, phone = $7,
              country = $8, state = $9, city = $10, address = $11, address2 = $12, zip = $13,
-             updated_at = now()
+             external_id = $14, updated_at = now()
          WHERE c.tenant_id = $1 AND c.id = $2 RETURNING {COLUMNS}"
     ))
     .bind(tenant_id)
@@ -628,7 +632,23 @@ pub async fn update(
     .bind(&fields.address)
     .bind(&fields.address2)
     .bind(&fields.zip)
+    .bind(&fields.external_id)
     .fetch_one(conn)
+    .await
+}
+
+/// The customer a partner knows by `external_id`.
+pub async fn by_external_id(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    external_id: &str,
+) -> sqlx::Result<Option<CustomerRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM customers c WHERE c.tenant_id = $1 AND c.external_id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(external_id)
+    .fetch_optional(pool)
     .await
 }
 

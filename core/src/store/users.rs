@@ -32,6 +32,8 @@ pub struct UserRow {
     pub email_key: String,
     /// The tree path of the user's customer, for deciding who may see it.
     pub customer_path: Option<Path>,
+    /// The partner's own id, unique in the tenant.
+    pub external_id: Option<String>,
 }
 
 impl UserRow {
@@ -51,7 +53,7 @@ pub const COLUMNS: &str = "u.tenant_id, u.id, u.customer_id, u.email, u.first_na
      u.phone, u.role, u.status, u.last_login_at, u.created_at, u.updated_at, \
      lower(u.email) AS email_key, \
      (SELECT c.path::text FROM customers c WHERE c.tenant_id = u.tenant_id AND c.id = u.customer_id) \
-     AS customer_path";
+     AS customer_path, u.external_id";
 
 /// Which users a list shows.
 #[derive(Clone, Debug, Default)]
@@ -333,6 +335,7 @@ pub struct NewUser<'a> {
     pub phone: Option<&'a str>,
     pub role: Role,
     pub status: UserStatus,
+    pub external_id: Option<&'a str>,
 }
 
 /// Inserts a user and claims its address; an address already held or
@@ -345,8 +348,9 @@ pub async fn insert(
     // The address is claimed in the same statement (one round trip).
     sqlx::query_as(&format!(
         "WITH u AS (
-             INSERT INTO users (tenant_id, customer_id, email, first_name, last_name, phone, role, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *),
+             INSERT INTO users (tenant_id, customer_id, email, first_name, last_name, phone, role,
+                                status, external_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *),
          claimed AS (
              INSERT INTO email_claims (tenant_id, address, user_id)
              SELECT tenant_id, lower(email), id FROM u)
@@ -360,7 +364,23 @@ pub async fn insert(
     .bind(user.phone)
     .bind(user.role)
     .bind(user.status)
+    .bind(user.external_id)
     .fetch_one(conn)
+    .await
+}
+
+/// The user a partner knows by `external_id`.
+pub async fn by_external_id(
+    pool: &PgPool,
+    tenant_id: TenantId,
+    external_id: &str,
+) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users u WHERE u.tenant_id = $1 AND u.external_id = $2"
+    ))
+    .bind(tenant_id)
+    .bind(external_id)
+    .fetch_optional(pool)
     .await
 }
 
@@ -433,6 +453,7 @@ pub async fn phantom(
         updated_at: customer.updated_at,
         email_key: user.email.to_lowercase(),
         customer_path: Some(customer.path.clone()),
+        external_id: None,
     })
 }
 
@@ -555,10 +576,11 @@ pub async fn update_profile(
     last_name: Option<&str>,
     phone: Option<&str>,
     pending_email: Option<&str>,
+    external_id: Option<&str>,
 ) -> sqlx::Result<UserRow> {
     sqlx::query_as(&format!(
         "UPDATE users u SET first_name = $3, last_name = $4, phone = $5, pending_email = $6,
-             updated_at = now()
+             external_id = $7, updated_at = now()
          WHERE u.tenant_id = $1 AND u.id = $2 RETURNING {COLUMNS}"
     ))
     .bind(tenant_id)
@@ -567,6 +589,7 @@ pub async fn update_profile(
     .bind(last_name)
     .bind(phone)
     .bind(pending_email)
+    .bind(external_id)
     .fetch_one(conn)
     .await
 }

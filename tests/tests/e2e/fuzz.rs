@@ -38,6 +38,7 @@ const CASES: usize = 48;
 /// they are every field of `Mutation` (checked by the first test).
 const CUSTOMER_MUTATIONS: &[&str] = &[
     "createCustomer",
+    "upsertCustomer",
     "updateCustomer",
     "moveCustomer",
     "deleteCustomer",
@@ -48,6 +49,7 @@ const CUSTOMER_MUTATIONS: &[&str] = &[
 ];
 const USER_MUTATIONS: &[&str] = &[
     "createUser",
+    "upsertUser",
     "updateUser",
     "setUserStatus",
     "approveUser",

@@ -8,6 +8,7 @@ mod audit;
 mod customers;
 mod edge;
 mod escalation;
+mod external_ids;
 mod fuzz;
 mod hostile;
 mod http;

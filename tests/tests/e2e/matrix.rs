@@ -102,8 +102,8 @@ use Sight::*;
 #[rustfmt::skip]
 const MATRIX: &[(&str, &str, Rule)] = &[
     ("Query", "node viewer", Authenticated),
-    ("Query", "customer customerByNumber customers", Scopes(&[CR])),
-    ("Query", "user userByEmail users", Scopes(&[UR])),
+    ("Query", "customer customerByNumber customerByExternalId customers", Scopes(&[CR])),
+    ("Query", "user userByEmail userByExternalId users", Scopes(&[UR])),
     ("Query", "approvalRequests", Scopes(&[UW])),
     ("Query", "jobQueue", Scopes(&[JR])),
     ("Query", "apiKeys", Scopes(&[AKW])),
@@ -114,24 +114,24 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("AuditEntryEdge", "cursor node", Auditors),
     ("Mutation", "signUp validateEmail requestPasswordReset resetPassword login activateAccount requestNewLink", Public),
     ("Mutation", "logout", Authenticated),
-    ("Mutation", "createCustomer updateCustomer attachEntitlement detachEntitlement", ChangeCustomer(&[CW])),
+    ("Mutation", "createCustomer upsertCustomer updateCustomer attachEntitlement detachEntitlement", ChangeCustomer(&[CW])),
     ("Mutation", "moveCustomer deleteCustomer", Restructure(&[CW])),
     ("Mutation", "assignCustomerAdministrator", ChangeCustomer(ADMINISTRATOR)),
     ("Mutation", "removeCustomerAdministrator", ChangeCustomer(&[CW, UR])),
-    ("Mutation", "createUser", ChangeCustomer(MEMBER)),
+    ("Mutation", "createUser upsertUser", ChangeCustomer(MEMBER)),
     ("Mutation", "updateUser setUserStatus approveUser resendActivation revokeInvitation deleteUser revokeSessions", ManageUser(MEMBER)),
     ("Mutation", "updateTenant", EveryScope),
     ("Mutation", "retryJob cancelJob retryJobs pauseJobKind resumeJobKind", Scopes(&[JW])),
     ("Mutation", "createApiKey", Scopes(&[AKW, JR])), // JR: the scope the probe grants
     ("Mutation", "revokeApiKey", Scopes(&[AKW])),
-    ("Customer", "id number title info email phone country state city address address2 zip createdAt updatedAt", Field),
+    ("Customer", "id number title info email phone country state city address address2 zip externalId createdAt updatedAt", Field),
     ("Customer", "parentId depth", Shows(&[], Above)),
     ("Customer", "parent ancestors", Shows(&[CR], Above)),
     ("Customer", "innerCustomers innerCustomerCount descendantCount descendants", Shows(&[CR], Manages)),
     ("Customer", "users", Shows(&[UR], Sees)),
     ("Customer", "administrators", Shows(&[UR], Manages)),
     ("Customer", "entitlements", Shows(&[CR], Sees)),
-    ("User", "id email firstName lastName phone role status emailVerified lastLoginAt createdAt updatedAt", Field),
+    ("User", "id email firstName lastName phone role status emailVerified lastLoginAt externalId createdAt updatedAt", Field),
     ("User", "customer administeredCustomers", Shows(&[CR], Sees)),
     ("User", "invitation sessions", Shows(&[], Manages)),
     ("Session", "id createdAt expiresAt current", Field),
@@ -220,6 +220,8 @@ const QUERY_PROBES: &[(&str, &str, Target)] = &[
     ("customer", "(id: $a1a)", Target::Customer(Cust::A1a)),
     ("customerByNumber", "(number: $a1Number)", Target::Customer(Cust::A1)),
     ("user", "(id: $deep)", Target::User(U::Deep)),
+    ("customerByExternalId", "(externalId: $a1aExternal)", Target::Customer(Cust::A1a)),
+    ("userByExternalId", "(externalId: $deepExternal)", Target::User(U::Deep)),
     ("userByEmail", "(email: \"plain@acme.test\")", Target::User(U::Plain)),
 ];
 
@@ -239,6 +241,7 @@ const NOT_FOUND: Answer = Answer::Refused("NOT_FOUND");
 #[rustfmt::skip]
 const MUTATION_PROBES: &[Probe] = &[
     Probe { field: "createCustomer", args: "(input: { title: \"Probe\", parentId: $a1 })", target: Target::Customer(Cust::A1), hidden: Answer::BadInput("parentId"), fixture: Fixture::None },
+    Probe { field: "upsertCustomer", args: "(externalId: $unique, input: { title: \"Probe\", parentId: $a1 })", target: Target::Customer(Cust::A1), hidden: Answer::BadInput("parentId"), fixture: Fixture::None },
     Probe { field: "updateCustomer", args: "(id: $a1, input: { info: \"probed\" })", target: Target::Customer(Cust::A1), hidden: NOT_FOUND, fixture: Fixture::None },
     Probe { field: "moveCustomer", args: "(id: $target, newParentId: $a1a)", target: Target::Customer(Cust::A1New), hidden: NOT_FOUND, fixture: Fixture::Customer },
     Probe { field: "deleteCustomer", args: "(id: $target)", target: Target::Customer(Cust::A1New), hidden: NOT_FOUND, fixture: Fixture::Customer },
@@ -247,6 +250,7 @@ const MUTATION_PROBES: &[Probe] = &[
     Probe { field: "attachEntitlement", args: "(customerId: $a1a, kind: ACTIVATION_KEY, reference: $unique)", target: Target::Customer(Cust::A1a), hidden: NOT_FOUND, fixture: Fixture::None },
     Probe { field: "detachEntitlement", args: "(id: $target)", target: Target::Entitlement(Cust::A1a), hidden: NOT_FOUND, fixture: Fixture::Entitlement },
     Probe { field: "createUser", args: "(input: { customerId: $a1a, email: $uniqueEmail, activation: DISPLAY_ACTIVATION_LINK })", target: Target::Customer(Cust::A1a), hidden: Answer::BadInput("customerId"), fixture: Fixture::None },
+    Probe { field: "upsertUser", args: "(externalId: $unique, input: { customerId: $a1a, email: $uniqueEmail, activation: DISPLAY_ACTIVATION_LINK })", target: Target::Customer(Cust::A1a), hidden: Answer::BadInput("customerId"), fixture: Fixture::None },
     Probe { field: "updateUser", args: "(id: $target, input: { firstName: \"Probe\" })", target: Target::User(U::New), hidden: NOT_FOUND, fixture: Fixture::User },
     Probe { field: "setUserStatus", args: "(id: $target, status: SUSPENDED)", target: Target::User(U::New), hidden: NOT_FOUND, fixture: Fixture::User },
     Probe { field: "approveUser", args: "(id: $target)", target: Target::User(U::New), hidden: NOT_FOUND, fixture: Fixture::PendingApproval },
@@ -785,6 +789,16 @@ impl World {
             )
             .await;
         let deep = string_at(&deep, &["createUser", "user", "id"]);
+        // Partners' own ids of A1a and of the deep user.
+        for (id, table) in [(&a1a, "customers"), (&deep, "users")] {
+            sqlx::query(&format!(
+                "UPDATE {table} SET external_id = 'ext-' || id WHERE id = $1"
+            ))
+            .bind(global_id_number(id))
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        }
         // A user of A1a who also administers B, beyond C's reach.
         let (double, _) = app.member(&a1a, "double@acme.test").await;
         app.administer(&b, "double@acme.test").await;
@@ -884,6 +898,10 @@ impl World {
             .map(|(name, id)| (name.to_owned(), json!(id)))
             .collect();
         vars.insert("a1Number".into(), json!(a1_number));
+        for name in ["a1a", "deep"] {
+            let external = format!("ext-{}", global_id_number(vars[name].as_str().unwrap()));
+            vars.insert(format!("{name}External"), json!(external));
+        }
         World {
             app,
             vars,

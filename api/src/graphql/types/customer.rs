@@ -97,6 +97,11 @@ impl Customer {
         self.0.address2.as_deref()
     }
 
+    /// The partner's own id for it, unique in the tenant.
+    async fn external_id(&self) -> Option<&str> {
+        self.0.external_id.as_deref()
+    }
+
     async fn zip(&self) -> Option<&str> {
         self.0.zip.as_deref()
     }
@@ -416,6 +421,8 @@ pub struct CreateCustomerInput {
     pub address: Option<String>,
     pub address2: Option<String>,
     pub zip: Option<String>,
+    /// Your own id for it: unique in the tenant, at most 255 characters.
+    pub external_id: Option<String>,
 }
 
 /// Fields left out are unchanged; a field given as null is cleared. Title
@@ -433,6 +440,7 @@ pub struct UpdateCustomerInput {
     pub address: MaybeUndefined<String>,
     pub address2: MaybeUndefined<String>,
     pub zip: MaybeUndefined<String>,
+    pub external_id: MaybeUndefined<String>,
 }
 
 #[derive(SimpleObject)]
@@ -467,6 +475,7 @@ impl CreateCustomerInput {
             address: self.address,
             address2: self.address2,
             zip: self.zip,
+            external_id: self.external_id,
         })
     }
 }
@@ -485,6 +494,7 @@ impl From<UpdateCustomerInput> for CustomerChanges {
             address: input.address.into(),
             address2: input.address2.into(),
             zip: input.zip.into(),
+            external_id: input.external_id.into(),
         }
     }
 }

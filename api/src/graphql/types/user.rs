@@ -279,6 +279,11 @@ impl User {
         self.0.created_at
     }
 
+    /// The partner's own id for the user, unique in the tenant.
+    async fn external_id(&self) -> Option<&str> {
+        self.0.external_id.as_deref()
+    }
+
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -423,6 +428,9 @@ pub struct CreateUserInput {
     pub activation: ActivationMethod,
     /// How long the activation link works: 1 to 720 hours, default 168 (7 days).
     pub activation_ttl_hours: Option<i32>,
+    /// Your own id for the user: unique in the tenant, at most 255
+    /// characters.
+    pub external_id: Option<String>,
 }
 
 /// Fields left out are unchanged; a field given as null is cleared.
@@ -435,6 +443,8 @@ pub struct UpdateUserInput {
     /// takes effect when its link is used, and the address is reserved
     /// meanwhile.
     pub email: async_graphql::MaybeUndefined<String>,
+    /// Set by those who manage the user, not by the user itself.
+    pub external_id: async_graphql::MaybeUndefined<String>,
 }
 
 #[derive(async_graphql::InputObject)]
@@ -466,6 +476,7 @@ impl CreateUserInput {
             role: self.role.map_or(authz::Role::CustomerUser, Into::into),
             activation: self.activation.into(),
             activation_ttl_hours: self.activation_ttl_hours,
+            external_id: self.external_id,
         })
     }
 }
@@ -477,6 +488,7 @@ impl From<UpdateUserInput> for UserChanges {
             last_name: input.last_name.into(),
             phone: input.phone.into(),
             email: input.email.into(),
+            external_id: input.external_id.into(),
         }
     }
 }

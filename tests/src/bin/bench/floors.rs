@@ -154,6 +154,7 @@ pub async fn user_and_job(
                             phone: None,
                             role: Role::CustomerUser,
                             status: UserStatus::PendingEmailValidation,
+                            external_id: None,
                         },
                     )
                     .await?;
