@@ -409,18 +409,16 @@ pub async fn update(
             .map_err(email_taken)?;
     }
     let pending = wanted;
-    let user = users::update_profile(
-        &mut tx,
-        current.tenant_id,
-        current.id,
-        first_name.as_deref(),
-        last_name.as_deref(),
-        phone.as_deref(),
-        pending.as_deref(),
-        external_id.as_deref(),
-    )
-    .await
-    .map_err(email_taken)?;
+    let profile = users::Profile {
+        first_name: first_name.as_deref(),
+        last_name: last_name.as_deref(),
+        phone: phone.as_deref(),
+        pending_email: pending.as_deref(),
+        external_id: external_id.as_deref(),
+    };
+    let user = users::update_profile(&mut tx, current.tenant_id, current.id, &profile)
+        .await
+        .map_err(email_taken)?;
     if let Some(email) = &new_email {
         let validation = LinkEmail {
             purpose: Purpose::EmailValidation,

@@ -568,15 +568,21 @@ pub async fn claim_email(
 }
 
 /// Writes the fields a user may edit (validated by the caller).
+/// What a user's profile holds, as `update_profile` writes it.
+pub struct Profile<'a> {
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    /// The address waiting for its validation link.
+    pub pending_email: Option<&'a str>,
+    pub external_id: Option<&'a str>,
+}
+
 pub async fn update_profile(
     conn: &mut PgConnection,
     tenant_id: TenantId,
     id: UserId,
-    first_name: Option<&str>,
-    last_name: Option<&str>,
-    phone: Option<&str>,
-    pending_email: Option<&str>,
-    external_id: Option<&str>,
+    profile: &Profile<'_>,
 ) -> sqlx::Result<UserRow> {
     sqlx::query_as(&format!(
         "UPDATE users u SET first_name = $3, last_name = $4, phone = $5, pending_email = $6,
@@ -585,11 +591,11 @@ pub async fn update_profile(
     ))
     .bind(tenant_id)
     .bind(id)
-    .bind(first_name)
-    .bind(last_name)
-    .bind(phone)
-    .bind(pending_email)
-    .bind(external_id)
+    .bind(profile.first_name)
+    .bind(profile.last_name)
+    .bind(profile.phone)
+    .bind(profile.pending_email)
+    .bind(profile.external_id)
     .fetch_one(conn)
     .await
 }
