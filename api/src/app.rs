@@ -122,7 +122,28 @@ pub fn app(state: AppState) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(refuse_oversized))
         .with_state(state)
+}
+
+/// A body its Content-Length says is over the limit is refused before it
+/// is read, in GraphQL's error shape (the limit layer's own answer is
+/// plain text); a longer body without one is cut off by the layer and
+/// refused the same way when read.
+async fn refuse_oversized(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Media::for_errors(request.headers()).refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BAD_USER_INPUT",
+            "the request body is over 256 KiB",
+        );
+    }
+    next.run(request).await
 }
 
 /// /healthz, /readyz and /metrics: with the API, or on `CANOPY_OPS_ADDR`.

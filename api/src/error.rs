@@ -95,14 +95,23 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-impl From<ApiError> for async_graphql::Error {
-    fn from(error: ApiError) -> Self {
-        let code = error.code();
-        let retry_after = match &error {
+/// What a caller is told of an error: its code, message and field (and
+/// when to try again); an internal cause is logged, never told.
+pub struct Told {
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn told(self) -> Told {
+        let code = self.code();
+        let retry_after = match &self {
             ApiError::RateLimited { retry_after, .. } => Some(retry_after_seconds(*retry_after)),
             _ => None,
         };
-        let (message, field) = match error {
+        let (message, field) = match self {
             ApiError::BadInput { field, message } | ApiError::Conflict { field, message } => {
                 (message, Some(field))
             }
@@ -117,12 +126,24 @@ impl From<ApiError> for async_graphql::Error {
                 ("internal error".to_owned(), None)
             }
         };
-        async_graphql::Error::new(message).extend_with(|_, extensions| {
-            extensions.set("code", code);
-            if let Some(field) = field {
+        Told {
+            code,
+            message,
+            field,
+            retry_after,
+        }
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(error: ApiError) -> Self {
+        let told = error.told();
+        async_graphql::Error::new(told.message).extend_with(|_, extensions| {
+            extensions.set("code", told.code);
+            if let Some(field) = told.field {
                 extensions.set("field", field);
             }
-            if let Some(seconds) = retry_after {
+            if let Some(seconds) = told.retry_after {
                 extensions.set("retryAfter", seconds);
             }
         })

@@ -138,27 +138,40 @@ impl DerefMut for Change<'_> {
 
 impl Change<'_> {
     /// Writes the audit entry and commits.
-    pub async fn commit(mut self, record: Record) -> ApiResult<()> {
-        let (actor, session_id) = match record.by {
-            Some(by) => by,
-            None => (self.origin.actor, self.origin.session_id),
-        };
-        audit::record(
-            &mut self.tx,
-            &NewEntry {
-                tenant_id: record.tenant_id,
-                operation: &self.origin.operation,
-                actor,
-                session_id,
-                client_addr: self.origin.client_addr,
-                request_id: self.origin.request_id.as_deref(),
-                customer_path: record.customer.as_ref(),
-                objects: &record.objects,
-                detail: record.detail,
-            },
-        )
-        .await?;
-        if let Some(claim) = &self.origin.claim
+    pub async fn commit(self, record: Record) -> ApiResult<()> {
+        self.commit_all(vec![record]).await
+    }
+
+    /// Writes the audit entries of a batch's items (one statement) and
+    /// commits; with none, the change made nothing and is rolled back.
+    pub async fn commit_all(mut self, records: Vec<Record>) -> ApiResult<()> {
+        if records.is_empty() {
+            self.tx.rollback().await?;
+            return Ok(());
+        }
+        let origin = self.origin;
+        let entries: Vec<NewEntry<'_>> = records
+            .iter()
+            .map(|record| {
+                let (actor, session_id) = record.by.unwrap_or((origin.actor, origin.session_id));
+                NewEntry {
+                    tenant_id: record.tenant_id,
+                    operation: &origin.operation,
+                    actor,
+                    session_id,
+                    client_addr: origin.client_addr,
+                    request_id: origin.request_id.as_deref(),
+                    customer_path: record.customer.as_ref(),
+                    objects: &record.objects,
+                    detail: record.detail.clone(),
+                }
+            })
+            .collect();
+        match entries.as_slice() {
+            [one] => audit::record(&mut self.tx, one).await?,
+            many => audit::record_many(&mut self.tx, many).await?,
+        }
+        if let Some(claim) = &origin.claim
             && !idempotency::mark_committed(&mut self.tx, claim).await?
         {
             return Err(ApiError::precondition(

@@ -116,6 +116,18 @@ pub async fn create(
     caller: &Caller,
     input: NewCustomer,
 ) -> ApiResult<CustomerRow> {
+    let mut tx = db.begin().await?;
+    let (row, record) = create_in(&mut tx, caller, input).await?;
+    tx.commit(record).await?;
+    Ok(row)
+}
+
+/// `create` on an open change (a batch's item), answering its record.
+pub(super) async fn create_in(
+    tx: &mut PgConnection,
+    caller: &Caller,
+    input: NewCustomer,
+) -> ApiResult<(CustomerRow, Record)> {
     let tenant_id = caller.tenant_id;
     let parent_id = input.parent_id;
     let number = input.number.as_deref().map(number).transpose()?;
@@ -133,13 +145,12 @@ pub async fn create(
         external_id: v::external_id(input.external_id.as_deref())?,
     };
 
-    let mut tx = db.begin().await?;
-    tree_lock::shared(&mut tx, tenant_id).await?;
+    tree_lock::shared(&mut *tx, tenant_id).await?;
     let parent = match parent_id {
         Some(id) => Some(parent_in_reach(
             caller,
             "parentId",
-            customers::by_id(&mut tx, tenant_id, id).await?,
+            customers::by_id(&mut *tx, tenant_id, id).await?,
         )?),
         None if caller.limits().is_some() => {
             return Err(ApiError::Forbidden(
@@ -154,22 +165,13 @@ pub async fn create(
             format!("customers may be at most {MAX_DEPTH} levels deep"),
         ));
     }
-    let row = customers::insert(
-        &mut tx,
-        tenant_id,
-        parent.as_ref(),
-        number.as_deref(),
-        &fields,
-    )
-    .await
-    .map_err(taken)?;
-    tx.commit(
-        Record::tenant(tenant_id)
-            .customer(Some(&row.path))
-            .object(row.id),
-    )
-    .await?;
-    Ok(row)
+    let row = customers::insert(tx, tenant_id, parent.as_ref(), number.as_deref(), &fields)
+        .await
+        .map_err(taken)?;
+    let record = Record::tenant(tenant_id)
+        .customer(Some(&row.path))
+        .object(row.id);
+    Ok((row, record))
 }
 
 /// Applies one field of an update: left out keeps `current`, null clears it.

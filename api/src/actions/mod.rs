@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod batches;
 pub mod change;
 pub mod customers;
 pub mod emails;

@@ -155,21 +155,22 @@ pub struct CreatedUser {
     pub activation_link: Option<String>,
 }
 
-pub async fn create(
-    db: &Writer<'_>,
-    config: &Config,
-    keyring: &Keyring,
-    caller: &Caller,
-    input: NewUserCommand,
-) -> ApiResult<CreatedUser> {
-    let email = v::email("email", &input.email)?;
-    let first_name = v::optional("firstName", input.first_name.as_deref(), MAX_NAME_CHARS)?;
-    let last_name = v::optional("lastName", input.last_name.as_deref(), MAX_NAME_CHARS)?;
-    let phone = v::optional_phone("phone", input.phone.as_deref())?;
-    let ttl = activation_ttl(input.activation_ttl_hours)?;
-    let external_id = v::external_id(input.external_id.as_deref())?;
-    let role = input.role;
-    let customer_id = match (role, input.customer_id) {
+/// A new user's fields, checked: what `create` and a batch insert.
+pub(super) struct ValidNewUser {
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    pub ttl: Duration,
+    pub external_id: Option<String>,
+    pub role: Role,
+    pub customer_id: Option<CustomerId>,
+    pub activation: ActivationMethod,
+}
+
+/// Checks every field of a new user that needs no database.
+pub(super) fn validated(input: &NewUserCommand) -> ApiResult<ValidNewUser> {
+    let customer_id = match (input.role, input.customer_id) {
         (Role::CustomerUser, Some(id)) => Some(id),
         (Role::CustomerUser, None) => {
             return Err(ApiError::bad_input(
@@ -185,6 +186,37 @@ pub async fn create(
         }
         (Role::TenantAdmin, None) => None,
     };
+    Ok(ValidNewUser {
+        email: v::email("email", &input.email)?,
+        first_name: v::optional("firstName", input.first_name.as_deref(), MAX_NAME_CHARS)?,
+        last_name: v::optional("lastName", input.last_name.as_deref(), MAX_NAME_CHARS)?,
+        phone: v::optional_phone("phone", input.phone.as_deref())?,
+        ttl: activation_ttl(input.activation_ttl_hours)?,
+        external_id: v::external_id(input.external_id.as_deref())?,
+        role: input.role,
+        customer_id,
+        activation: input.activation,
+    })
+}
+
+pub async fn create(
+    db: &Writer<'_>,
+    config: &Config,
+    keyring: &Keyring,
+    caller: &Caller,
+    input: NewUserCommand,
+) -> ApiResult<CreatedUser> {
+    let ValidNewUser {
+        email,
+        first_name,
+        last_name,
+        phone,
+        ttl,
+        external_id,
+        role,
+        customer_id,
+        activation: _,
+    } = validated(&input)?;
 
     let mut tx = db.begin().await?;
     let placement = match customer_id {
@@ -332,10 +364,24 @@ pub async fn update(
     input: UserChanges,
 ) -> ApiResult<UserRow> {
     let mut tx = db.begin().await?;
-    let current = existing(&mut tx, caller.tenant_id, id).await?;
+    let user = update_in(&mut tx, config, keyring, caller, id, input).await?;
+    tx.commit(Record::for_user(&user)).await?;
+    Ok(user)
+}
+
+/// `update` on an open change (a batch's item).
+pub(super) async fn update_in(
+    tx: &mut PgConnection,
+    config: &Config,
+    keyring: &Keyring,
+    caller: &Caller,
+    id: UserId,
+    input: UserChanges,
+) -> ApiResult<UserRow> {
+    let current = existing(tx, caller.tenant_id, id).await?;
     // Users change their own names and phone; managers change the rest.
     if access::reaches_user(caller, &current) {
-        must_manage(&mut tx, caller, &current).await?;
+        must_manage(&mut *tx, caller, &current).await?;
     } else {
         if caller.user_id() != Some(current.id) {
             access::must_manage_user(caller, &current, Vec::new())?;
@@ -373,7 +419,7 @@ pub async fn update(
         Patch::Clear => None,
         Patch::Set(value) => v::optional_phone("phone", Some(value))?,
     };
-    let previous_pending = users::pending_email(&mut tx, current.tenant_id, current.id).await?;
+    let previous_pending = users::pending_email(&mut *tx, current.tenant_id, current.id).await?;
     // What the reserved new address becomes: left out keeps it; the current
     // address withdraws it; another address replaces it.
     let wanted = match &input.email {
@@ -393,10 +439,10 @@ pub async fn update(
     };
     let new_email = if unchanged { None } else { wanted.clone() };
     if !unchanged && let Some(previous) = &previous_pending {
-        users::release_claim(&mut tx, current.tenant_id, current.id, previous).await?;
+        users::release_claim(&mut *tx, current.tenant_id, current.id, previous).await?;
         // Its link must stop working: the address is no longer reserved.
         tokens::revoke_pending(
-            &mut tx,
+            &mut *tx,
             current.tenant_id,
             current.id,
             Purpose::EmailValidation,
@@ -404,7 +450,7 @@ pub async fn update(
         .await?;
     }
     if let Some(email) = &new_email {
-        users::claim_email(&mut tx, current.tenant_id, current.id, email)
+        users::claim_email(&mut *tx, current.tenant_id, current.id, email)
             .await
             .map_err(email_taken)?;
     }
@@ -416,7 +462,7 @@ pub async fn update(
         pending_email: pending.as_deref(),
         external_id: external_id.as_deref(),
     };
-    let user = users::update_profile(&mut tx, current.tenant_id, current.id, &profile)
+    let user = users::update_profile(&mut *tx, current.tenant_id, current.id, &profile)
         .await
         .map_err(email_taken)?;
     if let Some(email) = &new_email {
@@ -426,9 +472,8 @@ pub async fn update(
             to: email,
             new_address: Some(email),
         };
-        send_link(&mut tx, config, keyring, &user, validation).await?;
+        send_link(&mut *tx, config, keyring, &user, validation).await?;
     }
-    tx.commit(Record::for_user(&user)).await?;
     Ok(user)
 }
 

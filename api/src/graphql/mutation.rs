@@ -9,10 +9,11 @@ use super::guards;
 use super::throttle::{self, Flow};
 use super::types::{
     self, ActivationMethod, ApiKey, AuthPayload, CreateApiKeyPayload, CreateCustomerInput,
-    CreateUserInput, CreateUserPayload, Customer, CustomerPayload, DeleteCustomerPayload,
-    DeleteUserPayload, Entitlement, EntitlementKind, Job, JobFilter, JobKind, JobKindRow,
-    RetryJobsPayload, SignUpInput, SignUpPayload, Tenant, UpdateCustomerInput, UpdateTenantInput,
-    UpdateUserInput, User, UserPayload, UserStatus,
+    CreateCustomersPayload, CreateUserInput, CreateUserPayload, CreateUsersPayload, Customer,
+    CustomerPayload, DeleteCustomerPayload, DeleteUserPayload, Entitlement, EntitlementKind, Job,
+    JobFilter, JobKind, JobKindRow, RetryJobsPayload, SignUpInput, SignUpPayload, Tenant,
+    UpdateCustomerInput, UpdateTenantInput, UpdateUserInput, UpdateUsersPayload, User, UserPayload,
+    UserStatus, UserUpdate, batch_cost,
 };
 use crate::AppState;
 use crate::actions;
@@ -115,6 +116,28 @@ impl Mutation {
         actions::customers::upsert(&writer(ctx), caller, &external_id, command)
             .await
             .map(|(row, _)| payload(row))
+    }
+
+    /// Creates up to 1,000 customers, each as createCustomer does, and
+    /// answers each item's customer or error (the codes and fields of
+    /// createCustomer) in the order given. Each item stands alone unless
+    /// `atomic`: then any failure makes nothing. Costs each item as one
+    /// createCustomer.
+    #[graphql(complexity = "batch_cost(inputs.len(), child_complexity)")]
+    async fn create_customers(
+        &self,
+        ctx: &Context<'_>,
+        inputs: Vec<CreateCustomerInput>,
+        #[graphql(default = false)] atomic: bool,
+    ) -> ApiResult<CreateCustomersPayload> {
+        let caller = guards::require(ctx, Scope::CustomersWrite)?;
+        let commands = inputs
+            .into_iter()
+            .map(CreateCustomerInput::into_command)
+            .collect();
+        actions::batches::create_customers(&writer(ctx), caller, commands, atomic)
+            .await
+            .map(Into::into)
     }
 
     async fn update_customer(
@@ -242,6 +265,72 @@ impl Mutation {
             user: User(created.user),
             activation_link: created.activation_link,
         })
+    }
+
+    /// Creates up to 1,000 users, each as createUser does (invitations,
+    /// links, administrators' notices), in a fixed number of statements
+    /// whatever their number, and answers each item's user (and link) or
+    /// error (the codes and fields of createUser) in the order given. Each
+    /// item stands alone unless `atomic`: then any failure makes nothing.
+    /// Costs each item as one createUser.
+    #[graphql(complexity = "batch_cost(inputs.len(), child_complexity)")]
+    async fn create_users(
+        &self,
+        ctx: &Context<'_>,
+        inputs: Vec<CreateUserInput>,
+        #[graphql(default = false)] atomic: bool,
+    ) -> ApiResult<CreateUsersPayload> {
+        let caller = guards::require(ctx, Scope::UsersWrite)?;
+        let state = state(ctx);
+        let commands = inputs
+            .into_iter()
+            .map(CreateUserInput::into_command)
+            .collect();
+        let outcomes = actions::batches::create_users(
+            &writer(ctx),
+            &state.config,
+            &state.keyring,
+            caller,
+            commands,
+            atomic,
+        )
+        .await?;
+        if let Some(Ok(created)) = outcomes
+            .iter()
+            .find(|o| o.as_ref().is_ok_and(|c| c.activation_link.is_some()))
+        {
+            holds_secret_of(ctx, ids::of(created.user.id));
+        }
+        Ok(outcomes.into())
+    }
+
+    /// Changes up to 1,000 users, each as updateUser does, and answers each
+    /// item's user or error in the order given. Each item stands alone
+    /// unless `atomic`: then any failure changes nothing. Costs each item as
+    /// one updateUser.
+    #[graphql(complexity = "batch_cost(updates.len(), child_complexity)")]
+    async fn update_users(
+        &self,
+        ctx: &Context<'_>,
+        updates: Vec<UserUpdate>,
+        #[graphql(default = false)] atomic: bool,
+    ) -> ApiResult<UpdateUsersPayload> {
+        let caller = guards::require(ctx, Scope::UsersWrite)?;
+        let state = state(ctx);
+        let items = updates
+            .into_iter()
+            .map(|update| Ok((ids::expect_id(&update.id, "id")?, update.input.into())))
+            .collect();
+        actions::batches::update_users(
+            &writer(ctx),
+            &state.config,
+            &state.keyring,
+            caller,
+            items,
+            atomic,
+        )
+        .await
+        .map(Into::into)
     }
 
     /// Creates the user you know by `externalId` (as createUser), or, when

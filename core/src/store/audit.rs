@@ -48,6 +48,53 @@ pub async fn record(conn: &mut PgConnection, entry: &NewEntry<'_>) -> sqlx::Resu
     Ok(())
 }
 
+/// Records many entries in one statement (a batch's items).
+pub async fn record_many(conn: &mut PgConnection, entries: &[NewEntry<'_>]) -> sqlx::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let column = |f: &dyn Fn(&NewEntry<'_>) -> Option<String>| -> Vec<Option<String>> {
+        entries.iter().map(f).collect()
+    };
+    let tenants: Vec<TenantId> = entries.iter().map(|e| e.tenant_id).collect();
+    let users: Vec<Option<UserId>> = entries.iter().map(|e| e.actor.user_id).collect();
+    let keys: Vec<Option<i64>> = entries.iter().map(|e| e.actor.key_id).collect();
+    let sessions: Vec<Option<i64>> = entries.iter().map(|e| e.session_id).collect();
+    // Objects as one JSON array per entry: Postgres has no arrays of
+    // arrays of varying length.
+    let objects: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| serde_json::json!(e.objects))
+        .collect();
+    let details: Vec<Option<serde_json::Value>> =
+        entries.iter().map(|e| e.detail.clone()).collect();
+    sqlx::query(
+        "INSERT INTO audit_entries (tenant_id, operation, actor_user_id, actor_key_id, session_id,
+                                    client_addr, request_id, customer_path, objects, detail)
+         SELECT t, op, u, k, s, addr::inet, req, path::ltree,
+                ARRAY(SELECT jsonb_array_elements_text(o)), d
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[],
+                     $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::jsonb[])
+              WITH ORDINALITY AS e(t, op, u, k, s, addr, req, path, o, d, n)
+         ORDER BY n",
+    )
+    .bind(tenants)
+    .bind(column(&|e| Some(e.operation.to_owned())))
+    .bind(users)
+    .bind(keys)
+    .bind(sessions)
+    .bind(column(&|e| {
+        e.client_addr.map(|ip| ip.to_canonical().to_string())
+    }))
+    .bind(column(&|e| e.request_id.map(str::to_owned)))
+    .bind(column(&|e| e.customer_path.map(|p| p.as_str().to_owned())))
+    .bind(objects)
+    .bind(details)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct EntryRow {
     pub tenant_id: TenantId,

@@ -81,8 +81,8 @@ pub struct Filter {
     pub reach: Option<CustomerReach>,
 }
 
-pub async fn by_ids(
-    pool: &PgPool,
+pub async fn by_ids<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     tenant_id: TenantId,
     ids: &[CustomerId],
 ) -> sqlx::Result<Vec<CustomerRow>> {
@@ -91,7 +91,7 @@ pub async fn by_ids(
     ))
     .bind(tenant_id)
     .bind(ids)
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
 }
 

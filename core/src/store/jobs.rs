@@ -96,7 +96,17 @@ pub async fn notify_administrators(
         notification.fall_back_to_tenant_admins,
     )
     .await?;
-    let jobs: Vec<NewJob<'_>> = recipients
+    let jobs = notice_jobs(&notification, &recipients);
+    Ok(enqueue_all(conn, &jobs).await?.len() as u64)
+}
+
+/// The ADMIN_NOTIFICATION jobs of `notification` to `recipients`, but
+/// none to the user who did it.
+pub fn notice_jobs<'a>(
+    notification: &Notification<'_>,
+    recipients: &'a [users::Recipient],
+) -> Vec<NewJob<'a>> {
+    recipients
         .iter()
         .filter(|r| Some(r.id) != notification.actor_user_id)
         .map(|r| NewJob {
@@ -114,8 +124,7 @@ pub async fn notify_administrators(
             customer_id: notification.customer_id,
             max_attempts: notification.max_attempts,
         })
-        .collect();
-    Ok(enqueue_all(conn, &jobs).await?.len() as u64)
+        .collect()
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]

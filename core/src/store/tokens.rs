@@ -88,6 +88,63 @@ pub async fn issue(
     })
 }
 
+/// Issues links for users who have none yet (a batch of new users), in
+/// two statements whatever their number: the ids drawn, the rows written.
+/// Answers the tokens in the order asked.
+pub async fn issue_for_new_users(
+    conn: &mut PgConnection,
+    keyring: &Keyring,
+    requests: &[TokenRequest<'_>],
+) -> sqlx::Result<Vec<IssuedToken>> {
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT nextval(pg_get_serial_sequence('user_tokens', 'id')) FROM generate_series(1, $1)",
+    )
+    .bind(requests.len() as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    let issued: Vec<IssuedToken> = requests
+        .iter()
+        .zip(&ids)
+        .map(|(request, &id)| {
+            let (token, _) = keyring.issue(request.tenant_id, id, request.purpose.as_str());
+            IssuedToken {
+                id,
+                token,
+                expires_at: Utc::now() + request.ttl,
+            }
+        })
+        .collect();
+    let secret_id = keyring.current_id();
+    sqlx::query(
+        "INSERT INTO user_tokens
+             (tenant_id, id, user_id, purpose, token_hash, expires_at, method, email, secret_id)
+         OVERRIDING SYSTEM VALUE
+         SELECT t, i, u, p, h, x, m, e, $9
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bytea[],
+                     $6::timestamptz[], $7::text[], $8::text[]) AS r(t, i, u, p, h, x, m, e)",
+    )
+    .bind(requests.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
+    .bind(&ids)
+    .bind(requests.iter().map(|r| r.user_id).collect::<Vec<_>>())
+    .bind(requests.iter().map(|r| r.purpose).collect::<Vec<_>>())
+    .bind(
+        issued
+            .iter()
+            .map(|t| secrets::sha256(t.token.as_bytes()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(issued.iter().map(|t| t.expires_at).collect::<Vec<_>>())
+    .bind(requests.iter().map(|r| r.method).collect::<Vec<_>>())
+    .bind(requests.iter().map(|r| r.email).collect::<Vec<_>>())
+    .bind(secret_id)
+    .execute(conn)
+    .await?;
+    Ok(issued)
+}
+
 /// The unused, live links of user $2 of tenant $1 for purpose $3.
 const PENDING_OF_PURPOSE: &str = "tenant_id = $1 AND user_id = $2 AND purpose = $3
     AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > now()";

@@ -369,6 +369,126 @@ pub async fn insert(
     .await
 }
 
+/// Inserts many users and claims their addresses in one statement (a
+/// batch); the addresses must be distinct, and any held or reserved
+/// address fails it all on `email_claims_pkey`, as an external id taken
+/// on `users_external_id_key`: check first with `taken`. Answers the rows
+/// in the order given.
+pub async fn insert_many(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    new: &[NewUser<'_>],
+) -> sqlx::Result<Vec<UserRow>> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let customers: Vec<Option<CustomerId>> = new.iter().map(|u| u.customer_id).collect();
+    let emails: Vec<&str> = new.iter().map(|u| u.email).collect();
+    let first: Vec<Option<&str>> = new.iter().map(|u| u.first_name).collect();
+    let last: Vec<Option<&str>> = new.iter().map(|u| u.last_name).collect();
+    let phones: Vec<Option<&str>> = new.iter().map(|u| u.phone).collect();
+    let roles: Vec<Role> = new.iter().map(|u| u.role).collect();
+    let statuses: Vec<UserStatus> = new.iter().map(|u| u.status).collect();
+    let external: Vec<Option<&str>> = new.iter().map(|u| u.external_id).collect();
+    let rows: Vec<UserRow> = sqlx::query_as(&format!(
+        "WITH u AS (
+             INSERT INTO users (tenant_id, customer_id, email, first_name, last_name, phone, role,
+                                status, external_id)
+             SELECT $1, c, e, f, l, p, r, s, x
+             FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS i(c, e, f, l, p, r, s, x, n)
+             ORDER BY n
+             RETURNING *),
+         claimed AS (
+             INSERT INTO email_claims (tenant_id, address, user_id)
+             SELECT tenant_id, lower(email), id FROM u)
+         SELECT {COLUMNS} FROM u"
+    ))
+    .bind(tenant_id)
+    .bind(customers)
+    .bind(emails)
+    .bind(first)
+    .bind(last)
+    .bind(phones)
+    .bind(roles)
+    .bind(statuses)
+    .bind(external)
+    .fetch_all(conn)
+    .await?;
+    // RETURNING keeps no order: put the rows back in the order given.
+    let mut by_address: HashMap<String, UserRow> = rows
+        .into_iter()
+        .map(|row| (row.email_key.clone(), row))
+        .collect();
+    Ok(new
+        .iter()
+        .filter_map(|u| by_address.remove(&u.email.to_lowercase()))
+        .collect())
+}
+
+/// Which of `addresses` (lower-cased) are held or reserved in the tenant,
+/// and which of `external_ids` its users have: one statement.
+pub async fn taken(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    addresses: &[String],
+    external_ids: &[String],
+) -> sqlx::Result<(Vec<String>, Vec<String>)> {
+    let found: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT address, true FROM email_claims WHERE tenant_id = $1 AND address = ANY($2)
+         UNION ALL
+         SELECT external_id, false FROM users WHERE tenant_id = $1 AND external_id = ANY($3)",
+    )
+    .bind(tenant_id)
+    .bind(addresses)
+    .bind(external_ids)
+    .fetch_all(conn)
+    .await?;
+    let (addresses, external): (Vec<_>, Vec<_>) = found.into_iter().partition(|(_, a)| *a);
+    Ok((
+        addresses.into_iter().map(|(a, _)| a).collect(),
+        external.into_iter().map(|(x, _)| x).collect(),
+    ))
+}
+
+/// The active administrators of each of `customer_ids` or of a customer
+/// above it, by customer: one statement for a batch's notices.
+pub async fn administrators_of_each(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+    customer_ids: &[CustomerId],
+) -> sqlx::Result<HashMap<CustomerId, Vec<Recipient>>> {
+    let rows: Vec<Grouped<CustomerId, Recipient>> = sqlx::query_as(
+        "SELECT DISTINCT ON (target.id, u.id)
+                target.id AS group_id, u.id, u.email, u.first_name, u.status, u.pending_email
+         FROM customers target
+         JOIN customer_administrators a ON a.tenant_id = target.tenant_id
+          AND a.customer_id = ANY (string_to_array(ltree2text(target.path), '.')::bigint[])
+         JOIN users u ON u.tenant_id = a.tenant_id AND u.id = a.user_id AND u.status = 'ACTIVE'
+         WHERE target.tenant_id = $1 AND target.id = ANY($2)
+         ORDER BY target.id, u.id",
+    )
+    .bind(tenant_id)
+    .bind(customer_ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(by_group(rows))
+}
+
+/// The active tenant administrators.
+pub async fn tenant_administrators(
+    conn: &mut PgConnection,
+    tenant_id: TenantId,
+) -> sqlx::Result<Vec<Recipient>> {
+    sqlx::query_as(
+        "SELECT u.id, u.email, u.first_name, u.status, u.pending_email FROM users u
+         WHERE u.tenant_id = $1 AND u.role = 'TENANT_ADMIN' AND u.status = 'ACTIVE'",
+    )
+    .bind(tenant_id)
+    .fetch_all(conn)
+    .await
+}
+
 /// The user a partner knows by `external_id`.
 pub async fn by_external_id(
     pool: &PgPool,

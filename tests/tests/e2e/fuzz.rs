@@ -38,6 +38,7 @@ const CASES: usize = 48;
 /// they are every field of `Mutation` (checked by the first test).
 const CUSTOMER_MUTATIONS: &[&str] = &[
     "createCustomer",
+    "createCustomers",
     "upsertCustomer",
     "updateCustomer",
     "moveCustomer",
@@ -49,6 +50,8 @@ const CUSTOMER_MUTATIONS: &[&str] = &[
 ];
 const USER_MUTATIONS: &[&str] = &[
     "createUser",
+    "createUsers",
+    "updateUsers",
     "upsertUser",
     "updateUser",
     "setUserStatus",

@@ -108,6 +108,9 @@ async fn deep_and_costly_queries_are_refused_before_running() {
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.expect("a JSON error");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert!(body.get("data").is_none());
 }
 
 /// A query sent again is checked and answered as the first time: the

@@ -5,6 +5,7 @@ mod account_pages;
 mod accounts;
 mod api_keys;
 mod audit;
+mod batches;
 mod customers;
 mod edge;
 mod escalation;

@@ -122,6 +122,10 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("Mutation", "updateUser setUserStatus approveUser resendActivation revokeInvitation deleteUser revokeSessions", ManageUser(MEMBER)),
     ("Mutation", "updateTenant", EveryScope),
     ("Mutation", "retryJob cancelJob retryJobs pauseJobKind resumeJobKind", Scopes(&[JW])),
+    // Batches: each item is refused as its single mutation refuses it, in
+    // the item's result (batches.rs tests those refusals).
+    ("Mutation", "createCustomers", Scopes(&[CW])),
+    ("Mutation", "createUsers updateUsers", Scopes(&[UW])),
     ("Mutation", "createApiKey", Scopes(&[AKW, JR])), // JR: the scope the probe grants
     ("Mutation", "revokeApiKey", Scopes(&[AKW])),
     ("Customer", "id number title info email phone country state city address address2 zip externalId createdAt updatedAt", Field),
@@ -168,6 +172,13 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("SignUpPayload", "user customer", Payload),
     ("UserPayload", "user", Payload),
     ("RetryJobsPayload", "retried more", Payload),
+    ("CreateUsersPayload", "results succeeded failed", Payload),
+    ("CreateCustomersPayload", "results succeeded failed", Payload),
+    ("UpdateUsersPayload", "results succeeded failed", Payload),
+    ("CreateUsersResult", "index user activationLink error", Payload),
+    ("CustomerResult", "index customer error", Payload),
+    ("UserResult", "index user error", Payload),
+    ("ItemError", "code message field", Payload),
 ];
 
 /// How to reach one object of a type; `FIELD` is where the field goes.
@@ -242,6 +253,7 @@ const NOT_FOUND: Answer = Answer::Refused("NOT_FOUND");
 const MUTATION_PROBES: &[Probe] = &[
     Probe { field: "createCustomer", args: "(input: { title: \"Probe\", parentId: $a1 })", target: Target::Customer(Cust::A1), hidden: Answer::BadInput("parentId"), fixture: Fixture::None },
     Probe { field: "upsertCustomer", args: "(externalId: $unique, input: { title: \"Probe\", parentId: $a1 })", target: Target::Customer(Cust::A1), hidden: Answer::BadInput("parentId"), fixture: Fixture::None },
+    Probe { field: "createCustomers", args: "(inputs: [{ title: \"Probe\", parentId: $a1 }])", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::None },
     Probe { field: "updateCustomer", args: "(id: $a1, input: { info: \"probed\" })", target: Target::Customer(Cust::A1), hidden: NOT_FOUND, fixture: Fixture::None },
     Probe { field: "moveCustomer", args: "(id: $target, newParentId: $a1a)", target: Target::Customer(Cust::A1New), hidden: NOT_FOUND, fixture: Fixture::Customer },
     Probe { field: "deleteCustomer", args: "(id: $target)", target: Target::Customer(Cust::A1New), hidden: NOT_FOUND, fixture: Fixture::Customer },
@@ -251,6 +263,8 @@ const MUTATION_PROBES: &[Probe] = &[
     Probe { field: "detachEntitlement", args: "(id: $target)", target: Target::Entitlement(Cust::A1a), hidden: NOT_FOUND, fixture: Fixture::Entitlement },
     Probe { field: "createUser", args: "(input: { customerId: $a1a, email: $uniqueEmail, activation: DISPLAY_ACTIVATION_LINK })", target: Target::Customer(Cust::A1a), hidden: Answer::BadInput("customerId"), fixture: Fixture::None },
     Probe { field: "upsertUser", args: "(externalId: $unique, input: { customerId: $a1a, email: $uniqueEmail, activation: DISPLAY_ACTIVATION_LINK })", target: Target::Customer(Cust::A1a), hidden: Answer::BadInput("customerId"), fixture: Fixture::None },
+    Probe { field: "createUsers", args: "(inputs: [{ customerId: $a1a, email: $uniqueEmail, activation: DISPLAY_ACTIVATION_LINK }, { customerId: $a1a, email: \"no address\", activation: DISPLAY_ACTIVATION_LINK }])", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::None },
+    Probe { field: "updateUsers", args: "(updates: [{ id: $target, input: { firstName: \"Probe\" } }])", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::User },
     Probe { field: "updateUser", args: "(id: $target, input: { firstName: \"Probe\" })", target: Target::User(U::New), hidden: NOT_FOUND, fixture: Fixture::User },
     Probe { field: "setUserStatus", args: "(id: $target, status: SUSPENDED)", target: Target::User(U::New), hidden: NOT_FOUND, fixture: Fixture::User },
     Probe { field: "approveUser", args: "(id: $target)", target: Target::User(U::New), hidden: NOT_FOUND, fixture: Fixture::PendingApproval },
@@ -688,14 +702,37 @@ impl Schema {
         }
     }
 
-    /// Every field of `ty` that takes no required argument, selected.
-    fn all_fields(&self, ty: &str) -> String {
+    /// A mutation's payload, every field selected, and the fields of the
+    /// types only payloads hold (a batch's results and their errors) too;
+    /// `types` collects the payload types selected.
+    fn payload_selection(
+        &self,
+        ty: &str,
+        rules: &BTreeMap<String, Rule>,
+        types: &mut BTreeSet<String>,
+    ) -> String {
+        types.insert(ty.to_owned());
         let prefix = format!("{ty}.");
+        let only_in_payloads = |base: &str| {
+            let prefix = format!("{base}.");
+            let mut fields = rules.iter().filter(|(name, _)| name.starts_with(&prefix));
+            fields.all(|(_, rule)| matches!(rule, Payload))
+        };
         let fields: Vec<String> = self
             .fields
             .iter()
             .filter(|(name, info)| name.starts_with(&prefix) && !info.required_args)
-            .map(|(name, _)| format!("{}{}", &name[prefix.len()..], self.selection(name)))
+            .map(|(name, info)| {
+                let field = &name[prefix.len()..];
+                if self.composite.contains(&info.base) && only_in_payloads(&info.base) {
+                    format!(
+                        "{field}{}",
+                        self.payload_selection(&info.base, rules, types)
+                    )
+                } else {
+                    format!("{field}{}", self.selection(name))
+                }
+            })
             .collect();
         format!(" {{ {} }}", fields.join(" "))
     }
@@ -1324,8 +1361,9 @@ async fn every_mutation_answers_each_caller_as_the_matrix_says() {
         let name = format!("Mutation.{}", probe_row.field);
         let rule = rules[&name];
         let returns = &schema.fields[&name].base;
+        let mut selected_types = BTreeSet::new();
         let selection = if schema.composite.contains(returns) {
-            schema.all_fields(returns)
+            schema.payload_selection(returns, &rules, &mut selected_types)
         } else {
             String::new()
         };
@@ -1344,7 +1382,7 @@ async fn every_mutation_answers_each_caller_as_the_matrix_says() {
                     "{name} as {who:?}: expected {expected:?}, got {answer}\n    {body}"
                 ));
             } else if expected == Answer::Shown {
-                payloads.insert(returns.clone());
+                payloads.extend(selected_types.iter().cloned());
             }
             let after = world.app.snapshot().await;
             if expected != Answer::Shown && after != before {

@@ -3,6 +3,7 @@
 mod actor;
 mod api_key;
 mod audit;
+mod batch;
 mod connection;
 mod customer;
 mod entitlement;
@@ -14,6 +15,9 @@ use async_graphql::{Interface, SimpleObject};
 
 pub use api_key::{ApiKey, CreateApiKeyPayload, Scope};
 pub use audit::{AuditEntryConnection, AuditLogFilter};
+pub use batch::{
+    CreateCustomersPayload, CreateUsersPayload, UpdateUsersPayload, UserUpdate, cost as batch_cost,
+};
 pub use customer::{
     CreateCustomerInput, Customer, CustomerConnection, CustomerPayload, CustomerTotal,
     DeleteCustomerPayload, UpdateCustomerInput,
