@@ -8,13 +8,17 @@
 //! cargo run --release -p canopy-tests --bin bench -- pipeline [emails]
 //! cargo run --release -p canopy-tests --bin bench -- jobs [rows]
 //! cargo run --release -p canopy-tests --bin bench -- flood [seconds]
+//! cargo run --release -p canopy-tests --bin bench -- batch [users]
 //!
 //! The seeded database is `canopy_bench_1m` for a million customers
 //! (`canopy_bench_10k` for 10,000, …). The pipeline mode times invitations
 //! from commit to the SMTP server's acceptance through the relay, Redis and
 //! one worker. The jobs mode times jobQueue over a large ledger. The flood
 //! mode times a reader at rest and under a flood of wrong-password logins.
+//! The batch mode compares createUsers with as many single createUser
+//! calls, beside the insert floor.
 
+mod batch;
 mod flood;
 mod floors;
 mod ledger;
@@ -46,6 +50,7 @@ async fn main() -> Result<()> {
         Some("pipeline") => pipeline::run().await,
         Some("jobs") => ledger::run().await,
         Some("flood") => flood::run().await,
+        Some("batch") => batch::run().await,
         _ => scale::run().await,
     }
 }
