@@ -18,10 +18,14 @@ pub enum NodeKind {
     /// Not a node: `node` answers null. It names a session in the audit
     /// log and in a user's sessions.
     Session,
+    /// Not nodes either: read through `webhookEndpoints` and `events`.
+    WebhookEndpoint,
+    WebhookDelivery,
+    Event,
 }
 
 impl NodeKind {
-    const ALL: [NodeKind; 7] = [
+    const ALL: [NodeKind; 10] = [
         NodeKind::Tenant,
         NodeKind::ApiKey,
         NodeKind::Customer,
@@ -29,6 +33,9 @@ impl NodeKind {
         NodeKind::Entitlement,
         NodeKind::Job,
         NodeKind::Session,
+        NodeKind::WebhookEndpoint,
+        NodeKind::WebhookDelivery,
+        NodeKind::Event,
     ];
 
     fn name(self) -> &'static str {
@@ -40,6 +47,9 @@ impl NodeKind {
             NodeKind::Entitlement => "Entitlement",
             NodeKind::Job => "Job",
             NodeKind::Session => "Session",
+            NodeKind::WebhookEndpoint => "WebhookEndpoint",
+            NodeKind::WebhookDelivery => "WebhookDelivery",
+            NodeKind::Event => "Event",
         }
     }
 
@@ -53,6 +63,9 @@ impl NodeKind {
             NodeKind::Entitlement => "entitlement",
             NodeKind::Job => "job",
             NodeKind::Session => "session",
+            NodeKind::WebhookEndpoint => "webhook endpoint",
+            NodeKind::WebhookDelivery => "webhook delivery",
+            NodeKind::Event => "event",
         }
     }
 }
@@ -94,7 +107,7 @@ pub fn expect_id<I: NodeId>(id: &str, field: &str) -> ApiResult<I> {
 }
 
 pub fn encode(kind: NodeKind, id: i64) -> String {
-    URL_SAFE_NO_PAD.encode(reference(kind, id))
+    canopy_core::id::global(kind.name(), id)
 }
 
 /// What a global id says inside (`Customer:42`): how the audit log names

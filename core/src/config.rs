@@ -56,6 +56,18 @@ pub struct Config {
     /// without a portal of its own. No trailing slash.
     pub public_url: url::Url,
     pub embedded_worker: bool,
+    /// Whether webhooks may go to private, loopback and link-local
+    /// addresses and over plain http (`CANOPY_WEBHOOK_ALLOW_PRIVATE`, for
+    /// tests and closed networks; off by default).
+    pub webhook_allow_private: bool,
+    /// Attempts of one webhook delivery before it is given up
+    /// (`CANOPY_WEBHOOK_MAX_ATTEMPTS`).
+    pub webhook_max_attempts: i32,
+    /// Failed deliveries in a row that disable an endpoint
+    /// (`CANOPY_WEBHOOK_DISABLE_AFTER`).
+    pub webhook_disable_after: i32,
+    /// Events older than this are pruned (`CANOPY_EVENT_RETENTION_DAYS`).
+    pub event_retention: std::time::Duration,
     /// May hold credentials: never log it as it is.
     pub smtp_url: Option<String>,
     /// PEM certificates trusted for the SMTP server besides the system's
@@ -193,6 +205,15 @@ impl RateLimits {
     }
 }
 
+/// A count from 1 to 1,000.
+fn count(name: &str, value: &str) -> Result<i32> {
+    value
+        .parse::<i32>()
+        .ok()
+        .filter(|n| (1..=1000).contains(n))
+        .with_context(|| format!("{name} must be a whole number from 1 to 1000: {value}"))
+}
+
 /// A whole number of days, at least one (and at most a hundred years).
 fn days(name: &str, value: &str) -> Result<std::time::Duration> {
     value
@@ -240,6 +261,10 @@ impl Config {
         let addr = get("CANOPY_ADDR", "127.0.0.1:8080");
         let public_url = get("CANOPY_PUBLIC_URL", "");
         let embedded_worker = get("CANOPY_EMBEDDED_WORKER", "true");
+        let webhook_private = get("CANOPY_WEBHOOK_ALLOW_PRIVATE", "false");
+        let webhook_attempts = get("CANOPY_WEBHOOK_MAX_ATTEMPTS", "10");
+        let webhook_disable = get("CANOPY_WEBHOOK_DISABLE_AFTER", "50");
+        let event_retention = get("CANOPY_EVENT_RETENTION_DAYS", "30");
         let max_attempts = get(
             "CANOPY_JOB_MAX_ATTEMPTS",
             &crate::jobs::DEFAULT_MAX_ATTEMPTS.to_string(),
@@ -344,6 +369,12 @@ impl Config {
             addr: addr
                 .parse()
                 .with_context(|| format!("CANOPY_ADDR is not an address: {addr}"))?,
+            webhook_allow_private: parse_bool(&webhook_private).with_context(|| {
+                format!("CANOPY_WEBHOOK_ALLOW_PRIVATE is not a boolean: {webhook_private}")
+            })?,
+            webhook_max_attempts: count("CANOPY_WEBHOOK_MAX_ATTEMPTS", &webhook_attempts)?,
+            webhook_disable_after: count("CANOPY_WEBHOOK_DISABLE_AFTER", &webhook_disable)?,
+            event_retention: days("CANOPY_EVENT_RETENTION_DAYS", &event_retention)?,
             embedded_worker: parse_bool(&embedded_worker).with_context(|| {
                 format!("CANOPY_EMBEDDED_WORKER is not a boolean: {embedded_worker}")
             })?,

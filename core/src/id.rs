@@ -38,3 +38,11 @@ id_type!(
     /// A job of the outbox.
     JobId
 );
+
+/// The global id the API shows for row `number` of a node type `name`
+/// (`Customer`): `Customer:42` in URL-safe base64. Opaque to callers;
+/// written here so the worker names objects as the API does.
+pub fn global(name: &str, number: i64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{name}:{number}"))
+}

@@ -51,6 +51,9 @@ pub enum Notice {
     TenantAdministratorAdded,
     /// To the tenant's administrators: a new API key.
     ApiKeyCreated,
+    /// To the tenant's administrators: a webhook endpoint failed too often
+    /// in a row and was disabled.
+    WebhookDisabled,
 }
 
 /// What a person is told about its own account.

@@ -2,7 +2,8 @@
 //! apart on what a row, a status or a token means. From the bottom up:
 //!
 //! - `id`, `path`, `text_enum`: typed ids, the tree path, stored enums;
-//! - `authz` (who may do what, pure rules), `lifecycle` (a user's status
+//! - `authz` (who may do what, pure rules), `events` (what partners
+//!   learn of changes), `lifecycle` (a user's status
 //!   and its moves), `jobs` (job kinds, states and payloads), `secrets`,
 //!   `passwords` and `links`;
 //! - `store`: every SQL statement, one module per concept, taking and
@@ -13,6 +14,7 @@
 pub mod authz;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod id;
 pub mod jobs;
 pub mod lifecycle;

@@ -24,6 +24,7 @@ pub mod mail;
 pub mod queue;
 pub mod relay;
 pub mod retention;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -66,12 +67,19 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
         config.clone(),
         shutdown.clone(),
     ));
+    let webhooks = tokio::spawn(webhooks::run(
+        pool.clone(),
+        config.clone(),
+        keyring.clone(),
+        shutdown.clone(),
+    ));
     consumer::run(pool, config, keyring, mailer, worker, shutdown).await;
     beating.cancel();
     relay.await?;
     heartbeat.await?;
     counters.await?;
     retention.await?;
+    webhooks.await?;
     tracing::info!("worker stopped");
     Ok(())
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use canopy_core::config::Config;
 use canopy_core::purge::Purged;
-use canopy_core::store::{audit, idempotency, jobs};
+use canopy_core::store::{audit, idempotency, jobs, webhooks};
 use sqlx::PgPool;
 
 use crate::queue;
@@ -40,6 +40,11 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "pruned audit entries"),
             Err(error) => tracing::warn!(%error, "cannot prune audit entries"),
+        }
+        match prune_events(&pool, config.event_retention, &shutdown).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned events and their webhook deliveries"),
+            Err(error) => tracing::warn!(%error, "cannot prune events"),
         }
         match prune_idempotency(&pool, &shutdown).await {
             Ok(0) => {}
@@ -96,6 +101,26 @@ pub async fn prune_audit(
     let mut total = 0;
     while !shutdown.is_cancelled() {
         let deleted = audit::prune(pool, before, BATCH).await?;
+        total += deleted;
+        if deleted < BATCH as u64 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Deletes events (with their deliveries) older than `retention`, a batch
+/// at a time; returns how many.
+pub async fn prune_events(
+    pool: &PgPool,
+    retention: Duration,
+    shutdown: &CancellationToken,
+) -> sqlx::Result<u64> {
+    let age = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(36_500));
+    let before = chrono::Utc::now() - age;
+    let mut total = 0;
+    while !shutdown.is_cancelled() {
+        let deleted = webhooks::prune_events(pool, before, BATCH).await?;
         total += deleted;
         if deleted < BATCH as u64 {
             break;

@@ -134,7 +134,9 @@ pub async fn sign_up(
             .customer(Some(&customer.path))
             .object(customer.id)
             .object(user.id)
-            .by_user(user.id, None),
+            .by_user(user.id, None)
+            .customer_created(&customer)
+            .user_created(&user),
     )
     .await?;
     Ok((user, customer))
@@ -190,8 +192,14 @@ pub async fn validate_email(db: &Writer<'_>, config: &Config, token: &str) -> Ap
         }
     };
     tokens::consume(&mut tx, link.tenant_id, link.id).await?;
-    tx.commit(Record::for_user(&user).by_user(user.id, None))
-        .await?;
+    let record = Record::for_user(&user).by_user(user.id, None);
+    // A sign-up's address proven moves its status; a new address does not.
+    let record = if link.email.is_none() {
+        record.status_changed(&user)
+    } else {
+        record
+    };
+    tx.commit(record).await?;
     Ok(user)
 }
 
@@ -387,6 +395,7 @@ pub async fn activate_account(db: &Writer<'_>, token: &str, password: &str) -> A
     .await?;
     tokens::consume(&mut tx, link.tenant_id, link.id).await?;
     let session = open_session(&mut tx, &user).await?;
-    tx.commit(session.record()).await?;
+    tx.commit(session.record().status_changed(&session.user))
+        .await?;
     Ok(session)
 }

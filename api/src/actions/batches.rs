@@ -382,7 +382,10 @@ pub async fn create_users(
     } else {
         None
     };
-    let records: Vec<Record> = rows.iter().map(Record::for_user).collect();
+    let records: Vec<Record> = rows
+        .iter()
+        .map(|row| Record::for_user(row).user_created(row))
+        .collect();
     let mut made = valid
         .iter()
         .zip(rows)

@@ -2,7 +2,8 @@
 //! transaction; the only way to commit it is `Change::commit` with the
 //! `Record` of what changed, which writes the entry in that transaction.
 //! So no change commits without its entry, and a change that fails leaves
-//! none.
+//! none. The events partners learn of (webhooks) are written the same way,
+//! in the change's transaction, from the records that name them.
 
 use std::net::IpAddr;
 use std::ops::{Deref, DerefMut};
@@ -12,11 +13,14 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{self, NodeId, NodeKind};
 use canopy_core::authz::{Actor, Caller, Principal};
+use canopy_core::events::{EventType, NewEvent};
 use canopy_core::id::TenantId;
 use canopy_core::path::Path;
 use canopy_core::store::audit::{self, NewEntry};
+use canopy_core::store::customers::CustomerRow;
 use canopy_core::store::idempotency::{self, Claim};
 use canopy_core::store::users::UserRow;
+use canopy_core::store::webhooks;
 
 /// Where a request came from: its client's address and its id.
 #[derive(Clone, Debug)]
@@ -171,6 +175,17 @@ impl Change<'_> {
             [one] => audit::record(&mut self.tx, one).await?,
             many => audit::record_many(&mut self.tx, many).await?,
         }
+        let events: Vec<NewEvent> = records
+            .iter()
+            .flat_map(|record| {
+                record.events.iter().map(|(event_type, data)| NewEvent {
+                    tenant_id: record.tenant_id,
+                    event_type: *event_type,
+                    data: data.clone(),
+                })
+            })
+            .collect();
+        webhooks::record(&mut self.tx, &events).await?;
         if let Some(claim) = &origin.claim
             && !idempotency::mark_committed(&mut self.tx, claim).await?
         {
@@ -194,6 +209,8 @@ pub struct Record {
     objects: Vec<String>,
     detail: Option<serde_json::Value>,
     by: Option<(Actor, Option<i64>)>,
+    /// What partners learn of the change (webhooks and `events`).
+    events: Vec<(EventType, serde_json::Value)>,
 }
 
 impl Record {
@@ -204,7 +221,18 @@ impl Record {
             objects: Vec::new(),
             detail: None,
             by: None,
+            events: Vec::new(),
         }
+    }
+
+    /// An event of the change, naming `id` (and any other `facts`).
+    pub fn event(mut self, event_type: EventType, id: String, facts: serde_json::Value) -> Self {
+        let mut data = serde_json::json!({ "id": id });
+        if let (Some(data), serde_json::Value::Object(facts)) = (data.as_object_mut(), facts) {
+            data.extend(facts);
+        }
+        self.events.push((event_type, data));
+        self
     }
 
     /// A change to `user`, under its customer.
@@ -212,6 +240,34 @@ impl Record {
         Self::tenant(user.tenant_id)
             .object(user.id)
             .customer(user.customer_path.as_ref())
+    }
+
+    /// A new customer, for partners: `customer.created`.
+    pub fn customer_created(self, customer: &CustomerRow) -> Self {
+        let facts = serde_json::json!({ "parentId": customer.parent_id.map(ids::of) });
+        self.event(EventType::CustomerCreated, ids::of(customer.id), facts)
+    }
+
+    /// A new user, for partners: `user.created`.
+    pub fn user_created(self, user: &UserRow) -> Self {
+        let facts = serde_json::json!({
+            "customerId": user.customer_id.map(ids::of),
+            "status": user.status.as_str(),
+        });
+        self.event(EventType::UserCreated, ids::of(user.id), facts)
+    }
+
+    /// A user's new status, for partners: `user.status_changed`, and
+    /// `approval.requested` when it waits for approval.
+    pub fn status_changed(self, user: &UserRow) -> Self {
+        let status = serde_json::json!({ "status": user.status.as_str() });
+        let record = self.event(EventType::UserStatusChanged, ids::of(user.id), status);
+        if user.status == canopy_core::lifecycle::UserStatus::PendingApproval {
+            let facts = serde_json::json!({ "customerId": user.customer_id.map(ids::of) });
+            record.event(EventType::ApprovalRequested, ids::of(user.id), facts)
+        } else {
+            record
+        }
     }
 
     /// The customer concerned, by its path; nothing when `None`.

@@ -3,14 +3,18 @@
 
 use sqlx::PgConnection;
 
+use serde_json::json;
+
 use super::Patch;
 use super::change::{Record, Writer};
 use crate::access;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::ids;
 use crate::validation::{self as v, *};
 use canopy_core::authz;
 use canopy_core::config::Config;
+use canopy_core::events::EventType;
 use canopy_core::id::{CustomerId, TenantId};
 use canopy_core::jobs::Notice;
 use canopy_core::store::customers::{self, CustomerRow, Deleted, Fields};
@@ -170,7 +174,8 @@ pub(super) async fn create_in(
         .map_err(taken)?;
     let record = Record::tenant(tenant_id)
         .customer(Some(&row.path))
-        .object(row.id);
+        .object(row.id)
+        .customer_created(&row);
     Ok((row, record))
 }
 
@@ -276,7 +281,8 @@ pub async fn update(
     tx.commit(
         Record::tenant(tenant_id)
             .customer(Some(&row.path))
-            .object(id),
+            .object(id)
+            .event(EventType::CustomerUpdated, ids::of(id), json!({})),
     )
     .await?;
     Ok(row)
@@ -325,10 +331,12 @@ pub async fn move_to(
     }
     customers::move_subtree(&mut tx, tenant_id, id, new_parent).await?;
     let row = existing(&mut tx, tenant_id, id).await?;
+    let parent = json!({ "parentId": row.parent_id.map(ids::of) });
     tx.commit(
         Record::tenant(tenant_id)
             .customer(Some(&row.path))
-            .object(id),
+            .object(id)
+            .event(EventType::CustomerMoved, ids::of(id), parent),
     )
     .await?;
     Ok(row)
@@ -371,14 +379,18 @@ pub async fn delete(
         }
     }
     let mut deleted = customers::delete_subtree(&mut tx, &root).await?;
-    tx.commit(
-        Record::tenant(tenant_id)
-            .customer(Some(&root.path))
-            .objects(deleted.customer_ids.iter().copied())
-            .objects(deleted.user_ids.iter().copied())
-            .detail("cascade", cascade),
-    )
-    .await?;
+    let mut record = Record::tenant(tenant_id)
+        .customer(Some(&root.path))
+        .objects(deleted.customer_ids.iter().copied())
+        .objects(deleted.user_ids.iter().copied())
+        .detail("cascade", cascade);
+    for &customer in &deleted.customer_ids {
+        record = record.event(EventType::CustomerDeleted, ids::of(customer), json!({}));
+    }
+    for &user in &deleted.user_ids {
+        record = record.event(EventType::UserDeleted, ids::of(user), json!({}));
+    }
+    tx.commit(record).await?;
     deleted.customer_ids.sort_unstable();
     deleted.user_ids.sort_unstable();
     deleted.detached_entitlement_ids.sort_unstable();

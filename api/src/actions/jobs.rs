@@ -52,6 +52,7 @@ pub async fn cancel(db: &Writer<'_>, caller: &Caller, id: JobId) -> ApiResult<Jo
     let mut tx = db.begin().await?;
     let notices_too = caller.holds_every_scope();
     if let Some(row) = jobs::cancel(&mut tx, caller.tenant_id, id, &cause, notices_too).await? {
+        // Its job.killed event is written by a trigger, as for every kill.
         tx.commit(record(&row)).await?;
         return Ok(row);
     }

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod sessions;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 /// One field of an update as the caller gave it: left out, cleared, or set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -13,10 +13,12 @@ use super::emails::{LinkEmail, notify, queue_link, send_link, tell};
 use crate::actions::tenants::ACTIVATION_TTL_HOURS;
 use crate::auth::{Caller, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::ids;
 use crate::validation::MAX_NAME_CHARS;
 use crate::{access, validation as v};
 use canopy_core::authz::{self, Role};
 use canopy_core::config::Config;
+use canopy_core::events::EventType;
 use canopy_core::id::{CustomerId, TenantId, UserId};
 use canopy_core::jobs::{AccountNotice, JobKind, Notice};
 use canopy_core::lifecycle::{self, Event, UserStatus};
@@ -284,7 +286,8 @@ pub async fn create(
         )
         .await?;
     }
-    tx.commit(Record::for_user(&user)).await?;
+    tx.commit(Record::for_user(&user).user_created(&user))
+        .await?;
     Ok(CreatedUser {
         user,
         activation_link,
@@ -503,8 +506,12 @@ pub async fn set_status(
     if to == UserStatus::Suspended {
         notify(&mut tx, config, Some(caller), &user, Notice::UserSuspended).await?;
     }
-    tx.commit(Record::for_user(&user).detail("status", to.as_str()))
-        .await?;
+    tx.commit(
+        Record::for_user(&user)
+            .detail("status", to.as_str())
+            .status_changed(&user),
+    )
+    .await?;
     Ok(user)
 }
 
@@ -514,7 +521,8 @@ pub async fn approve(db: &Writer<'_>, caller: &Caller, id: UserId) -> ApiResult<
     let user = managed(&mut tx, caller, id).await?;
     let transition = lifecycle::next(user.status, Event::Approved).map_err(refused)?;
     let user = users::set_status(&mut tx, user.tenant_id, user.id, transition, None).await?;
-    tx.commit(Record::for_user(&user)).await?;
+    tx.commit(Record::for_user(&user).status_changed(&user))
+        .await?;
     Ok(user)
 }
 
@@ -533,7 +541,12 @@ pub async fn delete(
     }
     notify(&mut tx, config, Some(caller), &user, Notice::UserDeleted).await?;
     users::delete(&mut tx, user.tenant_id, user.id).await?;
-    tx.commit(Record::for_user(&user)).await?;
+    let deleted = Record::for_user(&user).event(
+        EventType::UserDeleted,
+        ids::of(user.id),
+        serde_json::json!({}),
+    );
+    tx.commit(deleted).await?;
     Ok(user.id)
 }
 

@@ -9,11 +9,12 @@ use super::guards;
 use super::throttle::{self, Flow};
 use super::types::{
     self, ActivationMethod, ApiKey, AuthPayload, CreateApiKeyPayload, CreateCustomerInput,
-    CreateCustomersPayload, CreateUserInput, CreateUserPayload, CreateUsersPayload, Customer,
-    CustomerPayload, DeleteCustomerPayload, DeleteUserPayload, Entitlement, EntitlementKind, Job,
-    JobFilter, JobKind, JobKindRow, RetryJobsPayload, SignUpInput, SignUpPayload, Tenant,
-    UpdateCustomerInput, UpdateTenantInput, UpdateUserInput, UpdateUsersPayload, User, UserPayload,
-    UserStatus, UserUpdate, batch_cost,
+    CreateCustomersPayload, CreateUserInput, CreateUserPayload, CreateUsersPayload,
+    CreateWebhookEndpointPayload, Customer, CustomerPayload, DeleteCustomerPayload,
+    DeleteUserPayload, Entitlement, EntitlementKind, EventType, Job, JobFilter, JobKind,
+    JobKindRow, RetryJobsPayload, SignUpInput, SignUpPayload, Tenant, UpdateCustomerInput,
+    UpdateTenantInput, UpdateUserInput, UpdateUsersPayload, User, UserPayload, UserStatus,
+    UserUpdate, WebhookEndpoint, batch_cost,
 };
 use crate::AppState;
 use crate::actions;
@@ -705,6 +706,91 @@ impl Mutation {
             api_key: ApiKey(row),
             secret,
         })
+    }
+
+    /// Registers a URL to receive the tenant's events of `events`, each
+    /// signed under the secret answered here (once) as Standard Webhooks
+    /// specifies. Needs API_KEYS_WRITE and each event's read scope. `url`
+    /// is https, at most 2,048 characters, and must not resolve to a
+    /// private, loopback or link-local address (BAD_USER_INPUT on `url`).
+    async fn create_webhook_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        url: String,
+        events: Vec<EventType>,
+        description: Option<String>,
+    ) -> ApiResult<CreateWebhookEndpointPayload> {
+        let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
+        let state = state(ctx);
+        let command = actions::webhooks::EndpointCommand {
+            url,
+            events: events.into_iter().map(Into::into).collect(),
+            description,
+        };
+        let (row, secret) =
+            actions::webhooks::create(&writer(ctx), &state.config, &state.keyring, caller, command)
+                .await?;
+        holds_secret_of(ctx, ids::encode(NodeKind::WebhookEndpoint, row.id));
+        Ok(CreateWebhookEndpointPayload {
+            endpoint: WebhookEndpoint(row),
+            secret,
+        })
+    }
+
+    /// Replaces an endpoint's URL, events and description (checked as when
+    /// registering); `enabled: true` (the default) also turns a disabled
+    /// one on again, `false` off. Needs API_KEYS_WRITE and the read scope
+    /// of every event it had or gets.
+    async fn update_webhook_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        url: String,
+        events: Vec<EventType>,
+        description: Option<String>,
+        #[graphql(default = true)] enabled: bool,
+    ) -> ApiResult<WebhookEndpoint> {
+        let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
+        let id = ids::expect(&id, NodeKind::WebhookEndpoint, "id")?;
+        let command = actions::webhooks::EndpointCommand {
+            url,
+            events: events.into_iter().map(Into::into).collect(),
+            description,
+        };
+        actions::webhooks::update(
+            &writer(ctx),
+            &state(ctx).config,
+            caller,
+            id,
+            command,
+            enabled,
+        )
+        .await
+        .map(WebhookEndpoint)
+    }
+
+    /// Removes an endpoint with its deliveries. Needs API_KEYS_WRITE and the
+    /// read scope of every event it receives.
+    async fn delete_webhook_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> ApiResult<WebhookEndpoint> {
+        let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
+        let id = ids::expect(&id, NodeKind::WebhookEndpoint, "id")?;
+        actions::webhooks::delete(&writer(ctx), caller, id)
+            .await
+            .map(WebhookEndpoint)
+    }
+
+    /// Sends a delivery again (due now, with a fresh allowance of
+    /// attempts), delivered or not. Needs API_KEYS_WRITE and the read
+    /// scope of every event its endpoint receives.
+    async fn redeliver_webhook(&self, ctx: &Context<'_>, delivery_id: ID) -> ApiResult<bool> {
+        let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
+        let id = ids::expect(&delivery_id, NodeKind::WebhookDelivery, "deliveryId")?;
+        actions::webhooks::redeliver(&writer(ctx), caller, id).await?;
+        Ok(true)
     }
 
     /// The key stops working at once. Revoking a revoked key changes nothing.

@@ -8,7 +8,8 @@ use super::guards;
 use super::loaders::Loaders;
 use super::types::{
     ApiKey, AuditEntryConnection, AuditLogFilter, Customer, CustomerConnection, CustomerTotal,
-    Entitlement, Job, JobQueue, Node, Tenant, User, UserConnection, UserStatus, Viewer,
+    Entitlement, EventConnection, Job, JobQueue, Node, Tenant, User, UserConnection, UserStatus,
+    Viewer, WebhookEndpoint,
 };
 use crate::AppState;
 use crate::access;
@@ -18,6 +19,7 @@ use crate::ids::{self, NodeKind};
 use crate::pagination::{self, connection_cost};
 use crate::validation;
 use canopy_core::id::{CustomerId, JobId, UserId};
+use canopy_core::store::webhooks;
 use canopy_core::store::{api_keys, customers, entitlements, jobs, tenants, users};
 
 pub struct Query;
@@ -69,7 +71,10 @@ impl Query {
                     .await?
                     .map(|row| Node::Job(Job(row)))
             }
-            NodeKind::Session => None,
+            NodeKind::Session
+            | NodeKind::WebhookEndpoint
+            | NodeKind::WebhookDelivery
+            | NodeKind::Event => None,
             NodeKind::Entitlement => {
                 guards::require(ctx, Scope::CustomersRead)?;
                 let mut conn = state.pool.acquire().await?;
@@ -296,6 +301,40 @@ impl Query {
     ) -> ApiResult<AuditEntryConnection> {
         let caller = guards::caller(ctx)?;
         AuditEntryConnection::load(ctx, caller, filter, pagination::page(first, after)?).await
+    }
+
+    /// The tenant's webhook endpoints. Needs API_KEYS_WRITE.
+    async fn webhook_endpoints(&self, ctx: &Context<'_>) -> ApiResult<Vec<WebhookEndpoint>> {
+        let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
+        let state = ctx.data_unchecked::<AppState>();
+        Ok(webhooks::endpoints(&state.pool, caller.tenant_id)
+            .await?
+            .into_iter()
+            .map(WebhookEndpoint)
+            .collect())
+    }
+
+    /// The tenant's events, oldest first, after the cursor `after` (an
+    /// `endCursor` of this list): what webhooks send, to catch up after an
+    /// endpoint was down or disabled. Only the types whose read scope the
+    /// caller holds; tenant-wide callers only (API keys and tenant
+    /// administrators), else FORBIDDEN. Events are kept
+    /// CANOPY_EVENT_RETENTION_DAYS. `first` defaults to 20 and may be at
+    /// most 100.
+    #[graphql(complexity = "connection_cost(first, child_complexity)")]
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<EventConnection> {
+        let caller = guards::caller(ctx)?;
+        if caller.limits().is_some() {
+            return Err(ApiError::Forbidden(
+                "events are read by API keys and tenant administrators".into(),
+            ));
+        }
+        EventConnection::load(ctx, caller, pagination::page(first, after)?).await
     }
 
     /// The tenant's API keys, newest first, revoked ones included.

@@ -14,6 +14,7 @@ pub mod tenants;
 pub mod tokens;
 pub mod tree_lock;
 pub mod users;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -62,6 +62,10 @@ const USER_MUTATIONS: &[&str] = &[
     "deleteUser",
 ];
 const OTHER_MUTATIONS: &[&str] = &[
+    "createWebhookEndpoint",
+    "updateWebhookEndpoint",
+    "deleteWebhookEndpoint",
+    "redeliverWebhook",
     "signUp",
     "validateEmail",
     "requestPasswordReset",
@@ -222,7 +226,7 @@ fn the_fuzz_groups_hold_every_mutation_once() {
 // ---------------------------------------------------------------------------
 // The world: what valid-looking values name.
 
-const KINDS: [NodeKind; 7] = [
+const KINDS: [NodeKind; 10] = [
     NodeKind::Tenant,
     NodeKind::ApiKey,
     NodeKind::Customer,
@@ -230,6 +234,9 @@ const KINDS: [NodeKind; 7] = [
     NodeKind::Entitlement,
     NodeKind::Job,
     NodeKind::Session,
+    NodeKind::WebhookEndpoint,
+    NodeKind::WebhookDelivery,
+    NodeKind::Event,
 ];
 
 fn table(kind: NodeKind) -> &'static str {
@@ -241,12 +248,15 @@ fn table(kind: NodeKind) -> &'static str {
         NodeKind::Entitlement => "entitlements",
         NodeKind::Job => "jobs",
         NodeKind::Session => "sessions",
+        NodeKind::WebhookEndpoint => "webhook_endpoints",
+        NodeKind::WebhookDelivery => "webhook_deliveries",
+        NodeKind::Event => "events",
     }
 }
 
 /// The ids of one tenant's objects, by kind (index into `KINDS`).
 #[derive(Default, Clone)]
-struct Ids([Vec<String>; 7]);
+struct Ids([Vec<String>; 10]);
 
 impl Ids {
     fn of(&self, kind: NodeKind) -> &[String] {

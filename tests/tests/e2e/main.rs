@@ -30,3 +30,4 @@ mod statements;
 mod stored;
 mod tree;
 mod users;
+mod webhooks;

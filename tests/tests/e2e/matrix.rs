@@ -78,6 +78,9 @@ enum Rule {
     /// As `Auditors`, but shown to tenant-wide readers only: customer
     /// administrators get null.
     AuditorsTenantWide,
+    /// Tenant-wide callers only (keys and tenant administrators); customer
+    /// users FORBIDDEN.
+    TenantWide,
 }
 
 /// Where content shows, for `Rule::Shows`.
@@ -108,6 +111,16 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("Query", "jobQueue", Scopes(&[JR])),
     ("Query", "apiKeys", Scopes(&[AKW])),
     ("Query", "auditLog", Auditors),
+    ("Query", "webhookEndpoints", Scopes(&[AKW])),
+    ("Query", "events", TenantWide),
+    ("Event", "id type typeName data createdAt", TenantWide),
+    ("EventConnection", "edges nodes pageInfo totalCount totalCountIsExact", TenantWide),
+    ("EventEdge", "cursor node", TenantWide),
+    ("WebhookEndpoint", "id url events description enabled disabledReason failures createdAt deliveries", Field),
+    ("WebhookDelivery", "id event state attempts lastStatus lastLatencyMs lastError nextAttemptAt deliveredAt createdAt", Field),
+    ("WebhookDeliveryConnection", "edges nodes pageInfo totalCount totalCountIsExact", Field),
+    ("WebhookDeliveryEdge", "cursor node", Field),
+    ("CreateWebhookEndpointPayload", "endpoint secret", Payload),
     ("AuditEntry", "at operation actor sessionId requestId customer objectIds detail", Auditors),
     ("AuditEntry", "clientAddress", AuditorsTenantWide),
     ("AuditEntryConnection", "edges nodes pageInfo totalCount totalCountIsExact", Auditors),
@@ -128,6 +141,8 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("Mutation", "createUsers updateUsers", Scopes(&[UW])),
     ("Mutation", "createApiKey", Scopes(&[AKW, JR])), // JR: the scope the probe grants
     ("Mutation", "revokeApiKey", Scopes(&[AKW])),
+    // JR: the read scope of the probes' JOB_KILLED events.
+    ("Mutation", "createWebhookEndpoint updateWebhookEndpoint deleteWebhookEndpoint redeliverWebhook", Scopes(&[AKW, JR])),
     ("Customer", "id number title info email phone country state city address address2 zip externalId createdAt updatedAt", Field),
     ("Customer", "parentId depth", Shows(&[], Above)),
     ("Customer", "parent ancestors", Shows(&[CR], Above)),
@@ -218,6 +233,13 @@ const ROUTES: &[Route] = &[
     Route { ty: "UserEdge", query: "users(first: 1) { edges { FIELD } }", scopes: &[UR], target: Target::Own },
     Route { ty: "JobConnection", query: "jobQueue { jobs(first: 1) { FIELD } }", scopes: &[JR], target: Target::Own },
     Route { ty: "JobEdge", query: "jobQueue { jobs(first: 1) { edges { FIELD } } }", scopes: &[JR], target: Target::Own },
+    Route { ty: "WebhookEndpoint", query: "webhookEndpoints { FIELD }", scopes: &[AKW], target: Target::Tenant },
+    Route { ty: "WebhookDelivery", query: "webhookEndpoints { deliveries(first: 1) { nodes { FIELD } } }", scopes: &[AKW], target: Target::Tenant },
+    Route { ty: "WebhookDeliveryConnection", query: "webhookEndpoints { deliveries(first: 1) { FIELD } }", scopes: &[AKW], target: Target::Tenant },
+    Route { ty: "WebhookDeliveryEdge", query: "webhookEndpoints { deliveries(first: 1) { edges { FIELD } } }", scopes: &[AKW], target: Target::Tenant },
+    Route { ty: "Event", query: "events(first: 1) { nodes { FIELD } }", scopes: &[], target: Target::Own },
+    Route { ty: "EventConnection", query: "events(first: 1) { FIELD }", scopes: &[], target: Target::Own },
+    Route { ty: "EventEdge", query: "events(first: 1) { edges { FIELD } }", scopes: &[], target: Target::Own },
     Route { ty: "AuditEntry", query: "auditLog(first: 1) { nodes { FIELD } }", scopes: &[], target: Target::Own },
     Route { ty: "AuditEntryConnection", query: "auditLog(first: 1) { FIELD }", scopes: &[], target: Target::Own },
     Route { ty: "AuditEntryEdge", query: "auditLog(first: 1) { edges { FIELD } }", scopes: &[], target: Target::Own },
@@ -287,6 +309,10 @@ const MUTATION_PROBES: &[Probe] = &[
     Probe { field: "resumeJobKind", args: "(kind: PASSWORD_RESET)", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::Paused },
     Probe { field: "createApiKey", args: "(name: \"probe\", scopes: [JOBS_READ])", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::None },
     Probe { field: "revokeApiKey", args: "(id: $target)", target: Target::Tenant, hidden: NOT_FOUND, fixture: Fixture::Key },
+    Probe { field: "createWebhookEndpoint", args: "(url: \"https://93.184.216.34/hook\", events: [JOB_KILLED])", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::None },
+    Probe { field: "updateWebhookEndpoint", args: "(id: $target, url: \"https://93.184.216.34/other\", events: [JOB_KILLED])", target: Target::Tenant, hidden: NOT_FOUND, fixture: Fixture::Endpoint },
+    Probe { field: "deleteWebhookEndpoint", args: "(id: $target)", target: Target::Tenant, hidden: NOT_FOUND, fixture: Fixture::Endpoint },
+    Probe { field: "redeliverWebhook", args: "(deliveryId: $target)", target: Target::Tenant, hidden: NOT_FOUND, fixture: Fixture::Delivery },
     // Ends the caller's session: runs last.
     Probe { field: "logout", args: "", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::None },
 ];
@@ -550,7 +576,8 @@ mod model {
             | Rule::Field
             | Rule::Payload
             | Rule::Auditors
-            | Rule::AuditorsTenantWide => &[],
+            | Rule::AuditorsTenantWide
+            | Rule::TenantWide => &[],
         }
     }
 
@@ -578,6 +605,13 @@ mod model {
         let needed: Vec<Scope> = route.iter().chain(rule_scopes(rule)).copied().collect();
         if lacks(who, narrow, &needed) {
             return FORBIDDEN;
+        }
+        if matches!(rule, Rule::TenantWide) {
+            return if tenant_wide(who) || who == Who::OtherTenant {
+                Answer::Shown
+            } else {
+                FORBIDDEN
+            };
         }
         if matches!(rule, Rule::Auditors | Rule::AuditorsTenantWide) {
             // Every scope in its own tenant, or a customer administrator.
@@ -907,6 +941,17 @@ impl World {
             .execute(&app.pool)
             .await
             .unwrap();
+        // A webhook endpoint with a delivery of an event.
+        app.data(
+            "mutation { createWebhookEndpoint(url: \"https://93.184.216.34/world\",
+               events: [JOB_KILLED]) { endpoint { id } } }",
+            json!({}),
+        )
+        .await;
+        sqlx::query("INSERT INTO events (tenant_id, type, data) VALUES (1, 'job.killed', '{}')")
+            .execute(&app.pool)
+            .await
+            .unwrap();
 
         let tenant = app.tenant.tenant_id.clone();
         let full_key = app.tenant.api_key.clone();
@@ -1098,6 +1143,31 @@ impl World {
                     .await;
                 string_at(&data, &["createApiKey", "apiKey", "id"])
             }
+            Fixture::Endpoint | Fixture::Delivery => {
+                let data = app
+                    .data(
+                        "mutation { createWebhookEndpoint(url: \"https://93.184.216.34/hook\",
+                           events: [JOB_KILLED]) { endpoint { id } } }",
+                        json!({}),
+                    )
+                    .await;
+                let endpoint = string_at(&data, &["createWebhookEndpoint", "endpoint", "id"]);
+                if fixture == Fixture::Endpoint {
+                    endpoint
+                } else {
+                    let number = global_id_number(&endpoint);
+                    let delivery: i64 = sqlx::query_scalar(
+                        "INSERT INTO webhook_deliveries (tenant_id, endpoint_id, event_id)
+                         SELECT tenant_id, $1, id FROM events WHERE type = 'job.killed'
+                         ORDER BY id LIMIT 1 RETURNING id",
+                    )
+                    .bind(number)
+                    .fetch_one(&app.pool)
+                    .await
+                    .unwrap();
+                    canopy_core::id::global("WebhookDelivery", delivery)
+                }
+            }
         };
         self.vars.insert("target".into(), json!(target));
         self.vars.insert("targetEmail".into(), json!(email));
@@ -1128,6 +1198,10 @@ enum Fixture {
     Paused,
     /// An API key.
     Key,
+    /// A webhook endpoint for JOB_KILLED.
+    Endpoint,
+    /// A delivery of the world's killed job to a fresh endpoint.
+    Delivery,
 }
 
 /// `($x: ID!, …)` for the variables `body` uses.

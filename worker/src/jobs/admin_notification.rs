@@ -45,6 +45,13 @@ fn describe(notice: Notice, subject: &str) -> (&'static str, String) {
             "an API key was created",
             format!("The API key {subject} was created. If you do not know why, revoke it."),
         ),
+        Notice::WebhookDisabled => (
+            "a webhook endpoint was disabled",
+            format!(
+                "The webhook endpoint {subject} failed too many times in a row and receives \
+                 nothing until it is enabled again. Its events wait in the event log."
+            ),
+        ),
     }
 }
 

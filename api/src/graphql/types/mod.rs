@@ -10,6 +10,7 @@ mod entitlement;
 mod job;
 mod tenant;
 mod user;
+mod webhook;
 
 use async_graphql::{Interface, SimpleObject};
 
@@ -31,6 +32,9 @@ pub use user::{
     ActivationMethod, AuthPayload, CreateUserInput, CreateUserPayload, DeleteUserPayload, Session,
     SignUpInput, SignUpPayload, UpdateUserInput, User, UserConnection, UserPayload, UserRole,
     UserStatus, UserTotal,
+};
+pub use webhook::{
+    CreateWebhookEndpointPayload, EventConnection, EventType, WebhookDelivery, WebhookEndpoint,
 };
 
 use crate::pagination::PageInfoParts;
