@@ -171,10 +171,6 @@ impl Change<'_> {
                 }
             })
             .collect();
-        match entries.as_slice() {
-            [one] => audit::record(&mut self.tx, one).await?,
-            many => audit::record_many(&mut self.tx, many).await?,
-        }
         let events: Vec<NewEvent> = records
             .iter()
             .flat_map(|record| {
@@ -185,7 +181,16 @@ impl Change<'_> {
                 })
             })
             .collect();
-        webhooks::record(&mut self.tx, &events).await?;
+        match entries.as_slice() {
+            // One entry: its events in the same statement.
+            [one] if events.iter().all(|e| e.tenant_id == one.tenant_id) => {
+                audit::record(&mut self.tx, one, &events).await?
+            }
+            many => {
+                audit::record_many(&mut self.tx, many).await?;
+                webhooks::record(&mut self.tx, &events).await?;
+            }
+        }
         if let Some(claim) = &origin.claim
             && !idempotency::mark_committed(&mut self.tx, claim).await?
         {

@@ -5,7 +5,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, QueryBuilder};
 
+use sqlx::types::Json;
+
 use crate::authz::{Actor, AuditSight as Sight};
+use crate::events::{EventType, NewEvent};
 use crate::id::{TenantId, UserId};
 use crate::path::Path;
 
@@ -27,9 +30,21 @@ pub struct NewEntry<'a> {
     pub detail: Option<serde_json::Value>,
 }
 
-pub async fn record(conn: &mut PgConnection, entry: &NewEntry<'_>) -> sqlx::Result<()> {
+/// Records one entry, and the events of its change in the same statement
+/// (one round trip for a mutation's bookkeeping).
+pub async fn record(
+    conn: &mut PgConnection,
+    entry: &NewEntry<'_>,
+    events: &[NewEvent],
+) -> sqlx::Result<()> {
+    let types: Vec<EventType> = events.iter().map(|e| e.event_type).collect();
+    let data: Vec<Json<&serde_json::Value>> = events.iter().map(|e| Json(&e.data)).collect();
     sqlx::query(
-        "INSERT INTO audit_entries (tenant_id, operation, actor_user_id, actor_key_id, session_id,
+        "WITH events AS (
+             INSERT INTO events (tenant_id, type, data)
+             SELECT $1, y, d FROM unnest($11::text[], $12::jsonb[]) WITH ORDINALITY AS i(y, d, n)
+             ORDER BY n)
+         INSERT INTO audit_entries (tenant_id, operation, actor_user_id, actor_key_id, session_id,
                                     client_addr, request_id, customer_path, objects, detail)
          VALUES ($1, $2, $3, $4, $5, $6::inet, $7, $8::ltree, $9, $10)",
     )
@@ -43,6 +58,8 @@ pub async fn record(conn: &mut PgConnection, entry: &NewEntry<'_>) -> sqlx::Resu
     .bind(entry.customer_path.map(Path::as_str))
     .bind(entry.objects)
     .bind(&entry.detail)
+    .bind(types)
+    .bind(data)
     .execute(conn)
     .await?;
     Ok(())
