@@ -4,8 +4,8 @@
 -- jobs are read from it, so their columns go.
 
 CREATE TABLE audit_entries (
-    id               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id        bigint      NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id               bigint      GENERATED ALWAYS AS IDENTITY,
     at               timestamptz NOT NULL DEFAULT now(),
     -- The GraphQL mutation (createUser), or the command (create-tenant).
     operation        text        NOT NULL CHECK (operation ~ '^[a-zA-Z-]{1,64}$'),
@@ -25,12 +25,12 @@ CREATE TABLE audit_entries (
     objects          text[]      NOT NULL DEFAULT '{}',
     -- A few facts of the change (a status set, a kind paused).
     detail           jsonb,
-    CHECK (actor_key_id IS NULL OR actor_user_id IS NULL)
+    CHECK (actor_key_id IS NULL OR actor_user_id IS NULL),
+    PRIMARY KEY (tenant_id, id)
 );
 
--- Newest first, per tenant; by operation; by object; within a subtree;
--- and by age, for retention.
-CREATE INDEX audit_entries_tenant_idx ON audit_entries (tenant_id, id DESC);
+-- Newest first, per tenant (the primary key); by operation; by object;
+-- within a subtree; and by age, for retention.
 CREATE INDEX audit_entries_operation_idx ON audit_entries (tenant_id, operation, id DESC);
 CREATE INDEX audit_entries_objects_idx ON audit_entries USING gin (objects);
 CREATE INDEX audit_entries_path_idx ON audit_entries USING gist (customer_path)

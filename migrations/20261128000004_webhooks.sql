@@ -3,18 +3,18 @@
 -- a delivery, which workers send, retry and log.
 
 CREATE TABLE events (
-    id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id   bigint      NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id          bigint      GENERATED ALWAYS AS IDENTITY,
     type        text        NOT NULL,
     data        jsonb       NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
 );
-CREATE INDEX events_tenant_idx ON events (tenant_id, id);
 CREATE INDEX events_created_idx ON events (created_at);
 
 CREATE TABLE webhook_endpoints (
-    id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id    bigint      NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    id           bigint      GENERATED ALWAYS AS IDENTITY,
     url          text        NOT NULL CHECK (char_length(url) <= 2048),
     events       text[]      NOT NULL,
     description  text        CHECK (char_length(description) <= 200),
@@ -27,15 +27,15 @@ CREATE TABLE webhook_endpoints (
     -- Deliveries that failed in a row since the last success.
     failures     integer     NOT NULL DEFAULT 0,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    updated_at   timestamptz NOT NULL DEFAULT now()
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
 );
-CREATE INDEX webhook_endpoints_tenant_idx ON webhook_endpoints (tenant_id, id);
 
 CREATE TABLE webhook_deliveries (
-    id               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id        bigint      NOT NULL,
-    endpoint_id      bigint      NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
-    event_id         bigint      NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    id               bigint      GENERATED ALWAYS AS IDENTITY,
+    endpoint_id      bigint      NOT NULL,
+    event_id         bigint      NOT NULL,
     -- PENDING until sent (DELIVERED) or given up (FAILED).
     state            text        NOT NULL DEFAULT 'PENDING'
                                  CHECK (state IN ('PENDING', 'DELIVERED', 'FAILED')),
@@ -46,12 +46,17 @@ CREATE TABLE webhook_deliveries (
     last_latency_ms  integer,
     last_error       text,
     delivered_at     timestamptz,
-    created_at       timestamptz NOT NULL DEFAULT now()
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, endpoint_id) REFERENCES webhook_endpoints (tenant_id, id)
+        ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, event_id) REFERENCES events (tenant_id, id) ON DELETE CASCADE
 );
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at)
     WHERE state = 'PENDING';
-CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, id DESC);
-CREATE INDEX webhook_deliveries_event_idx ON webhook_deliveries (event_id);
+CREATE INDEX webhook_deliveries_endpoint_idx
+    ON webhook_deliveries (tenant_id, endpoint_id, id DESC);
+CREATE INDEX webhook_deliveries_event_idx ON webhook_deliveries (tenant_id, event_id);
 
 -- Each event gets a delivery for every enabled endpoint of its tenant that
 -- asked for its type, in the statement that writes it.

@@ -21,6 +21,18 @@ pub fn enforce(decision: Decision, what: &str) -> ApiResult<()> {
     }
 }
 
+/// Partners' own ids are set by tenant-wide callers only: a customer
+/// administrator naming a customer or user with an id a partner will look
+/// up would steer the partner's later writes into its own subtree.
+pub fn may_set_external_id(caller: &Caller) -> ApiResult<()> {
+    if caller.limits().is_some() {
+        return Err(ApiError::Forbidden(
+            "externalId is set by API keys and tenant administrators".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Which audit entries the caller reads, or FORBIDDEN.
 pub fn enforce_audit_sight(caller: &Caller) -> ApiResult<authz::AuditSight> {
     authz::audit_sight(caller).map_err(|decision| {

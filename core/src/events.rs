@@ -119,14 +119,20 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let [first, second, ..] = v6.segments();
+            let v4_compatible = v6.segments()[..6].iter().all(|s| *s == 0);
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
+                || v4_compatible
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8
-                || first == 0x0064)
+                || (first & 0xffc0) == 0xfec0
+                || first == 0x2001 && (second == 0x0db8 || second == 0)
+                || first == 0x2002
+                || first == 0x0064
+                || first == 0x0100
+                || v6.segments()[..4] == [0, 0, 0, 0])
         }
     }
 }

@@ -11,12 +11,14 @@
 //! address is refused when connecting, whatever it resolved to at
 //! registration (unless `CANOPY_WEBHOOK_ALLOW_PRIVATE`).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use canopy_core::config::Config;
 use canopy_core::events;
+use canopy_core::id::TenantId;
 use canopy_core::jobs::Notice;
 use canopy_core::secrets::Keyring;
 use canopy_core::store::jobs::{Notification, notify_administrators};
@@ -24,14 +26,17 @@ use canopy_core::store::webhooks::{self, Attempt, Due};
 use rand::Rng;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Deliveries one worker sends at once.
-const AT_ONCE: i64 = 16;
+const AT_ONCE: usize = 16;
+/// Of those, at most this many to one endpoint.
+const PER_ENDPOINT: usize = 2;
 /// How long a taken delivery is the worker's: past it, another sends it.
 const LEASE: Duration = Duration::from_secs(60);
 /// How long a receiver may take to answer.
-const TIMEOUT: Duration = Duration::from_secs(10);
+const TIMEOUT: Duration = Duration::from_secs(5);
 /// How often to look for due deliveries when none were.
 const IDLE: Duration = Duration::from_millis(250);
 
@@ -48,28 +53,65 @@ pub async fn run(
             return;
         }
     };
-    loop {
-        let due = match webhooks::take_due(&pool, AT_ONCE, LEASE).await {
-            Ok(due) => due,
-            Err(error) => {
-                tracing::warn!(%error, "cannot take webhook deliveries");
-                Vec::new()
-            }
+    // Each delivery is sent on its own as a slot frees (no batch waits for
+    // its slowest receiver), and one endpoint holds at most
+    // `PER_ENDPOINT` slots: a slow receiver delays its own deliveries only.
+    let slots = Arc::new(Semaphore::new(AT_ONCE));
+    let sending: Arc<Mutex<HashMap<(TenantId, i64), usize>>> = Arc::default();
+    while !shutdown.is_cancelled() {
+        let free = slots.available_permits();
+        let busy: Vec<i64> = sending
+            .lock()
+            .expect("sending")
+            .iter()
+            .filter(|(_, n)| **n >= PER_ENDPOINT)
+            .map(|((_, endpoint), _)| *endpoint)
+            .collect();
+        let due = if free == 0 {
+            Vec::new()
+        } else {
+            webhooks::take_due(&pool, free as i64, PER_ENDPOINT as i64, LEASE, &busy)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::warn!(%error, "cannot take webhook deliveries");
+                    Vec::new()
+                })
         };
         let idle = due.is_empty();
-        let sends = due
-            .into_iter()
-            .map(|due| send(&pool, &config, &keyring, &client, due));
-        futures_util::future::join_all(sends).await;
+        for due in due {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let key = (due.tenant_id, due.endpoint_id);
+            *sending.lock().expect("sending").entry(key).or_default() += 1;
+            let (pool, config, keyring, client) = (
+                pool.clone(),
+                config.clone(),
+                keyring.clone(),
+                client.clone(),
+            );
+            let sending = sending.clone();
+            tokio::spawn(async move {
+                send(&pool, &config, &keyring, &client, due).await;
+                let mut sending = sending.lock().expect("sending");
+                if let Some(n) = sending.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        sending.remove(&key);
+                    }
+                }
+                drop(slot);
+            });
+        }
         if idle {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(IDLE) => {}
             }
-        } else if shutdown.is_cancelled() {
-            break;
         }
     }
+    // Sends under way finish (each within its timeout).
+    let _ = slots.acquire_many(AT_ONCE as u32).await;
 }
 
 fn client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
@@ -78,6 +120,8 @@ fn client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
         .timeout(TIMEOUT)
         .connect_timeout(Duration::from_secs(5))
         .user_agent("Canopy-Webhooks/1")
+        // A proxy would resolve the receiver itself, past `PublicOnly`.
+        .no_proxy()
         .dns_resolver(Arc::new(PublicOnly { allow_private }))
         .build()
 }
@@ -275,25 +319,16 @@ async fn post(
     Ok(response.status().as_u16())
 }
 
-/// Why a request got no answer, without the URL (its query may hold a
-/// token of the receiver's).
+/// Why a request got no answer, as a class only: not the URL (its query
+/// may hold a token of the receiver's), nor the low-level cause (refused,
+/// reset, TLS), which would make deliveries a port scanner.
 fn describe(error: &reqwest::Error) -> String {
-    let what = if error.is_timeout() {
+    if error.is_timeout() {
         "the receiver did not answer in time"
     } else if error.is_connect() {
         "cannot connect to the receiver"
     } else {
         "the request failed"
-    };
-    let mut source = std::error::Error::source(error);
-    let mut detail = String::new();
-    while let Some(cause) = source {
-        detail = cause.to_string();
-        source = cause.source();
     }
-    if detail.is_empty() {
-        what.to_owned()
-    } else {
-        format!("{what}: {detail}")
-    }
+    .to_owned()
 }

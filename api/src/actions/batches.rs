@@ -178,6 +178,9 @@ pub async fn create_users(
         .into_iter()
         .map(|input| {
             let user = validated(&input?)?;
+            if user.external_id.is_some() {
+                access::may_set_external_id(caller)?;
+            }
             if !addresses.insert(user.email.to_lowercase()) {
                 return Err(ApiError::conflict(
                     "email",

@@ -34,6 +34,9 @@ pub struct Source {
 #[derive(Clone, Debug)]
 pub struct Origin {
     pub operation: String,
+    /// The caller's tenant: an actor of another tenant (a public mutation
+    /// sent with a credential of its own) is not named.
+    pub tenant_id: Option<TenantId>,
     pub actor: Actor,
     pub session_id: Option<i64>,
     pub client_addr: Option<IpAddr>,
@@ -82,6 +85,7 @@ impl Origin {
         };
         Self {
             operation: operation.into(),
+            tenant_id: caller.map(|c| c.tenant_id),
             actor,
             session_id,
             client_addr,
@@ -157,7 +161,14 @@ impl Change<'_> {
         let entries: Vec<NewEntry<'_>> = records
             .iter()
             .map(|record| {
-                let (actor, session_id) = record.by.unwrap_or((origin.actor, origin.session_id));
+                let (actor, session_id) =
+                    record
+                        .by
+                        .unwrap_or(if origin.tenant_id == Some(record.tenant_id) {
+                            (origin.actor, origin.session_id)
+                        } else {
+                            (Actor::NOBODY, None)
+                        });
                 NewEntry {
                     tenant_id: record.tenant_id,
                     operation: &origin.operation,

@@ -148,6 +148,9 @@ pub(super) async fn create_in(
         zip: optional("zip", input.zip.as_deref(), MAX_ZIP_CHARS)?,
         external_id: v::external_id(input.external_id.as_deref())?,
     };
+    if fields.external_id.is_some() {
+        access::may_set_external_id(caller)?;
+    }
 
     tree_lock::shared(&mut *tx, tenant_id).await?;
     let parent = match parent_id {
@@ -217,6 +220,9 @@ pub async fn update(
     input: CustomerChanges,
 ) -> ApiResult<CustomerRow> {
     let tenant_id = caller.tenant_id;
+    if !input.external_id.is_keep() {
+        access::may_set_external_id(caller)?;
+    }
     let resorts = !input.title.is_keep() || !input.number.is_keep();
     let mut tx = db.begin().await?;
     if resorts {
@@ -475,6 +481,7 @@ pub async fn upsert(
     external_id: &str,
     input: NewCustomer,
 ) -> ApiResult<(CustomerRow, bool)> {
+    access::may_set_external_id(caller)?;
     let external_id = v::external_id(Some(external_id))?
         .ok_or_else(|| ApiError::bad_input("externalId", "externalId must not be blank"))?;
     if input

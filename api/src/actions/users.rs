@@ -219,6 +219,9 @@ pub async fn create(
         customer_id,
         activation: _,
     } = validated(&input)?;
+    if external_id.is_some() {
+        access::may_set_external_id(caller)?;
+    }
 
     let mut tx = db.begin().await?;
     let placement = match customer_id {
@@ -381,6 +384,9 @@ pub(super) async fn update_in(
     id: UserId,
     input: UserChanges,
 ) -> ApiResult<UserRow> {
+    if !input.external_id.is_keep() {
+        access::may_set_external_id(caller)?;
+    }
     let current = existing(tx, caller.tenant_id, id).await?;
     // Users change their own names and phone; managers change the rest.
     if access::reaches_user(caller, &current) {
@@ -392,11 +398,6 @@ pub(super) async fn update_in(
         if !input.email.is_keep() {
             return Err(ApiError::Forbidden(
                 "your administrator changes your email address".into(),
-            ));
-        }
-        if !input.external_id.is_keep() {
-            return Err(ApiError::Forbidden(
-                "your administrator sets your externalId".into(),
             ));
         }
     }
@@ -563,6 +564,7 @@ pub async fn upsert(
     external_id: &str,
     input: NewUserCommand,
 ) -> ApiResult<CreatedUser> {
+    access::may_set_external_id(caller)?;
     let external_id = v::external_id(Some(external_id))?
         .ok_or_else(|| ApiError::bad_input("externalId", "externalId must not be blank"))?;
     if input

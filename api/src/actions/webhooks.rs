@@ -14,6 +14,10 @@ use canopy_core::events::{self, EventType};
 use canopy_core::secrets::Keyring;
 use canopy_core::store::webhooks::{self, DeliveryRow, EndpointRow, NewEndpoint};
 
+/// The most endpoints a tenant registers: each event is written once per
+/// endpoint that wants it, inside the change that caused it.
+pub const MAX_ENDPOINTS: usize = 20;
+
 /// An endpoint as the caller describes it; checked by `checked`.
 pub struct EndpointCommand {
     pub url: String,
@@ -71,14 +75,15 @@ async fn public_url(config: &Config, value: &str) -> ApiResult<Url> {
     }
     let port = url.port_or_known_default().unwrap_or(443);
     let host = host.trim_start_matches('[').trim_end_matches(']');
+    // One answer whether the host does not resolve or resolves inside:
+    // the API's resolver is no oracle for internal names.
+    let refused = || bad("url's host must resolve to public addresses only");
     let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
         .await
-        .map_err(|_| bad("url's host does not resolve"))?
+        .map_err(|_| refused())?
         .collect();
     if addresses.is_empty() || addresses.iter().any(|a| !events::is_public(a.ip())) {
-        return Err(bad(
-            "url's host resolves to a private, loopback or link-local address",
-        ));
+        return Err(refused());
     }
     Ok(url)
 }
@@ -97,6 +102,11 @@ pub async fn create(
     command: EndpointCommand,
 ) -> ApiResult<(EndpointRow, String)> {
     let endpoint = checked(config, caller, command).await?;
+    if webhooks::endpoints(db.pool, caller.tenant_id).await?.len() >= MAX_ENDPOINTS {
+        return Err(ApiError::precondition(format!(
+            "a tenant has at most {MAX_ENDPOINTS} webhook endpoints; delete one first"
+        )));
+    }
     let mut tx = db.begin().await?;
     let id = webhooks::next_endpoint_id(&mut tx).await?;
     let (secret, secret_id) = events::endpoint_secret(keyring, caller.tenant_id, id, 1);

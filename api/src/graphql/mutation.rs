@@ -105,7 +105,8 @@ impl Mutation {
     /// out keep their values. It never moves a customer: a `parentId`
     /// other than its parent is BAD_USER_INPUT (use moveCustomer).
     /// Concurrent upserts of a new externalId: one creates it, the others
-    /// answer CONFLICT on externalId.
+    /// answer CONFLICT on externalId. API keys and tenant administrators
+    /// only (FORBIDDEN for customer users).
     async fn upsert_customer(
         &self,
         ctx: &Context<'_>,
@@ -339,7 +340,7 @@ impl Mutation {
     /// address with those given (left out: kept; a new address is
     /// validated as updateUser does; no activation is sent again). It
     /// never moves a user nor changes its role: another `customerId` or
-    /// `role` is BAD_USER_INPUT.
+    /// `role` is BAD_USER_INPUT. API keys and tenant administrators only.
     async fn upsert_user(
         &self,
         ctx: &Context<'_>,

@@ -303,13 +303,16 @@ impl Query {
         AuditEntryConnection::load(ctx, caller, filter, pagination::page(first, after)?).await
     }
 
-    /// The tenant's webhook endpoints. Needs API_KEYS_WRITE.
+    /// The tenant's webhook endpoints (at most 20) whose every event type
+    /// the caller may read: a narrower caller sees neither their URLs nor
+    /// what they were sent. Needs API_KEYS_WRITE.
     async fn webhook_endpoints(&self, ctx: &Context<'_>) -> ApiResult<Vec<WebhookEndpoint>> {
         let caller = guards::require(ctx, Scope::ApiKeysWrite)?;
         let state = ctx.data_unchecked::<AppState>();
         Ok(webhooks::endpoints(&state.pool, caller.tenant_id)
             .await?
             .into_iter()
+            .filter(|row| row.events.iter().all(|e| caller.has(e.scope())))
             .map(WebhookEndpoint)
             .collect())
     }

@@ -289,8 +289,8 @@ pub async fn latest_with_detail(
 /// holds many rows.
 pub async fn prune(pool: &PgPool, before: DateTime<Utc>, batch: i64) -> sqlx::Result<u64> {
     let deleted = sqlx::query(
-        "DELETE FROM audit_entries WHERE id IN (
-             SELECT id FROM audit_entries WHERE at < $1 ORDER BY at LIMIT $2)",
+        "DELETE FROM audit_entries WHERE ctid IN (
+             SELECT ctid FROM audit_entries WHERE at < $1 ORDER BY at LIMIT $2)",
     )
     .bind(before)
     .bind(batch)

@@ -415,19 +415,16 @@ pub async fn insert_many(
     .bind(external)
     .fetch_all(conn)
     .await?;
-    // RETURNING keeps no order: put the rows back in the order given.
-    let mut by_address: HashMap<String, UserRow> = rows
-        .into_iter()
-        .map(|row| (row.email_key.clone(), row))
-        .collect();
-    Ok(new
-        .iter()
-        .filter_map(|u| by_address.remove(&u.email.to_lowercase()))
-        .collect())
+    // RETURNING keeps no order, but the ids were drawn in the order given
+    // (the insert reads its rows in that order): put them back by id.
+    let mut rows = rows;
+    rows.sort_by_key(|row| row.id);
+    Ok(rows)
 }
 
-/// Which of `addresses` (lower-cased) are held or reserved in the tenant,
-/// and which of `external_ids` its users have: one statement.
+/// Which of `addresses` (as given: Postgres lower-cases them as the
+/// claims do) are held or reserved in the tenant, and which of
+/// `external_ids` its users have: one statement.
 pub async fn taken(
     conn: &mut PgConnection,
     tenant_id: TenantId,
@@ -435,7 +432,8 @@ pub async fn taken(
     external_ids: &[String],
 ) -> sqlx::Result<(Vec<String>, Vec<String>)> {
     let found: Vec<(String, bool)> = sqlx::query_as(
-        "SELECT address, true FROM email_claims WHERE tenant_id = $1 AND address = ANY($2)
+        "SELECT a, true FROM unnest($2::text[]) AS a
+         WHERE EXISTS (SELECT 1 FROM email_claims c WHERE c.tenant_id = $1 AND c.address = lower(a))
          UNION ALL
          SELECT external_id, false FROM users WHERE tenant_id = $1 AND external_id = ANY($3)",
     )

@@ -287,33 +287,51 @@ pub struct Due {
     pub event_at: DateTime<Utc>,
 }
 
-/// Takes up to `limit` due deliveries of enabled endpoints, leasing each
-/// for `lease`: a worker that dies sending one leaves it due again then.
+/// Takes up to `limit` due deliveries of enabled endpoints, at most
+/// `per_endpoint` of each and none of `busy` (whose receivers have as many
+/// under way as they may), leasing each for `lease`: a worker that dies
+/// sending one leaves it due again then.
 pub async fn take_due(
     pool: &PgPool,
     limit: i64,
+    per_endpoint: i64,
     lease: std::time::Duration,
+    busy: &[i64],
 ) -> sqlx::Result<Vec<Due>> {
     sqlx::query_as(
-        "WITH due AS (
-             SELECT d.id FROM webhook_deliveries d
-             JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.enabled
+        "WITH candidates AS (
+             SELECT d.tenant_id, d.id, d.endpoint_id, d.next_attempt_at FROM webhook_deliveries d
+             JOIN webhook_endpoints w ON w.tenant_id = d.tenant_id AND w.id = d.endpoint_id
+              AND w.enabled
              WHERE d.state = 'PENDING' AND d.next_attempt_at <= now()
-             ORDER BY d.next_attempt_at LIMIT $1
+               AND d.endpoint_id <> ALL ($3)
+             ORDER BY d.next_attempt_at LIMIT $1 * 8),
+         ranked AS (
+             SELECT tenant_id, id, next_attempt_at,
+                    row_number() OVER (PARTITION BY tenant_id, endpoint_id
+                                       ORDER BY next_attempt_at) AS place
+             FROM candidates),
+         due AS (
+             SELECT d.tenant_id, d.id FROM webhook_deliveries d
+             JOIN ranked r ON r.tenant_id = d.tenant_id AND r.id = d.id
+             WHERE r.place <= $4 AND d.state = 'PENDING'
+             ORDER BY r.next_attempt_at LIMIT $1
              FOR UPDATE OF d SKIP LOCKED),
          taken AS (
              UPDATE webhook_deliveries d
              SET next_attempt_at = now() + $2 * interval '1 millisecond', attempts = d.attempts + 1
-             FROM due WHERE d.id = due.id
+             FROM due WHERE d.tenant_id = due.tenant_id AND d.id = due.id
              RETURNING d.id, d.tenant_id, d.endpoint_id, d.attempts, d.event_id)
          SELECT t.id, t.tenant_id, t.endpoint_id, t.attempts, w.url, w.secret_id, w.generation,
                 t.event_id, e.type, e.data, e.created_at AS event_at
          FROM taken t
-         JOIN webhook_endpoints w ON w.id = t.endpoint_id
-         JOIN events e ON e.id = t.event_id",
+         JOIN webhook_endpoints w ON w.tenant_id = t.tenant_id AND w.id = t.endpoint_id
+         JOIN events e ON e.tenant_id = t.tenant_id AND e.id = t.event_id",
     )
     .bind(limit)
     .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+    .bind(busy)
+    .bind(per_endpoint)
     .fetch_all(pool)
     .await
 }
@@ -331,13 +349,15 @@ pub async fn delivered(pool: &PgPool, due: &Due, attempt: &Attempt<'_>) -> sqlx:
         "WITH d AS (
              UPDATE webhook_deliveries SET state = 'DELIVERED', delivered_at = now(),
                  last_status = $2, last_latency_ms = $3, last_error = NULL
-             WHERE id = $1)
-         UPDATE webhook_endpoints SET failures = 0 WHERE id = $4 AND failures > 0",
+             WHERE tenant_id = $5 AND id = $1)
+         UPDATE webhook_endpoints SET failures = 0
+         WHERE tenant_id = $5 AND id = $4 AND failures > 0",
     )
     .bind(due.id)
     .bind(attempt.status)
     .bind(attempt.latency_ms)
     .bind(due.endpoint_id)
+    .bind(due.tenant_id)
     .execute(pool)
     .await?;
     Ok(())
@@ -361,12 +381,12 @@ pub async fn failed(
              SET state = CASE WHEN $5::timestamptz IS NULL THEN 'FAILED' ELSE 'PENDING' END,
                  next_attempt_at = coalesce($5, next_attempt_at),
                  last_status = $2, last_latency_ms = $3, last_error = left($4, 500)
-             WHERE id = $1)
+             WHERE tenant_id = $9 AND id = $1)
          UPDATE webhook_endpoints SET failures = failures + 1,
              enabled = enabled AND failures + 1 < $7,
              disabled_reason = CASE WHEN enabled AND failures + 1 >= $7 THEN $8
                                     ELSE disabled_reason END
-         WHERE id = $6
+         WHERE tenant_id = $9 AND id = $6
          RETURNING (NOT enabled AND failures = $7)",
     )
     .bind(due.id)
@@ -377,6 +397,7 @@ pub async fn failed(
     .bind(due.endpoint_id)
     .bind(disable_after)
     .bind(reason)
+    .bind(due.tenant_id)
     .fetch_optional(conn)
     .await?;
     Ok(disabled.unwrap_or(false))
@@ -386,8 +407,8 @@ pub async fn failed(
 /// deliveries); answers how many.
 pub async fn prune_events(pool: &PgPool, before: DateTime<Utc>, batch: i64) -> sqlx::Result<u64> {
     let deleted = sqlx::query(
-        "DELETE FROM events WHERE id IN (
-             SELECT id FROM events WHERE created_at < $1 ORDER BY id LIMIT $2)",
+        "DELETE FROM events WHERE ctid IN (
+             SELECT ctid FROM events WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
     )
     .bind(before)
     .bind(batch)

@@ -177,7 +177,7 @@ async fn upserting_a_user_invites_once_then_updates_and_only_managers_set_the_id
         .await;
     assert_eq!(error.field.as_deref(), Some("input.customerId"));
 
-    // A user names itself, but its externalId is its managers' to set.
+    // A user names itself, but its externalId is set tenant-wide.
     let (me, session) = app.member(&shop, "sam@shop.test").await;
     let error = app
         .error_as(
@@ -214,6 +214,24 @@ async fn a_customer_administrator_finds_only_what_it_sees() {
     }
     let (_, session) = app.member(&mine, "boss@mine.test").await;
     app.administer(&mine, "boss@mine.test").await;
+    // Partners' ids are set by tenant-wide callers only.
+    let inner = app.customer("Inner", Some(&mine)).await;
+    let error = app
+        .error_as(
+            Some(&session),
+            "mutation($id: ID!) { updateCustomer(id: $id, input: { externalId: \"crm-9\" }) { customer { id } } }",
+            json!({ "id": inner }),
+        )
+        .await;
+    assert_eq!(error.code, "FORBIDDEN");
+    let error = app
+        .error_as(
+            Some(&session),
+            UPSERT_CUSTOMER,
+            json!({ "x": "crm-9", "input": { "title": "Squat", "parentId": mine } }),
+        )
+        .await;
+    assert_eq!(error.code, "FORBIDDEN");
     let query = "query($x: String!) { customerByExternalId(externalId: $x) { id } }";
     let found = app.data_as(&session, query, json!({ "x": "in" })).await;
     assert_eq!(found["customerByExternalId"]["id"], json!(mine));

@@ -81,6 +81,9 @@ enum Rule {
     /// Tenant-wide callers only (keys and tenant administrators); customer
     /// users FORBIDDEN.
     TenantWide,
+    /// Needs the scopes, and tenant-wide callers only: customer users
+    /// FORBIDDEN whatever they target (partners' own ids).
+    TenantWideScopes(&'static [Scope]),
 }
 
 /// Where content shows, for `Rule::Shows`.
@@ -127,11 +130,13 @@ const MATRIX: &[(&str, &str, Rule)] = &[
     ("AuditEntryEdge", "cursor node", Auditors),
     ("Mutation", "signUp validateEmail requestPasswordReset resetPassword login activateAccount requestNewLink", Public),
     ("Mutation", "logout", Authenticated),
-    ("Mutation", "createCustomer upsertCustomer updateCustomer attachEntitlement detachEntitlement", ChangeCustomer(&[CW])),
+    ("Mutation", "createCustomer updateCustomer attachEntitlement detachEntitlement", ChangeCustomer(&[CW])),
+    ("Mutation", "upsertCustomer", TenantWideScopes(&[CW])),
     ("Mutation", "moveCustomer deleteCustomer", Restructure(&[CW])),
     ("Mutation", "assignCustomerAdministrator", ChangeCustomer(ADMINISTRATOR)),
     ("Mutation", "removeCustomerAdministrator", ChangeCustomer(&[CW, UR])),
-    ("Mutation", "createUser upsertUser", ChangeCustomer(MEMBER)),
+    ("Mutation", "createUser", ChangeCustomer(MEMBER)),
+    ("Mutation", "upsertUser", TenantWideScopes(MEMBER)),
     ("Mutation", "updateUser setUserStatus approveUser resendActivation revokeInvitation deleteUser revokeSessions", ManageUser(MEMBER)),
     ("Mutation", "updateTenant", EveryScope),
     ("Mutation", "retryJob cancelJob retryJobs pauseJobKind resumeJobKind", Scopes(&[JW])),
@@ -309,7 +314,7 @@ const MUTATION_PROBES: &[Probe] = &[
     Probe { field: "resumeJobKind", args: "(kind: PASSWORD_RESET)", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::Paused },
     Probe { field: "createApiKey", args: "(name: \"probe\", scopes: [JOBS_READ])", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::None },
     Probe { field: "revokeApiKey", args: "(id: $target)", target: Target::Tenant, hidden: NOT_FOUND, fixture: Fixture::Key },
-    Probe { field: "createWebhookEndpoint", args: "(url: \"https://93.184.216.34/hook\", events: [JOB_KILLED])", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::None },
+    Probe { field: "createWebhookEndpoint", args: "(url: \"https://93.184.216.34/hook\", events: [JOB_KILLED])", target: Target::Own, hidden: NOT_FOUND, fixture: Fixture::EndpointRoom },
     Probe { field: "updateWebhookEndpoint", args: "(id: $target, url: \"https://93.184.216.34/other\", events: [JOB_KILLED])", target: Target::Tenant, hidden: NOT_FOUND, fixture: Fixture::Endpoint },
     Probe { field: "deleteWebhookEndpoint", args: "(id: $target)", target: Target::Tenant, hidden: NOT_FOUND, fixture: Fixture::Endpoint },
     Probe { field: "redeliverWebhook", args: "(deliveryId: $target)", target: Target::Tenant, hidden: NOT_FOUND, fixture: Fixture::Delivery },
@@ -569,7 +574,8 @@ mod model {
             | Rule::SelfOrManager(s)
             | Rule::ChangeCustomer(s)
             | Rule::Restructure(s)
-            | Rule::ManageUser(s) => s,
+            | Rule::ManageUser(s)
+            | Rule::TenantWideScopes(s) => s,
             Rule::EveryScope => &Scope::ALL,
             Rule::Public
             | Rule::Authenticated
@@ -646,6 +652,11 @@ mod model {
             return UNAUTHENTICATED;
         }
         if lacks(who, narrow, rule_scopes(rule)) {
+            return FORBIDDEN;
+        }
+        if matches!(rule, Rule::TenantWideScopes(_))
+            && !(tenant_wide(who) || who == Who::OtherTenant)
+        {
             return FORBIDDEN;
         }
         if !visible(who, probe.target) {
@@ -1143,7 +1154,17 @@ impl World {
                     .await;
                 string_at(&data, &["createApiKey", "apiKey", "id"])
             }
-            Fixture::Endpoint | Fixture::Delivery => {
+            Fixture::EndpointRoom | Fixture::Endpoint | Fixture::Delivery => {
+                // A tenant has at most 20: keep the world's only.
+                sqlx::query(
+                    "DELETE FROM webhook_endpoints WHERE url <> 'https://93.184.216.34/world'",
+                )
+                .execute(&app.pool)
+                .await
+                .unwrap();
+                if fixture == Fixture::EndpointRoom {
+                    return;
+                }
                 let data = app
                     .data(
                         "mutation { createWebhookEndpoint(url: \"https://93.184.216.34/hook\",
@@ -1198,6 +1219,8 @@ enum Fixture {
     Paused,
     /// An API key.
     Key,
+    /// Room for a webhook endpoint: only the world's remains.
+    EndpointRoom,
     /// A webhook endpoint for JOB_KILLED.
     Endpoint,
     /// A delivery of the world's killed job to a fresh endpoint.

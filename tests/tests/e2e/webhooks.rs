@@ -158,7 +158,7 @@ async fn events_arrive_signed_and_match_the_event_log() {
             .expect("a valid Standard Webhooks signature");
         seen.push((body["type"].clone(), body["data"]["id"].clone()));
     }
-    seen.sort_by_key(|s| s.0.to_string());
+    seen.sort_by_key(|s| (s.0.to_string(), s.1.to_string()));
     assert_eq!(
         seen,
         [
@@ -471,6 +471,11 @@ async fn endpoints_are_refused_inside_the_network_and_beyond_the_callers_scopes(
         )
         .await;
     assert_eq!(error.code, "FORBIDDEN");
+    // Nor sees it, its URL or what it was sent.
+    let listed = app
+        .data_as(&narrow, "{ webhookEndpoints { id url } }", json!({}))
+        .await;
+    assert_eq!(listed["webhookEndpoints"], json!([]));
     app.customer("C", None).await;
     app.data(
         "mutation { createUser(input: { role: TENANT_ADMIN, email: \"t@acme.test\",

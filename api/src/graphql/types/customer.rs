@@ -421,7 +421,8 @@ pub struct CreateCustomerInput {
     pub address: Option<String>,
     pub address2: Option<String>,
     pub zip: Option<String>,
-    /// Your own id for it: unique in the tenant, at most 255 characters.
+    /// Your own id for it: unique in the tenant, at most 255 characters;
+    /// set by API keys and tenant administrators only.
     pub external_id: Option<String>,
 }
 

@@ -429,7 +429,7 @@ pub struct CreateUserInput {
     /// How long the activation link works: 1 to 720 hours, default 168 (7 days).
     pub activation_ttl_hours: Option<i32>,
     /// Your own id for the user: unique in the tenant, at most 255
-    /// characters.
+    /// characters; set by API keys and tenant administrators only.
     pub external_id: Option<String>,
 }
 
@@ -443,7 +443,7 @@ pub struct UpdateUserInput {
     /// takes effect when its link is used, and the address is reserved
     /// meanwhile.
     pub email: async_graphql::MaybeUndefined<String>,
-    /// Set by those who manage the user, not by the user itself.
+    /// Set by API keys and tenant administrators only.
     pub external_id: async_graphql::MaybeUndefined<String>,
 }
 
