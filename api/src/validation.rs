@@ -46,6 +46,25 @@ pub fn external_id(value: Option<&str>) -> ApiResult<Option<String>> {
     optional("externalId", value, MAX_EXTERNAL_ID_CHARS)
 }
 
+/// The externalId an upsert names (the argument), which the input may
+/// repeat but not contradict; tenant-wide callers only.
+pub fn upsert_key(
+    caller: &crate::auth::Caller,
+    external_id: &str,
+    in_input: Option<&str>,
+) -> ApiResult<String> {
+    crate::access::may_set_external_id(caller)?;
+    let external_id = self::external_id(Some(external_id))?
+        .ok_or_else(|| ApiError::bad_input("externalId", "externalId must not be blank"))?;
+    if in_input.is_some_and(|given| given.trim() != external_id) {
+        return Err(ApiError::bad_input(
+            "input.externalId",
+            "input.externalId differs from externalId",
+        ));
+    }
+    Ok(external_id)
+}
+
 /// Like `optional`, for free text where line breaks are welcome.
 pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> ApiResult<Option<String>> {
     match value.map(str::trim).filter(|v| !v.is_empty()) {

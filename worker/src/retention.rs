@@ -71,21 +71,37 @@ pub async fn run(pool: PgPool, config: Arc<Config>, shutdown: CancellationToken)
     }
 }
 
-/// Deletes DONE jobs older than `retention`, a batch at a time; returns how many.
-pub async fn prune(
-    pool: &PgPool,
-    retention: Duration,
+/// Runs `batch` (a delete of at most `BATCH` rows) until it deletes fewer,
+/// or the worker stops; answers how many rows went.
+async fn in_batches<F: Future<Output = sqlx::Result<u64>>>(
     shutdown: &CancellationToken,
+    mut batch: impl FnMut() -> F,
 ) -> sqlx::Result<u64> {
     let mut total = 0;
     while !shutdown.is_cancelled() {
-        let deleted = jobs::prune_done(pool, retention, BATCH).await?;
+        let deleted = batch().await?;
         total += deleted;
         if deleted < BATCH as u64 {
             break;
         }
     }
     Ok(total)
+}
+
+/// The moment `retention` ago (at most a hundred years: the
+/// configuration's bound).
+fn ago(retention: Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+        - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(36_500))
+}
+
+/// Deletes DONE jobs older than `retention`, a batch at a time; returns how many.
+pub async fn prune(
+    pool: &PgPool,
+    retention: Duration,
+    shutdown: &CancellationToken,
+) -> sqlx::Result<u64> {
+    in_batches(shutdown, || jobs::prune_done(pool, retention, BATCH)).await
 }
 
 /// Deletes audit entries older than `retention`, a batch at a time;
@@ -95,18 +111,8 @@ pub async fn prune_audit(
     retention: Duration,
     shutdown: &CancellationToken,
 ) -> sqlx::Result<u64> {
-    // At most a hundred years (the configuration's bound).
-    let age = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(36_500));
-    let before = chrono::Utc::now() - age;
-    let mut total = 0;
-    while !shutdown.is_cancelled() {
-        let deleted = audit::prune(pool, before, BATCH).await?;
-        total += deleted;
-        if deleted < BATCH as u64 {
-            break;
-        }
-    }
-    Ok(total)
+    let before = ago(retention);
+    in_batches(shutdown, || audit::prune(pool, before, BATCH)).await
 }
 
 /// Deletes events (with their deliveries) older than `retention`, a batch
@@ -116,31 +122,14 @@ pub async fn prune_events(
     retention: Duration,
     shutdown: &CancellationToken,
 ) -> sqlx::Result<u64> {
-    let age = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(36_500));
-    let before = chrono::Utc::now() - age;
-    let mut total = 0;
-    while !shutdown.is_cancelled() {
-        let deleted = webhooks::prune_events(pool, before, BATCH).await?;
-        total += deleted;
-        if deleted < BATCH as u64 {
-            break;
-        }
-    }
-    Ok(total)
+    let before = ago(retention);
+    in_batches(shutdown, || webhooks::prune_events(pool, before, BATCH)).await
 }
 
 /// Forgets the answers kept for Idempotency-Keys once they stop answering
 /// repeats (24 hours), a batch at a time; returns how many.
 pub async fn prune_idempotency(pool: &PgPool, shutdown: &CancellationToken) -> sqlx::Result<u64> {
-    let mut total = 0;
-    while !shutdown.is_cancelled() {
-        let deleted = idempotency::prune(pool, BATCH).await?;
-        total += deleted;
-        if deleted < BATCH as u64 {
-            break;
-        }
-    }
-    Ok(total)
+    in_batches(shutdown, || idempotency::prune(pool, BATCH)).await
 }
 
 /// Forgets the tasks Redis finished `age` ago or earlier, and what apalis

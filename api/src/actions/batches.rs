@@ -113,10 +113,7 @@ pub async fn create_customers(
             }
             Err(error) => Err(error),
         };
-        outcomes.push(outcome.map(|(row, record)| {
-            records.push(record);
-            row
-        }));
+        outcomes.push(kept(outcome, &mut records));
     }
     finish(tx, outcomes, records, atomic).await
 }
@@ -146,12 +143,17 @@ pub async fn update_users(
             }
             Err(error) => Err(error),
         };
-        outcomes.push(outcome.map(|(row, record)| {
-            records.push(record);
-            row
-        }));
+        outcomes.push(kept(outcome, &mut records));
     }
     finish(tx, outcomes, records, atomic).await
+}
+
+/// An item's outcome, its record kept for the audit log when it succeeded.
+fn kept<T>(outcome: Outcome<(T, Record)>, records: &mut Vec<Record>) -> Outcome<T> {
+    outcome.map(|(made, record)| {
+        records.push(record);
+        made
+    })
 }
 
 /// Creates users, each as `createUser` does (its invitation, its link,

@@ -564,19 +564,7 @@ pub async fn upsert(
     external_id: &str,
     input: NewUserCommand,
 ) -> ApiResult<CreatedUser> {
-    access::may_set_external_id(caller)?;
-    let external_id = v::external_id(Some(external_id))?
-        .ok_or_else(|| ApiError::bad_input("externalId", "externalId must not be blank"))?;
-    if input
-        .external_id
-        .as_deref()
-        .is_some_and(|given| given.trim() != external_id)
-    {
-        return Err(ApiError::bad_input(
-            "input.externalId",
-            "input.externalId differs from externalId",
-        ));
-    }
+    let external_id = v::upsert_key(caller, external_id, input.external_id.as_deref())?;
     let Some(existing) = users::by_external_id(db.pool, caller.tenant_id, &external_id)
         .await?
         .filter(|row| access::sees_user(caller, row))

@@ -81,32 +81,45 @@ pub struct UpdateUsersPayload {
     pub failed: i32,
 }
 
-fn tally<T>(outcomes: &[Outcome<T>]) -> (i32, i32) {
+/// Each item's result, by `make` from its place and outcome, and how many
+/// succeeded and failed.
+fn results<T, R>(
+    outcomes: Vec<Outcome<T>>,
+    make: impl Fn(i32, Result<T, ItemError>) -> R,
+) -> (Vec<R>, i32, i32) {
     let failed = outcomes.iter().filter(|o| o.is_err()).count() as i32;
-    (outcomes.len() as i32 - failed, failed)
+    let succeeded = outcomes.len() as i32 - failed;
+    let results = outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(index, outcome)| make(index as i32, outcome.map_err(ItemError::from)))
+        .collect();
+    (results, succeeded, failed)
+}
+
+fn split<T>(outcome: Result<T, ItemError>) -> (Option<T>, Option<ItemError>) {
+    match outcome {
+        Ok(made) => (Some(made), None),
+        Err(error) => (None, Some(error)),
+    }
 }
 
 impl From<Vec<Outcome<CreatedUser>>> for CreateUsersPayload {
     fn from(outcomes: Vec<Outcome<CreatedUser>>) -> Self {
-        let (succeeded, failed) = tally(&outcomes);
-        let results = outcomes
-            .into_iter()
-            .enumerate()
-            .map(|(index, outcome)| match outcome {
-                Ok(created) => CreateUsersResult {
-                    index: index as i32,
-                    user: Some(User(created.user)),
-                    activation_link: created.activation_link,
-                    error: None,
-                },
-                Err(error) => CreateUsersResult {
-                    index: index as i32,
-                    user: None,
-                    activation_link: None,
-                    error: Some(error.into()),
-                },
-            })
-            .collect();
+        let (results, succeeded, failed) = results(outcomes, |index, outcome| match outcome {
+            Ok(created) => CreateUsersResult {
+                index,
+                user: Some(User(created.user)),
+                activation_link: created.activation_link,
+                error: None,
+            },
+            Err(error) => CreateUsersResult {
+                index,
+                user: None,
+                activation_link: None,
+                error: Some(error),
+            },
+        });
         Self {
             results,
             succeeded,
@@ -117,22 +130,14 @@ impl From<Vec<Outcome<CreatedUser>>> for CreateUsersPayload {
 
 impl From<Vec<Outcome<CustomerRow>>> for CreateCustomersPayload {
     fn from(outcomes: Vec<Outcome<CustomerRow>>) -> Self {
-        let (succeeded, failed) = tally(&outcomes);
-        let results = outcomes
-            .into_iter()
-            .enumerate()
-            .map(|(index, outcome)| {
-                let (customer, error) = match outcome {
-                    Ok(row) => (Some(Customer(row)), None),
-                    Err(error) => (None, Some(error.into())),
-                };
-                CustomerResult {
-                    index: index as i32,
-                    customer,
-                    error,
-                }
-            })
-            .collect();
+        let (results, succeeded, failed) = results(outcomes, |index, outcome| {
+            let (customer, error) = split(outcome);
+            CustomerResult {
+                index,
+                customer: customer.map(Customer),
+                error,
+            }
+        });
         Self {
             results,
             succeeded,
@@ -143,22 +148,14 @@ impl From<Vec<Outcome<CustomerRow>>> for CreateCustomersPayload {
 
 impl From<Vec<Outcome<UserRow>>> for UpdateUsersPayload {
     fn from(outcomes: Vec<Outcome<UserRow>>) -> Self {
-        let (succeeded, failed) = tally(&outcomes);
-        let results = outcomes
-            .into_iter()
-            .enumerate()
-            .map(|(index, outcome)| {
-                let (user, error) = match outcome {
-                    Ok(row) => (Some(User(row)), None),
-                    Err(error) => (None, Some(error.into())),
-                };
-                UserResult {
-                    index: index as i32,
-                    user,
-                    error,
-                }
-            })
-            .collect();
+        let (results, succeeded, failed) = results(outcomes, |index, outcome| {
+            let (user, error) = split(outcome);
+            UserResult {
+                index,
+                user: user.map(User),
+                error,
+            }
+        });
         Self {
             results,
             succeeded,
