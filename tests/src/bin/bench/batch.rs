@@ -4,60 +4,34 @@
 //! user and a job inserted through the store in one transaction, from 8
 //! tasks).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use canopy_core::id::{CustomerId, TenantId};
 use serde_json::{Value, json};
 
-use crate::floors;
+use crate::{floors, pipeline};
 
 const CLIENTS: usize = 8;
 /// Batches timed, after one to warm up.
 const ROUNDS: usize = 5;
-
-const INVITE: &str = "mutation($c: ID!, $e: String!) { createUser(input: { customerId: $c,
-    email: $e, activation: SEND_ACTIVATION_EMAIL }) { user { id } } }";
 
 const INVITE_MANY: &str = "mutation($inputs: [CreateUserInput!]!) {
     createUsers(inputs: $inputs) { succeeded failed } }";
 
 pub async fn run() -> Result<()> {
     let users: usize = super::mode_argument(1000)?;
-    let url = "postgres://postgres@127.0.0.1:5432/canopy_bench_batch";
-    let pool = super::fresh_database(url).await?;
-    let queue = format!("canopy-bench-{:08x}", rand::random::<u32>());
-    let config = super::served_config(&queue, None)?;
-    let tenant = super::bench_tenant(&pool, &config).await?;
-    let bench = Arc::new(super::serve(&pool, config.clone(), tenant.api_key).await?);
-    let customer = bench
-        .data(
-            "mutation { createCustomer(input: { title: \"Bench\" }) { customer { id } } }",
-            json!({}),
-        )
-        .await?["createCustomer"]["customer"]["id"]
-        .clone();
+    let super::Fresh {
+        pool,
+        config,
+        queue,
+        bench,
+        customer,
+    } = super::fresh_served("canopy_bench_batch", None).await?;
 
     // Single calls from 8 clients.
     let began = Instant::now();
-    let tasks: Vec<_> = (0..CLIENTS)
-        .map(|client| {
-            let (bench, customer) = (bench.clone(), customer.clone());
-            tokio::spawn(async move {
-                for n in (client..users).step_by(CLIENTS) {
-                    let email = format!("single{n}@bench.test");
-                    bench
-                        .data(INVITE, json!({ "c": customer, "e": email }))
-                        .await?;
-                }
-                anyhow::Ok(())
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
+    pipeline::invite(&bench, &customer, "single", users, None).await?;
     let single = users as f64 / began.elapsed().as_secs_f64();
 
     // One batch at a time.

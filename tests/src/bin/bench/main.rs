@@ -76,6 +76,39 @@ async fn bench_tenant(pool: &PgPool, config: &Config) -> Result<tenants::Created
     .map_err(|e| anyhow::anyhow!("{}", tenants::describe(&e)))
 }
 
+/// A fresh database `name` with the bench tenant and one root customer,
+/// served with the embedded worker off (mail to `smtp_url`, when given)
+/// on a Redis queue of its own.
+struct Fresh {
+    pool: PgPool,
+    config: Arc<Config>,
+    queue: String,
+    bench: Arc<Bench>,
+    customer: Value,
+}
+
+async fn fresh_served(name: &str, smtp_url: Option<&str>) -> Result<Fresh> {
+    let pool = fresh_database(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await?;
+    let queue = format!("canopy-bench-{:08x}", rand::random::<u32>());
+    let config = served_config(&queue, smtp_url)?;
+    let tenant = bench_tenant(&pool, &config).await?;
+    let bench = Arc::new(serve(&pool, config.clone(), tenant.api_key).await?);
+    let customer = bench
+        .data(
+            "mutation { createCustomer(input: { title: \"Bench\" }) { customer { id } } }",
+            json!({}),
+        )
+        .await?["createCustomer"]["customer"]["id"]
+        .clone();
+    Ok(Fresh {
+        pool,
+        config,
+        queue,
+        bench,
+        customer,
+    })
+}
+
 /// Serves the real app on a free port and returns a client for it.
 async fn serve(pool: &PgPool, config: Arc<Config>, key: String) -> Result<Bench> {
     let state = AppState::new(pool.clone(), config).await?;

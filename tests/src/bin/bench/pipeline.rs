@@ -26,21 +26,14 @@ const INVITE: &str = "mutation($c: ID!, $e: String!) { createUser(input: { custo
 
 pub async fn run() -> Result<()> {
     let emails: usize = super::mode_argument(2000)?;
-    let url = "postgres://postgres@127.0.0.1:5432/canopy_bench_pipeline";
-    let pool = super::fresh_database(url).await?;
     let sink = SmtpSink::start().await;
-    let smtp_url = sink.url();
-    let queue = format!("canopy-bench-{:08x}", rand::random::<u32>());
-    let config = super::served_config(&queue, Some(&smtp_url))?;
-    let tenant = super::bench_tenant(&pool, &config).await?;
-    let bench = Arc::new(super::serve(&pool, config.clone(), tenant.api_key).await?);
-    let customer = bench
-        .data(
-            "mutation { createCustomer(input: { title: \"Bench\" }) { customer { id } } }",
-            json!({}),
-        )
-        .await?["createCustomer"]["customer"]["id"]
-        .clone();
+    let super::Fresh {
+        pool,
+        config,
+        queue,
+        bench,
+        customer,
+    } = super::fresh_served("canopy_bench_pipeline", Some(&sink.url())).await?;
     let lettre = floors::smtp(CLIENTS, Duration::from_secs(5)).await?;
 
     // 1. A backlog committed from 8 clients at full speed (the top rate),
@@ -102,7 +95,7 @@ pub async fn run() -> Result<()> {
 /// Commits `count` invitations from `CLIENTS` clients, at `rate` per second
 /// in all when given (else as fast as they go); answers when each request
 /// began, by address.
-async fn invite(
+pub async fn invite(
     bench: &Arc<Bench>,
     customer: &Value,
     label: &str,
